@@ -1,0 +1,1 @@
+//! The PromQL evaluator (Prometheus 3 semantics) over the `promql-parser` AST.
