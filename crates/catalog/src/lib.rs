@@ -1,1 +1,29 @@
-//! x
+//! The catalog: a team's alerts as data. Runbook entries with machine-readable
+//! triage steps, the contracts those steps rely on, and the Prometheus-format
+//! rule files that detect each alert; loaded from a directory, validated and
+//! cross-linked.
+//!
+//! Key types: [`Catalog`] (the validated whole), [`Entry`] and [`Step`] (the
+//! runbook), [`Contract`] (budgets, SLOs, ceilings...), [`RuleFile`], and
+//! [`Diagnostics`] (every error found, each at `file:line:col`).
+//!
+//! This crate reads files and nothing else: it runs no query, talks to no
+//! datasource and never reads the clock. Triage execution lives elsewhere and
+//! evaluates the [`expr`] trees this crate validated.
+
+pub mod contracts;
+mod diagnostic;
+pub mod duration;
+pub mod expr;
+mod load;
+pub mod markdown;
+mod model;
+pub mod queries;
+mod raw;
+mod source;
+
+pub use contracts::{Contract, ContractKind};
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use load::{LoadOptions, load, load_rules, load_with};
+pub use model::*;
+pub use source::SourceFile;

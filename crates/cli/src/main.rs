@@ -1,1 +1,286 @@
-fn main() {}
+//! The `alertbook` command line: the one place that prints to the terminal.
+//!
+//! Subcommands: `run` (the server), `check` (validate catalogs, rule files,
+//! contracts and configuration), `runbook` (list or print entries). Each maps
+//! its arguments onto library crates and their results onto output and exit
+//! status; no domain logic lives here.
+
+mod config;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "alertbook",
+    version,
+    about = "Alerting that runs the runbook: rules, triage, notifications and the on-call journal",
+    long_about = "alertbook evaluates Prometheus-format alert rules over metrics, logs, SQL, probes and Docker \
+                  state, runs each alert's triage from the runbook as data, notifies with Alertmanager-compatible \
+                  routing and keeps the on-call journal. The Busflow catalog (catalog/busflow) is the default."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the alertbook server.
+    ///
+    /// Serves /-/healthy, /-/ready and the runbook (/runbook as HTML, /runbook.md and
+    /// /runbook/<ID>.md as Markdown). Flags override the configuration file.
+    Run {
+        /// Configuration file (YAML: catalog, listen, data).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Address to listen on [default: 127.0.0.1:9099].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Data directory [default: ./data].
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Catalog directory [default: catalog/busflow].
+        #[arg(long, value_name = "DIR")]
+        catalog: Option<PathBuf>,
+    },
+    /// Validate catalogs, rule files, contract files and configuration files.
+    ///
+    /// A directory with a catalog.yaml is checked as a catalog: runbook entries, triage
+    /// steps, contracts and rule files, and the links between them. A file is checked as a
+    /// rule file when it has `groups`, as a contract when it has `kind`, else as a
+    /// configuration file. All errors are printed at once as file:line:col with the source
+    /// line; the exit status is 1 when any error was found. Without PATH, checks the
+    /// default catalog.
+    Check {
+        /// Paths to check [default: catalog/busflow].
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// List the runbook's alerts, or print one entry by ID (A3) or alertname (PiiLeakDetected).
+    Runbook {
+        /// The entry's ID or alertname; omit to list every alert.
+        #[arg(value_name = "ID|ALERTNAME")]
+        key: Option<String>,
+        /// Catalog directory [default: catalog/busflow].
+        #[arg(long, value_name = "DIR", default_value = config::DEFAULT_CATALOG)]
+        catalog: PathBuf,
+        /// Print the whole runbook as Markdown (the content of runbook.md).
+        #[arg(long, conflicts_with = "key")]
+        markdown: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run {
+            config,
+            listen,
+            data,
+            catalog,
+        } => run(config, listen, data, catalog),
+        Command::Check { paths } => check(paths),
+        Command::Runbook { key, catalog, markdown } => runbook(key, &catalog, markdown),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_catalog(path: &Path) -> anyhow::Result<catalog::Catalog> {
+    catalog::load(path).map_err(|diagnostics| anyhow::anyhow!("catalog {} is invalid:\n{diagnostics}", path.display()))
+}
+
+fn run(
+    config_path: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+    data: Option<PathBuf>,
+    catalog_path: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".parse().expect("valid")),
+        )
+        .init();
+    let mut config = match &config_path {
+        Some(path) => config::load(path).map_err(|diagnostics| anyhow::anyhow!("{diagnostics}"))?,
+        None => config::Config::default(),
+    };
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    if let Some(data) = data {
+        config.data = data;
+    }
+    if let Some(catalog_path) = catalog_path {
+        config.catalog = catalog_path;
+    }
+    let catalog = load_catalog(&config.catalog)?;
+    std::fs::create_dir_all(&config.data)
+        .with_context(|| format!("cannot create the data directory {}", config.data.display()))?;
+    tracing::info!(catalog = %config.catalog.display(), summary = %catalog.summary(), data = %config.data.display(), "catalog loaded");
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let state = server::AppState::new(catalog);
+        server::serve(config.listen, state, shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down");
+}
+
+/// What kind of file `path` is, judged by its top-level keys.
+fn classify_file(path: &Path) -> FileKind {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let has_key = |key: &str| text.lines().any(|line| line.starts_with(&format!("{key}:")));
+    if has_key("groups") {
+        FileKind::Rules
+    } else if has_key("kind") {
+        FileKind::Contract
+    } else {
+        FileKind::Config
+    }
+}
+
+enum FileKind {
+    Rules,
+    Contract,
+    Config,
+}
+
+fn check(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from(config::DEFAULT_CATALOG)]
+    } else {
+        paths
+    };
+    let mut failed = false;
+    for path in &paths {
+        let outcome: Result<String, catalog::Diagnostics> = if path.is_dir() {
+            if !path.join("catalog.yaml").is_file() {
+                eprintln!("{}: error: not a catalog directory (no catalog.yaml)", path.display());
+                failed = true;
+                continue;
+            }
+            catalog::load(path).map(|catalog| catalog.summary().to_string())
+        } else if !path.exists() {
+            Err(catalog::Diagnostics(vec![catalog::Diagnostic::file(
+                path,
+                "no such file or directory",
+            )]))
+        } else {
+            match classify_file(path) {
+                FileKind::Rules => catalog::load_rules(std::slice::from_ref(path)).map(|files| {
+                    let rules: usize = files
+                        .iter()
+                        .flat_map(|file| &file.groups)
+                        .map(|group| group.rules.len())
+                        .sum();
+                    format!("{rules} rules")
+                }),
+                FileKind::Contract => check_contract(path),
+                FileKind::Config => config::load(path).and_then(|config| {
+                    catalog::load(&config.catalog)
+                        .map(|catalog| format!("configuration valid; catalog: {}", catalog.summary()))
+                }),
+            }
+        };
+        match outcome {
+            Ok(summary) => println!("{}: {summary}", path.display()),
+            Err(diagnostics) => {
+                failed = true;
+                eprint!("{diagnostics}");
+                let count = diagnostics.len();
+                eprintln!("{}: {count} error{}", path.display(), if count == 1 { "" } else { "s" });
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn check_contract(path: &Path) -> Result<String, catalog::Diagnostics> {
+    let source = catalog::SourceFile::read(path).map_err(|diagnostic| catalog::Diagnostics(vec![diagnostic]))?;
+    let mut errors = Vec::new();
+    match catalog::contracts::load_contract(&source, &mut errors) {
+        Some(contract) if errors.is_empty() => Ok(format!("contract {} valid", contract.name)),
+        _ => Err(catalog::Diagnostics(errors)),
+    }
+}
+
+fn runbook(key: Option<String>, catalog_path: &Path, markdown: bool) -> anyhow::Result<ExitCode> {
+    if markdown {
+        // Regenerating runbook.md must work while the file is stale or missing.
+        let options = catalog::LoadOptions { check_markdown: false };
+        let catalog = catalog::load_with(catalog_path, options)
+            .map_err(|diagnostics| anyhow::anyhow!("catalog {} is invalid:\n{diagnostics}", catalog_path.display()))?;
+        print!("{}", catalog::markdown::render(&catalog));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let catalog = load_catalog(catalog_path)?;
+    match key {
+        Some(key) => match catalog.entry(&key) {
+            Some(entry) => {
+                print!("{}", catalog::markdown::render_entry(&catalog, entry));
+                Ok(ExitCode::SUCCESS)
+            }
+            None => {
+                eprintln!("error: no runbook entry with ID or alertname {key:?}; `alertbook runbook` lists them");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        None => {
+            let id_width = catalog
+                .entries
+                .iter()
+                .map(|entry| entry.id.len())
+                .max()
+                .unwrap_or(2)
+                .max(2);
+            let name_width = catalog
+                .entries
+                .iter()
+                .map(|entry| entry.alertname.len())
+                .max()
+                .unwrap_or(9)
+                .max(9);
+            println!("{:id_width$}  {:name_width$}  {:6}  TITLE", "ID", "ALERTNAME", "STEPS");
+            for entry in &catalog.entries {
+                println!(
+                    "{:id_width$}  {:name_width$}  {:6}  {}",
+                    entry.id,
+                    entry.alertname,
+                    entry.steps.len(),
+                    entry.title
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,1 +1,92 @@
-//! x
+//! alertbook's HTTP server: the only crate that speaks HTTP and JSON.
+//!
+//! Key items: [`AppState`] (what handlers read), [`router`] (every route) and
+//! [`serve`] (binds and runs until shutdown). Today it serves the health
+//! endpoints and the runbook, rendered as HTML or Markdown.
+//!
+//! It owns no domain logic: it maps requests onto the catalog and the engines
+//! and their results onto HTTP, one error-to-status mapping for all.
+
+mod runbook;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use catalog::Catalog;
+
+/// Shared, read-mostly state of the server.
+#[derive(Debug)]
+pub struct AppState {
+    pub catalog: Catalog,
+    ready: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(catalog: Catalog) -> Arc<Self> {
+        Arc::new(Self {
+            catalog,
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    /// Marks the server ready to take traffic (`/-/ready` answers 200).
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+}
+
+/// Every route of the server.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .merge(runbook::routes())
+        .with_state(state)
+}
+
+async fn healthy() -> &'static str {
+    "alertbook is Healthy.\n"
+}
+
+async fn ready(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> impl IntoResponse {
+    if state.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "alertbook is Ready.\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "alertbook is not ready.\n")
+    }
+}
+
+/// Errors of the server's lifecycle.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Binds `address` and serves until `shutdown` completes.
+pub async fn serve(
+    address: SocketAddr,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| Error::Bind { address, source })?;
+    let local = listener.local_addr().map_err(Error::Serve)?;
+    tracing::info!(address = %local, "listening");
+    state.set_ready();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(Error::Serve)
+}

@@ -1,0 +1,867 @@
+//! Loading a catalog directory: parse every file, validate each, then
+//! cross-link them, collecting every error before giving up.
+//!
+//! Layout of a catalog directory:
+//!
+//! ```text
+//! catalog.yaml          manifest: name, routes, runbook URL, rule file globs, closing rule
+//! runbook/<ID>.yaml     one entry per alert: intent, triage steps, escalation
+//! runbook.md            generated from runbook/*.yaml; must match it
+//! contracts/<name>.yaml contracts, each with a `kind`
+//! rules/*.yaml          Prometheus-format rule files
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_saphyr::Spanned;
+
+use crate::contracts::{Contract, load_contract};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::duration::parse_duration;
+use crate::expr;
+use crate::model::*;
+use crate::queries;
+use crate::raw::*;
+use crate::source::SourceFile;
+
+/// The names every predicate may read besides check results and contracts.
+const ALERT_NAMES: &[&str] = &["labels", "value", "alert"];
+/// The roots a Docker rule expression may read.
+const DOCKER_ROOTS: &[&str] = &["services", "secrets", "networks"];
+
+/// Loads and validates the catalog in `root`, `runbook.md` included.
+pub fn load(root: &Path) -> Result<Catalog, Diagnostics> {
+    load_with(root, LoadOptions::default())
+}
+
+/// What [`load_with`] verifies.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// Verify that `runbook.md` matches the entries. Off only to regenerate it.
+    pub check_markdown: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self { check_markdown: true }
+    }
+}
+
+/// Loads and validates the catalog in `root` with `options`.
+pub fn load_with(root: &Path, options: LoadOptions) -> Result<Catalog, Diagnostics> {
+    let mut errors = Vec::new();
+    let manifest_path = root.join("catalog.yaml");
+    let manifest = SourceFile::read(&manifest_path)
+        .and_then(|source| source.parse_yaml::<RawManifest>().map(|manifest| (source, manifest)));
+    let (manifest_source, manifest) = match manifest {
+        Ok(loaded) => loaded,
+        Err(diagnostic) => return Err(Diagnostics(vec![diagnostic])),
+    };
+    let routes = validate_manifest(&manifest_source, &manifest, &mut errors);
+
+    let contracts = load_contracts(root, &mut errors);
+    let entries = load_entries(root, &routes, &contracts, &mut errors);
+    let rule_files = load_rule_files(root, &manifest_source, &manifest, &mut errors);
+
+    let mut catalog = Catalog {
+        root: root.to_owned(),
+        name: manifest.name.value.clone(),
+        title: manifest.title.clone(),
+        description: manifest.description.clone(),
+        runbook_url_template: manifest.runbook_url.value.clone(),
+        routes: routes.iter().cloned().collect(),
+        closing: Closing {
+            summary: manifest.closing.summary.clone(),
+            fields: manifest
+                .closing
+                .fields
+                .iter()
+                .map(|field| ClosingField {
+                    name: field.name.value.clone(),
+                    description: field.description.clone(),
+                    required_when: field.required_when.as_ref().map(|when| when.value.clone()),
+                })
+                .collect(),
+        },
+        entries: entries.into_iter().map(|(entry, _)| entry).collect(),
+        contracts,
+        rule_files: Vec::new(),
+    };
+    cross_link_rules(&catalog, &rule_files, &mut errors);
+    catalog.rule_files = rule_files.into_iter().map(|(file, _, _)| file).collect();
+    if options.check_markdown {
+        check_markdown(&catalog, &mut errors);
+    }
+
+    if errors.is_empty() {
+        Ok(catalog)
+    } else {
+        Err(Diagnostics(errors))
+    }
+}
+
+fn validate_manifest(source: &SourceFile, manifest: &RawManifest, errors: &mut Vec<Diagnostic>) -> BTreeSet<String> {
+    let mut routes = BTreeSet::new();
+    for route in &manifest.routes {
+        if !routes.insert(route.value.clone()) {
+            errors.push(source.error_at_value(route, format!("route {:?} is listed twice", route.value)));
+        }
+    }
+    if !manifest.runbook_url.value.contains("{id}") {
+        errors.push(source.error_at_value(&manifest.runbook_url, "runbook_url must contain the placeholder {id}"));
+    }
+    if manifest.closing.fields.is_empty() {
+        errors.push(Diagnostic::file(
+            &source.path,
+            "closing.fields must name at least one field",
+        ));
+    }
+    routes
+}
+
+/// The YAML files of a directory, sorted by name.
+fn yaml_files(directory: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(directory)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "yaml" || extension == "yml")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn load_contracts(root: &Path, errors: &mut Vec<Diagnostic>) -> BTreeMap<String, Contract> {
+    let mut contracts = BTreeMap::new();
+    for path in yaml_files(&root.join("contracts")) {
+        match SourceFile::read(&path) {
+            Ok(source) => {
+                if let Some(contract) = load_contract(&source, errors) {
+                    contracts.insert(contract.name.clone(), contract);
+                }
+            }
+            Err(diagnostic) => errors.push(diagnostic),
+        }
+    }
+    contracts
+}
+
+/// Sort key for IDs such as `A2` < `A10`.
+fn id_sort_key(id: &str) -> (String, u64) {
+    let prefix: String = id.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+    let number = id[prefix.len()..].parse().unwrap_or(u64::MAX);
+    (prefix, number)
+}
+
+fn load_entries(
+    root: &Path,
+    routes: &BTreeSet<String>,
+    contracts: &BTreeMap<String, Contract>,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<(Entry, SourceFile)> {
+    let directory = root.join("runbook");
+    let files = yaml_files(&directory);
+    if files.is_empty() {
+        errors.push(Diagnostic::file(
+            &directory,
+            "no runbook entries: expected runbook/<ID>.yaml files",
+        ));
+    }
+    let mut entries: Vec<(Entry, SourceFile)> = Vec::new();
+    let mut ids: BTreeMap<String, (PathBuf, usize)> = BTreeMap::new();
+    let mut alertnames: BTreeMap<String, (PathBuf, usize)> = BTreeMap::new();
+    for path in files {
+        let source = match SourceFile::read(&path) {
+            Ok(source) => source,
+            Err(diagnostic) => {
+                errors.push(diagnostic);
+                continue;
+            }
+        };
+        let raw: RawEntry = match source.parse_yaml() {
+            Ok(raw) => raw,
+            Err(diagnostic) => {
+                errors.push(diagnostic);
+                continue;
+            }
+        };
+        let line = raw.id.referenced.line() as usize;
+        if let Some((first_path, first_line)) = ids.get(&raw.id.value) {
+            errors.push(source.error_at_value(
+                &raw.id,
+                format!(
+                    "duplicate ID {:?}: already used at {}:{}",
+                    raw.id.value,
+                    first_path.display(),
+                    first_line
+                ),
+            ));
+        } else {
+            ids.insert(raw.id.value.clone(), (path.clone(), line));
+        }
+        let alert_line = raw.alertname.referenced.line() as usize;
+        if let Some((first_path, first_line)) = alertnames.get(&raw.alertname.value) {
+            errors.push(source.error_at_value(
+                &raw.alertname,
+                format!(
+                    "duplicate alertname {:?}: already used at {}:{}",
+                    raw.alertname.value,
+                    first_path.display(),
+                    first_line
+                ),
+            ));
+        } else {
+            alertnames.insert(raw.alertname.value.clone(), (path.clone(), alert_line));
+        }
+        if let Some(entry) = validate_entry(&source, raw, routes, contracts, errors) {
+            entries.push((entry, source));
+        }
+    }
+    entries.sort_by_key(|(entry, _)| id_sort_key(&entry.id));
+    entries
+}
+
+fn is_identifier(text: &str) -> bool {
+    let mut characters = text.chars();
+    characters.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && characters.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn validate_entry(
+    source: &SourceFile,
+    raw: RawEntry,
+    routes: &BTreeSet<String>,
+    contracts: &BTreeMap<String, Contract>,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<Entry> {
+    let before = errors.len();
+    let id_ok = raw.id.value.len() >= 2
+        && raw.id.value.starts_with(|c: char| c.is_ascii_uppercase())
+        && id_sort_key(&raw.id.value).1 != u64::MAX;
+    if !id_ok {
+        errors.push(source.error_at_value(
+            &raw.id,
+            format!("ID {:?} must be letters then a number, like A3", raw.id.value),
+        ));
+    }
+    if !is_identifier(&raw.alertname.value) {
+        errors.push(source.error_at_value(
+            &raw.alertname,
+            format!("alertname {:?} is not a valid name", raw.alertname.value),
+        ));
+    }
+    let stem = source
+        .path
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if stem != raw.id.value {
+        errors.push(source.error_at_value(
+            &raw.id,
+            format!("entry {:?} must live in runbook/{}.yaml", raw.id.value, raw.id.value),
+        ));
+    }
+    if raw.page.is_empty() {
+        errors.push(source.error_at_value(&raw.id, "the entry pages nobody: `page` is empty"));
+    }
+    for route in &raw.page {
+        if !routes.contains(&route.value) {
+            errors.push(source.error_at_value(
+                route,
+                format!("unknown route {:?}; routes are declared in catalog.yaml", route.value),
+            ));
+        }
+    }
+    if raw.steps.is_empty() {
+        errors.push(source.error_at_value(&raw.id, "the entry has no triage steps"));
+    }
+
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    let mut branches: BTreeSet<String> = BTreeSet::new();
+    let mut steps = Vec::new();
+    for (index, spanned_step) in raw.steps.into_iter().enumerate() {
+        let step_location = spanned_step.referenced;
+        let raw_step = spanned_step.value;
+        let kind = match raw_step.kind.value {
+            RawStepKind::Instruction => StepKind::Instruction,
+            RawStepKind::Check => StepKind::Check,
+            RawStepKind::Escalation => StepKind::Escalation,
+            RawStepKind::GuardRail => StepKind::GuardRail,
+        };
+        let at_step = |message: String| source.error_at_location(&step_location, message);
+        if raw_step.text.trim().is_empty() {
+            errors.push(at_step("step text is empty".into()));
+        }
+        if let Some(branch) = &raw_step.branch
+            && !branches.contains(&branch.value)
+        {
+            errors.push(source.error_at_value(
+                branch,
+                format!(
+                    "branch {:?} is not picked by any earlier check of this entry",
+                    branch.value
+                ),
+            ));
+        }
+        match (kind, &raw_step.check) {
+            (StepKind::Check, None) => {
+                errors.push(source.error_at_value(&raw_step.kind, "a check step needs a `check`"))
+            }
+            (StepKind::Instruction | StepKind::Escalation, Some(_)) => {
+                errors.push(source.error_at_value(&raw_step.kind, "only check and guard_rail steps carry a `check`"))
+            }
+            _ => {}
+        }
+        match (kind, &raw_step.to) {
+            (StepKind::Escalation, None) => {
+                errors.push(source.error_at_value(&raw_step.kind, "an escalation step needs `to`, the route it pages"))
+            }
+            (_, Some(route)) if !routes.contains(&route.value) => errors.push(source.error_at_value(
+                route,
+                format!("unknown route {:?}; routes are declared in catalog.yaml", route.value),
+            )),
+            (StepKind::Instruction | StepKind::Check | StepKind::GuardRail, Some(route)) => {
+                errors.push(source.error_at_value(route, "only escalation steps have `to`"))
+            }
+            _ => {}
+        }
+        if raw_step.holds.is_some() && kind != StepKind::GuardRail {
+            errors.push(source.error_at_value(&raw_step.kind, "only guard_rail steps have `holds`"));
+        }
+        for contract in &raw_step.contracts {
+            if !contracts.contains_key(&contract.value) {
+                errors.push(source.error_at_value(
+                    contract,
+                    format!(
+                        "unknown contract {:?}: no contracts/{}.yaml",
+                        contract.value, contract.value
+                    ),
+                ));
+            }
+        }
+        let check = raw_step.check.map(|raw_check| {
+            if let Err(error) = queries::validate(raw_check.datasource.value, &raw_check.query.value) {
+                errors.push(source.error_in_value(&raw_check.query, error.offset, error.message));
+            }
+            if raw_check.datasource.value == RawDatasource::Probe
+                && let ["probes", contract] = raw_check.query.value.split_whitespace().collect::<Vec<_>>().as_slice()
+                && !contracts.contains_key(*contract)
+            {
+                errors.push(source.error_in_value(
+                    &raw_check.query,
+                    7,
+                    format!("unknown contract {contract:?}: no contracts/{contract}.yaml"),
+                ));
+            }
+            if !is_identifier(&raw_check.result.value) {
+                errors.push(source.error_at_value(&raw_check.result, "result must be a name such as top_tenant_share"));
+            } else if !names.insert(raw_check.result.value.clone()) {
+                errors.push(source.error_at_value(
+                    &raw_check.result,
+                    format!("result name {:?} is already used in this entry", raw_check.result.value),
+                ));
+            }
+            let mut parsed_branches = Vec::new();
+            let count = raw_check.branches.len();
+            for (position, spanned_branch) in raw_check.branches.iter().enumerate() {
+                let raw_branch = &spanned_branch.value;
+                let when = match &raw_branch.when {
+                    Some(when) => parse_predicate(source, when, &names, contracts, errors),
+                    None if position + 1 == count => None,
+                    None => {
+                        errors.push(source.error_at_value(
+                            spanned_branch,
+                            "only the last branch may omit `when` (it is taken otherwise)",
+                        ));
+                        None
+                    }
+                };
+                if !branches.insert(raw_branch.branch.value.clone()) {
+                    errors.push(source.error_at_value(
+                        &raw_branch.branch,
+                        format!(
+                            "branch {:?} is already picked elsewhere in this entry",
+                            raw_branch.branch.value
+                        ),
+                    ));
+                }
+                parsed_branches.push(Branch {
+                    when,
+                    branch: raw_branch.branch.value.clone(),
+                });
+            }
+            Check {
+                datasource: raw_check.datasource.value,
+                query: raw_check.query.value.trim_end().to_owned(),
+                result: raw_check.result.value.clone(),
+                branches: parsed_branches,
+            }
+        });
+        let mut compute = Vec::new();
+        for (name, text) in &raw_step.compute {
+            if let Some(predicate) = parse_predicate(source, text, &names, contracts, errors) {
+                compute.push(Computed {
+                    name: name.clone(),
+                    predicate,
+                });
+            }
+            if !is_identifier(name) || !names.insert(name.clone()) {
+                errors.push(source.error_at_value(text, format!("computed fact {name:?} is not a fresh name")));
+            }
+        }
+        let holds = raw_step
+            .holds
+            .as_ref()
+            .and_then(|text| parse_predicate(source, text, &names, contracts, errors));
+        steps.push(Step {
+            number: index + 1,
+            kind,
+            text: raw_step.text.trim().to_owned(),
+            branch: raw_step.branch.map(|branch| branch.value),
+            check,
+            escalate_to: raw_step.to.map(|route| route.value),
+            contracts: raw_step.contracts.into_iter().map(|contract| contract.value).collect(),
+            compute,
+            holds,
+        });
+    }
+    (errors.len() == before).then(|| Entry {
+        id: raw.id.value,
+        alertname: raw.alertname.value,
+        title: raw.title.trim().to_owned(),
+        intent: raw.intent.trim().to_owned(),
+        page: raw.page.into_iter().map(|route| route.value).collect(),
+        background: raw.background.map(|text| text.trim().to_owned()),
+        steps,
+        escalation: raw.escalation.map(|text| text.trim().to_owned()),
+        closing: raw.closing.map(|text| text.trim().to_owned()),
+        path: source.path.clone(),
+    })
+}
+
+/// Parses a predicate and checks that every name it reads exists.
+fn parse_predicate(
+    source: &SourceFile,
+    text: &Spanned<String>,
+    names: &BTreeSet<String>,
+    contracts: &BTreeMap<String, Contract>,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<Predicate> {
+    let parsed = match expr::parse(&text.value) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            errors.push(source.error_in_value(text, error.offset, format!("invalid expression: {}", error.message)));
+            return None;
+        }
+    };
+    let mut ok = true;
+    for path in parsed.free_paths() {
+        let root = path[0].as_str();
+        let rendered = path.join(".");
+        let offset = text.value.find(&rendered).unwrap_or(0);
+        if root == "contracts" {
+            if let Err(message) = resolve_contract_path(&path[1..], contracts) {
+                errors.push(source.error_in_value(text, offset, message));
+                ok = false;
+            }
+        } else if !names.contains(root) && !ALERT_NAMES.contains(&root) {
+            errors.push(source.error_in_value(
+                text,
+                offset,
+                format!("unknown name `{root}`: not the result of an earlier check, a computed fact, or one of {ALERT_NAMES:?}"),
+            ));
+            ok = false;
+        }
+    }
+    ok.then(|| Predicate {
+        text: text.value.clone(),
+        expr: parsed,
+    })
+}
+
+/// Checks that `contracts.<name>.<field>...` names an existing contract and field.
+fn resolve_contract_path(path: &[String], contracts: &BTreeMap<String, Contract>) -> Result<(), String> {
+    let Some(name) = path.first() else {
+        return Err("`contracts` must be followed by a contract name".into());
+    };
+    let contract = contracts
+        .get(name)
+        .ok_or_else(|| format!("unknown contract {name:?}: no contracts/{name}.yaml"))?;
+    let mut node = &contract.tree;
+    for field in &path[1..] {
+        match node {
+            serde_json::Value::Object(map) => {
+                node = map
+                    .get(field)
+                    .ok_or_else(|| format!("contract {name:?} has no field `{field}`"))?;
+            }
+            // Lists and scalars end static resolution.
+            _ => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+/// Expands the manifest's rule-file globs and loads each file.
+fn load_rule_files(
+    root: &Path,
+    manifest_source: &SourceFile,
+    manifest: &RawManifest,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<(RuleFile, SourceFile, Vec<RawRuleLocation>)> {
+    let mut files = Vec::new();
+    let mut seen = BTreeSet::new();
+    for pattern in &manifest.rule_files {
+        let full = root.join(&pattern.value);
+        let matches = match glob::glob(&full.to_string_lossy()) {
+            Ok(paths) => paths.filter_map(Result::ok).collect::<Vec<_>>(),
+            Err(error) => {
+                errors.push(manifest_source.error_at_value(pattern, format!("invalid glob: {error}")));
+                continue;
+            }
+        };
+        if matches.is_empty() {
+            errors.push(manifest_source.error_at_value(pattern, format!("no rule file matches {:?}", pattern.value)));
+        }
+        for path in matches {
+            if seen.insert(path.clone()) {
+                match load_rule_file(&path, errors) {
+                    Some(loaded) => files.push(loaded),
+                    None => continue,
+                }
+            }
+        }
+    }
+    files
+}
+
+/// Where a rule's fields were written, for cross-link errors.
+#[derive(Debug, Clone)]
+pub(crate) struct RawRuleLocation {
+    pub alert: Option<Spanned<String>>,
+    pub runbook_id: Option<Spanned<String>>,
+    pub runbook_url: Option<Spanned<String>>,
+}
+
+fn duration_field(
+    source: &SourceFile,
+    field: &Option<Spanned<String>>,
+    name: &str,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<Duration> {
+    let field = field.as_ref()?;
+    match parse_duration(&field.value) {
+        Ok(duration) => Some(duration),
+        Err(error) => {
+            errors.push(source.error_at_value(field, format!("{name}: {error}")));
+            None
+        }
+    }
+}
+
+/// Loads and validates one rule file, as strictly as `promtool check rules`.
+pub(crate) fn load_rule_file(
+    path: &Path,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<(RuleFile, SourceFile, Vec<RawRuleLocation>)> {
+    let source = match SourceFile::read(path) {
+        Ok(source) => source,
+        Err(diagnostic) => {
+            errors.push(diagnostic);
+            return None;
+        }
+    };
+    let raw: RawRuleFile = match source.parse_yaml() {
+        Ok(raw) => raw,
+        Err(diagnostic) => {
+            errors.push(diagnostic);
+            return None;
+        }
+    };
+    let before = errors.len();
+    let mut groups = Vec::new();
+    let mut locations = Vec::new();
+    let mut group_names = BTreeSet::new();
+    for raw_group in raw.groups {
+        if raw_group.name.value.is_empty() {
+            errors.push(source.error_at_value(&raw_group.name, "group name must not be empty"));
+        } else if !group_names.insert(raw_group.name.value.clone()) {
+            errors.push(source.error_at_value(
+                &raw_group.name,
+                format!("{:?}: repeated group name", raw_group.name.value),
+            ));
+        }
+        let datasource = raw_group
+            .datasource
+            .as_ref()
+            .map_or(RawDatasource::Metrics, |spanned| spanned.value);
+        if datasource == RawDatasource::Probe
+            && let Some(spanned) = &raw_group.datasource
+        {
+            errors.push(source.error_at_value(
+                spanned,
+                "probe results are metrics (probe_success, probe_duration_seconds): use datasource metrics",
+            ));
+        }
+        let interval = duration_field(&source, &raw_group.interval, "interval", errors);
+        let query_offset = duration_field(&source, &raw_group.query_offset, "query_offset", errors);
+        let mut rules = Vec::new();
+        for spanned_rule in raw_group.rules {
+            let raw_rule = spanned_rule.value;
+            let rule_location = spanned_rule.referenced;
+            let kind = match (&raw_rule.alert, &raw_rule.record) {
+                (Some(alert), None) => {
+                    if !is_identifier(&alert.value) {
+                        errors.push(source.error_at_value(alert, format!("invalid alert name {:?}", alert.value)));
+                    }
+                    RuleKind::Alert(alert.value.clone())
+                }
+                (None, Some(record)) => {
+                    let valid = record
+                        .value
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+                        && record
+                            .value
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+                    if !valid {
+                        errors.push(
+                            source.error_at_value(record, format!("invalid recording rule name {:?}", record.value)),
+                        );
+                    }
+                    if raw_rule.for_duration.is_some()
+                        || raw_rule.keep_firing_for.is_some()
+                        || !raw_rule.annotations.is_empty()
+                    {
+                        errors.push(source.error_at_location(
+                            &rule_location,
+                            "a recording rule cannot have `for`, `keep_firing_for` or `annotations`",
+                        ));
+                    }
+                    RuleKind::Record(record.value.clone())
+                }
+                (Some(alert), Some(_)) => {
+                    errors.push(source.error_at_value(alert, "a rule has either `alert` or `record`, not both"));
+                    continue;
+                }
+                (None, None) => {
+                    errors.push(source.error_at_location(&rule_location, "a rule needs `alert` or `record`"));
+                    continue;
+                }
+            };
+            if raw_rule.expr.value.trim().is_empty() {
+                errors.push(source.error_at_value(&raw_rule.expr, "expr must not be empty"));
+            } else {
+                let result = match datasource {
+                    RawDatasource::Docker => validate_docker_condition(&raw_rule.expr.value),
+                    other => queries::validate(other, &raw_rule.expr.value),
+                };
+                if let Err(error) = result {
+                    errors.push(source.error_in_value(&raw_rule.expr, error.offset, error.message));
+                }
+            }
+            for name in raw_rule.labels.keys().chain(raw_rule.annotations.keys()) {
+                if !is_identifier(name) {
+                    errors.push(
+                        source.error_at_location(&rule_location, format!("invalid label or annotation name {name:?}")),
+                    );
+                }
+            }
+            let for_duration = duration_field(&source, &raw_rule.for_duration, "for", errors).unwrap_or_default();
+            let keep_firing_for =
+                duration_field(&source, &raw_rule.keep_firing_for, "keep_firing_for", errors).unwrap_or_default();
+            locations.push(RawRuleLocation {
+                alert: raw_rule.alert.clone(),
+                runbook_id: raw_rule.annotations.get("runbook_id").cloned(),
+                runbook_url: raw_rule.annotations.get("runbook_url").cloned(),
+            });
+            rules.push(Rule {
+                kind,
+                expr: raw_rule.expr.value.trim_end().to_owned(),
+                for_duration,
+                keep_firing_for,
+                labels: raw_rule.labels,
+                annotations: raw_rule
+                    .annotations
+                    .into_iter()
+                    .map(|(name, value)| (name, value.value))
+                    .collect(),
+                line: rule_location.line() as usize,
+            });
+        }
+        groups.push(RuleGroup {
+            name: raw_group.name.value,
+            interval,
+            limit: raw_group.limit,
+            query_offset,
+            labels: raw_group.labels,
+            datasource,
+            rules,
+        });
+    }
+    (errors.len() == before).then(|| {
+        (
+            RuleFile {
+                path: path.to_owned(),
+                groups,
+            },
+            source,
+            locations,
+        )
+    })
+}
+
+/// A Docker rule's expression: the predicate language over `services`, `secrets`, `networks`.
+fn validate_docker_condition(text: &str) -> Result<(), queries::QueryError> {
+    let parsed = expr::parse(text).map_err(|error| queries::QueryError {
+        offset: error.offset,
+        message: format!("invalid Docker condition: {}", error.message),
+    })?;
+    for path in parsed.free_paths() {
+        if !DOCKER_ROOTS.contains(&path[0].as_str()) {
+            return Err(queries::QueryError {
+                offset: text.find(&path[0]).unwrap_or(0),
+                message: format!("unknown name `{}`: a Docker condition reads {DOCKER_ROOTS:?}", path[0]),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every alerting rule links to an entry, and every entry has a rule.
+fn cross_link_rules(
+    catalog: &Catalog,
+    files: &[(RuleFile, SourceFile, Vec<RawRuleLocation>)],
+    errors: &mut Vec<Diagnostic>,
+) {
+    let mut alerted: BTreeSet<&str> = BTreeSet::new();
+    for (_, source, locations) in files {
+        for location in locations {
+            let Some(alert) = &location.alert else { continue };
+            alerted.insert(alert.value.as_str());
+            let Some(entry) = catalog.entries.iter().find(|entry| entry.alertname == alert.value) else {
+                errors.push(source.error_at_value(
+                    alert,
+                    format!(
+                        "alert {:?} has no runbook entry: add runbook/<ID>.yaml with this alertname",
+                        alert.value
+                    ),
+                ));
+                continue;
+            };
+            match &location.runbook_id {
+                None => errors.push(source.error_at_value(
+                    alert,
+                    format!("alert {:?} lacks the annotation runbook_id: {}", alert.value, entry.id),
+                )),
+                Some(id) if id.value != entry.id => errors.push(source.error_at_value(
+                    id,
+                    format!(
+                        "runbook_id {:?} does not match the entry of {:?}, which is {}",
+                        id.value, alert.value, entry.id
+                    ),
+                )),
+                Some(_) => {}
+            }
+            let expected_url = catalog.runbook_url(&entry.id);
+            match &location.runbook_url {
+                None => errors.push(source.error_at_value(
+                    alert,
+                    format!(
+                        "alert {:?} lacks the annotation runbook_url: {expected_url}",
+                        alert.value
+                    ),
+                )),
+                Some(url) if url.value != expected_url => {
+                    errors.push(source.error_at_value(url, format!("runbook_url should be {expected_url:?}")))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    for entry in &catalog.entries {
+        if !alerted.contains(entry.alertname.as_str()) {
+            let source = SourceFile::read(&entry.path).ok();
+            let diagnostic = match source {
+                Some(source) => {
+                    let line = source
+                        .text
+                        .lines()
+                        .position(|line| line.starts_with("alertname:"))
+                        .map_or(1, |index| index + 1);
+                    source.error_at(
+                        line,
+                        1,
+                        format!(
+                            "entry {} has no alerting rule named {:?} in the rule files",
+                            entry.id, entry.alertname
+                        ),
+                    )
+                }
+                None => Diagnostic::file(&entry.path, "entry has no alerting rule"),
+            };
+            errors.push(diagnostic);
+        }
+    }
+}
+
+/// `runbook.md` must be exactly what the entries render to.
+fn check_markdown(catalog: &Catalog, errors: &mut Vec<Diagnostic>) {
+    if catalog.entries.is_empty() {
+        return;
+    }
+    let path = catalog.root.join("runbook.md");
+    let expected = crate::markdown::render(catalog);
+    let source = match SourceFile::read(&path) {
+        Ok(source) => source,
+        Err(_) => {
+            errors.push(Diagnostic::file(
+                &path,
+                "runbook.md is missing; generate it with `alertbook runbook --markdown > runbook.md`",
+            ));
+            return;
+        }
+    };
+    if source.text == expected {
+        return;
+    }
+    let line = source
+        .text
+        .lines()
+        .zip(expected.lines())
+        .position(|(actual, wanted)| actual != wanted)
+        .unwrap_or_else(|| source.text.lines().count().min(expected.lines().count()))
+        + 1;
+    errors.push(source.error_at(
+        line,
+        1,
+        format!(
+            "runbook.md differs from runbook/*.yaml from this line on; regenerate it with `alertbook runbook --markdown --catalog {} > {}`",
+            catalog.root.display(),
+            path.display()
+        ),
+    ));
+}
+
+/// Loads standalone rule files (outside a catalog), validating each.
+pub fn load_rules(paths: &[PathBuf]) -> Result<Vec<RuleFile>, Diagnostics> {
+    let mut errors = Vec::new();
+    let files: Vec<RuleFile> = paths
+        .iter()
+        .filter_map(|path| load_rule_file(path, &mut errors))
+        .map(|(file, _, _)| file)
+        .collect();
+    if errors.is_empty() {
+        Ok(files)
+    } else {
+        Err(Diagnostics(errors))
+    }
+}

@@ -1,0 +1,217 @@
+//! Static validation of the queries a check or rule sends to each datasource.
+//!
+//! Metrics queries are parsed as PromQL; log queries must open with a valid
+//! LogQL stream selector (the full LogQL grammar is checked where the log store
+//! lives); SQL must be one read-only statement; Docker and probe queries follow
+//! the small grammars below. Each error carries a byte offset into the query.
+
+use crate::contracts::PROBERS;
+use crate::raw::RawDatasource;
+
+/// A query error at a byte offset into the query text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryError {
+    pub offset: usize,
+    pub message: String,
+}
+
+/// The Docker facts a check can read.
+pub const DOCKER_FIELDS: &[&str] = &["replicas", "env", "secrets", "networks", "labels", "tasks"];
+
+/// Validates `query` for `datasource`.
+pub fn validate(datasource: RawDatasource, query: &str) -> Result<(), QueryError> {
+    match datasource {
+        RawDatasource::Metrics => validate_promql(query),
+        RawDatasource::Logs => validate_logql_selector(query),
+        RawDatasource::Sql => validate_sql(query),
+        RawDatasource::Docker => validate_docker(query),
+        RawDatasource::Probe => validate_probe(query),
+    }
+}
+
+/// Parses PromQL; promql-parser's messages carry no position, so the error
+/// points at the start of the expression.
+pub fn validate_promql(query: &str) -> Result<(), QueryError> {
+    promql_parser::parser::parse(query)
+        .map(|_| ())
+        .map_err(|message| QueryError {
+            offset: 0,
+            message: format!("invalid PromQL: {message}"),
+        })
+}
+
+fn validate_logql_selector(query: &str) -> Result<(), QueryError> {
+    let start = query.find('{').ok_or(QueryError {
+        offset: 0,
+        message: "invalid LogQL: a log query needs a stream selector such as {job=\"faro\"}".into(),
+    })?;
+    let bytes = query.as_bytes();
+    let mut index = start + 1;
+    let skip_space = |index: &mut usize| {
+        while *index < bytes.len() && bytes[*index].is_ascii_whitespace() {
+            *index += 1;
+        }
+    };
+    let mut matchers = 0;
+    loop {
+        skip_space(&mut index);
+        if index < bytes.len() && bytes[index] == b'}' {
+            break;
+        }
+        let name_start = index;
+        while index < bytes.len() && (bytes[index].is_ascii_alphanumeric() || bytes[index] == b'_') {
+            index += 1;
+        }
+        if index == name_start {
+            return Err(QueryError {
+                offset: index,
+                message: "invalid LogQL: expected a label name".into(),
+            });
+        }
+        skip_space(&mut index);
+        let operator = ["=~", "!~", "!=", "="]
+            .iter()
+            .find(|op| query[index..].starts_with(**op));
+        let Some(operator) = operator else {
+            return Err(QueryError {
+                offset: index,
+                message: "invalid LogQL: expected =, !=, =~ or !~".into(),
+            });
+        };
+        index += operator.len();
+        skip_space(&mut index);
+        let quote = bytes.get(index).copied();
+        if !matches!(quote, Some(b'"') | Some(b'`')) {
+            return Err(QueryError {
+                offset: index,
+                message: "invalid LogQL: expected a quoted label value".into(),
+            });
+        }
+        index += 1;
+        while index < bytes.len() && Some(bytes[index]) != quote {
+            if bytes[index] == b'\\' && quote == Some(b'"') {
+                index += 1;
+            }
+            index += 1;
+        }
+        if index >= bytes.len() {
+            return Err(QueryError {
+                offset: index,
+                message: "invalid LogQL: unterminated label value".into(),
+            });
+        }
+        index += 1;
+        matchers += 1;
+        skip_space(&mut index);
+        match bytes.get(index) {
+            Some(b',') => index += 1,
+            Some(b'}') => break,
+            _ => {
+                return Err(QueryError {
+                    offset: index,
+                    message: "invalid LogQL: expected , or }".into(),
+                });
+            }
+        }
+    }
+    if matchers == 0 {
+        return Err(QueryError {
+            offset: start,
+            message: "invalid LogQL: the stream selector is empty".into(),
+        });
+    }
+    let opened = query.matches('(').count();
+    let closed = query.matches(')').count();
+    if opened != closed {
+        return Err(QueryError {
+            offset: 0,
+            message: "invalid LogQL: unbalanced parentheses".into(),
+        });
+    }
+    Ok(())
+}
+
+fn validate_sql(query: &str) -> Result<(), QueryError> {
+    let trimmed = query.trim_start();
+    let offset = query.len() - trimmed.len();
+    let first_word: String = trimmed.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+    if !matches!(first_word.to_ascii_lowercase().as_str(), "select" | "with") {
+        return Err(QueryError {
+            offset,
+            message: "SQL checks are read-only: the statement must start with SELECT or WITH".into(),
+        });
+    }
+    let body = query.trim_end().trim_end_matches(';');
+    if let Some(position) = body.find(';') {
+        return Err(QueryError {
+            offset: position,
+            message: "a SQL check runs exactly one statement".into(),
+        });
+    }
+    Ok(())
+}
+
+fn validate_docker(query: &str) -> Result<(), QueryError> {
+    let words: Vec<&str> = query.split_whitespace().collect();
+    let offset_of = |index: usize| {
+        words
+            .get(index)
+            .map_or(query.len(), |word| word.as_ptr() as usize - query.as_ptr() as usize)
+    };
+    match words.as_slice() {
+        ["services"] => Ok(()),
+        ["service", _name, field] if DOCKER_FIELDS.contains(field) => Ok(()),
+        ["service", _name, _field] => Err(QueryError {
+            offset: offset_of(2),
+            message: format!("unknown service field; expected one of: {}", DOCKER_FIELDS.join(", ")),
+        }),
+        ["secret", _name] => Ok(()),
+        ["stack", _path] => Ok(()),
+        _ => Err(QueryError {
+            offset: 0,
+            message: "invalid Docker query; expected `services`, `service <name> <field>`, `secret <name>` or \
+                      `stack <compose file>`"
+                .into(),
+        }),
+    }
+}
+
+fn validate_probe(query: &str) -> Result<(), QueryError> {
+    let words: Vec<&str> = query.split_whitespace().collect();
+    match words.as_slice() {
+        ["probes", _contract] => Ok(()),
+        [prober, _target] if PROBERS.contains(prober) => Ok(()),
+        _ => Err(QueryError {
+            offset: 0,
+            message: format!(
+                "invalid probe query; expected `probes <contract>` or `<prober> <target>` with a prober among: {}",
+                PROBERS.join(", ")
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_and_rejects() {
+        assert!(validate(RawDatasource::Metrics, "sum(rate(x[5m]))").is_ok());
+        assert!(validate(RawDatasource::Metrics, "sum(rate(x[5m])").is_err());
+        assert!(validate(RawDatasource::Logs, r#"{job="faro"} | json"#).is_ok());
+        assert_eq!(validate(RawDatasource::Logs, r#"{job faro}"#).unwrap_err().offset, 5);
+        assert!(validate(RawDatasource::Sql, "SELECT 1").is_ok());
+        assert!(validate(RawDatasource::Sql, "DELETE FROM cron.job").is_err());
+        assert!(validate(RawDatasource::Sql, "SELECT 1; DROP TABLE x").is_err());
+        assert!(validate(RawDatasource::Docker, "service busflow_api replicas").is_ok());
+        assert_eq!(
+            validate(RawDatasource::Docker, "service busflow_api colour")
+                .unwrap_err()
+                .offset,
+            20
+        );
+        assert!(validate(RawDatasource::Probe, "probes studio-service-probes").is_ok());
+        assert!(validate(RawDatasource::Probe, "ping example").is_err());
+    }
+}
