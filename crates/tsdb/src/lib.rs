@@ -5,19 +5,27 @@
 //! [`Matcher`] (the four PromQL label matchers), the [`Queryable`] trait that
 //! query engines read through, and [`MemStore`], the in-memory implementation.
 //!
+//! Inside [`MemStore`], series get dense ids, a postings index maps each label
+//! pair to the sorted ids carrying it (`postings`), and samples live in
+//! Gorilla-compressed chunks ([`chunk`]). Bulk loaders take a [`SeriesRef`] per
+//! series with [`MemStore::get_or_create_series`] and append through it, or hand
+//! whole batches to [`MemStore::append_batch`].
+//!
 //! Staleness is a value, not a flag: [`STALE_NAN`] is the exact NaN bit pattern
 //! Prometheus writes as a staleness marker; use [`is_stale_nan`] to recognise it.
 //!
 //! This crate knows nothing of PromQL evaluation, HTTP or the wall clock: every
 //! timestamp is passed in by the caller.
 
+pub mod chunk;
 mod labels;
 mod matcher;
 mod memstore;
+mod postings;
 
 pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher};
-pub use memstore::MemStore;
+pub use memstore::{CHUNK_MAX_SAMPLES, CHUNK_MAX_SPAN_MS, MemStore, SHARD_COUNT, SeriesRef, Truncation};
 
 /// The bit pattern of Prometheus's staleness marker (`value.StaleNaN`).
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;

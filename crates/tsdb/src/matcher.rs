@@ -1,4 +1,9 @@
 //! Label matchers: `=`, `!=`, `=~`, `!~`, with regexes anchored as in PromQL.
+//!
+//! Besides testing one value, a matcher describes itself to the postings index
+//! as a [`ValuePredicate`], so equality and literal alternations (`a|b|c`), `.*`
+//! and `.+` are answered by direct look-ups instead of running the regex over
+//! every value of a label.
 
 use regex::Regex;
 
@@ -10,6 +15,30 @@ pub enum MatchOp {
     NotEqual,
     Regex,
     NotRegex,
+}
+
+/// How a matcher judges a non-empty label value, in the form cheapest to evaluate
+/// against the postings index. The empty string is judged by [`Matcher::matches_empty`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ValuePredicate<'a> {
+    /// Accepts exactly these literal values.
+    OneOf(Vec<&'a str>),
+    /// Accepts every value except these literals.
+    NoneOf(Vec<&'a str>),
+    /// Anything else: run the regex.
+    Regex,
+}
+
+/// Characters that give a regex pattern a meaning beyond its literal text.
+const REGEX_META_CHARACTERS: &[char] = &['\\', '.', '+', '*', '?', '(', ')', '|', '[', ']', '{', '}', '^', '$'];
+
+/// The literal alternatives of a pattern like `a|b|c`, or `None` when the pattern
+/// uses any other regex syntax.
+fn literal_alternatives(pattern: &str) -> Option<Vec<&str>> {
+    pattern
+        .split('|')
+        .map(|alternative| (!alternative.contains(REGEX_META_CHARACTERS)).then_some(alternative))
+        .collect()
 }
 
 /// One label matcher. A missing label matches as the empty string.
@@ -71,5 +100,84 @@ impl Matcher {
     /// True when the matcher accepts the empty string (and so series lacking the label).
     pub fn matches_empty(&self) -> bool {
         self.matches("")
+    }
+
+    /// The matcher as a predicate on label values, with fast paths recognised.
+    pub(crate) fn value_predicate(&self) -> ValuePredicate<'_> {
+        let regex_accepts = match self.op {
+            MatchOp::Equal => return ValuePredicate::OneOf(vec![self.value.as_str()]),
+            MatchOp::NotEqual => return ValuePredicate::NoneOf(vec![self.value.as_str()]),
+            MatchOp::Regex => true,
+            MatchOp::NotRegex => false,
+        };
+        // `(?s)` is in force, so `.*` matches every value and `.+` every non-empty one.
+        let matched_literals = match self.value.as_str() {
+            ".*" if regex_accepts => return ValuePredicate::NoneOf(Vec::new()),
+            ".*" => return ValuePredicate::OneOf(Vec::new()),
+            ".+" if regex_accepts => return ValuePredicate::NoneOf(vec![""]),
+            ".+" => return ValuePredicate::OneOf(vec![""]),
+            pattern => match literal_alternatives(pattern) {
+                Some(literals) => literals,
+                None => return ValuePredicate::Regex,
+            },
+        };
+        if regex_accepts {
+            ValuePredicate::OneOf(matched_literals)
+        } else {
+            ValuePredicate::NoneOf(matched_literals)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The predicate as `(accepts listed values?, listed values)`, `None` for a plain regex.
+    fn predicate(op: MatchOp, value: &str) -> Option<(bool, Vec<String>)> {
+        let matcher = Matcher::new(op, "name", value).expect("valid matcher");
+        let owned = |values: Vec<&str>| values.into_iter().map(str::to_owned).collect();
+        match matcher.value_predicate() {
+            ValuePredicate::OneOf(values) => Some((true, owned(values))),
+            ValuePredicate::NoneOf(values) => Some((false, owned(values))),
+            ValuePredicate::Regex => None,
+        }
+    }
+
+    fn listed(accepts: bool, values: &[&str]) -> Option<(bool, Vec<String>)> {
+        Some((accepts, values.iter().map(|value| value.to_string()).collect()))
+    }
+
+    #[test]
+    fn recognises_fast_paths() {
+        assert_eq!(predicate(MatchOp::Equal, "a"), listed(true, &["a"]));
+        assert_eq!(predicate(MatchOp::NotEqual, "a"), listed(false, &["a"]));
+        assert_eq!(predicate(MatchOp::Regex, "a|b|c"), listed(true, &["a", "b", "c"]));
+        assert_eq!(predicate(MatchOp::NotRegex, "a|"), listed(false, &["a", ""]));
+        assert_eq!(predicate(MatchOp::Regex, ".*"), listed(false, &[]));
+        assert_eq!(predicate(MatchOp::NotRegex, ".*"), listed(true, &[]));
+        assert_eq!(predicate(MatchOp::Regex, ".+"), listed(false, &[""]));
+        assert_eq!(predicate(MatchOp::NotRegex, ".+"), listed(true, &[""]));
+        assert_eq!(predicate(MatchOp::Regex, "a.c"), None);
+        assert_eq!(predicate(MatchOp::Regex, "(?i)a"), None);
+        assert_eq!(predicate(MatchOp::Regex, r"a\|b"), None);
+    }
+
+    #[test]
+    fn fast_paths_agree_with_the_regex() {
+        let values = ["", "a", "b", "c", "ab", "a|b", ".", "x\ny"];
+        for op in [MatchOp::Equal, MatchOp::NotEqual, MatchOp::Regex, MatchOp::NotRegex] {
+            for pattern in ["", "a", "a|b|c", "a|", ".*", ".+", "a.c", "a|b"] {
+                let matcher = Matcher::new(op, "name", pattern).expect("valid matcher");
+                for value in values.iter().filter(|value| !value.is_empty()) {
+                    let by_predicate = match matcher.value_predicate() {
+                        ValuePredicate::OneOf(literals) => literals.contains(value),
+                        ValuePredicate::NoneOf(literals) => !literals.contains(value),
+                        ValuePredicate::Regex => matcher.matches(value),
+                    };
+                    assert_eq!(by_predicate, matcher.matches(value), "{op:?} {pattern:?} on {value:?}");
+                }
+            }
+        }
     }
 }

@@ -1,18 +1,307 @@
-//! The in-memory store.
+//! The in-memory store: a label index over series whose samples live in
+//! Gorilla-compressed chunks.
 //!
-//! This first version keeps each series' samples in a plain vector under one
-//! lock; it is the reference behaviour the indexed, compressed store must keep.
+//! Key types: [`MemStore`] and [`SeriesRef`], a cheap handle to one series that
+//! bulk loaders keep to skip the label look-up on every sample.
+//!
+//! Layout and locking:
+//! - Series are found by label set in one of [`SHARD_COUNT`] hash tables, each
+//!   behind its own `RwLock`; only creating or removing a series takes a write lock.
+//! - The [`PostingsIndex`] and the id -> series table sit behind one `RwLock`,
+//!   written only when a series is created or removed. Queries hold it just long
+//!   enough to resolve matchers to series handles.
+//! - Each series has its own `RwLock` over its chunks: an append locks one series,
+//!   and a query locks each selected series only while decoding it.
+//!
+//! Lock order is shard -> index and shard -> series; nothing takes a shard lock
+//! while holding the index or a series lock.
+//!
+//! Samples go into the series' head chunk in place; the head is sealed at
+//! [`CHUNK_MAX_SAMPLES`] samples or when it would span more than
+//! [`CHUNK_MAX_SPAN_MS`]. Reads decode only the chunks that overlap the requested
+//! range. The store keeps no write-ahead log and does nothing on a timer:
+//! retention is applied by calling [`MemStore::truncate_before`].
 
-use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use hashbrown::HashTable;
 use parking_lot::RwLock;
 
-use crate::{Error, Labels, Matcher, Queryable, Sample, SeriesData};
+use crate::chunk::{Chunk, ChunkEncoder};
+use crate::postings::{PostingsIndex, SeriesId};
+use crate::{Error, Label, Labels, Matcher, Queryable, Sample, SeriesData};
 
-/// Series and samples held in memory.
-#[derive(Debug, Default)]
+/// Number of independently locked series tables.
+pub const SHARD_COUNT: usize = 64;
+/// A head chunk is sealed once it holds this many samples.
+pub const CHUNK_MAX_SAMPLES: usize = 120;
+/// A head chunk is sealed before it would span more than this many milliseconds.
+pub const CHUNK_MAX_SPAN_MS: i64 = 2 * 60 * 60 * 1000;
+
+/// Number of sample counters; appends to different series mostly touch different ones.
+const COUNTER_STRIPES: usize = 16;
+
+/// A counter alone on its cache line, so threads appending to different series
+/// do not contend on one line.
+#[derive(Default)]
+#[repr(align(64))]
+struct StripedCounter(AtomicUsize);
+
+/// Hands every store a distinct number, so a [`SeriesRef`] from one store is
+/// never written through into another.
+static NEXT_STORE_ID: AtomicUsize = AtomicUsize::new(0);
+
+/// One series: its identity and its chunks.
+struct MemSeries {
+    store_id: usize,
+    id: SeriesId,
+    hash: u64,
+    labels: Labels,
+    samples: RwLock<SeriesSamples>,
+}
+
+/// The chunks of one series, oldest first; the head chunk is the newest.
+#[derive(Default)]
+struct SeriesSamples {
+    sealed: Vec<Chunk>,
+    head: ChunkEncoder,
+    /// Set when retention removed the series from the store; it then takes no samples.
+    removed: bool,
+}
+
+/// Why an append into one series did not happen.
+enum AppendRefusal {
+    /// The sample conflicts with the series' last one.
+    Rejected(Error),
+    /// The series is no longer in the store.
+    Removed,
+}
+
+/// Whether an append stored a new sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Appended {
+    New,
+    /// Same timestamp and same value bits as the last sample: nothing to do.
+    Duplicate,
+}
+
+impl SeriesSamples {
+    fn append(&mut self, labels: &Labels, timestamp: i64, value: f64) -> Result<Appended, AppendRefusal> {
+        if self.removed {
+            return Err(AppendRefusal::Removed);
+        }
+        if let Some((last_timestamp, last_value)) = self.head.last() {
+            if timestamp < last_timestamp {
+                return Err(AppendRefusal::Rejected(Error::OutOfOrder {
+                    labels: labels.to_string(),
+                    last: last_timestamp,
+                    got: timestamp,
+                }));
+            }
+            if timestamp == last_timestamp {
+                if last_value.to_bits() == value.to_bits() {
+                    return Ok(Appended::Duplicate);
+                }
+                return Err(AppendRefusal::Rejected(Error::DuplicateTimestamp {
+                    labels: labels.to_string(),
+                    timestamp,
+                }));
+            }
+            let span = timestamp.saturating_sub(self.head.min_time());
+            if self.head.len() >= CHUNK_MAX_SAMPLES || span > CHUNK_MAX_SPAN_MS || self.head.is_full() {
+                let full = std::mem::take(&mut self.head);
+                self.sealed.push(full.seal());
+            }
+        }
+        self.head.append(timestamp, value);
+        Ok(Appended::New)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.sealed.is_empty() && self.head.is_empty()
+    }
+
+    /// Calls `visit` with each sample in `[start, end]`, in order, decoding only
+    /// overlapping chunks; stops when `visit` returns false.
+    fn for_each_in_range(&self, start: i64, end: i64, mut visit: impl FnMut(i64, f64) -> bool) {
+        if start > end {
+            return;
+        }
+        let first = self.sealed.partition_point(|chunk| chunk.max_time() < start);
+        let sealed = self.sealed[first..]
+            .iter()
+            .take_while(|chunk| chunk.min_time() <= end)
+            .map(|chunk| chunk.iter());
+        let head = (!self.head.is_empty() && self.head.max_time() >= start && self.head.min_time() <= end)
+            .then(|| self.head.iter());
+        for chunk in sealed.chain(head) {
+            for (timestamp, value) in chunk {
+                if timestamp > end {
+                    return;
+                }
+                if timestamp >= start && !visit(timestamp, value) {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn samples_in_range(&self, start: i64, end: i64) -> Vec<Sample> {
+        let mut samples = Vec::new();
+        self.for_each_in_range(start, end, |timestamp, value| {
+            samples.push(Sample { timestamp, value });
+            true
+        });
+        samples
+    }
+
+    fn has_sample_in_range(&self, start: i64, end: i64) -> bool {
+        let mut found = false;
+        self.for_each_in_range(start, end, |_, _| {
+            found = true;
+            false
+        });
+        found
+    }
+
+    /// Drops every chunk whose samples are all older than `timestamp`; returns
+    /// the number of samples dropped.
+    fn truncate_before(&mut self, timestamp: i64) -> usize {
+        let keep_from = self.sealed.partition_point(|chunk| chunk.max_time() < timestamp);
+        let mut dropped: usize = self.sealed.drain(..keep_from).map(|chunk| chunk.len()).sum();
+        if !self.head.is_empty() && self.head.max_time() < timestamp {
+            dropped += self.head.len();
+            self.head = ChunkEncoder::new();
+        }
+        dropped
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.sealed.capacity() * size_of::<Chunk>()
+            + self.sealed.iter().map(Chunk::heap_bytes).sum::<usize>()
+            + self.head.heap_bytes()
+    }
+}
+
+/// A handle to one series of a [`MemStore`], from
+/// [`MemStore::get_or_create_series`]. Appending through it skips the label
+/// look-up. A handle stays usable after retention removed its series: the next
+/// append re-creates the series.
+#[derive(Clone)]
+pub struct SeriesRef(Arc<MemSeries>);
+
+impl SeriesRef {
+    /// The series' label set.
+    pub fn labels(&self) -> &Labels {
+        &self.0.labels
+    }
+}
+
+impl fmt::Debug for SeriesRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SeriesRef").field("labels", &self.0.labels).finish()
+    }
+}
+
+/// What [`MemStore::truncate_before`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Truncation {
+    pub samples_removed: usize,
+    pub series_removed: usize,
+}
+
+/// The postings and the id -> series table, changed together.
+#[derive(Default)]
+struct Index {
+    postings: PostingsIndex,
+    series: Vec<Option<Arc<MemSeries>>>,
+    free_ids: Vec<SeriesId>,
+}
+
+impl Index {
+    fn create(&mut self, store_id: usize, labels: &Labels, hash: u64) -> Arc<MemSeries> {
+        let id = match self.free_ids.pop() {
+            Some(id) => id,
+            None => SeriesId::try_from(self.series.len()).expect("fewer than 2^32 live series"),
+        };
+        let series = Arc::new(MemSeries {
+            store_id,
+            id,
+            hash,
+            labels: labels.clone(),
+            samples: RwLock::new(SeriesSamples::default()),
+        });
+        let slot = id as usize;
+        if slot == self.series.len() {
+            self.series.push(Some(Arc::clone(&series)));
+        } else {
+            debug_assert!(self.series[slot].is_none());
+            self.series[slot] = Some(Arc::clone(&series));
+        }
+        self.postings.add(id, labels);
+        series
+    }
+
+    fn remove(&mut self, removed: &[Arc<MemSeries>]) {
+        self.postings
+            .remove(removed.iter().map(|series| (series.id, &series.labels)));
+        for series in removed {
+            if let Some(slot) = self.series.get_mut(series.id as usize) {
+                *slot = None;
+                self.free_ids.push(series.id);
+            }
+        }
+    }
+
+    fn labels_of(&self, id: SeriesId) -> Option<&Labels> {
+        self.series
+            .get(id as usize)
+            .and_then(Option::as_ref)
+            .map(|series| &series.labels)
+    }
+
+    /// The series matching every matcher, in id order.
+    fn select(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
+        self.postings
+            .select(matchers, |id| self.labels_of(id))
+            .into_iter()
+            .filter_map(|id| self.series.get(id as usize).and_then(Option::clone))
+            .collect()
+    }
+}
+
+/// Series and samples held in memory, safe to append to and query from many threads.
 pub struct MemStore {
-    series: RwLock<BTreeMap<Labels, Vec<Sample>>>,
+    store_id: usize,
+    hasher: RandomState,
+    shards: Box<[RwLock<HashTable<Arc<MemSeries>>>]>,
+    index: RwLock<Index>,
+    /// Samples held, split over stripes chosen by series id; the sum is the count.
+    sample_counts: Box<[StripedCounter]>,
+}
+
+impl Default for MemStore {
+    fn default() -> Self {
+        Self {
+            store_id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
+            hasher: RandomState::new(),
+            shards: (0..SHARD_COUNT).map(|_| RwLock::new(HashTable::new())).collect(),
+            index: RwLock::new(Index::default()),
+            sample_counts: (0..COUNTER_STRIPES).map(|_| StripedCounter::default()).collect(),
+        }
+    }
+}
+
+impl fmt::Debug for MemStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemStore")
+            .field("series", &self.series_count())
+            .field("samples", &self.sample_count())
+            .finish()
+    }
 }
 
 impl MemStore {
@@ -23,87 +312,221 @@ impl MemStore {
     /// Appends one sample. Timestamps must grow within a series; a repeated
     /// timestamp with the same value is accepted and ignored.
     pub fn append(&self, labels: &Labels, timestamp: i64, value: f64) -> Result<(), Error> {
-        let mut series = self.series.write();
-        let samples = series.entry(labels.clone()).or_default();
-        if let Some(last) = samples.last() {
-            if timestamp < last.timestamp {
-                return Err(Error::OutOfOrder {
-                    labels: labels.to_string(),
-                    last: last.timestamp,
-                    got: timestamp,
-                });
-            }
-            if timestamp == last.timestamp {
-                if last.value.to_bits() == value.to_bits() {
+        let series = self.get_or_create_series(labels);
+        self.append_ref(&series, timestamp, value)
+    }
+
+    /// The handle of the series with exactly these labels, created if needed.
+    /// A series created here and never appended to may be dropped by
+    /// [`MemStore::truncate_before`]; appending through the handle brings it back.
+    pub fn get_or_create_series(&self, labels: &Labels) -> SeriesRef {
+        let hash = self.hasher.hash_one(labels);
+        let shard = &self.shards[shard_of(hash)];
+        if let Some(series) = shard.read().find(hash, |series| series.labels == *labels) {
+            return SeriesRef(Arc::clone(series));
+        }
+        let mut table = shard.write();
+        if let Some(series) = table.find(hash, |series| series.labels == *labels) {
+            return SeriesRef(Arc::clone(series));
+        }
+        let series = self.index.write().create(self.store_id, labels, hash);
+        table.insert_unique(hash, Arc::clone(&series), |series| series.hash);
+        SeriesRef(series)
+    }
+
+    /// Appends one sample to the series behind `series`, with the same rules as
+    /// [`MemStore::append`].
+    pub fn append_ref(&self, series: &SeriesRef, timestamp: i64, value: f64) -> Result<(), Error> {
+        let mut target = std::borrow::Cow::Borrowed(series);
+        loop {
+            let outcome = if target.0.store_id == self.store_id {
+                target.0.samples.write().append(&target.0.labels, timestamp, value)
+            } else {
+                Err(AppendRefusal::Removed)
+            };
+            match outcome {
+                Ok(Appended::New) => {
+                    let stripe = target.0.id as usize % COUNTER_STRIPES;
+                    self.sample_counts[stripe].0.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
-                return Err(Error::DuplicateTimestamp {
-                    labels: labels.to_string(),
-                    timestamp,
-                });
+                Ok(Appended::Duplicate) => return Ok(()),
+                Err(AppendRefusal::Rejected(error)) => return Err(error),
+                // Retention removed the series (or the handle is another store's):
+                // find or re-create it by its labels and try again.
+                Err(AppendRefusal::Removed) => {
+                    target = std::borrow::Cow::Owned(self.get_or_create_series(&series.0.labels));
+                }
             }
         }
-        samples.push(Sample { timestamp, value });
-        Ok(())
+    }
+
+    /// Appends many samples, looking each series up once per run of equal label
+    /// sets. Every sample is attempted; the first error met is returned, and the
+    /// samples that were accepted stay stored.
+    pub fn append_batch(&self, samples: &[(Labels, Sample)]) -> Result<(), Error> {
+        let mut first_error = None;
+        let mut current: Option<SeriesRef> = None;
+        for (labels, sample) in samples {
+            let series = match &current {
+                Some(series) if series.labels() == labels => series,
+                _ => current.insert(self.get_or_create_series(labels)),
+            };
+            if let Err(error) = self.append_ref(series, sample.timestamp, sample.value) {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Number of series held.
     pub fn series_count(&self) -> usize {
-        self.series.read().len()
+        self.index.read().postings.len()
     }
 
-    fn matching<'a>(
-        series: &'a BTreeMap<Labels, Vec<Sample>>,
-        matchers: &'a [Matcher],
-        start: i64,
-        end: i64,
-    ) -> impl Iterator<Item = (&'a Labels, &'a [Sample])> + 'a {
-        series.iter().filter_map(move |(labels, samples)| {
-            if !matchers.iter().all(|matcher| matcher.matches_labels(labels)) {
-                return None;
-            }
-            let from = samples.partition_point(|sample| sample.timestamp < start);
-            let to = samples.partition_point(|sample| sample.timestamp <= end);
-            (from < to).then(|| (labels, &samples[from..to]))
-        })
+    /// Number of samples held (exact when no append or truncation is in flight).
+    pub fn sample_count(&self) -> usize {
+        self.sample_counts
+            .iter()
+            .map(|counter| counter.0.load(Ordering::Relaxed))
+            .fold(0, usize::wrapping_add)
     }
+
+    /// An estimate of the bytes the store holds: index, series tables, label sets
+    /// and chunks. Walks every series, so it costs a little time per series.
+    pub fn memory_bytes(&self) -> usize {
+        let mut bytes = size_of::<Self>();
+        {
+            let index = self.index.read();
+            bytes += index.postings.memory_bytes();
+            bytes += index.series.capacity() * size_of::<Option<Arc<MemSeries>>>();
+            bytes += index.free_ids.capacity() * size_of::<SeriesId>();
+        }
+        for shard in self.shards.iter() {
+            let table = shard.read();
+            bytes += size_of::<RwLock<HashTable<Arc<MemSeries>>>>();
+            bytes += table.capacity() * (size_of::<Arc<MemSeries>>() + 1);
+            for series in table.iter() {
+                // Two reference counts precede the value in an `Arc` allocation.
+                bytes += size_of::<MemSeries>() + 2 * size_of::<usize>();
+                bytes += labels_heap_bytes(&series.labels);
+                bytes += series.samples.read().heap_bytes();
+            }
+        }
+        bytes
+    }
+
+    /// Applies retention: drops every chunk whose samples are all older than
+    /// `timestamp`, then removes the series left without samples from the index.
+    /// A chunk straddling `timestamp` is kept whole, so older samples in it stay
+    /// readable until the next call after that chunk ends.
+    pub fn truncate_before(&self, timestamp: i64) -> Truncation {
+        let mut truncation = Truncation::default();
+        let mut removed = Vec::new();
+        for shard in self.shards.iter() {
+            let mut emptied_any = false;
+            for series in shard.read().iter() {
+                let mut samples = series.samples.write();
+                let dropped = samples.truncate_before(timestamp);
+                if dropped > 0 {
+                    let stripe = series.id as usize % COUNTER_STRIPES;
+                    self.sample_counts[stripe].0.fetch_sub(dropped, Ordering::Relaxed);
+                    truncation.samples_removed += dropped;
+                }
+                emptied_any |= samples.is_empty();
+            }
+            if !emptied_any {
+                continue;
+            }
+            // Re-check under the write lock: an append may have landed meanwhile.
+            shard.write().retain(|series| {
+                let mut samples = series.samples.write();
+                if !samples.is_empty() {
+                    return true;
+                }
+                samples.removed = true;
+                removed.push(Arc::clone(series));
+                false
+            });
+        }
+        truncation.series_removed = removed.len();
+        if !removed.is_empty() {
+            self.index.write().remove(&removed);
+        }
+        truncation
+    }
+
+    /// The series matching `matchers`, in id order.
+    fn matching(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
+        self.index.read().select(matchers)
+    }
+
+    /// The matching series with at least one sample in `[start, end]`, sorted by labels.
+    fn matching_in_range(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Arc<MemSeries>> {
+        let mut series: Vec<Arc<MemSeries>> = self
+            .matching(matchers)
+            .into_iter()
+            .filter(|series| series.samples.read().has_sample_in_range(start, end))
+            .collect();
+        series.sort_unstable_by(|left, right| left.labels.cmp(&right.labels));
+        series
+    }
+}
+
+/// Index of the shard that owns a label-set hash. Uses bits that the hash
+/// tables' own bucket and tag bits leave alone.
+fn shard_of(hash: u64) -> usize {
+    (hash >> 48) as usize % SHARD_COUNT
+}
+
+fn labels_heap_bytes(labels: &Labels) -> usize {
+    labels
+        .iter()
+        .map(|label| size_of::<Label>() + label.name.capacity() + label.value.capacity())
+        .sum()
 }
 
 impl Queryable for MemStore {
     fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<SeriesData>, Error> {
-        let series = self.series.read();
-        Ok(Self::matching(&series, matchers, start, end)
-            .map(|(labels, samples)| SeriesData {
-                labels: labels.clone(),
-                samples: samples.to_vec(),
+        let mut result: Vec<SeriesData> = self
+            .matching(matchers)
+            .into_iter()
+            .filter_map(|series| {
+                let samples = series.samples.read().samples_in_range(start, end);
+                (!samples.is_empty()).then(|| SeriesData {
+                    labels: series.labels.clone(),
+                    samples,
+                })
             })
-            .collect())
+            .collect();
+        result.sort_unstable_by(|left, right| left.labels.cmp(&right.labels));
+        Ok(result)
     }
 
     fn label_names(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>, Error> {
-        let series = self.series.read();
-        let mut names: Vec<String> = Self::matching(&series, matchers, start, end)
-            .flat_map(|(labels, _)| labels.iter().map(|label| label.name.clone()))
+        let series = self.matching_in_range(matchers, start, end);
+        let mut names: Vec<&str> = series
+            .iter()
+            .flat_map(|series| series.labels.iter().map(|label| label.name.as_str()))
             .collect();
-        names.sort();
+        names.sort_unstable();
         names.dedup();
-        Ok(names)
+        Ok(names.into_iter().map(str::to_owned).collect())
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>, Error> {
-        let series = self.series.read();
-        let mut values: Vec<String> = Self::matching(&series, matchers, start, end)
-            .filter_map(|(labels, _)| labels.get(name).map(str::to_owned))
-            .collect();
-        values.sort();
+        let series = self.matching_in_range(matchers, start, end);
+        let mut values: Vec<&str> = series.iter().filter_map(|series| series.labels.get(name)).collect();
+        values.sort_unstable();
         values.dedup();
-        Ok(values)
+        Ok(values.into_iter().map(str::to_owned).collect())
     }
 
     fn series(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Labels>, Error> {
-        let series = self.series.read();
-        Ok(Self::matching(&series, matchers, start, end)
-            .map(|(labels, _)| labels.clone())
+        Ok(self
+            .matching_in_range(matchers, start, end)
+            .iter()
+            .map(|series| series.labels.clone())
             .collect())
     }
 }

@@ -1,0 +1,290 @@
+//! Catalog loading: the shipped catalog loads, and each kind of breakage is
+//! reported at its file, line and column, all errors at once.
+
+use std::path::{Path, PathBuf};
+
+use catalog::Diagnostics;
+
+fn shipped_catalog() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog/busflow")
+}
+
+/// A writable copy of the shipped catalog.
+fn copy_catalog() -> tempfile::TempDir {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    copy_tree(&shipped_catalog(), directory.path());
+    directory
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create directory");
+    for entry in std::fs::read_dir(from).expect("read directory") {
+        let entry = entry.expect("directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}
+
+fn edit(root: &Path, file: &str, from: &str, to: &str) {
+    let path = root.join(file);
+    let text = std::fs::read_to_string(&path).expect("read file");
+    assert!(text.contains(from), "{file} does not contain {from:?}");
+    std::fs::write(&path, text.replacen(from, to, 1)).expect("write file");
+}
+
+fn errors_of(root: &Path) -> Diagnostics {
+    catalog::load(root).expect_err("the catalog should be rejected")
+}
+
+/// Finds the diagnostic whose message contains `needle`; asserts its place.
+fn assert_error(diagnostics: &Diagnostics, file: &str, line: usize, column: usize, needle: &str) {
+    let found = diagnostics
+        .iter()
+        .find(|diagnostic| diagnostic.message.contains(needle));
+    let Some(diagnostic) = found else {
+        panic!("no error containing {needle:?} in:\n{diagnostics}");
+    };
+    assert!(
+        diagnostic.path.ends_with(file),
+        "error {needle:?} is in {}, expected {file}",
+        diagnostic.path.display()
+    );
+    assert_eq!(
+        (diagnostic.line, diagnostic.column),
+        (line, column),
+        "position of {needle:?}:\n{diagnostic}"
+    );
+    let rendered = diagnostic.to_string();
+    assert!(
+        rendered.contains(&format!("{file}:{line}:{column}: error: ")),
+        "rendered: {rendered}"
+    );
+    assert!(diagnostic.snippet.is_some(), "error {needle:?} has no snippet");
+}
+
+fn line_of(root: &Path, file: &str, needle: &str) -> usize {
+    let text = std::fs::read_to_string(root.join(file)).expect("read file");
+    text.lines()
+        .position(|line| line.contains(needle))
+        .expect("needle present")
+        + 1
+}
+
+#[test]
+fn shipped_catalog_loads() {
+    let catalog = catalog::load(&shipped_catalog()).unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+    let summary = catalog.summary();
+    assert_eq!(summary.alerts, 12);
+    assert_eq!(summary.contracts, 12);
+    assert!(summary.checks >= 20, "{summary}");
+    let ids: Vec<&str> = catalog.entries.iter().map(|entry| entry.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8", "A9", "A10", "A11", "A12"
+        ]
+    );
+    assert_eq!(
+        catalog.entry("a3").map(|entry| entry.alertname.as_str()),
+        Some("PiiLeakDetected")
+    );
+    assert_eq!(
+        catalog.entry("PiiLeakDetected").map(|entry| entry.id.as_str()),
+        Some("A3")
+    );
+    // Every alert rule links back to its entry.
+    for (_, _, rule) in catalog.alert_rules() {
+        let id = &rule.annotations["runbook_id"];
+        let catalog::RuleKind::Alert(name) = &rule.kind else {
+            unreachable!()
+        };
+        assert_eq!(&catalog.entry(id).expect("entry").alertname, name);
+    }
+}
+
+#[test]
+fn broken_yaml_is_located() {
+    let root = copy_catalog();
+    edit(
+        root.path(),
+        "runbook/A5.yaml",
+        "title: Cardinality explosion",
+        "title: [Cardinality explosion",
+    );
+    let diagnostics = errors_of(root.path());
+    let line = line_of(root.path(), "runbook/A5.yaml", "title: [");
+    let diagnostic = diagnostics
+        .iter()
+        .find(|d| d.path.ends_with("runbook/A5.yaml"))
+        .expect("A5 error");
+    assert_eq!(diagnostic.line, line, "{diagnostic}");
+    assert!(diagnostic.column > 0);
+}
+
+#[test]
+fn unknown_field_is_located() {
+    let root = copy_catalog();
+    edit(root.path(), "runbook/A7.yaml", "intent:", "intnet:");
+    let diagnostics = errors_of(root.path());
+    let line = line_of(root.path(), "runbook/A7.yaml", "intnet:");
+    assert_error(&diagnostics, "runbook/A7.yaml", line, 1, "unknown field `intnet`");
+}
+
+#[test]
+fn missing_runbook_entry_is_reported_at_the_rule() {
+    let root = copy_catalog();
+    std::fs::remove_file(root.path().join("runbook/A3.yaml")).expect("remove entry");
+    let diagnostics = errors_of(root.path());
+    let line = line_of(root.path(), "rules/logs.rules.yaml", "alert: PiiLeakDetected");
+    assert_error(&diagnostics, "rules/logs.rules.yaml", line, 16, "has no runbook entry");
+}
+
+#[test]
+fn entry_without_rule_is_reported() {
+    let root = copy_catalog();
+    edit(
+        root.path(),
+        "rules/docker.rules.yaml",
+        "alert: PostgresExporterDsnGateOpen",
+        "alert: Renamed",
+    );
+    let diagnostics = errors_of(root.path());
+    assert_error(&diagnostics, "runbook/A8.yaml", 2, 1, "has no alerting rule named");
+    assert_error(&diagnostics, "rules/docker.rules.yaml", 7, 16, "has no runbook entry");
+}
+
+#[test]
+fn duplicate_id_is_reported() {
+    let root = copy_catalog();
+    let text = std::fs::read_to_string(root.path().join("runbook/A4.yaml")).expect("read");
+    std::fs::write(
+        root.path().join("runbook/A44.yaml"),
+        text.replace("id: A4", "id: A4\n# copy")
+            .replace("alertname: PgCronJobFailed", "alertname: PgCronJobFailedAgain"),
+    )
+    .expect("write");
+    let diagnostics = errors_of(root.path());
+    assert_error(&diagnostics, "runbook/A44.yaml", 1, 5, "duplicate ID \"A4\"");
+}
+
+#[test]
+fn dangling_contract_reference_is_reported() {
+    let root = copy_catalog();
+    edit(
+        root.path(),
+        "runbook/A2.yaml",
+        "contracts: [latency-slo]",
+        "contracts: [latency-objective]",
+    );
+    edit(
+        root.path(),
+        "runbook/A6.yaml",
+        "contracts.loki-storage-quota.spec.quota_bytes",
+        "contracts.loki-storage-quota.spec.quota",
+    );
+    let diagnostics = errors_of(root.path());
+    let line = line_of(root.path(), "runbook/A2.yaml", "latency-objective");
+    assert_error(
+        &diagnostics,
+        "runbook/A2.yaml",
+        line,
+        17,
+        "unknown contract \"latency-objective\"",
+    );
+    let line = line_of(root.path(), "runbook/A6.yaml", "quota_share:");
+    let diagnostic = diagnostics
+        .iter()
+        .find(|d| d.message.contains("has no field `quota`"))
+        .expect("field error");
+    assert_eq!(diagnostic.line, line);
+    // The column points at the reference inside the expression.
+    let source_line = diagnostic.snippet.as_deref().expect("snippet");
+    assert_eq!(
+        source_line[diagnostic.column - 1..].split_whitespace().next(),
+        Some("contracts.loki-storage-quota.spec.quota")
+    );
+}
+
+#[test]
+fn exclusion_without_reviewer_is_reported() {
+    let root = copy_catalog();
+    edit(
+        root.path(),
+        "contracts/pii-exclusions.yaml",
+        "    reviewer: security-oncall\n",
+        "",
+    );
+    let diagnostics = errors_of(root.path());
+    let line = line_of(root.path(), "contracts/pii-exclusions.yaml", "- rule_id: payment_card");
+    assert_error(
+        &diagnostics,
+        "contracts/pii-exclusions.yaml",
+        line,
+        5,
+        "has no reviewer",
+    );
+}
+
+#[test]
+fn invalid_promql_in_a_rule_is_located() {
+    let root = copy_catalog();
+    edit(root.path(), "rules/metrics.rules.yaml", "> 0.02", "> > 0.02");
+    let diagnostics = errors_of(root.path());
+    let diagnostic = diagnostics
+        .iter()
+        .find(|d| d.message.contains("invalid PromQL"))
+        .expect("PromQL error");
+    assert!(diagnostic.path.ends_with("rules/metrics.rules.yaml"));
+    assert_eq!(
+        diagnostic.line,
+        line_of(
+            root.path(),
+            "rules/metrics.rules.yaml",
+            "sum(rate(http_server_request_duration_seconds_count{service_name=\"busflow_api\",http_response_status_code"
+        )
+    );
+}
+
+#[test]
+fn stale_markdown_is_reported() {
+    let root = copy_catalog();
+    edit(
+        root.path(),
+        "runbook/A9.yaml",
+        "title: TLS certificate expiring soon",
+        "title: TLS certificate about to expire",
+    );
+    let diagnostics = errors_of(root.path());
+    let line = line_of(root.path(), "runbook.md", "**TLS certificate expiring soon.**");
+    assert_error(&diagnostics, "runbook.md", line, 1, "runbook.md differs");
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let root = copy_catalog();
+    edit(root.path(), "runbook/A7.yaml", "intent:", "intnet:");
+    edit(
+        root.path(),
+        "contracts/pii-exclusions.yaml",
+        "    reviewer: security-oncall\n",
+        "",
+    );
+    edit(
+        root.path(),
+        "runbook/A1.yaml",
+        "branch: one-tenant\n    text: Look",
+        "branch: one-tenantt\n    text: Look",
+    );
+    let diagnostics = errors_of(root.path());
+    assert!(diagnostics.len() >= 3, "{diagnostics}");
+    assert!(
+        diagnostics
+            .iter()
+            .any(|d| d.message.contains("not picked by any earlier check")),
+        "{diagnostics}"
+    );
+}

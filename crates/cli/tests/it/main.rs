@@ -1,0 +1,128 @@
+//! The `alertbook` binary as a user runs it: exit statuses and output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn alertbook(arguments: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_alertbook"))
+        .args(arguments)
+        .current_dir(workspace_root())
+        .output()
+        .expect("alertbook runs")
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn version_and_help() {
+    let output = alertbook(&["--version"]);
+    assert!(output.status.success());
+    assert_eq!(
+        stdout(&output).trim(),
+        format!("alertbook {}", env!("CARGO_PKG_VERSION"))
+    );
+    for command in ["run", "check", "runbook"] {
+        let output = alertbook(&[command, "--help"]);
+        assert!(output.status.success(), "{command} --help");
+        assert!(
+            stdout(&output).len() > 200,
+            "{command} --help is too short: {}",
+            stdout(&output)
+        );
+    }
+}
+
+#[test]
+fn check_of_the_shipped_catalog_prints_the_summary() {
+    let output = alertbook(&["check", "catalog/busflow"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.starts_with("catalog/busflow: 12 alerts, "), "{text}");
+    assert!(
+        text.contains("triage steps (") && text.contains(" checks), 12 contracts"),
+        "{text}"
+    );
+    // Without arguments the default catalog is checked.
+    let output = alertbook(&["check"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn check_of_a_broken_rule_file_exits_1_with_a_located_error() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let path = directory.path().join("bad.rules.yaml");
+    std::fs::write(
+        &path,
+        "groups:\n  - name: g\n    rules:\n      - alert: X\n        expr: sum(\n",
+    )
+    .expect("write");
+    let output = alertbook(&["check", path.to_str().expect("utf-8 path")]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(text.contains("bad.rules.yaml:5:15: error: invalid PromQL"), "{text}");
+    assert!(text.contains("5 |         expr: sum("), "{text}");
+}
+
+#[test]
+fn check_of_a_broken_catalog_exits_1() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let root = directory.path();
+    std::fs::create_dir_all(root.join("runbook")).expect("mkdir");
+    std::fs::write(
+        root.join("catalog.yaml"),
+        "name: x\ntitle: X\nrunbook_url: http://x/{id}\nroutes: [ops]\nrule_files: [rules/*.yaml]\nclosing: {summary: s, fields: [{name: a, description: b}]}\n",
+    )
+    .expect("write");
+    let output = alertbook(&["check", root.to_str().expect("utf-8 path")]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("no rule file matches \"rules/*.yaml\""),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn runbook_by_id_and_by_alertname_print_the_same_entry() {
+    let by_id = alertbook(&["runbook", "A3"]);
+    let by_name = alertbook(&["runbook", "PiiLeakDetected"]);
+    assert!(by_id.status.success() && by_name.status.success());
+    assert_eq!(stdout(&by_id), stdout(&by_name));
+    assert!(stdout(&by_id).starts_with("## A3 — PiiLeakDetected"));
+    let unknown = alertbook(&["runbook", "A99"]);
+    assert_eq!(unknown.status.code(), Some(1));
+}
+
+#[test]
+fn runbook_lists_every_alert_and_renders_the_checked_in_markdown() {
+    let list = stdout(&alertbook(&["runbook"]));
+    assert_eq!(list.lines().count(), 13, "{list}");
+    assert!(list.contains("A12  StudioTraefikMultiNetworkRouting"));
+    let markdown = stdout(&alertbook(&["runbook", "--markdown"]));
+    let checked_in = std::fs::read_to_string(workspace_root().join("catalog/busflow/runbook.md")).expect("runbook.md");
+    assert_eq!(markdown, checked_in);
+}
+
+#[test]
+fn check_of_a_config_file_validates_it() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let path = directory.path().join("alertbook.yaml");
+    std::fs::write(&path, "listen: nowhere\ncatalogue: x\n").expect("write");
+    let output = alertbook(&["check", path.to_str().expect("utf-8 path")]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("alertbook.yaml:2:1: error: unknown field `catalogue`"),
+        "{}",
+        stderr(&output)
+    );
+}

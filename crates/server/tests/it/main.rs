@@ -1,0 +1,69 @@
+//! The server's routes, driven through the router without a socket.
+
+use std::path::Path;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use tower::ServiceExt;
+
+fn state() -> std::sync::Arc<server::AppState> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog/busflow");
+    let catalog = catalog::load(&root).unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+    server::AppState::new(catalog)
+}
+
+async fn get(state: std::sync::Arc<server::AppState>, uri: &str) -> (StatusCode, String, String) {
+    let response = server::router(state)
+        .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+        .await
+        .expect("response");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+    (status, content_type, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let state = state();
+    let (status, _, body) = get(state.clone(), "/-/healthy").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Healthy"));
+    let (status, _, _) = get(state.clone(), "/-/ready").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    state.set_ready();
+    let (status, _, _) = get(state, "/-/ready").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn runbook_as_html_and_markdown() {
+    let state = state();
+    let (status, content_type, body) = get(state.clone(), "/runbook").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/html"));
+    assert!(
+        body.contains("<h2>A12 — StudioTraefikMultiNetworkRouting</h2>"),
+        "{body}"
+    );
+
+    let (status, content_type, by_id) = get(state.clone(), "/runbook/A3.md").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/markdown"));
+    let (_, _, by_name) = get(state.clone(), "/runbook/PiiLeakDetected.md").await;
+    assert_eq!(by_id, by_name);
+    assert!(by_id.starts_with("## A3 — PiiLeakDetected"));
+
+    let (status, _, html) = get(state.clone(), "/runbook/A3").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<title>A3 PiiLeakDetected</title>"));
+
+    let (status, _, body) = get(state, "/runbook/A99").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("A99"));
+}
