@@ -216,11 +216,7 @@ pub fn load_contract(source: &SourceFile, errors: &mut Vec<Diagnostic>) -> Optio
                     if let Some(first) = seen.insert(budget.value.metric.clone(), budget.referenced) {
                         errors.push(source.error_at_value(
                             budget,
-                            format!(
-                                "metric {:?} has a budget already (line {})",
-                                budget.value.metric,
-                                first.line()
-                            ),
+                            format!("metric {:?} has a budget already (line {})", budget.value.metric, first.line()),
                         ));
                     }
                     if budget.value.cardinality_budget == 0 {
@@ -268,10 +264,7 @@ pub fn load_contract(source: &SourceFile, errors: &mut Vec<Diagnostic>) -> Optio
             other => {
                 errors.push(source.error_at_value(
                     &header.kind,
-                    format!(
-                        "unknown contract kind {other:?}; expected one of: {}",
-                        CONTRACT_KINDS.join(", ")
-                    ),
+                    format!("unknown contract kind {other:?}; expected one of: {}", CONTRACT_KINDS.join(", ")),
                 ));
                 None
             }
@@ -280,13 +273,7 @@ pub fn load_contract(source: &SourceFile, errors: &mut Vec<Diagnostic>) -> Optio
     let (kind, description) = parse(errors)?;
     let before = errors.len();
     validate_values(&kind, source, &header.kind, errors);
-    (errors.len() == before).then_some(Contract {
-        name,
-        kind,
-        description,
-        path: source.path.clone(),
-        tree,
-    })
+    (errors.len() == before).then_some(Contract { name, kind, description, path: source.path.clone(), tree })
 }
 
 #[derive(Deserialize)]

@@ -23,13 +23,7 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// An error about a whole file (missing, unreadable).
     pub fn file(path: &Path, message: impl Into<String>) -> Self {
-        Self {
-            path: path.to_owned(),
-            line: 0,
-            column: 0,
-            message: message.into(),
-            snippet: None,
-        }
+        Self { path: path.to_owned(), line: 0, column: 0, message: message.into(), snippet: None }
     }
 }
 
@@ -38,14 +32,7 @@ impl fmt::Display for Diagnostic {
         if self.line == 0 {
             return write!(f, "{}: error: {}", self.path.display(), self.message);
         }
-        writeln!(
-            f,
-            "{}:{}:{}: error: {}",
-            self.path.display(),
-            self.line,
-            self.column,
-            self.message
-        )?;
+        writeln!(f, "{}:{}:{}: error: {}", self.path.display(), self.line, self.column, self.message)?;
         if let Some(snippet) = &self.snippet {
             let gutter = self.line.to_string().len();
             writeln!(f, "{:gutter$} |", "")?;

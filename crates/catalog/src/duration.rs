@@ -27,15 +27,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         if digits == 0 {
             return Err(format!("invalid duration {text:?}: expected a number"));
         }
-        let number: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}"))?;
+        let number: u64 = rest[..digits].parse().map_err(|_| format!("invalid duration {text:?}"))?;
         rest = &rest[digits..];
         let Some((rank, (unit, factor))) = UNITS.iter().enumerate().find(|(_, (unit, _))| rest.starts_with(unit))
         else {
-            return Err(format!(
-                "invalid duration {text:?}: unknown unit (use y, w, d, h, m, s or ms)"
-            ));
+            return Err(format!("invalid duration {text:?}: unknown unit (use y, w, d, h, m, s or ms)"));
         };
         // "ms" is listed before "m" to match first; order it after "s" for the ranking.
         let order = match *unit {
@@ -43,9 +39,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             other => UNITS.iter().position(|(u, _)| *u == other).unwrap_or(rank),
         };
         if last_unit_rank != usize::MAX && order <= last_unit_rank {
-            return Err(format!(
-                "invalid duration {text:?}: units must be in descending order, each once"
-            ));
+            return Err(format!("invalid duration {text:?}: units must be in descending order, each once"));
         }
         last_unit_rank = order;
         total_ms = number

@@ -99,18 +99,11 @@ pub const FUNCTIONS: &[(&str, usize, usize)] = &[
 /// Parses an expression.
 pub fn parse(text: &str) -> Result<Expr, ExprError> {
     let tokens = tokenize(text)?;
-    let mut parser = Parser {
-        tokens,
-        position: 0,
-        end: text.len(),
-    };
+    let mut parser = Parser { tokens, position: 0, end: text.len() };
     let expr = parser.or()?;
     match parser.peek() {
         None => Ok(expr),
-        Some(token) => Err(ExprError {
-            offset: token.offset,
-            message: format!("unexpected {}", token.kind),
-        }),
+        Some(token) => Err(ExprError { offset: token.offset, message: format!("unexpected {}", token.kind) }),
     }
 }
 
@@ -139,9 +132,7 @@ struct Token {
     offset: usize,
 }
 
-const SYMBOLS: &[&str] = &[
-    "==", "!=", "<=", ">=", "<", ">", "+", "-", "*", "/", "(", ")", ",", ".", "[", "]",
-];
+const SYMBOLS: &[&str] = &["==", "!=", "<=", ">=", "<", ">", "+", "-", "*", "/", "(", ")", ",", ".", "[", "]"];
 
 fn tokenize(text: &str) -> Result<Vec<Token>, ExprError> {
     let bytes = text.as_bytes();
@@ -160,34 +151,27 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ExprError> {
                 index += 1;
             }
             let literal: String = text[start..index].chars().filter(|c| *c != '_').collect();
-            let number = literal.parse::<f64>().map_err(|_| ExprError {
-                offset: start,
-                message: format!("invalid number {literal:?}"),
-            })?;
-            tokens.push(Token {
-                kind: TokenKind::Number(number),
-                offset: start,
-            });
+            let number = literal
+                .parse::<f64>()
+                .map_err(|_| ExprError { offset: start, message: format!("invalid number {literal:?}") })?;
+            tokens.push(Token { kind: TokenKind::Number(number), offset: start });
         } else if byte == b'"' || byte == b'\'' {
             index += 1;
             let mut value = String::new();
             loop {
                 match text[index..].chars().next() {
                     None => {
-                        return Err(ExprError {
-                            offset: start,
-                            message: "unterminated string".into(),
-                        });
+                        return Err(ExprError { offset: start, message: "unterminated string".into() });
                     }
                     Some(c) if c as u32 == u32::from(byte) => {
                         index += 1;
                         break;
                     }
                     Some('\\') => {
-                        let escaped = text[index + 1..].chars().next().ok_or(ExprError {
-                            offset: index,
-                            message: "unterminated escape".into(),
-                        })?;
+                        let escaped = text[index + 1..]
+                            .chars()
+                            .next()
+                            .ok_or(ExprError { offset: index, message: "unterminated escape".into() })?;
                         value.push(escaped);
                         index += 1 + escaped.len_utf8();
                     }
@@ -197,10 +181,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ExprError> {
                     }
                 }
             }
-            tokens.push(Token {
-                kind: TokenKind::String(value),
-                offset: start,
-            });
+            tokens.push(Token { kind: TokenKind::String(value), offset: start });
         } else if byte.is_ascii_alphabetic() || byte == b'_' {
             while index < bytes.len() {
                 let current = bytes[index];
@@ -214,23 +195,15 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ExprError> {
                     break;
                 }
             }
-            tokens.push(Token {
-                kind: TokenKind::Ident(text[start..index].to_owned()),
-                offset: start,
-            });
+            tokens.push(Token { kind: TokenKind::Ident(text[start..index].to_owned()), offset: start });
         } else {
-            let symbol = SYMBOLS
-                .iter()
-                .find(|symbol| text[index..].starts_with(**symbol))
-                .ok_or_else(|| ExprError {
+            let symbol =
+                SYMBOLS.iter().find(|symbol| text[index..].starts_with(**symbol)).ok_or_else(|| ExprError {
                     offset: start,
                     message: format!("unexpected character {:?}", text[index..].chars().next().unwrap_or(' ')),
                 })?;
             index += symbol.len();
-            tokens.push(Token {
-                kind: TokenKind::Symbol(symbol),
-                offset: start,
-            });
+            tokens.push(Token { kind: TokenKind::Symbol(symbol), offset: start });
         }
     }
     Ok(tokens)
@@ -264,21 +237,12 @@ impl Parser {
             self.position += 1;
             return Ok(());
         }
-        let found = self
-            .peek()
-            .map_or("end of expression".to_owned(), |token| token.kind.to_string());
-        Err(ExprError {
-            offset: self.offset(),
-            message: format!("expected `{symbol}`, found {found}"),
-        })
+        let found = self.peek().map_or("end of expression".to_owned(), |token| token.kind.to_string());
+        Err(ExprError { offset: self.offset(), message: format!("expected `{symbol}`, found {found}") })
     }
 
     fn binary(left: Expr, operator: BinaryOperator, right: Expr) -> Expr {
-        Expr::Binary {
-            operator,
-            left: Box::new(left),
-            right: Box::new(right),
-        }
+        Expr::Binary { operator, left: Box::new(left), right: Box::new(right) }
     }
 
     fn or(&mut self) -> Result<Expr, ExprError> {
@@ -305,10 +269,7 @@ impl Parser {
         if self.is_keyword("not") {
             self.position += 1;
             let operand = self.not()?;
-            return Ok(Expr::Unary {
-                operator: UnaryOperator::Not,
-                operand: Box::new(operand),
-            });
+            return Ok(Expr::Unary { operator: UnaryOperator::Not, operand: Box::new(operand) });
         }
         self.comparison()
     }
@@ -316,10 +277,7 @@ impl Parser {
     fn comparison(&mut self) -> Result<Expr, ExprError> {
         let left = self.sum()?;
         let operator = match self.peek() {
-            Some(Token {
-                kind: TokenKind::Symbol(symbol),
-                ..
-            }) => match *symbol {
+            Some(Token { kind: TokenKind::Symbol(symbol), .. }) => match *symbol {
                 "==" => BinaryOperator::Equal,
                 "!=" => BinaryOperator::NotEqual,
                 "<" => BinaryOperator::Less,
@@ -371,10 +329,7 @@ impl Parser {
         if self.is_symbol("-") {
             self.position += 1;
             let operand = self.unary()?;
-            return Ok(Expr::Unary {
-                operator: UnaryOperator::Negate,
-                operand: Box::new(operand),
-            });
+            return Ok(Expr::Unary { operator: UnaryOperator::Negate, operand: Box::new(operand) });
         }
         self.postfix()
     }
@@ -389,10 +344,7 @@ impl Parser {
                     segments.push(field);
                     Expr::Path(segments)
                 }
-                other => Expr::Field {
-                    base: Box::new(other),
-                    field,
-                },
+                other => Expr::Field { base: Box::new(other), field },
             };
         }
         Ok(expr)
@@ -400,30 +352,20 @@ impl Parser {
 
     fn identifier(&mut self) -> Result<String, ExprError> {
         match self.peek().cloned() {
-            Some(Token {
-                kind: TokenKind::Ident(name),
-                ..
-            }) => {
+            Some(Token { kind: TokenKind::Ident(name), .. }) => {
                 self.position += 1;
                 Ok(name)
             }
-            Some(token) => Err(ExprError {
-                offset: token.offset,
-                message: format!("expected a name, found {}", token.kind),
-            }),
-            None => Err(ExprError {
-                offset: self.end,
-                message: "expected a name, found end of expression".into(),
-            }),
+            Some(token) => {
+                Err(ExprError { offset: token.offset, message: format!("expected a name, found {}", token.kind) })
+            }
+            None => Err(ExprError { offset: self.end, message: "expected a name, found end of expression".into() }),
         }
     }
 
     fn primary(&mut self) -> Result<Expr, ExprError> {
         let Some(token) = self.peek().cloned() else {
-            return Err(ExprError {
-                offset: self.end,
-                message: "unexpected end of expression".into(),
-            });
+            return Err(ExprError { offset: self.end, message: "unexpected end of expression".into() });
         };
         self.position += 1;
         match token.kind {
@@ -431,10 +373,9 @@ impl Parser {
             TokenKind::String(string) => Ok(Expr::String(string)),
             TokenKind::Ident(name) if name == "true" => Ok(Expr::Bool(true)),
             TokenKind::Ident(name) if name == "false" => Ok(Expr::Bool(false)),
-            TokenKind::Ident(name) if matches!(name.as_str(), "and" | "or" | "not") => Err(ExprError {
-                offset: token.offset,
-                message: format!("unexpected keyword `{name}`"),
-            }),
+            TokenKind::Ident(name) if matches!(name.as_str(), "and" | "or" | "not") => {
+                Err(ExprError { offset: token.offset, message: format!("unexpected keyword `{name}`") })
+            }
             TokenKind::Ident(name) if self.is_symbol("(") => {
                 self.position += 1;
                 let mut arguments = Vec::new();
@@ -450,10 +391,7 @@ impl Parser {
                 }
                 self.expect_symbol(")")?;
                 let Some((_, min, max)) = FUNCTIONS.iter().find(|(function, _, _)| *function == name) else {
-                    return Err(ExprError {
-                        offset: token.offset,
-                        message: format!("unknown function `{name}`"),
-                    });
+                    return Err(ExprError { offset: token.offset, message: format!("unknown function `{name}`") });
                 };
                 if arguments.len() < *min || arguments.len() > *max {
                     return Err(ExprError {
@@ -461,11 +399,7 @@ impl Parser {
                         message: format!("function `{name}` takes {min} argument(s), got {}", arguments.len()),
                     });
                 }
-                Ok(Expr::Call {
-                    function: name,
-                    arguments,
-                    offset: token.offset,
-                })
+                Ok(Expr::Call { function: name, arguments, offset: token.offset })
             }
             TokenKind::Ident(name) => Ok(Expr::Path(vec![name])),
             TokenKind::Symbol("(") => {
@@ -473,10 +407,7 @@ impl Parser {
                 self.expect_symbol(")")?;
                 Ok(inner)
             }
-            other => Err(ExprError {
-                offset: token.offset,
-                message: format!("unexpected {other}"),
-            }),
+            other => Err(ExprError { offset: token.offset, message: format!("unexpected {other}") }),
         }
     }
 }
@@ -515,19 +446,14 @@ impl Expr {
             }
             Expr::Field { base, field } => {
                 let value = base.evaluate(lookup)?;
-                value
-                    .get(field)
-                    .cloned()
-                    .ok_or_else(|| error(format!("no field `{field}`")))
+                value.get(field).cloned().ok_or_else(|| error(format!("no field `{field}`")))
             }
-            Expr::Unary {
-                operator: UnaryOperator::Not,
-                operand,
-            } => Ok(Value::Bool(!truthy(&operand.evaluate(lookup)?))),
-            Expr::Unary {
-                operator: UnaryOperator::Negate,
-                operand,
-            } => Ok(number_value(-as_number(&operand.evaluate(lookup)?)?)),
+            Expr::Unary { operator: UnaryOperator::Not, operand } => {
+                Ok(Value::Bool(!truthy(&operand.evaluate(lookup)?)))
+            }
+            Expr::Unary { operator: UnaryOperator::Negate, operand } => {
+                Ok(number_value(-as_number(&operand.evaluate(lookup)?)?))
+            }
             Expr::Binary { operator, left, right } => {
                 let left = left.evaluate(lookup)?;
                 match operator {
@@ -538,13 +464,9 @@ impl Expr {
                 let right = right.evaluate(lookup)?;
                 binary(*operator, &left, &right)
             }
-            Expr::Call {
-                function, arguments, ..
-            } => {
-                let values = arguments
-                    .iter()
-                    .map(|argument| argument.evaluate(lookup))
-                    .collect::<Result<Vec<_>, _>>()?;
+            Expr::Call { function, arguments, .. } => {
+                let values =
+                    arguments.iter().map(|argument| argument.evaluate(lookup)).collect::<Result<Vec<_>, _>>()?;
                 call(function, &values)
             }
         }
@@ -568,19 +490,12 @@ fn truthy(value: &Value) -> bool {
 
 fn as_number(value: &Value) -> Result<f64, ExprError> {
     match value {
-        Value::Number(number) => number.as_f64().ok_or_else(|| ExprError {
-            offset: 0,
-            message: "not a number".into(),
-        }),
-        Value::String(string) => string.parse().map_err(|_| ExprError {
-            offset: 0,
-            message: format!("{string:?} is not a number"),
-        }),
+        Value::Number(number) => number.as_f64().ok_or_else(|| ExprError { offset: 0, message: "not a number".into() }),
+        Value::String(string) => {
+            string.parse().map_err(|_| ExprError { offset: 0, message: format!("{string:?} is not a number") })
+        }
         Value::Bool(flag) => Ok(f64::from(u8::from(*flag))),
-        other => Err(ExprError {
-            offset: 0,
-            message: format!("{other} is not a number"),
-        }),
+        other => Err(ExprError { offset: 0, message: format!("{other} is not a number") }),
     }
 }
 
@@ -591,10 +506,7 @@ fn binary(operator: BinaryOperator, left: &Value, right: &Value) -> Result<Value
             (Value::String(a), Value::String(b)) => Ok(a.cmp(b)),
             _ => as_number(left)?
                 .partial_cmp(&as_number(right)?)
-                .ok_or_else(|| ExprError {
-                    offset: 0,
-                    message: "cannot compare NaN".into(),
-                }),
+                .ok_or_else(|| ExprError { offset: 0, message: "cannot compare NaN".into() }),
         }
     };
     Ok(match operator {
@@ -654,10 +566,7 @@ fn call(function: &str, values: &[Value]) -> Result<Value, ExprError> {
             other => items(other).contains(&values[1]),
         }),
         "starts_with" => Value::Bool(
-            values[0]
-                .as_str()
-                .zip(values[1].as_str())
-                .is_some_and(|(text, prefix)| text.starts_with(prefix)),
+            values[0].as_str().zip(values[1].as_str()).is_some_and(|(text, prefix)| text.starts_with(prefix)),
         ),
         "differs" => {
             // Keys of the expected map (second argument) whose actual value differs.
@@ -672,18 +581,12 @@ fn call(function: &str, values: &[Value]) -> Result<Value, ExprError> {
             Value::Array(differing)
         }
         "in_subnet" => {
-            let address = values[0]
-                .as_str()
-                .ok_or_else(|| error("in_subnet() needs an address string".into()))?;
-            let subnet = values[1]
-                .as_str()
-                .ok_or_else(|| error("in_subnet() needs a subnet string".into()))?;
+            let address = values[0].as_str().ok_or_else(|| error("in_subnet() needs an address string".into()))?;
+            let subnet = values[1].as_str().ok_or_else(|| error("in_subnet() needs a subnet string".into()))?;
             Value::Bool(in_subnet(address, subnet).map_err(error)?)
         }
         "duration_seconds" => {
-            let text = values[0]
-                .as_str()
-                .ok_or_else(|| error("duration_seconds() needs a string".into()))?;
+            let text = values[0].as_str().ok_or_else(|| error("duration_seconds() needs a string".into()))?;
             number_value(crate::duration::parse_duration(text).map_err(error)?.as_secs_f64())
         }
         other => return Err(error(format!("unknown function `{other}`"))),
@@ -692,18 +595,10 @@ fn call(function: &str, values: &[Value]) -> Result<Value, ExprError> {
 
 /// Whether an IP address lies in a CIDR subnet (IPv4 or IPv6).
 pub fn in_subnet(address: &str, subnet: &str) -> Result<bool, String> {
-    let (network, prefix) = subnet
-        .split_once('/')
-        .ok_or_else(|| format!("{subnet:?} is not a CIDR subnet"))?;
-    let prefix: u32 = prefix
-        .parse()
-        .map_err(|_| format!("{subnet:?} has an invalid prefix length"))?;
-    let address: std::net::IpAddr = address
-        .parse()
-        .map_err(|_| format!("{address:?} is not an IP address"))?;
-    let network: std::net::IpAddr = network
-        .parse()
-        .map_err(|_| format!("{subnet:?} is not a CIDR subnet"))?;
+    let (network, prefix) = subnet.split_once('/').ok_or_else(|| format!("{subnet:?} is not a CIDR subnet"))?;
+    let prefix: u32 = prefix.parse().map_err(|_| format!("{subnet:?} has an invalid prefix length"))?;
+    let address: std::net::IpAddr = address.parse().map_err(|_| format!("{address:?} is not an IP address"))?;
+    let network: std::net::IpAddr = network.parse().map_err(|_| format!("{subnet:?} is not a CIDR subnet"))?;
     match (address, network) {
         (std::net::IpAddr::V4(address), std::net::IpAddr::V4(network)) if prefix <= 32 => {
             let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
@@ -732,10 +627,7 @@ mod tests {
             "replicas" => Some(Value::from(5)),
             _ => None,
         };
-        assert_eq!(
-            eval("floor(replicas * contracts.scaling-ceiling.factor)", &lookup),
-            Value::from(7.0)
-        );
+        assert_eq!(eval("floor(replicas * contracts.scaling-ceiling.factor)", &lookup), Value::from(7.0));
         assert_eq!(eval("replicas - 1 > 3 and not false", &lookup), Value::Bool(true));
         assert_eq!(eval("1 + 2 * 3", &lookup), Value::from(7.0));
     }
@@ -765,9 +657,6 @@ mod tests {
             "expected" => Some(serde_json::json!({"A": "1", "B": "3", "C": "4"})),
             _ => None,
         };
-        assert_eq!(
-            eval("differs(actual, expected)", &lookup),
-            serde_json::json!(["B", "C"])
-        );
+        assert_eq!(eval("differs(actual, expected)", &lookup), serde_json::json!(["B", "C"]));
     }
 }

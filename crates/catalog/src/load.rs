@@ -95,11 +95,7 @@ pub fn load_with(root: &Path, options: LoadOptions) -> Result<Catalog, Diagnosti
         check_markdown(&catalog, &mut errors);
     }
 
-    if errors.is_empty() {
-        Ok(catalog)
-    } else {
-        Err(Diagnostics(errors))
-    }
+    if errors.is_empty() { Ok(catalog) } else { Err(Diagnostics(errors)) }
 }
 
 fn validate_manifest(source: &SourceFile, manifest: &RawManifest, errors: &mut Vec<Diagnostic>) -> BTreeSet<String> {
@@ -113,10 +109,7 @@ fn validate_manifest(source: &SourceFile, manifest: &RawManifest, errors: &mut V
         errors.push(source.error_at_value(&manifest.runbook_url, "runbook_url must contain the placeholder {id}"));
     }
     if manifest.closing.fields.is_empty() {
-        errors.push(Diagnostic::file(
-            &source.path,
-            "closing.fields must name at least one field",
-        ));
+        errors.push(Diagnostic::file(&source.path, "closing.fields must name at least one field"));
     }
     routes
 }
@@ -128,10 +121,7 @@ fn yaml_files(directory: &Path) -> Vec<PathBuf> {
         .flatten()
         .filter_map(Result::ok)
         .map(|entry| entry.path())
-        .filter(|path| {
-            path.extension()
-                .is_some_and(|extension| extension == "yaml" || extension == "yml")
-        })
+        .filter(|path| path.extension().is_some_and(|extension| extension == "yaml" || extension == "yml"))
         .collect();
     files.sort();
     files
@@ -168,10 +158,7 @@ fn load_entries(
     let directory = root.join("runbook");
     let files = yaml_files(&directory);
     if files.is_empty() {
-        errors.push(Diagnostic::file(
-            &directory,
-            "no runbook entries: expected runbook/<ID>.yaml files",
-        ));
+        errors.push(Diagnostic::file(&directory, "no runbook entries: expected runbook/<ID>.yaml files"));
     }
     let mut entries: Vec<(Entry, SourceFile)> = Vec::new();
     let mut ids: BTreeMap<String, (PathBuf, usize)> = BTreeMap::new();
@@ -195,12 +182,7 @@ fn load_entries(
         if let Some((first_path, first_line)) = ids.get(&raw.id.value) {
             errors.push(source.error_at_value(
                 &raw.id,
-                format!(
-                    "duplicate ID {:?}: already used at {}:{}",
-                    raw.id.value,
-                    first_path.display(),
-                    first_line
-                ),
+                format!("duplicate ID {:?}: already used at {}:{}", raw.id.value, first_path.display(), first_line),
             ));
         } else {
             ids.insert(raw.id.value.clone(), (path.clone(), line));
@@ -245,27 +227,23 @@ fn validate_entry(
         && raw.id.value.starts_with(|c: char| c.is_ascii_uppercase())
         && id_sort_key(&raw.id.value).1 != u64::MAX;
     if !id_ok {
-        errors.push(source.error_at_value(
-            &raw.id,
-            format!("ID {:?} must be letters then a number, like A3", raw.id.value),
-        ));
+        errors.push(
+            source.error_at_value(&raw.id, format!("ID {:?} must be letters then a number, like A3", raw.id.value)),
+        );
     }
     if !is_identifier(&raw.alertname.value) {
-        errors.push(source.error_at_value(
-            &raw.alertname,
-            format!("alertname {:?} is not a valid name", raw.alertname.value),
-        ));
+        errors.push(
+            source.error_at_value(&raw.alertname, format!("alertname {:?} is not a valid name", raw.alertname.value)),
+        );
     }
-    let stem = source
-        .path
-        .file_stem()
-        .map(|stem| stem.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let stem = source.path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
     if stem != raw.id.value {
-        errors.push(source.error_at_value(
-            &raw.id,
-            format!("entry {:?} must live in runbook/{}.yaml", raw.id.value, raw.id.value),
-        ));
+        errors.push(
+            source.error_at_value(
+                &raw.id,
+                format!("entry {:?} must live in runbook/{}.yaml", raw.id.value, raw.id.value),
+            ),
+        );
     }
     if raw.page.is_empty() {
         errors.push(source.error_at_value(&raw.id, "the entry pages nobody: `page` is empty"));
@@ -303,10 +281,7 @@ fn validate_entry(
         {
             errors.push(source.error_at_value(
                 branch,
-                format!(
-                    "branch {:?} is not picked by any earlier check of this entry",
-                    branch.value
-                ),
+                format!("branch {:?} is not picked by any earlier check of this entry", branch.value),
             ));
         }
         match (kind, &raw_step.check) {
@@ -338,10 +313,7 @@ fn validate_entry(
             if !contracts.contains_key(&contract.value) {
                 errors.push(source.error_at_value(
                     contract,
-                    format!(
-                        "unknown contract {:?}: no contracts/{}.yaml",
-                        contract.value, contract.value
-                    ),
+                    format!("unknown contract {:?}: no contracts/{}.yaml", contract.value, contract.value),
                 ));
             }
         }
@@ -385,16 +357,10 @@ fn validate_entry(
                 if !branches.insert(raw_branch.branch.value.clone()) {
                     errors.push(source.error_at_value(
                         &raw_branch.branch,
-                        format!(
-                            "branch {:?} is already picked elsewhere in this entry",
-                            raw_branch.branch.value
-                        ),
+                        format!("branch {:?} is already picked elsewhere in this entry", raw_branch.branch.value),
                     ));
                 }
-                parsed_branches.push(Branch {
-                    when,
-                    branch: raw_branch.branch.value.clone(),
-                });
+                parsed_branches.push(Branch { when, branch: raw_branch.branch.value.clone() });
             }
             Check {
                 datasource: raw_check.datasource.value,
@@ -406,19 +372,13 @@ fn validate_entry(
         let mut compute = Vec::new();
         for (name, text) in &raw_step.compute {
             if let Some(predicate) = parse_predicate(source, text, &names, contracts, errors) {
-                compute.push(Computed {
-                    name: name.clone(),
-                    predicate,
-                });
+                compute.push(Computed { name: name.clone(), predicate });
             }
             if !is_identifier(name) || !names.insert(name.clone()) {
                 errors.push(source.error_at_value(text, format!("computed fact {name:?} is not a fresh name")));
             }
         }
-        let holds = raw_step
-            .holds
-            .as_ref()
-            .and_then(|text| parse_predicate(source, text, &names, contracts, errors));
+        let holds = raw_step.holds.as_ref().and_then(|text| parse_predicate(source, text, &names, contracts, errors));
         steps.push(Step {
             number: index + 1,
             kind,
@@ -479,10 +439,7 @@ fn parse_predicate(
             ok = false;
         }
     }
-    ok.then(|| Predicate {
-        text: text.value.clone(),
-        expr: parsed,
-    })
+    ok.then(|| Predicate { text: text.value.clone(), expr: parsed })
 }
 
 /// Checks that `contracts.<name>.<field>...` names an existing contract and field.
@@ -490,16 +447,12 @@ fn resolve_contract_path(path: &[String], contracts: &BTreeMap<String, Contract>
     let Some(name) = path.first() else {
         return Err("`contracts` must be followed by a contract name".into());
     };
-    let contract = contracts
-        .get(name)
-        .ok_or_else(|| format!("unknown contract {name:?}: no contracts/{name}.yaml"))?;
+    let contract = contracts.get(name).ok_or_else(|| format!("unknown contract {name:?}: no contracts/{name}.yaml"))?;
     let mut node = &contract.tree;
     for field in &path[1..] {
         match node {
             serde_json::Value::Object(map) => {
-                node = map
-                    .get(field)
-                    .ok_or_else(|| format!("contract {name:?} has no field `{field}`"))?;
+                node = map.get(field).ok_or_else(|| format!("contract {name:?} has no field `{field}`"))?;
             }
             // Lists and scalars end static resolution.
             _ => return Ok(()),
@@ -592,15 +545,11 @@ pub(crate) fn load_rule_file(
         if raw_group.name.value.is_empty() {
             errors.push(source.error_at_value(&raw_group.name, "group name must not be empty"));
         } else if !group_names.insert(raw_group.name.value.clone()) {
-            errors.push(source.error_at_value(
-                &raw_group.name,
-                format!("{:?}: repeated group name", raw_group.name.value),
-            ));
+            errors.push(
+                source.error_at_value(&raw_group.name, format!("{:?}: repeated group name", raw_group.name.value)),
+            );
         }
-        let datasource = raw_group
-            .datasource
-            .as_ref()
-            .map_or(RawDatasource::Metrics, |spanned| spanned.value);
+        let datasource = raw_group.datasource.as_ref().map_or(RawDatasource::Metrics, |spanned| spanned.value);
         if datasource == RawDatasource::Probe
             && let Some(spanned) = &raw_group.datasource
         {
@@ -623,15 +572,9 @@ pub(crate) fn load_rule_file(
                     RuleKind::Alert(alert.value.clone())
                 }
                 (None, Some(record)) => {
-                    let valid = record
-                        .value
-                        .chars()
-                        .next()
-                        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-                        && record
-                            .value
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+                    let valid =
+                        record.value.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+                            && record.value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
                     if !valid {
                         errors.push(
                             source.error_at_value(record, format!("invalid recording rule name {:?}", record.value)),
@@ -689,11 +632,7 @@ pub(crate) fn load_rule_file(
                 for_duration,
                 keep_firing_for,
                 labels: raw_rule.labels,
-                annotations: raw_rule
-                    .annotations
-                    .into_iter()
-                    .map(|(name, value)| (name, value.value))
-                    .collect(),
+                annotations: raw_rule.annotations.into_iter().map(|(name, value)| (name, value.value)).collect(),
                 line: rule_location.line() as usize,
             });
         }
@@ -707,16 +646,7 @@ pub(crate) fn load_rule_file(
             rules,
         });
     }
-    (errors.len() == before).then(|| {
-        (
-            RuleFile {
-                path: path.to_owned(),
-                groups,
-            },
-            source,
-            locations,
-        )
-    })
+    (errors.len() == before).then(|| (RuleFile { path: path.to_owned(), groups }, source, locations))
 }
 
 /// A Docker rule's expression: the predicate language over `services`, `secrets`, `networks`.
@@ -750,10 +680,7 @@ fn cross_link_rules(
             let Some(entry) = catalog.entries.iter().find(|entry| entry.alertname == alert.value) else {
                 errors.push(source.error_at_value(
                     alert,
-                    format!(
-                        "alert {:?} has no runbook entry: add runbook/<ID>.yaml with this alertname",
-                        alert.value
-                    ),
+                    format!("alert {:?} has no runbook entry: add runbook/<ID>.yaml with this alertname", alert.value),
                 ));
                 continue;
             };
@@ -775,10 +702,7 @@ fn cross_link_rules(
             match &location.runbook_url {
                 None => errors.push(source.error_at_value(
                     alert,
-                    format!(
-                        "alert {:?} lacks the annotation runbook_url: {expected_url}",
-                        alert.value
-                    ),
+                    format!("alert {:?} lacks the annotation runbook_url: {expected_url}", alert.value),
                 )),
                 Some(url) if url.value != expected_url => {
                     errors.push(source.error_at_value(url, format!("runbook_url should be {expected_url:?}")))
@@ -854,14 +778,7 @@ fn check_markdown(catalog: &Catalog, errors: &mut Vec<Diagnostic>) {
 /// Loads standalone rule files (outside a catalog), validating each.
 pub fn load_rules(paths: &[PathBuf]) -> Result<Vec<RuleFile>, Diagnostics> {
     let mut errors = Vec::new();
-    let files: Vec<RuleFile> = paths
-        .iter()
-        .filter_map(|path| load_rule_file(path, &mut errors))
-        .map(|(file, _, _)| file)
-        .collect();
-    if errors.is_empty() {
-        Ok(files)
-    } else {
-        Err(Diagnostics(errors))
-    }
+    let files: Vec<RuleFile> =
+        paths.iter().filter_map(|path| load_rule_file(path, &mut errors)).map(|(file, _, _)| file).collect();
+    if errors.is_empty() { Ok(files) } else { Err(Diagnostics(errors)) }
 }

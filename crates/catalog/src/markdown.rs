@@ -9,10 +9,7 @@ use crate::model::{Catalog, Entry, RuleKind, StepKind};
 /// The whole runbook: a header, one section per entry, the closing rule.
 pub fn render(catalog: &Catalog) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "<!-- generated from runbook/*.yaml by `alertbook runbook --markdown`; do not edit -->"
-    );
+    let _ = writeln!(out, "<!-- generated from runbook/*.yaml by `alertbook runbook --markdown`; do not edit -->");
     let _ = writeln!(out, "# {}\n", catalog.title);
     if !catalog.description.is_empty() {
         let _ = writeln!(out, "{}\n", catalog.description.trim());
@@ -30,12 +27,7 @@ pub fn render(catalog: &Catalog) -> String {
     for field in &catalog.closing.fields {
         match &field.required_when {
             Some(when) => {
-                let _ = writeln!(
-                    out,
-                    "- **{}**: {} (required when `{when}`)",
-                    field.name,
-                    field.description.trim()
-                );
+                let _ = writeln!(out, "- **{}**: {} (required when `{when}`)", field.name, field.description.trim());
             }
             None => {
                 let _ = writeln!(out, "- **{}**: {}", field.name, field.description.trim());
@@ -55,16 +47,8 @@ pub fn render_entry(catalog: &Catalog, entry: &Entry) -> String {
     let _ = writeln!(out, "## {} — {}\n", entry.id, entry.alertname);
     let _ = writeln!(out, "**{}.** {}\n", entry.title, entry.intent);
     let _ = writeln!(out, "- ID: `{}`; alertname: `{}`", entry.id, entry.alertname);
-    let _ = writeln!(
-        out,
-        "- Pages: {}",
-        entry
-            .page
-            .iter()
-            .map(|route| format!("@{route}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let _ =
+        writeln!(out, "- Pages: {}", entry.page.iter().map(|route| format!("@{route}")).collect::<Vec<_>>().join(", "));
     for (file, group, rule) in catalog.alert_rules() {
         if matches!(&rule.kind, RuleKind::Alert(name) if *name == entry.alertname) {
             let relative = file.path.strip_prefix(&catalog.root).unwrap_or(&file.path);
@@ -98,13 +82,7 @@ pub fn render_entry(catalog: &Catalog, entry: &Entry) -> String {
         if let Some(route) = &step.escalate_to {
             tags.push(format!("page @{route}"));
         }
-        let _ = writeln!(
-            out,
-            "{}. [{}] {}",
-            step.number,
-            tags.join(" · "),
-            indent_continuation(&step.text)
-        );
+        let _ = writeln!(out, "{}. [{}] {}", step.number, tags.join(" · "), indent_continuation(&step.text));
         if let Some(check) = &step.check {
             let language = match check.datasource.as_str() {
                 "metrics" => "promql",
@@ -130,12 +108,7 @@ pub fn render_entry(catalog: &Catalog, entry: &Entry) -> String {
             }
         }
         for computed in &step.compute {
-            let _ = writeln!(
-                out,
-                "   - computes `{} = {}`",
-                computed.name,
-                computed.predicate.text.trim()
-            );
+            let _ = writeln!(out, "   - computes `{} = {}`", computed.name, computed.predicate.text.trim());
         }
         if let Some(holds) = &step.holds {
             let _ = writeln!(out, "   - must hold: `{}`", holds.text.trim());
@@ -159,12 +132,7 @@ pub fn render_entry(catalog: &Catalog, entry: &Entry) -> String {
         let _ = writeln!(out, "{closing}\n");
     }
     let fields: Vec<&str> = catalog.closing.fields.iter().map(|field| field.name.as_str()).collect();
-    let _ = writeln!(
-        out,
-        "Close in the journal with {} (alert ID `{}`).",
-        fields.join(", "),
-        entry.id
-    );
+    let _ = writeln!(out, "Close in the journal with {} (alert ID `{}`).", fields.join(", "), entry.id);
     out
 }
 
@@ -179,13 +147,7 @@ pub fn format_duration(duration: std::time::Duration) -> String {
         return "0s".into();
     }
     let mut out = String::new();
-    for (unit, size) in [
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ] {
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
         if ms >= size {
             let _ = write!(out, "{}{unit}", ms / size);
             ms %= size;

@@ -166,9 +166,7 @@ pub struct Rule {
 impl Catalog {
     /// The entry whose ID or alertname is `key` (IDs compare case-insensitively).
     pub fn entry(&self, key: &str) -> Option<&Entry> {
-        self.entries
-            .iter()
-            .find(|entry| entry.id.eq_ignore_ascii_case(key) || entry.alertname == key)
+        self.entries.iter().find(|entry| entry.id.eq_ignore_ascii_case(key) || entry.alertname == key)
     }
 
     /// The runbook URL of an entry.
@@ -192,18 +190,8 @@ impl Catalog {
     /// Counts for the `check` summary.
     pub fn summary(&self) -> Summary {
         let steps = self.entries.iter().map(|entry| entry.steps.len()).sum();
-        let checks = self
-            .entries
-            .iter()
-            .flat_map(|entry| &entry.steps)
-            .filter(|step| step.check.is_some())
-            .count();
-        let rules = self
-            .rule_files
-            .iter()
-            .flat_map(|file| &file.groups)
-            .map(|group| group.rules.len())
-            .sum();
+        let checks = self.entries.iter().flat_map(|entry| &entry.steps).filter(|step| step.check.is_some()).count();
+        let rules = self.rule_files.iter().flat_map(|file| &file.groups).map(|group| group.rules.len()).sum();
         Summary {
             alerts: self.entries.len(),
             steps,

@@ -34,10 +34,7 @@ pub fn validate(datasource: RawDatasource, query: &str) -> Result<(), QueryError
 pub fn validate_promql(query: &str) -> Result<(), QueryError> {
     promql_parser::parser::parse(query)
         .map(|_| ())
-        .map_err(|message| QueryError {
-            offset: 0,
-            message: format!("invalid PromQL: {message}"),
-        })
+        .map_err(|message| QueryError { offset: 0, message: format!("invalid PromQL: {message}") })
 }
 
 fn validate_logql_selector(query: &str) -> Result<(), QueryError> {
@@ -63,29 +60,18 @@ fn validate_logql_selector(query: &str) -> Result<(), QueryError> {
             index += 1;
         }
         if index == name_start {
-            return Err(QueryError {
-                offset: index,
-                message: "invalid LogQL: expected a label name".into(),
-            });
+            return Err(QueryError { offset: index, message: "invalid LogQL: expected a label name".into() });
         }
         skip_space(&mut index);
-        let operator = ["=~", "!~", "!=", "="]
-            .iter()
-            .find(|op| query[index..].starts_with(**op));
+        let operator = ["=~", "!~", "!=", "="].iter().find(|op| query[index..].starts_with(**op));
         let Some(operator) = operator else {
-            return Err(QueryError {
-                offset: index,
-                message: "invalid LogQL: expected =, !=, =~ or !~".into(),
-            });
+            return Err(QueryError { offset: index, message: "invalid LogQL: expected =, !=, =~ or !~".into() });
         };
         index += operator.len();
         skip_space(&mut index);
         let quote = bytes.get(index).copied();
         if !matches!(quote, Some(b'"') | Some(b'`')) {
-            return Err(QueryError {
-                offset: index,
-                message: "invalid LogQL: expected a quoted label value".into(),
-            });
+            return Err(QueryError { offset: index, message: "invalid LogQL: expected a quoted label value".into() });
         }
         index += 1;
         while index < bytes.len() && Some(bytes[index]) != quote {
@@ -95,10 +81,7 @@ fn validate_logql_selector(query: &str) -> Result<(), QueryError> {
             index += 1;
         }
         if index >= bytes.len() {
-            return Err(QueryError {
-                offset: index,
-                message: "invalid LogQL: unterminated label value".into(),
-            });
+            return Err(QueryError { offset: index, message: "invalid LogQL: unterminated label value".into() });
         }
         index += 1;
         matchers += 1;
@@ -107,26 +90,17 @@ fn validate_logql_selector(query: &str) -> Result<(), QueryError> {
             Some(b',') => index += 1,
             Some(b'}') => break,
             _ => {
-                return Err(QueryError {
-                    offset: index,
-                    message: "invalid LogQL: expected , or }".into(),
-                });
+                return Err(QueryError { offset: index, message: "invalid LogQL: expected , or }".into() });
             }
         }
     }
     if matchers == 0 {
-        return Err(QueryError {
-            offset: start,
-            message: "invalid LogQL: the stream selector is empty".into(),
-        });
+        return Err(QueryError { offset: start, message: "invalid LogQL: the stream selector is empty".into() });
     }
     let opened = query.matches('(').count();
     let closed = query.matches(')').count();
     if opened != closed {
-        return Err(QueryError {
-            offset: 0,
-            message: "invalid LogQL: unbalanced parentheses".into(),
-        });
+        return Err(QueryError { offset: 0, message: "invalid LogQL: unbalanced parentheses".into() });
     }
     Ok(())
 }
@@ -143,21 +117,15 @@ fn validate_sql(query: &str) -> Result<(), QueryError> {
     }
     let body = query.trim_end().trim_end_matches(';');
     if let Some(position) = body.find(';') {
-        return Err(QueryError {
-            offset: position,
-            message: "a SQL check runs exactly one statement".into(),
-        });
+        return Err(QueryError { offset: position, message: "a SQL check runs exactly one statement".into() });
     }
     Ok(())
 }
 
 fn validate_docker(query: &str) -> Result<(), QueryError> {
     let words: Vec<&str> = query.split_whitespace().collect();
-    let offset_of = |index: usize| {
-        words
-            .get(index)
-            .map_or(query.len(), |word| word.as_ptr() as usize - query.as_ptr() as usize)
-    };
+    let offset_of =
+        |index: usize| words.get(index).map_or(query.len(), |word| word.as_ptr() as usize - query.as_ptr() as usize);
     match words.as_slice() {
         ["services"] => Ok(()),
         ["service", _name, field] if DOCKER_FIELDS.contains(field) => Ok(()),
@@ -205,12 +173,7 @@ mod tests {
         assert!(validate(RawDatasource::Sql, "DELETE FROM cron.job").is_err());
         assert!(validate(RawDatasource::Sql, "SELECT 1; DROP TABLE x").is_err());
         assert!(validate(RawDatasource::Docker, "service busflow_api replicas").is_ok());
-        assert_eq!(
-            validate(RawDatasource::Docker, "service busflow_api colour")
-                .unwrap_err()
-                .offset,
-            20
-        );
+        assert_eq!(validate(RawDatasource::Docker, "service busflow_api colour").unwrap_err().offset, 20);
         assert!(validate(RawDatasource::Probe, "probes studio-service-probes").is_ok());
         assert!(validate(RawDatasource::Probe, "ping example").is_err());
     }

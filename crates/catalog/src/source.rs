@@ -17,29 +17,18 @@ pub struct SourceFile {
 impl SourceFile {
     pub fn read(path: &Path) -> Result<Self, Diagnostic> {
         std::fs::read_to_string(path)
-            .map(|text| Self {
-                path: path.to_owned(),
-                text,
-            })
+            .map(|text| Self { path: path.to_owned(), text })
             .map_err(|error| Diagnostic::file(path, format!("cannot read file: {error}")))
     }
 
     /// The text of 1-based line `line`, without its newline.
     pub fn line_text(&self, line: usize) -> Option<String> {
-        line.checked_sub(1)
-            .and_then(|index| self.text.lines().nth(index))
-            .map(str::to_owned)
+        line.checked_sub(1).and_then(|index| self.text.lines().nth(index)).map(str::to_owned)
     }
 
     /// A diagnostic at a 1-based line and column.
     pub fn error_at(&self, line: usize, column: usize, message: impl Into<String>) -> Diagnostic {
-        Diagnostic {
-            path: self.path.clone(),
-            line,
-            column,
-            message: message.into(),
-            snippet: self.line_text(line),
-        }
+        Diagnostic { path: self.path.clone(), line, column, message: message.into(), snippet: self.line_text(line) }
     }
 
     /// A diagnostic at a YAML location.
@@ -79,10 +68,7 @@ impl SourceFile {
             let within = before.rsplit('\n').next().unwrap_or("").chars().count();
             return self.error_at(target, indent + within + 1, message);
         }
-        let quoted = source_line
-            .chars()
-            .nth(column.saturating_sub(1))
-            .is_some_and(|c| c == '"' || c == '\'');
+        let quoted = source_line.chars().nth(column.saturating_sub(1)).is_some_and(|c| c == '"' || c == '\'');
         let shift = usize::from(quoted);
         self.error_at(line, column + shift + before.chars().count(), message)
     }
@@ -107,9 +93,7 @@ fn yaml_error_message(error: &serde_saphyr::Error) -> String {
     // Drop a leading "line X column Y: ": the diagnostic already says where.
     if let Some(rest) = without_prefix.strip_prefix("line ")
         && let Some((position, message)) = rest.split_once(": ")
-        && position
-            .split(" column ")
-            .all(|number| number.bytes().all(|byte| byte.is_ascii_digit()))
+        && position.split(" column ").all(|number| number.bytes().all(|byte| byte.is_ascii_digit()))
     {
         without_prefix = message;
     }

@@ -50,19 +50,19 @@ impl Default for Config {
 /// Reads and validates a configuration file.
 pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     let source = SourceFile::read(path).map_err(|diagnostic| Diagnostics(vec![diagnostic]))?;
-    let raw: RawConfig = source
-        .parse_yaml()
-        .map_err(|diagnostic| Diagnostics(vec![diagnostic]))?;
+    let raw: RawConfig = source.parse_yaml().map_err(|diagnostic| Diagnostics(vec![diagnostic]))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut errors: Vec<Diagnostic> = Vec::new();
     let mut config = Config::default();
     if let Some(listen) = &raw.listen {
         match listen.value.parse() {
             Ok(address) => config.listen = address,
-            Err(_) => errors.push(source.error_at_value(
-                listen,
-                format!("listen {:?} is not an address such as 127.0.0.1:9099", listen.value),
-            )),
+            Err(_) => {
+                errors.push(source.error_at_value(
+                    listen,
+                    format!("listen {:?} is not an address such as 127.0.0.1:9099", listen.value),
+                ))
+            }
         }
     }
     if let Some(catalog) = &raw.catalog {
@@ -70,10 +70,7 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
         if !config.catalog.join("catalog.yaml").is_file() {
             errors.push(source.error_at_value(
                 catalog,
-                format!(
-                    "{} is not a catalog directory (no catalog.yaml)",
-                    config.catalog.display()
-                ),
+                format!("{} is not a catalog directory (no catalog.yaml)", config.catalog.display()),
             ));
         }
     }
@@ -83,9 +80,5 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
         }
         config.data = base.join(&data.value);
     }
-    if errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(Diagnostics(errors))
-    }
+    if errors.is_empty() { Ok(config) } else { Err(Diagnostics(errors)) }
 }

@@ -46,6 +46,8 @@ enum Command {
         /// Catalog directory [default: catalog/busflow].
         #[arg(long, value_name = "DIR")]
         catalog: Option<PathBuf>,
+        #[command(flatten)]
+        query: QueryFlags,
     },
     /// Validate catalogs, rule files, contract files and configuration files.
     ///
@@ -72,19 +74,65 @@ enum Command {
         #[arg(long, conflicts_with = "key")]
         markdown: bool,
     },
+    /// Run test scripts: PromQL conformance scripts.
+    #[command(subcommand)]
+    Test(TestCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TestCommand {
+    /// Run scripts in Prometheus's promqltest language against alertbook's PromQL engine.
+    ///
+    /// Each FILE (or every *.test file of a directory) is a script of `load`, `clear` and
+    /// `eval` commands. Prints per-file counts, each failure with its query, what was
+    /// expected and what came, each skipped case with the feature it needs, and a last line
+    /// `N passed, M failed, K skipped`. Exits 1 when any case fails.
+    Promql {
+        /// Script files or directories of *.test files.
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+        /// Print only the summary lines, not each failure and skip.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+}
+
+/// Limits and defaults of PromQL evaluation, named as Prometheus names them.
+#[derive(Debug, clap::Args)]
+struct QueryFlags {
+    /// Longest a query may run before it is aborted.
+    #[arg(long = "query.timeout", value_name = "DURATION", default_value = "2m", value_parser = parse_duration_flag)]
+    timeout: std::time::Duration,
+    /// Most samples a single query may load into memory.
+    #[arg(long = "query.max-samples", value_name = "N", default_value_t = 50_000_000)]
+    max_samples: usize,
+    /// How far back an instant selector looks for the latest sample.
+    #[arg(long = "query.lookback-delta", value_name = "DURATION", default_value = "5m", value_parser = parse_duration_flag)]
+    lookback_delta: std::time::Duration,
+}
+
+impl QueryFlags {
+    fn engine(&self) -> promql::Engine {
+        promql::Engine::new(promql::EngineOptions {
+            lookback_delta_ms: i64::try_from(self.lookback_delta.as_millis()).unwrap_or(i64::MAX),
+            max_samples: self.max_samples,
+            timeout: self.timeout,
+            ..promql::EngineOptions::default()
+        })
+    }
+}
+
+fn parse_duration_flag(text: &str) -> Result<std::time::Duration, String> {
+    catalog::duration::parse_duration(text)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run {
-            config,
-            listen,
-            data,
-            catalog,
-        } => run(config, listen, data, catalog),
+        Command::Run { config, listen, data, catalog, query } => run(config, listen, data, catalog, &query),
         Command::Check { paths } => check(paths),
         Command::Runbook { key, catalog, markdown } => runbook(key, &catalog, markdown),
+        Command::Test(TestCommand::Promql { files, quiet }) => test_promql(&files, quiet),
     };
     match result {
         Ok(code) => code,
@@ -104,6 +152,7 @@ fn run(
     listen: Option<std::net::SocketAddr>,
     data: Option<PathBuf>,
     catalog_path: Option<PathBuf>,
+    query: &QueryFlags,
 ) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -127,9 +176,11 @@ fn run(
     std::fs::create_dir_all(&config.data)
         .with_context(|| format!("cannot create the data directory {}", config.data.display()))?;
     tracing::info!(catalog = %config.catalog.display(), summary = %catalog.summary(), data = %config.data.display(), "catalog loaded");
+    let engine = query.engine();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let state = server::AppState::new(catalog);
+        let store = std::sync::Arc::new(tsdb::MemStore::new());
+        let state = server::AppState::new(catalog, store, engine);
         server::serve(config.listen, state, shutdown_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)
@@ -176,11 +227,7 @@ enum FileKind {
 }
 
 fn check(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
-    let paths = if paths.is_empty() {
-        vec![PathBuf::from(config::DEFAULT_CATALOG)]
-    } else {
-        paths
-    };
+    let paths = if paths.is_empty() { vec![PathBuf::from(config::DEFAULT_CATALOG)] } else { paths };
     let mut failed = false;
     for path in &paths {
         let outcome: Result<String, catalog::Diagnostics> = if path.is_dir() {
@@ -191,18 +238,11 @@ fn check(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
             }
             catalog::load(path).map(|catalog| catalog.summary().to_string())
         } else if !path.exists() {
-            Err(catalog::Diagnostics(vec![catalog::Diagnostic::file(
-                path,
-                "no such file or directory",
-            )]))
+            Err(catalog::Diagnostics(vec![catalog::Diagnostic::file(path, "no such file or directory")]))
         } else {
             match classify_file(path) {
                 FileKind::Rules => catalog::load_rules(std::slice::from_ref(path)).map(|files| {
-                    let rules: usize = files
-                        .iter()
-                        .flat_map(|file| &file.groups)
-                        .map(|group| group.rules.len())
-                        .sum();
+                    let rules: usize = files.iter().flat_map(|file| &file.groups).map(|group| group.rules.len()).sum();
                     format!("{rules} rules")
                 }),
                 FileKind::Contract => check_contract(path),
@@ -256,20 +296,8 @@ fn runbook(key: Option<String>, catalog_path: &Path, markdown: bool) -> anyhow::
             }
         },
         None => {
-            let id_width = catalog
-                .entries
-                .iter()
-                .map(|entry| entry.id.len())
-                .max()
-                .unwrap_or(2)
-                .max(2);
-            let name_width = catalog
-                .entries
-                .iter()
-                .map(|entry| entry.alertname.len())
-                .max()
-                .unwrap_or(9)
-                .max(9);
+            let id_width = catalog.entries.iter().map(|entry| entry.id.len()).max().unwrap_or(2).max(2);
+            let name_width = catalog.entries.iter().map(|entry| entry.alertname.len()).max().unwrap_or(9).max(9);
             println!("{:id_width$}  {:name_width$}  {:6}  TITLE", "ID", "ALERTNAME", "STEPS");
             for entry in &catalog.entries {
                 println!(
@@ -283,4 +311,31 @@ fn runbook(key: Option<String>, catalog_path: &Path, markdown: bool) -> anyhow::
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn test_promql(inputs: &[PathBuf], quiet: bool) -> anyhow::Result<ExitCode> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            files.extend(promql::promqltest::test_files(input)?);
+        } else {
+            files.push(input.clone());
+        }
+    }
+    let mut summary = promql::promqltest::Summary::default();
+    for file in &files {
+        let report = promql::promqltest::run_file(file)?;
+        println!("{report}");
+        if !quiet {
+            for failure in &report.failures {
+                println!("  FAIL {}", failure.to_string().replace('\n', "\n  "));
+            }
+            for skip in &report.skips {
+                println!("  SKIP {skip}");
+            }
+        }
+        summary.files.push(report);
+    }
+    println!("{} passed, {} failed, {} skipped", summary.passed(), summary.failed(), summary.skipped());
+    Ok(if summary.failed() > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

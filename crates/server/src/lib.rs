@@ -1,12 +1,14 @@
 //! alertbook's HTTP server: the only crate that speaks HTTP and JSON.
 //!
 //! Key items: [`AppState`] (what handlers read), [`router`] (every route) and
-//! [`serve`] (binds and runs until shutdown). Today it serves the health
-//! endpoints and the runbook, rendered as HTML or Markdown.
+//! [`serve`] (binds and runs until shutdown). It serves the health endpoints,
+//! the runbook (HTML or Markdown) and Prometheus's query API.
 //!
 //! It owns no domain logic: it maps requests onto the catalog and the engines
 //! and their results onto HTTP, one error-to-status mapping for all.
 
+mod json;
+mod prometheus_api;
 mod runbook;
 
 use std::net::SocketAddr;
@@ -23,15 +25,14 @@ use catalog::Catalog;
 #[derive(Debug)]
 pub struct AppState {
     pub catalog: Catalog,
+    pub store: Arc<tsdb::MemStore>,
+    pub engine: promql::Engine,
     ready: AtomicBool,
 }
 
 impl AppState {
-    pub fn new(catalog: Catalog) -> Arc<Self> {
-        Arc::new(Self {
-            catalog,
-            ready: AtomicBool::new(false),
-        })
+    pub fn new(catalog: Catalog, store: Arc<tsdb::MemStore>, engine: promql::Engine) -> Arc<Self> {
+        Arc::new(Self { catalog, store, engine, ready: AtomicBool::new(false) })
     }
 
     /// Marks the server ready to take traffic (`/-/ready` answers 200).
@@ -46,6 +47,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .merge(runbook::routes())
+        .merge(prometheus_api::routes())
         .with_state(state)
 }
 
@@ -65,10 +67,7 @@ async fn ready(axum::extract::State(state): axum::extract::State<Arc<AppState>>)
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot listen on {address}: {source}")]
-    Bind {
-        address: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { address: SocketAddr, source: std::io::Error },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -79,14 +78,18 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .map_err(|source| Error::Bind { address, source })?;
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(|source| Error::Bind { address, source })?;
+    serve_listener(listener, state, shutdown).await
+}
+
+/// Serves on an already bound listener until `shutdown` completes.
+pub async fn serve_listener(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     let local = listener.local_addr().map_err(Error::Serve)?;
     tracing::info!(address = %local, "listening");
     state.set_ready();
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(Error::Serve)
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await.map_err(Error::Serve)
 }

@@ -39,10 +39,7 @@ fn page(title: &str, markdown: &str) -> Html<String> {
 }
 
 fn escape_html(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 async fn index(State(state): State<Arc<AppState>>) -> Html<String> {

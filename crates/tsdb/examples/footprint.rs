@@ -68,12 +68,8 @@ impl ValueModel {
 
 fn load(store: &MemStore, handles: &[SeriesRef], samples: usize, seed: u64, noisy: bool) {
     let mut random = Random(seed | 1);
-    let mut models: Vec<ValueModel> = (0..handles.len())
-        .map(|index| ValueModel {
-            kind: index % 3,
-            value: 1.0,
-        })
-        .collect();
+    let mut models: Vec<ValueModel> =
+        (0..handles.len()).map(|index| ValueModel { kind: index % 3, value: 1.0 }).collect();
     for step in 0..samples as i64 {
         for (handle, model) in handles.iter().zip(models.iter_mut()) {
             // Scrapes land within a few milliseconds of the interval.
@@ -106,9 +102,8 @@ fn main() {
     let rss_before = resident_bytes().unwrap_or(0);
     let store = MemStore::new();
     let started = Instant::now();
-    let handles: Vec<SeriesRef> = (0..series_count)
-        .map(|index| store.get_or_create_series(&series_labels(index)))
-        .collect();
+    let handles: Vec<SeriesRef> =
+        (0..series_count).map(|index| store.get_or_create_series(&series_labels(index))).collect();
     let created = started.elapsed();
     let empty_bytes = store.memory_bytes();
     println!(
@@ -138,21 +133,12 @@ fn main() {
     );
     if let Some(rss) = resident_bytes() {
         // Includes the handles vector and allocator slack.
-        println!(
-            "resident set grew by {:.1} MiB",
-            (rss.saturating_sub(rss_before)) as f64 / (1 << 20) as f64
-        );
+        println!("resident set grew by {:.1} MiB", (rss.saturating_sub(rss_before)) as f64 / (1 << 20) as f64);
     }
 
     let queries = [
         ("one metric", vec![Matcher::equal("__name__", "node_metric_7_total")]),
-        (
-            "metric and job",
-            vec![
-                Matcher::equal("__name__", "node_metric_7_total"),
-                Matcher::equal("job", "job-3"),
-            ],
-        ),
+        ("metric and job", vec![Matcher::equal("__name__", "node_metric_7_total"), Matcher::equal("job", "job-3")]),
         (
             "instance regex",
             vec![
@@ -179,10 +165,7 @@ fn main() {
         let result = store.select(matchers, end - 5 * 60 * 1000, end).expect("select");
         let elapsed = started.elapsed();
         let points: usize = result.iter().map(|data| data.samples.len()).sum();
-        println!(
-            "select {name}: {} series, {points} samples, last 5 min, {elapsed:.2?}",
-            result.len()
-        );
+        println!("select {name}: {} series, {points} samples, last 5 min, {elapsed:.2?}", result.len());
         let started = Instant::now();
         let result = store.select(matchers, START_MS, end).expect("select");
         let points: usize = result.iter().map(|data| data.samples.len()).sum();
@@ -192,11 +175,8 @@ fn main() {
     // Threaded ingest into a fresh store: each thread owns a slice of the series.
     let threads = thread::available_parallelism().map_or(2, |count| count.get());
     let store = Arc::new(MemStore::new());
-    let handles: Arc<Vec<SeriesRef>> = Arc::new(
-        (0..series_count)
-            .map(|index| store.get_or_create_series(&series_labels(index)))
-            .collect(),
-    );
+    let handles: Arc<Vec<SeriesRef>> =
+        Arc::new((0..series_count).map(|index| store.get_or_create_series(&series_labels(index))).collect());
     let started = Instant::now();
     let workers: Vec<_> = (0..threads)
         .map(|worker| {

@@ -125,10 +125,7 @@ struct XorWindow {
 
 impl Default for XorWindow {
     fn default() -> Self {
-        Self {
-            leading: NO_WINDOW,
-            trailing: NO_WINDOW,
-        }
+        Self { leading: NO_WINDOW, trailing: NO_WINDOW }
     }
 }
 
@@ -241,10 +238,7 @@ impl ChunkEncoder {
         // A length of 64 does not fit 6 bits; 0 stands for it (0 is impossible otherwise).
         self.writer.write_bits(u64::from(significant % 64), 6);
         self.writer.write_bits(xor >> trailing, significant);
-        self.window = XorWindow {
-            leading: leading as u8,
-            trailing: trailing as u8,
-        };
+        self.window = XorWindow { leading: leading as u8, trailing: trailing as u8 };
     }
 
     /// The encoded bit stream so far.
@@ -376,10 +370,7 @@ impl<'a> ChunkIter<'a> {
             }
             // A corrupt stream could claim more than 64 bits; refuse rather than overflow.
             let trailing = 64u32.checked_sub(leading + significant)?;
-            self.window = XorWindow {
-                leading: leading as u8,
-                trailing: trailing as u8,
-            };
+            self.window = XorWindow { leading: leading as u8, trailing: trailing as u8 };
         } else if self.window.leading == NO_WINDOW {
             return None;
         }
@@ -442,9 +433,8 @@ mod tests {
 
     #[test]
     fn regular_scrape_compresses_well() {
-        let samples: Vec<(i64, u64)> = (0..120)
-            .map(|index| (1_700_000_000_000 + index * 15_000, (index as f64 * 2.0).to_bits()))
-            .collect();
+        let samples: Vec<(i64, u64)> =
+            (0..120).map(|index| (1_700_000_000_000 + index * 15_000, (index as f64 * 2.0).to_bits())).collect();
         let encoder = encode(&samples);
         assert_eq!(decode_bits(encoder.iter()), samples);
         // Constant interval: 1 bit per timestamp after the second; small value changes.
@@ -460,11 +450,7 @@ mod tests {
         let samples: Vec<(i64, u64)> = (0..120).map(|index| (index * 1000, 1.0f64.to_bits())).collect();
         let encoder = encode(&samples);
         // 16 bytes for the first sample, ~3 for the first delta, then 2 bits per sample.
-        assert!(
-            encoder.bytes().len() <= 16 + 3 + 30 + 1,
-            "{} bytes",
-            encoder.bytes().len()
-        );
+        assert!(encoder.bytes().len() <= 16 + 3 + 30 + 1, "{} bytes", encoder.bytes().len());
         assert_eq!(decode_bits(encoder.iter()), samples);
     }
 
@@ -494,22 +480,9 @@ mod tests {
     fn every_timestamp_bucket_boundary_round_trips() {
         let mut timestamps = vec![0i64, 100];
         let mut delta = 100i64;
-        for delta_of_delta in [
-            0,
-            1,
-            -1,
-            8191,
-            -8192,
-            8192,
-            -8193,
-            65_535,
-            -65_536,
-            65_536,
-            524_287,
-            -524_288,
-            524_288,
-            1 << 40,
-        ] {
+        for delta_of_delta in
+            [0, 1, -1, 8191, -8192, 8192, -8193, 65_535, -65_536, 65_536, 524_287, -524_288, 524_288, 1 << 40]
+        {
             delta += delta_of_delta;
             // Keep timestamps increasing: restart the delta when it would go non-positive.
             if delta <= 0 {

@@ -32,10 +32,7 @@ impl Labels {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|label| label.name.as_str().cmp(name))
-            .ok()
-            .map(|index| self.0[index].value.as_str())
+        self.0.binary_search_by(|label| label.name.as_str().cmp(name)).ok().map(|index| self.0[index].value.as_str())
     }
 
     /// The metric name, if the set has one.
@@ -62,13 +59,7 @@ impl Labels {
 
     /// The set without `__name__`.
     pub fn without_metric_name(&self) -> Labels {
-        Labels(
-            self.0
-                .iter()
-                .filter(|label| label.name != METRIC_NAME)
-                .cloned()
-                .collect(),
-        )
+        Labels(self.0.iter().filter(|label| label.name != METRIC_NAME).cloned().collect())
     }
 }
 
@@ -133,10 +124,7 @@ impl LabelsBuilder {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|label| label.name == name)
-            .map(|label| label.value.as_str())
+        self.labels.iter().find(|label| label.name == name).map(|label| label.value.as_str())
     }
 
     pub fn build(&self) -> Labels {

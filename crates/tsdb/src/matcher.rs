@@ -57,29 +57,19 @@ impl Matcher {
         let regex = match op {
             MatchOp::Regex | MatchOp::NotRegex => {
                 let anchored = format!("^(?s:{value})$");
-                Some(Regex::new(&anchored).map_err(|error| Error::InvalidRegex {
-                    pattern: value.clone(),
-                    reason: error.to_string(),
-                })?)
+                Some(
+                    Regex::new(&anchored)
+                        .map_err(|error| Error::InvalidRegex { pattern: value.clone(), reason: error.to_string() })?,
+                )
             }
             MatchOp::Equal | MatchOp::NotEqual => None,
         };
-        Ok(Self {
-            name: name.into(),
-            op,
-            value,
-            regex,
-        })
+        Ok(Self { name: name.into(), op, value, regex })
     }
 
     /// Shorthand for an equality matcher.
     pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            op: MatchOp::Equal,
-            value: value.into(),
-            regex: None,
-        }
+        Self { name: name.into(), op: MatchOp::Equal, value: value.into(), regex: None }
     }
 
     /// Whether `value` (the empty string for a missing label) satisfies the matcher.
@@ -121,11 +111,7 @@ impl Matcher {
                 None => return ValuePredicate::Regex,
             },
         };
-        if regex_accepts {
-            ValuePredicate::OneOf(matched_literals)
-        } else {
-            ValuePredicate::NoneOf(matched_literals)
-        }
+        if regex_accepts { ValuePredicate::OneOf(matched_literals) } else { ValuePredicate::NoneOf(matched_literals) }
     }
 }
 

@@ -131,10 +131,7 @@ impl SeriesSamples {
             return;
         }
         let first = self.sealed.partition_point(|chunk| chunk.max_time() < start);
-        let sealed = self.sealed[first..]
-            .iter()
-            .take_while(|chunk| chunk.min_time() <= end)
-            .map(|chunk| chunk.iter());
+        let sealed = self.sealed[first..].iter().take_while(|chunk| chunk.min_time() <= end).map(|chunk| chunk.iter());
         let head = (!self.head.is_empty() && self.head.max_time() >= start && self.head.min_time() <= end)
             .then(|| self.head.iter());
         for chunk in sealed.chain(head) {
@@ -246,8 +243,7 @@ impl Index {
     }
 
     fn remove(&mut self, removed: &[Arc<MemSeries>]) {
-        self.postings
-            .remove(removed.iter().map(|series| (series.id, &series.labels)));
+        self.postings.remove(removed.iter().map(|series| (series.id, &series.labels)));
         for series in removed {
             if let Some(slot) = self.series.get_mut(series.id as usize) {
                 *slot = None;
@@ -257,10 +253,7 @@ impl Index {
     }
 
     fn labels_of(&self, id: SeriesId) -> Option<&Labels> {
-        self.series
-            .get(id as usize)
-            .and_then(Option::as_ref)
-            .map(|series| &series.labels)
+        self.series.get(id as usize).and_then(Option::as_ref).map(|series| &series.labels)
     }
 
     /// The series matching every matcher, in id order.
@@ -297,10 +290,7 @@ impl Default for MemStore {
 
 impl fmt::Debug for MemStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemStore")
-            .field("series", &self.series_count())
-            .field("samples", &self.sample_count())
-            .finish()
+        f.debug_struct("MemStore").field("series", &self.series_count()).field("samples", &self.sample_count()).finish()
     }
 }
 
@@ -386,10 +376,7 @@ impl MemStore {
 
     /// Number of samples held (exact when no append or truncation is in flight).
     pub fn sample_count(&self) -> usize {
-        self.sample_counts
-            .iter()
-            .map(|counter| counter.0.load(Ordering::Relaxed))
-            .fold(0, usize::wrapping_add)
+        self.sample_counts.iter().map(|counter| counter.0.load(Ordering::Relaxed)).fold(0, usize::wrapping_add)
     }
 
     /// An estimate of the bytes the store holds: index, series tables, label sets
@@ -480,10 +467,7 @@ fn shard_of(hash: u64) -> usize {
 }
 
 fn labels_heap_bytes(labels: &Labels) -> usize {
-    labels
-        .iter()
-        .map(|label| size_of::<Label>() + label.name.capacity() + label.value.capacity())
-        .sum()
+    labels.iter().map(|label| size_of::<Label>() + label.name.capacity() + label.value.capacity()).sum()
 }
 
 impl Queryable for MemStore {
@@ -493,10 +477,7 @@ impl Queryable for MemStore {
             .into_iter()
             .filter_map(|series| {
                 let samples = series.samples.read().samples_in_range(start, end);
-                (!samples.is_empty()).then(|| SeriesData {
-                    labels: series.labels.clone(),
-                    samples,
-                })
+                (!samples.is_empty()).then(|| SeriesData { labels: series.labels.clone(), samples })
             })
             .collect();
         result.sort_unstable_by(|left, right| left.labels.cmp(&right.labels));
@@ -505,10 +486,8 @@ impl Queryable for MemStore {
 
     fn label_names(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>, Error> {
         let series = self.matching_in_range(matchers, start, end);
-        let mut names: Vec<&str> = series
-            .iter()
-            .flat_map(|series| series.labels.iter().map(|label| label.name.as_str()))
-            .collect();
+        let mut names: Vec<&str> =
+            series.iter().flat_map(|series| series.labels.iter().map(|label| label.name.as_str())).collect();
         names.sort_unstable();
         names.dedup();
         Ok(names.into_iter().map(str::to_owned).collect())
@@ -523,10 +502,6 @@ impl Queryable for MemStore {
     }
 
     fn series(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Labels>, Error> {
-        Ok(self
-            .matching_in_range(matchers, start, end)
-            .iter()
-            .map(|series| series.labels.clone())
-            .collect())
+        Ok(self.matching_in_range(matchers, start, end).iter().map(|series| series.labels.clone()).collect())
     }
 }

@@ -99,10 +99,7 @@ impl PostingsIndex {
     /// Sorted ids of the series with label `name` set to `value`.
     #[cfg(test)]
     pub fn get(&self, name: &str, value: &str) -> &[SeriesId] {
-        self.by_label
-            .get(name)
-            .and_then(|values| values.get(value))
-            .map_or(&[], Vec::as_slice)
+        self.by_label.get(name).and_then(|values| values.get(value)).map_or(&[], Vec::as_slice)
     }
 
     /// An estimate of the heap bytes the index holds.
@@ -130,10 +127,8 @@ impl PostingsIndex {
     ) -> Vec<SeriesId> {
         // Cheap matchers first: those answered by direct look-ups narrow the
         // candidates before any value scan.
-        let mut ordered: Vec<(&Matcher, ValuePredicate<'_>)> = matchers
-            .iter()
-            .map(|matcher| (matcher, matcher.value_predicate()))
-            .collect();
+        let mut ordered: Vec<(&Matcher, ValuePredicate<'_>)> =
+            matchers.iter().map(|matcher| (matcher, matcher.value_predicate())).collect();
         ordered.sort_by_key(|(matcher, predicate)| !self.is_lookup(matcher, predicate));
 
         let mut candidates: Option<Vec<SeriesId>> = None;
@@ -204,10 +199,7 @@ impl PostingsIndex {
                 let mut literals: Vec<&str> = literals.to_vec();
                 literals.sort_unstable();
                 literals.dedup();
-                literals
-                    .iter()
-                    .filter_map(|literal| values.get(*literal).map(Vec::as_slice))
-                    .collect()
+                literals.iter().filter_map(|literal| values.get(*literal).map(Vec::as_slice)).collect()
             }
             (ValuePredicate::OneOf(literals), false) | (ValuePredicate::NoneOf(literals), true) => values
                 .iter()
@@ -221,11 +213,7 @@ impl PostingsIndex {
                 .collect(),
         };
         let ids = union_disjoint(&lists);
-        if wanted {
-            Selection::Include(ids)
-        } else {
-            Selection::Exclude(ids)
-        }
+        if wanted { Selection::Include(ids) } else { Selection::Exclude(ids) }
     }
 }
 
@@ -244,11 +232,7 @@ pub fn insert_sorted(list: &mut Vec<SeriesId>, id: SeriesId) {
 
 /// Intersection of two sorted lists.
 pub fn intersect(left: &[SeriesId], right: &[SeriesId]) -> Vec<SeriesId> {
-    let (small, large) = if left.len() <= right.len() {
-        (left, right)
-    } else {
-        (right, left)
-    };
+    let (small, large) = if left.len() <= right.len() { (left, right) } else { (right, left) };
     let mut result = Vec::with_capacity(small.len());
     // Much shorter list: binary-search into the longer one; otherwise merge.
     if small.len() * 16 < large.len() {
@@ -375,26 +359,11 @@ mod tests {
         let series = sample_series();
         let index = index_of(&series);
         assert_eq!(select(&index, &series, &[Matcher::equal("env", "")]), vec![1]);
-        assert_eq!(
-            select(&index, &series, &[matcher(MatchOp::NotEqual, "env", "")]),
-            vec![0, 2, 3]
-        );
-        assert_eq!(
-            select(&index, &series, &[matcher(MatchOp::NotEqual, "env", "prod")]),
-            vec![1, 2]
-        );
-        assert_eq!(
-            select(&index, &series, &[matcher(MatchOp::Regex, "env", "prod|")]),
-            vec![0, 1, 3]
-        );
-        assert_eq!(
-            select(&index, &series, &[matcher(MatchOp::NotRegex, "env", "prod|")]),
-            vec![2]
-        );
-        assert_eq!(
-            select(&index, &series, &[matcher(MatchOp::Regex, "absent", "")]),
-            vec![0, 1, 2, 3]
-        );
+        assert_eq!(select(&index, &series, &[matcher(MatchOp::NotEqual, "env", "")]), vec![0, 2, 3]);
+        assert_eq!(select(&index, &series, &[matcher(MatchOp::NotEqual, "env", "prod")]), vec![1, 2]);
+        assert_eq!(select(&index, &series, &[matcher(MatchOp::Regex, "env", "prod|")]), vec![0, 1, 3]);
+        assert_eq!(select(&index, &series, &[matcher(MatchOp::NotRegex, "env", "prod|")]), vec![2]);
+        assert_eq!(select(&index, &series, &[matcher(MatchOp::Regex, "absent", "")]), vec![0, 1, 2, 3]);
         assert!(select(&index, &series, &[matcher(MatchOp::Regex, "absent", ".+")]).is_empty());
     }
 
@@ -402,40 +371,16 @@ mod tests {
     fn regex_fast_paths_and_general_regexes() {
         let series = sample_series();
         let index = index_of(&series);
-        assert_eq!(
-            select(&index, &series, &[matcher(MatchOp::Regex, "job", "api|db")]),
-            vec![0, 1, 3]
-        );
-        assert_eq!(
-            select(&index, &series, &[matcher(MatchOp::NotRegex, "job", "api|db")]),
-            vec![2]
-        );
-        assert_eq!(
-            select(&index, &series, &[matcher(MatchOp::Regex, "env", ".*")]),
-            vec![0, 1, 2, 3]
-        );
-        assert_eq!(
-            select(&index, &series, &[matcher(MatchOp::Regex, "env", ".+")]),
-            vec![0, 2, 3]
-        );
-        assert_eq!(
-            select(&index, &series, &[matcher(MatchOp::NotRegex, "env", ".+")]),
-            vec![1]
-        );
+        assert_eq!(select(&index, &series, &[matcher(MatchOp::Regex, "job", "api|db")]), vec![0, 1, 3]);
+        assert_eq!(select(&index, &series, &[matcher(MatchOp::NotRegex, "job", "api|db")]), vec![2]);
+        assert_eq!(select(&index, &series, &[matcher(MatchOp::Regex, "env", ".*")]), vec![0, 1, 2, 3]);
+        assert_eq!(select(&index, &series, &[matcher(MatchOp::Regex, "env", ".+")]), vec![0, 2, 3]);
+        assert_eq!(select(&index, &series, &[matcher(MatchOp::NotRegex, "env", ".+")]), vec![1]);
         assert!(select(&index, &series, &[matcher(MatchOp::NotRegex, "env", ".*")]).is_empty());
-        assert_eq!(
-            select(&index, &series, &[matcher(MatchOp::Regex, "job", "(?i)API")]),
-            vec![0, 3]
-        );
-        assert_eq!(
-            select(&index, &series, &[matcher(MatchOp::Regex, "job", "[a-d].*")]),
-            vec![0, 1, 3]
-        );
+        assert_eq!(select(&index, &series, &[matcher(MatchOp::Regex, "job", "(?i)API")]), vec![0, 3]);
+        assert_eq!(select(&index, &series, &[matcher(MatchOp::Regex, "job", "[a-d].*")]), vec![0, 1, 3]);
         // The candidate-filtering path: one series left, three job values to scan.
-        let narrowed = [
-            Matcher::equal("__name__", "errors"),
-            matcher(MatchOp::Regex, "job", "a.i"),
-        ];
+        let narrowed = [Matcher::equal("__name__", "errors"), matcher(MatchOp::Regex, "job", "a.i")];
         assert_eq!(select(&index, &series, &narrowed), vec![3]);
     }
 
@@ -446,10 +391,7 @@ mod tests {
         index.remove([(0, &series[0]), (3, &series[3])]);
         assert_eq!(index.all(), &[1, 2]);
         assert!(index.get("job", "api").is_empty());
-        assert_eq!(
-            select(&index, &series, &[Matcher::equal("env", "prod")]),
-            Vec::<SeriesId>::new()
-        );
+        assert_eq!(select(&index, &series, &[Matcher::equal("env", "prod")]), Vec::<SeriesId>::new());
         assert_eq!(index.value_count("env"), 1);
         index.add(0, &series[3]);
         assert_eq!(index.all(), &[0, 1, 2]);

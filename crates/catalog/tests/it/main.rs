@@ -42,36 +42,20 @@ fn errors_of(root: &Path) -> Diagnostics {
 
 /// Finds the diagnostic whose message contains `needle`; asserts its place.
 fn assert_error(diagnostics: &Diagnostics, file: &str, line: usize, column: usize, needle: &str) {
-    let found = diagnostics
-        .iter()
-        .find(|diagnostic| diagnostic.message.contains(needle));
+    let found = diagnostics.iter().find(|diagnostic| diagnostic.message.contains(needle));
     let Some(diagnostic) = found else {
         panic!("no error containing {needle:?} in:\n{diagnostics}");
     };
-    assert!(
-        diagnostic.path.ends_with(file),
-        "error {needle:?} is in {}, expected {file}",
-        diagnostic.path.display()
-    );
-    assert_eq!(
-        (diagnostic.line, diagnostic.column),
-        (line, column),
-        "position of {needle:?}:\n{diagnostic}"
-    );
+    assert!(diagnostic.path.ends_with(file), "error {needle:?} is in {}, expected {file}", diagnostic.path.display());
+    assert_eq!((diagnostic.line, diagnostic.column), (line, column), "position of {needle:?}:\n{diagnostic}");
     let rendered = diagnostic.to_string();
-    assert!(
-        rendered.contains(&format!("{file}:{line}:{column}: error: ")),
-        "rendered: {rendered}"
-    );
+    assert!(rendered.contains(&format!("{file}:{line}:{column}: error: ")), "rendered: {rendered}");
     assert!(diagnostic.snippet.is_some(), "error {needle:?} has no snippet");
 }
 
 fn line_of(root: &Path, file: &str, needle: &str) -> usize {
     let text = std::fs::read_to_string(root.join(file)).expect("read file");
-    text.lines()
-        .position(|line| line.contains(needle))
-        .expect("needle present")
-        + 1
+    text.lines().position(|line| line.contains(needle)).expect("needle present") + 1
 }
 
 #[test]
@@ -82,26 +66,13 @@ fn shipped_catalog_loads() {
     assert_eq!(summary.contracts, 12);
     assert!(summary.checks >= 20, "{summary}");
     let ids: Vec<&str> = catalog.entries.iter().map(|entry| entry.id.as_str()).collect();
-    assert_eq!(
-        ids,
-        [
-            "A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8", "A9", "A10", "A11", "A12"
-        ]
-    );
-    assert_eq!(
-        catalog.entry("a3").map(|entry| entry.alertname.as_str()),
-        Some("PiiLeakDetected")
-    );
-    assert_eq!(
-        catalog.entry("PiiLeakDetected").map(|entry| entry.id.as_str()),
-        Some("A3")
-    );
+    assert_eq!(ids, ["A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8", "A9", "A10", "A11", "A12"]);
+    assert_eq!(catalog.entry("a3").map(|entry| entry.alertname.as_str()), Some("PiiLeakDetected"));
+    assert_eq!(catalog.entry("PiiLeakDetected").map(|entry| entry.id.as_str()), Some("A3"));
     // Every alert rule links back to its entry.
     for (_, _, rule) in catalog.alert_rules() {
         let id = &rule.annotations["runbook_id"];
-        let catalog::RuleKind::Alert(name) = &rule.kind else {
-            unreachable!()
-        };
+        let catalog::RuleKind::Alert(name) = &rule.kind else { unreachable!() };
         assert_eq!(&catalog.entry(id).expect("entry").alertname, name);
     }
 }
@@ -109,18 +80,10 @@ fn shipped_catalog_loads() {
 #[test]
 fn broken_yaml_is_located() {
     let root = copy_catalog();
-    edit(
-        root.path(),
-        "runbook/A5.yaml",
-        "title: Cardinality explosion",
-        "title: [Cardinality explosion",
-    );
+    edit(root.path(), "runbook/A5.yaml", "title: Cardinality explosion", "title: [Cardinality explosion");
     let diagnostics = errors_of(root.path());
     let line = line_of(root.path(), "runbook/A5.yaml", "title: [");
-    let diagnostic = diagnostics
-        .iter()
-        .find(|d| d.path.ends_with("runbook/A5.yaml"))
-        .expect("A5 error");
+    let diagnostic = diagnostics.iter().find(|d| d.path.ends_with("runbook/A5.yaml")).expect("A5 error");
     assert_eq!(diagnostic.line, line, "{diagnostic}");
     assert!(diagnostic.column > 0);
 }
@@ -146,12 +109,7 @@ fn missing_runbook_entry_is_reported_at_the_rule() {
 #[test]
 fn entry_without_rule_is_reported() {
     let root = copy_catalog();
-    edit(
-        root.path(),
-        "rules/docker.rules.yaml",
-        "alert: PostgresExporterDsnGateOpen",
-        "alert: Renamed",
-    );
+    edit(root.path(), "rules/docker.rules.yaml", "alert: PostgresExporterDsnGateOpen", "alert: Renamed");
     let diagnostics = errors_of(root.path());
     assert_error(&diagnostics, "runbook/A8.yaml", 2, 1, "has no alerting rule named");
     assert_error(&diagnostics, "rules/docker.rules.yaml", 7, 16, "has no runbook entry");
@@ -174,12 +132,7 @@ fn duplicate_id_is_reported() {
 #[test]
 fn dangling_contract_reference_is_reported() {
     let root = copy_catalog();
-    edit(
-        root.path(),
-        "runbook/A2.yaml",
-        "contracts: [latency-slo]",
-        "contracts: [latency-objective]",
-    );
+    edit(root.path(), "runbook/A2.yaml", "contracts: [latency-slo]", "contracts: [latency-objective]");
     edit(
         root.path(),
         "runbook/A6.yaml",
@@ -188,18 +141,9 @@ fn dangling_contract_reference_is_reported() {
     );
     let diagnostics = errors_of(root.path());
     let line = line_of(root.path(), "runbook/A2.yaml", "latency-objective");
-    assert_error(
-        &diagnostics,
-        "runbook/A2.yaml",
-        line,
-        17,
-        "unknown contract \"latency-objective\"",
-    );
+    assert_error(&diagnostics, "runbook/A2.yaml", line, 17, "unknown contract \"latency-objective\"");
     let line = line_of(root.path(), "runbook/A6.yaml", "quota_share:");
-    let diagnostic = diagnostics
-        .iter()
-        .find(|d| d.message.contains("has no field `quota`"))
-        .expect("field error");
+    let diagnostic = diagnostics.iter().find(|d| d.message.contains("has no field `quota`")).expect("field error");
     assert_eq!(diagnostic.line, line);
     // The column points at the reference inside the expression.
     let source_line = diagnostic.snippet.as_deref().expect("snippet");
@@ -212,21 +156,10 @@ fn dangling_contract_reference_is_reported() {
 #[test]
 fn exclusion_without_reviewer_is_reported() {
     let root = copy_catalog();
-    edit(
-        root.path(),
-        "contracts/pii-exclusions.yaml",
-        "    reviewer: security-oncall\n",
-        "",
-    );
+    edit(root.path(), "contracts/pii-exclusions.yaml", "    reviewer: security-oncall\n", "");
     let diagnostics = errors_of(root.path());
     let line = line_of(root.path(), "contracts/pii-exclusions.yaml", "- rule_id: payment_card");
-    assert_error(
-        &diagnostics,
-        "contracts/pii-exclusions.yaml",
-        line,
-        5,
-        "has no reviewer",
-    );
+    assert_error(&diagnostics, "contracts/pii-exclusions.yaml", line, 5, "has no reviewer");
 }
 
 #[test]
@@ -234,10 +167,7 @@ fn invalid_promql_in_a_rule_is_located() {
     let root = copy_catalog();
     edit(root.path(), "rules/metrics.rules.yaml", "> 0.02", "> > 0.02");
     let diagnostics = errors_of(root.path());
-    let diagnostic = diagnostics
-        .iter()
-        .find(|d| d.message.contains("invalid PromQL"))
-        .expect("PromQL error");
+    let diagnostic = diagnostics.iter().find(|d| d.message.contains("invalid PromQL")).expect("PromQL error");
     assert!(diagnostic.path.ends_with("rules/metrics.rules.yaml"));
     assert_eq!(
         diagnostic.line,
@@ -267,24 +197,9 @@ fn stale_markdown_is_reported() {
 fn every_error_is_reported_at_once() {
     let root = copy_catalog();
     edit(root.path(), "runbook/A7.yaml", "intent:", "intnet:");
-    edit(
-        root.path(),
-        "contracts/pii-exclusions.yaml",
-        "    reviewer: security-oncall\n",
-        "",
-    );
-    edit(
-        root.path(),
-        "runbook/A1.yaml",
-        "branch: one-tenant\n    text: Look",
-        "branch: one-tenantt\n    text: Look",
-    );
+    edit(root.path(), "contracts/pii-exclusions.yaml", "    reviewer: security-oncall\n", "");
+    edit(root.path(), "runbook/A1.yaml", "branch: one-tenant\n    text: Look", "branch: one-tenantt\n    text: Look");
     let diagnostics = errors_of(root.path());
     assert!(diagnostics.len() >= 3, "{diagnostics}");
-    assert!(
-        diagnostics
-            .iter()
-            .any(|d| d.message.contains("not picked by any earlier check")),
-        "{diagnostics}"
-    );
+    assert!(diagnostics.iter().any(|d| d.message.contains("not picked by any earlier check")), "{diagnostics}");
 }

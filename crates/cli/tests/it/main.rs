@@ -27,18 +27,11 @@ fn stderr(output: &Output) -> String {
 fn version_and_help() {
     let output = alertbook(&["--version"]);
     assert!(output.status.success());
-    assert_eq!(
-        stdout(&output).trim(),
-        format!("alertbook {}", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(stdout(&output).trim(), format!("alertbook {}", env!("CARGO_PKG_VERSION")));
     for command in ["run", "check", "runbook"] {
         let output = alertbook(&[command, "--help"]);
         assert!(output.status.success(), "{command} --help");
-        assert!(
-            stdout(&output).len() > 200,
-            "{command} --help is too short: {}",
-            stdout(&output)
-        );
+        assert!(stdout(&output).len() > 200, "{command} --help is too short: {}", stdout(&output));
     }
 }
 
@@ -48,10 +41,7 @@ fn check_of_the_shipped_catalog_prints_the_summary() {
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.starts_with("catalog/busflow: 12 alerts, "), "{text}");
-    assert!(
-        text.contains("triage steps (") && text.contains(" checks), 12 contracts"),
-        "{text}"
-    );
+    assert!(text.contains("triage steps (") && text.contains(" checks), 12 contracts"), "{text}");
     // Without arguments the default catalog is checked.
     let output = alertbook(&["check"]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -61,11 +51,7 @@ fn check_of_the_shipped_catalog_prints_the_summary() {
 fn check_of_a_broken_rule_file_exits_1_with_a_located_error() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let path = directory.path().join("bad.rules.yaml");
-    std::fs::write(
-        &path,
-        "groups:\n  - name: g\n    rules:\n      - alert: X\n        expr: sum(\n",
-    )
-    .expect("write");
+    std::fs::write(&path, "groups:\n  - name: g\n    rules:\n      - alert: X\n        expr: sum(\n").expect("write");
     let output = alertbook(&["check", path.to_str().expect("utf-8 path")]);
     assert_eq!(output.status.code(), Some(1));
     let text = stderr(&output);
@@ -85,11 +71,7 @@ fn check_of_a_broken_catalog_exits_1() {
     .expect("write");
     let output = alertbook(&["check", root.to_str().expect("utf-8 path")]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("no rule file matches \"rules/*.yaml\""),
-        "{}",
-        stderr(&output)
-    );
+    assert!(stderr(&output).contains("no rule file matches \"rules/*.yaml\""), "{}", stderr(&output));
 }
 
 #[test]
@@ -120,9 +102,25 @@ fn check_of_a_config_file_validates_it() {
     std::fs::write(&path, "listen: nowhere\ncatalogue: x\n").expect("write");
     let output = alertbook(&["check", path.to_str().expect("utf-8 path")]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("alertbook.yaml:2:1: error: unknown field `catalogue`"),
-        "{}",
-        stderr(&output)
-    );
+    assert!(stderr(&output).contains("alertbook.yaml:2:1: error: unknown field `catalogue`"), "{}", stderr(&output));
+}
+
+#[test]
+fn test_promql_runs_scripts_and_reports_failures() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let path = directory.path().join("mine.test");
+    std::fs::write(
+        &path,
+        "load 1m\n  metric{job=\"a\"} 1+1x10\n\neval instant at 5m metric\n  metric{job=\"a\"} 6\n\neval instant at 5m metric\n  metric{job=\"a\"} 7\n",
+    )
+    .expect("write");
+    let output = alertbook(&["test", "promql", path.to_str().expect("utf-8 path")]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    let text = stdout(&output);
+    assert!(text.contains("mine.test: 1 passed, 1 failed, 0 skipped"), "{text}");
+    assert!(text.contains("FAIL mine.test:7: metric"), "{text}");
+    assert_eq!(text.lines().last(), Some("1 passed, 1 failed, 0 skipped"));
+
+    let output = alertbook(&["test", "promql", "--quiet", "testdata/promqltest/literals.test"]);
+    assert!(output.status.success(), "{}", stdout(&output));
 }

@@ -6,24 +6,24 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 
+mod prometheus_api;
+
 fn state() -> std::sync::Arc<server::AppState> {
+    state_with(std::sync::Arc::new(tsdb::MemStore::new()))
+}
+
+fn state_with(store: std::sync::Arc<tsdb::MemStore>) -> std::sync::Arc<server::AppState> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog/busflow");
     let catalog = catalog::load(&root).unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
-    server::AppState::new(catalog)
+    server::AppState::new(catalog, store, promql::Engine::default())
 }
 
 async fn get(state: std::sync::Arc<server::AppState>, uri: &str) -> (StatusCode, String, String) {
-    let response = server::router(state)
-        .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
-        .await
-        .expect("response");
+    let response =
+        server::router(state).oneshot(Request::get(uri).body(Body::empty()).expect("request")).await.expect("response");
     let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let content_type =
+        response.headers().get("content-type").and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
     (status, content_type, String::from_utf8_lossy(&bytes).into_owned())
 }
@@ -47,10 +47,7 @@ async fn runbook_as_html_and_markdown() {
     let (status, content_type, body) = get(state.clone(), "/runbook").await;
     assert_eq!(status, StatusCode::OK);
     assert!(content_type.starts_with("text/html"));
-    assert!(
-        body.contains("<h2>A12 — StudioTraefikMultiNetworkRouting</h2>"),
-        "{body}"
-    );
+    assert!(body.contains("<h2>A12 — StudioTraefikMultiNetworkRouting</h2>"), "{body}");
 
     let (status, content_type, by_id) = get(state.clone(), "/runbook/A3.md").await;
     assert_eq!(status, StatusCode::OK);

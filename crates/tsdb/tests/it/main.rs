@@ -44,11 +44,7 @@ impl ReferenceStore {
                 return Outcome::OutOfOrder;
             }
             if timestamp == last.timestamp {
-                return if last.value.to_bits() == value.to_bits() {
-                    Outcome::Stored
-                } else {
-                    Outcome::Duplicate
-                };
+                return if last.value.to_bits() == value.to_bits() { Outcome::Stored } else { Outcome::Duplicate };
             }
         }
         samples.push(Sample { timestamp, value });
@@ -106,11 +102,7 @@ fn bit_exact(series: &[SeriesData]) -> Vec<(Labels, Vec<(i64, u64)>)> {
     series
         .iter()
         .map(|data| {
-            let samples = data
-                .samples
-                .iter()
-                .map(|sample| (sample.timestamp, sample.value.to_bits()))
-                .collect();
+            let samples = data.samples.iter().map(|sample| (sample.timestamp, sample.value.to_bits())).collect();
             (data.labels.clone(), samples)
         })
         .collect()
@@ -118,28 +110,18 @@ fn bit_exact(series: &[SeriesData]) -> Vec<(Labels, Vec<(i64, u64)>)> {
 
 const LABEL_NAMES: [&str; 4] = ["__name__", "job", "env", "instance"];
 const LABEL_VALUES: [&str; 6] = ["", "a", "b", "ab", "api", "x\ny"];
-const PATTERNS: [&str; 12] = [
-    "", "a", "b", "a|b", "a|api|", ".*", ".+", "a.*", "(?i)A", "[ab]+", "x.y", "nope",
-];
+const PATTERNS: [&str; 12] = ["", "a", "b", "a|b", "a|api|", ".*", ".+", "a.*", "(?i)A", "[ab]+", "x.y", "nope"];
 
 fn label_set() -> impl Strategy<Value = Labels> {
     prop::collection::vec(0..LABEL_VALUES.len(), LABEL_NAMES.len()).prop_map(|value_indexes| {
         Labels::from_pairs(
-            LABEL_NAMES
-                .iter()
-                .zip(value_indexes)
-                .map(|(name, value_index)| (*name, LABEL_VALUES[value_index])),
+            LABEL_NAMES.iter().zip(value_indexes).map(|(name, value_index)| (*name, LABEL_VALUES[value_index])),
         )
     })
 }
 
 fn value() -> impl Strategy<Value = f64> {
-    prop_oneof![
-        (0u32..50).prop_map(f64::from),
-        any::<f64>(),
-        Just(STALE_NAN),
-        any::<u64>().prop_map(f64::from_bits),
-    ]
+    prop_oneof![(0u32..50).prop_map(f64::from), any::<f64>(), Just(STALE_NAN), any::<u64>().prop_map(f64::from_bits),]
 }
 
 /// A timestamp step: mostly forward (including gaps that force a time-bound
@@ -154,16 +136,8 @@ fn step() -> impl Strategy<Value = i64> {
 }
 
 fn matcher() -> impl Strategy<Value = Matcher> {
-    let op = prop_oneof![
-        Just(MatchOp::Equal),
-        Just(MatchOp::NotEqual),
-        Just(MatchOp::Regex),
-        Just(MatchOp::NotRegex)
-    ];
-    let name = prop_oneof![
-        Just("absent"),
-        (0..LABEL_NAMES.len()).prop_map(|index| LABEL_NAMES[index])
-    ];
+    let op = prop_oneof![Just(MatchOp::Equal), Just(MatchOp::NotEqual), Just(MatchOp::Regex), Just(MatchOp::NotRegex)];
+    let name = prop_oneof![Just("absent"), (0..LABEL_NAMES.len()).prop_map(|index| LABEL_NAMES[index])];
     let pattern = prop_oneof![
         (0..PATTERNS.len()).prop_map(|index| PATTERNS[index]),
         (0..LABEL_VALUES.len()).prop_map(|index| LABEL_VALUES[index]),
@@ -296,9 +270,7 @@ fn staleness_markers_survive_storage_bit_exactly() {
     for (timestamp, value) in [(1000, 1.0), (2000, STALE_NAN), (3000, other_nan), (4000, STALE_NAN)] {
         store.append(&series, timestamp, value).expect("append");
     }
-    let selected = store
-        .select(&[Matcher::equal("job", "api")], 0, 10_000)
-        .expect("select");
+    let selected = store.select(&[Matcher::equal("job", "api")], 0, 10_000).expect("select");
     let values: Vec<f64> = selected[0].samples.iter().map(|sample| sample.value).collect();
     assert!(!is_stale_nan(values[0]));
     assert_eq!(values[1].to_bits(), STALE_NAN_BITS);
@@ -313,31 +285,16 @@ fn duplicate_and_out_of_order_samples_are_reported() {
     let series = labels(&[("__name__", "up")]);
     store.append(&series, 1000, 1.0).expect("append");
     store.append(&series, 1000, 1.0).expect("same sample again is accepted");
-    assert!(matches!(
-        store.append(&series, 1000, 2.0),
-        Err(Error::DuplicateTimestamp { timestamp: 1000, .. })
-    ));
-    assert!(matches!(
-        store.append(&series, 999, 1.0),
-        Err(Error::OutOfOrder {
-            last: 1000,
-            got: 999,
-            ..
-        })
-    ));
+    assert!(matches!(store.append(&series, 1000, 2.0), Err(Error::DuplicateTimestamp { timestamp: 1000, .. })));
+    assert!(matches!(store.append(&series, 999, 1.0), Err(Error::OutOfOrder { last: 1000, got: 999, .. })));
     assert_eq!(store.sample_count(), 1);
     // Across a chunk boundary the last sample is still known.
     for index in 1..=CHUNK_MAX_SAMPLES as i64 {
         store.append(&series, 1000 + index, 0.0).expect("append");
     }
     let last = 1000 + CHUNK_MAX_SAMPLES as i64;
-    assert!(matches!(
-        store.append(&series, last - 1, 0.0),
-        Err(Error::OutOfOrder { .. })
-    ));
-    store
-        .append(&series, last, 0.0)
-        .expect("duplicate after a cut is accepted");
+    assert!(matches!(store.append(&series, last - 1, 0.0), Err(Error::OutOfOrder { .. })));
+    store.append(&series, last, 0.0).expect("duplicate after a cut is accepted");
     store.append(&series, last + 1, 0.0).expect("append into a new chunk");
     assert_eq!(store.sample_count(), CHUNK_MAX_SAMPLES + 2);
 }
@@ -370,37 +327,17 @@ fn series_handles_survive_retention() {
     assert_eq!(truncation.series_removed, 1);
     assert_eq!(truncation.samples_removed, 1);
     assert_eq!(store.series_count(), 0);
-    assert!(
-        store
-            .label_values("room", &[], i64::MIN, i64::MAX)
-            .expect("values")
-            .is_empty()
-    );
-    assert!(
-        store
-            .select(&[Matcher::equal("room", "kitchen")], i64::MIN, i64::MAX)
-            .expect("select")
-            .is_empty()
-    );
+    assert!(store.label_values("room", &[], i64::MIN, i64::MAX).expect("values").is_empty());
+    assert!(store.select(&[Matcher::equal("room", "kitchen")], i64::MIN, i64::MAX).expect("select").is_empty());
     // The old handle re-creates the series on its next append.
     store.append_ref(&handle, 6000, 21.0).expect("append after removal");
     assert_eq!(store.series_count(), 1);
-    let selected = store
-        .select(&[Matcher::equal("room", "kitchen")], i64::MIN, i64::MAX)
-        .expect("select");
-    assert_eq!(
-        selected[0].samples,
-        vec![Sample {
-            timestamp: 6000,
-            value: 21.0
-        }]
-    );
+    let selected = store.select(&[Matcher::equal("room", "kitchen")], i64::MIN, i64::MAX).expect("select");
+    assert_eq!(selected[0].samples, vec![Sample { timestamp: 6000, value: 21.0 }]);
     // A handle of another store writes into this store's own series.
     let other = MemStore::new();
     let foreign = other.get_or_create_series(handle.labels());
-    store
-        .append_ref(&foreign, 7000, 22.0)
-        .expect("append through a foreign handle");
+    store.append_ref(&foreign, 7000, 22.0).expect("append through a foreign handle");
     assert_eq!(other.sample_count(), 0);
     assert_eq!(store.sample_count(), 2);
 }
@@ -428,49 +365,27 @@ fn selection_over_many_series_uses_the_index_correctly() {
     let mut batch = Vec::new();
     for instance in 0..20_000 {
         let series = labels(&[
-            (
-                "__name__",
-                if instance % 10 == 0 {
-                    "errors_total"
-                } else {
-                    "requests_total"
-                },
-            ),
+            ("__name__", if instance % 10 == 0 { "errors_total" } else { "requests_total" }),
             ("instance", &format!("host-{instance}")),
             ("zone", ["eu", "us", "ap"][instance % 3]),
         ]);
-        batch.push((
-            series,
-            Sample {
-                timestamp: 1000,
-                value: instance as f64,
-            },
-        ));
+        batch.push((series, Sample { timestamp: 1000, value: instance as f64 }));
     }
     store.append_batch(&batch).expect("load");
     assert_eq!(store.series_count(), 20_000);
     let count = |matchers: &[Matcher]| store.series(matchers, 0, 2000).expect("series").len();
     let regex = |op, name: &str, pattern: &str| Matcher::new(op, name, pattern).expect("valid");
     assert_eq!(count(&[Matcher::equal("__name__", "errors_total")]), 2000);
-    assert_eq!(
-        count(&[Matcher::equal("__name__", "errors_total"), Matcher::equal("zone", "eu")]),
-        667
-    );
+    assert_eq!(count(&[Matcher::equal("__name__", "errors_total"), Matcher::equal("zone", "eu")]), 667);
     assert_eq!(count(&[regex(MatchOp::Regex, "instance", "host-1|host-2|host-30")]), 3);
     assert_eq!(count(&[regex(MatchOp::Regex, "instance", "host-1.*")]), 11_111);
     assert_eq!(
-        count(&[
-            Matcher::equal("__name__", "errors_total"),
-            regex(MatchOp::Regex, "instance", "host-1.*")
-        ]),
+        count(&[Matcher::equal("__name__", "errors_total"), regex(MatchOp::Regex, "instance", "host-1.*")]),
         1111
     );
     assert_eq!(count(&[regex(MatchOp::NotRegex, "zone", "eu|us")]), 6666);
     assert_eq!(
-        count(&[
-            regex(MatchOp::Regex, "zone", ".+"),
-            regex(MatchOp::NotEqual, "__name__", "requests_total")
-        ]),
+        count(&[regex(MatchOp::Regex, "zone", ".+"), regex(MatchOp::NotEqual, "__name__", "requests_total")]),
         2000
     );
     assert_eq!(count(&[regex(MatchOp::Regex, "pod", "")]), 20_000);
@@ -507,9 +422,7 @@ fn concurrent_appends_and_queries_see_consistent_data() {
             let store = Arc::clone(&store);
             thread::spawn(move || {
                 for _ in 0..50 {
-                    let selected = store
-                        .select(&[Matcher::equal("__name__", "load")], 0, i64::MAX)
-                        .expect("select");
+                    let selected = store.select(&[Matcher::equal("__name__", "load")], 0, i64::MAX).expect("select");
                     for data in selected {
                         // Each series is a gap-free prefix 0, 1000, 2000, ...
                         for (index, sample) in data.samples.iter().enumerate() {
@@ -526,9 +439,7 @@ fn concurrent_appends_and_queries_see_consistent_data() {
     }
     assert_eq!(store.series_count(), 200);
     assert_eq!(store.sample_count(), 200 * 300);
-    let selected = store
-        .select(&[Matcher::equal("writer", "2")], 0, i64::MAX)
-        .expect("select");
+    let selected = store.select(&[Matcher::equal("writer", "2")], 0, i64::MAX).expect("select");
     assert_eq!(selected.len(), 50);
     assert!(selected.iter().all(|data| data.samples.len() == 300));
 }

@@ -1,0 +1,1108 @@
+//! The evaluator: walks the `promql-parser` AST one evaluation step at a time.
+//!
+//! Key types: [`Engine`] and [`EngineOptions`] (public), and the internal
+//! `Evaluator`, which holds one query's state: the selections loaded from the
+//! store (one `select` per selector over the whole window it needs, then slid
+//! over per step), memoized subquery steps, the loaded-samples counter, the
+//! deadline and the annotations raised so far.
+//!
+//! Metric names are removed late, as Prometheus 3 does with delayed name
+//! removal: operations that drop `__name__` only flag the element, and the
+//! name goes when the final result is produced.
+//!
+//! It does not parse (that is `promql-parser`), does no I/O besides reading the
+//! [`Queryable`] it is given, and never reads the wall clock except to enforce
+//! the timeout.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use promql_parser::label::MatchOp as ParserMatchOp;
+use promql_parser::parser::token::{
+    T_ADD, T_ATAN2, T_DIV, T_EQLC, T_GTE, T_GTR, T_LAND, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MOD, T_MUL, T_NEQ, T_POW,
+    T_SUB, TokenId,
+};
+use promql_parser::parser::value::ValueType;
+use promql_parser::parser::{
+    AtModifier, BinaryExpr, Expr, LabelModifier, MatrixSelector, Offset, SubqueryExpr, VectorMatchCardinality,
+    VectorSelector,
+};
+use tsdb::{Labels, MatchOp, Matcher, Queryable, Sample, SeriesData, is_stale_nan};
+
+use crate::Error;
+use crate::position::{locate_expression, parse_error};
+use crate::value::{Annotation, AnnotationKind, QueryResult, Value};
+
+/// Tunables of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How far back an instant selector looks for a sample (Prometheus: 5m).
+    pub lookback_delta_ms: i64,
+    /// The most samples one query may hold in memory.
+    pub max_samples: usize,
+    /// The longest a query may run.
+    pub timeout: Duration,
+    /// The step of subqueries written without one (`x[5m:]`), Prometheus's
+    /// global evaluation interval.
+    pub default_subquery_step_ms: i64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            lookback_delta_ms: 5 * 60 * 1000,
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(120),
+            default_subquery_step_ms: 60 * 1000,
+        }
+    }
+}
+
+/// The PromQL engine. Cheap to share; each query gets its own state.
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    options: EngineOptions,
+}
+
+/// Parses a query, turning the parser's message into an [`Error::Parse`]
+/// with a best-effort position.
+pub fn parse(query: &str) -> Result<Expr, Error> {
+    promql_parser::parser::parse(query).map_err(|message| parse_error(query, message))
+}
+
+impl Engine {
+    pub fn new(options: EngineOptions) -> Self {
+        Self { options }
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
+    /// Evaluates `query` at `time_ms`.
+    pub fn instant_query(&self, store: &dyn Queryable, query: &str, time_ms: i64) -> Result<QueryResult, Error> {
+        let expr = parse(query)?;
+        self.run_instant(store, &expr, query, time_ms)
+    }
+
+    /// Evaluates an already parsed expression at `time_ms`.
+    pub fn instant_query_expr(&self, store: &dyn Queryable, expr: &Expr, time_ms: i64) -> Result<QueryResult, Error> {
+        self.run_instant(store, expr, &expr.to_string(), time_ms)
+    }
+
+    /// Evaluates `query` at every step from `start_ms` to `end_ms` inclusive.
+    pub fn range_query(
+        &self,
+        store: &dyn Queryable,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<QueryResult, Error> {
+        let expr = parse(query)?;
+        self.run_range(store, &expr, query, start_ms, end_ms, step_ms)
+    }
+
+    /// Evaluates an already parsed expression over a range.
+    pub fn range_query_expr(
+        &self,
+        store: &dyn Queryable,
+        expr: &Expr,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<QueryResult, Error> {
+        self.run_range(store, expr, &expr.to_string(), start_ms, end_ms, step_ms)
+    }
+
+    fn run_instant(&self, store: &dyn Queryable, expr: &Expr, text: &str, time: i64) -> Result<QueryResult, Error> {
+        check_supported(expr)?;
+        let mut evaluator = Evaluator::new(store, &self.options, text, time, time);
+        let window = Window { start: time, end: time };
+        let evaluated = evaluator.eval(expr, time, window)?;
+        let value = match evaluated {
+            Evaluated::Scalar(value) => Value::Scalar(time, value),
+            Evaluated::String(value) => Value::String(value),
+            Evaluated::Vector(elements) => {
+                let elements = finish_vector(elements)?;
+                Value::Vector(
+                    elements
+                        .into_iter()
+                        .map(|element| (element.labels, Sample { timestamp: time, value: element.value }))
+                        .collect(),
+                )
+            }
+            Evaluated::Matrix(matrix) => {
+                let mut series = Vec::with_capacity(matrix.series.len());
+                let mut seen = HashSet::new();
+                for range_series in matrix.series {
+                    let labels = if range_series.drop_name {
+                        range_series.labels.without_metric_name()
+                    } else {
+                        (*range_series.labels).clone()
+                    };
+                    if !seen.insert(labels.clone()) {
+                        return Err(Error::execution("vector cannot contain metrics with the same labelset"));
+                    }
+                    series.push(SeriesData { labels, samples: range_series.samples().to_vec() });
+                }
+                Value::Matrix(series)
+            }
+        };
+        Ok(evaluator.into_result(value))
+    }
+
+    fn run_range(
+        &self,
+        store: &dyn Queryable,
+        expr: &Expr,
+        text: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<QueryResult, Error> {
+        if step <= 0 {
+            return Err(Error::execution(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer",
+            ));
+        }
+        if end < start {
+            return Err(Error::execution("end timestamp must not be before start time"));
+        }
+        check_supported(expr)?;
+        match expr.value_type() {
+            ValueType::Scalar | ValueType::Vector => {}
+            other => {
+                return Err(Error::execution(format!(
+                    "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                    type_name(other)
+                )));
+            }
+        }
+        let mut evaluator = Evaluator::new(store, &self.options, text, start, end);
+        evaluator.query_step = step;
+        let window = Window { start, end };
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut series: Vec<SeriesData> = Vec::new();
+        let mut time = start;
+        while time <= end {
+            evaluator.check_deadline()?;
+            match evaluator.eval(expr, time, window)? {
+                Evaluated::Scalar(value) => {
+                    let position = *index.entry(Labels::empty()).or_insert_with(|| {
+                        series.push(SeriesData { labels: Labels::empty(), samples: Vec::new() });
+                        series.len() - 1
+                    });
+                    series[position].samples.push(Sample { timestamp: time, value });
+                    evaluator.count_samples(1)?;
+                }
+                Evaluated::Vector(elements) => {
+                    let elements = finish_vector(elements)?;
+                    evaluator.count_samples(elements.len())?;
+                    for element in elements {
+                        let position = match index.get(&element.labels) {
+                            Some(position) => *position,
+                            None => {
+                                series.push(SeriesData { labels: element.labels.clone(), samples: Vec::new() });
+                                index.insert(element.labels, series.len() - 1);
+                                series.len() - 1
+                            }
+                        };
+                        series[position].samples.push(Sample { timestamp: time, value: element.value });
+                    }
+                }
+                _ => {
+                    return Err(Error::execution("range queries must return a scalar or an instant vector"));
+                }
+            }
+            time += step;
+        }
+        series.sort_by(|left, right| left.labels.cmp(&right.labels));
+        Ok(evaluator.into_result(Value::Matrix(series)))
+    }
+}
+
+fn type_name(value_type: ValueType) -> &'static str {
+    match value_type {
+        ValueType::Vector => "instant vector",
+        ValueType::Scalar => "scalar",
+        ValueType::Matrix => "range vector",
+        ValueType::String => "string",
+    }
+}
+
+/// Rejects syntax the evaluator does not implement before any work is done.
+fn check_supported(expr: &Expr) -> Result<(), Error> {
+    match expr {
+        Expr::Aggregate(aggregate) => {
+            check_supported(&aggregate.expr)?;
+            if let Some(parameter) = &aggregate.param {
+                check_supported(parameter)?;
+            }
+            Ok(())
+        }
+        Expr::Unary(unary) => check_supported(&unary.expr),
+        Expr::Binary(binary) => {
+            check_supported(&binary.lhs)?;
+            check_supported(&binary.rhs)
+        }
+        Expr::Paren(paren) => check_supported(&paren.expr),
+        Expr::Subquery(subquery) => check_supported(&subquery.expr),
+        Expr::Call(call) => {
+            if call.func.name == "info" {
+                return Err(Error::Unsupported("the info() function".to_owned()));
+            }
+            call.args.args.iter().try_for_each(|argument| check_supported(argument))
+        }
+        Expr::Extension(_) => Err(Error::Unsupported("extension expressions".to_owned())),
+        _ => Ok(()),
+    }
+}
+
+/// Removes flagged metric names and rejects duplicate label sets.
+fn finish_vector(elements: Vec<Element>) -> Result<Vec<FinalElement>, Error> {
+    let mut seen = HashSet::with_capacity(elements.len());
+    let mut output = Vec::with_capacity(elements.len());
+    for element in elements {
+        let labels = if element.drop_name && element.labels.metric_name().is_some() {
+            element.labels.without_metric_name()
+        } else {
+            (*element.labels).clone()
+        };
+        if !seen.insert(labels.clone()) {
+            return Err(Error::execution("vector cannot contain metrics with the same labelset"));
+        }
+        output.push(FinalElement { labels, value: element.value });
+    }
+    Ok(output)
+}
+
+struct FinalElement {
+    labels: Labels,
+    value: f64,
+}
+
+/// One element of an instant vector during evaluation.
+#[derive(Debug, Clone)]
+pub(crate) struct Element {
+    pub labels: Arc<Labels>,
+    pub value: f64,
+    /// The timestamp of the underlying sample for selector output (used by
+    /// `timestamp()`), the evaluation time otherwise.
+    pub timestamp: i64,
+    /// Whether `__name__` must be removed from the final result.
+    pub drop_name: bool,
+}
+
+/// One series of a range vector during evaluation: a window over shared samples.
+#[derive(Debug, Clone)]
+pub(crate) struct RangeSeries {
+    pub labels: Arc<Labels>,
+    data: Arc<[Sample]>,
+    start: usize,
+    end: usize,
+    pub drop_name: bool,
+}
+
+impl RangeSeries {
+    pub fn samples(&self) -> &[Sample] {
+        self.data.get(self.start..self.end).unwrap_or(&[])
+    }
+}
+
+/// A range vector and the window it covers: `(range_end - range_ms, range_end]`.
+#[derive(Debug, Clone)]
+pub(crate) struct MatrixValue {
+    pub series: Vec<RangeSeries>,
+    pub range_end: i64,
+    pub range_ms: i64,
+}
+
+/// The value of a sub-expression at one evaluation step.
+#[derive(Debug, Clone)]
+pub(crate) enum Evaluated {
+    Scalar(f64),
+    String(String),
+    Vector(Vec<Element>),
+    Matrix(MatrixValue),
+}
+
+/// The span of evaluation timestamps a node will be evaluated at; selectors
+/// load the data of the whole span at once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    pub start: i64,
+    pub end: i64,
+}
+
+struct CachedSeries {
+    labels: Arc<Labels>,
+    samples: Arc<[Sample]>,
+}
+
+struct Selection {
+    from: i64,
+    to: i64,
+    sample_count: usize,
+    series: Vec<CachedSeries>,
+}
+
+/// One query's evaluation state.
+pub(crate) struct Evaluator<'a> {
+    store: &'a dyn Queryable,
+    pub options: &'a EngineOptions,
+    pub query_text: &'a str,
+    pub query_start: i64,
+    pub query_end: i64,
+    /// The step of a range query; 0 for instant queries.
+    pub query_step: i64,
+    deadline: Instant,
+    loaded_samples: usize,
+    selections: HashMap<(usize, bool), Rc<Selection>>,
+    subquery_steps: HashMap<usize, BTreeMap<i64, Rc<Vec<Element>>>>,
+    annotations: Vec<Annotation>,
+    annotation_set: HashSet<Annotation>,
+}
+
+impl<'a> Evaluator<'a> {
+    fn new(store: &'a dyn Queryable, options: &'a EngineOptions, query_text: &'a str, start: i64, end: i64) -> Self {
+        let now = Instant::now();
+        Self {
+            store,
+            options,
+            query_text,
+            query_start: start,
+            query_end: end,
+            query_step: 0,
+            deadline: now.checked_add(options.timeout).unwrap_or(now + Duration::from_secs(86_400 * 365)),
+            loaded_samples: 0,
+            selections: HashMap::new(),
+            subquery_steps: HashMap::new(),
+            annotations: Vec::new(),
+            annotation_set: HashSet::new(),
+        }
+    }
+
+    fn into_result(self, value: Value) -> QueryResult {
+        let (warnings, infos) =
+            self.annotations.into_iter().partition(|annotation| annotation.kind == AnnotationKind::Warning);
+        QueryResult { value, warnings, infos }
+    }
+
+    pub fn check_deadline(&self) -> Result<(), Error> {
+        if Instant::now() > self.deadline {
+            return Err(Error::Timeout { stage: "query execution" });
+        }
+        Ok(())
+    }
+
+    pub fn count_samples(&mut self, count: usize) -> Result<(), Error> {
+        self.loaded_samples = self.loaded_samples.saturating_add(count);
+        if self.loaded_samples > self.options.max_samples {
+            return Err(Error::TooManySamples { stage: "query execution" });
+        }
+        Ok(())
+    }
+
+    /// Records an annotation about `expr`, located after `anchor` in the query.
+    pub fn annotate(&mut self, kind: AnnotationKind, message: String, anchor: Option<&str>, expr: Option<&Expr>) {
+        let position = expr.and_then(|expr| locate_expression(self.query_text, anchor, expr));
+        let annotation = Annotation { kind, message, position };
+        if self.annotation_set.insert(annotation.clone()) {
+            self.annotations.push(annotation);
+        }
+    }
+
+    pub fn eval(&mut self, expr: &Expr, time: i64, window: Window) -> Result<Evaluated, Error> {
+        match expr {
+            Expr::NumberLiteral(number) => Ok(Evaluated::Scalar(number.val)),
+            Expr::StringLiteral(string) => Ok(Evaluated::String(string.val.clone())),
+            Expr::Paren(paren) => self.eval(&paren.expr, time, window),
+            Expr::Unary(unary) => match self.eval(&unary.expr, time, window)? {
+                Evaluated::Scalar(value) => Ok(Evaluated::Scalar(-value)),
+                Evaluated::Vector(mut elements) => {
+                    for element in &mut elements {
+                        element.value = -element.value;
+                        element.drop_name = true;
+                    }
+                    Ok(Evaluated::Vector(elements))
+                }
+                _ => Err(Error::execution("unary expression only allowed on expressions of type scalar or vector")),
+            },
+            Expr::VectorSelector(selector) => self.eval_vector_selector(selector, time, window),
+            Expr::MatrixSelector(selector) => self.eval_matrix_selector(selector, time, window),
+            Expr::Subquery(subquery) => self.eval_subquery(subquery, time, window),
+            Expr::Binary(binary) => self.eval_binary(binary, time, window),
+            Expr::Aggregate(aggregate) => self.eval_aggregate(aggregate, time, window),
+            Expr::Call(call) => self.eval_call(call, time, window),
+            Expr::Extension(_) => Err(Error::Unsupported("extension expressions".to_owned())),
+        }
+    }
+
+    /// Evaluates an expression that must yield an instant vector.
+    pub fn eval_vector(&mut self, expr: &Expr, time: i64, window: Window) -> Result<Vec<Element>, Error> {
+        match self.eval(expr, time, window)? {
+            Evaluated::Vector(elements) => Ok(elements),
+            _ => Err(Error::execution(format!("expected an instant vector, got {expr}"))),
+        }
+    }
+
+    /// Evaluates an expression that must yield a scalar.
+    pub fn eval_scalar(&mut self, expr: &Expr, time: i64, window: Window) -> Result<f64, Error> {
+        match self.eval(expr, time, window)? {
+            Evaluated::Scalar(value) => Ok(value),
+            _ => Err(Error::execution(format!("expected a scalar, got {expr}"))),
+        }
+    }
+
+    /// Evaluates an expression that must yield a string.
+    pub fn eval_string(&mut self, expr: &Expr, time: i64, window: Window) -> Result<String, Error> {
+        match self.eval(expr, time, window)? {
+            Evaluated::String(value) => Ok(value),
+            _ => Err(Error::execution(format!("expected a string, got {expr}"))),
+        }
+    }
+
+    /// Evaluates an expression that must yield a range vector.
+    pub fn eval_matrix(&mut self, expr: &Expr, time: i64, window: Window) -> Result<MatrixValue, Error> {
+        match self.eval(expr, time, window)? {
+            Evaluated::Matrix(matrix) => Ok(matrix),
+            _ => Err(Error::execution(format!("expected a range vector, got {expr}"))),
+        }
+    }
+
+    pub fn at_time(&self, at: &Option<AtModifier>) -> Option<i64> {
+        match at {
+            None => None,
+            Some(AtModifier::Start) => Some(self.query_start),
+            Some(AtModifier::End) => Some(self.query_end),
+            Some(AtModifier::At(time)) => Some(system_time_ms(*time)),
+        }
+    }
+
+    fn selection(&mut self, selector: &VectorSelector, range_ms: i64, window: Window) -> Result<Rc<Selection>, Error> {
+        let offset = offset_ms(&selector.offset);
+        let (reference_start, reference_end) = match self.at_time(&selector.at) {
+            Some(at) => (at - offset, at - offset),
+            None => (window.start - offset, window.end - offset),
+        };
+        let back = if range_ms > 0 { range_ms } else { self.options.lookback_delta_ms };
+        let mut from = reference_start - back;
+        let mut to = reference_end;
+        let key = (selector as *const VectorSelector as usize, range_ms > 0);
+        if let Some(cached) = self.selections.get(&key) {
+            if cached.from <= from && cached.to >= to {
+                return Ok(cached.clone());
+            }
+            from = from.min(cached.from);
+            to = to.max(cached.to);
+            self.loaded_samples = self.loaded_samples.saturating_sub(cached.sample_count);
+        }
+        self.check_deadline()?;
+        let groups = matcher_groups(selector)?;
+        let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+        for group in &groups {
+            for series in self.store.select(group, from, to)? {
+                merged.entry(series.labels).or_insert(series.samples);
+            }
+        }
+        let mut sample_count = 0;
+        let mut series = Vec::with_capacity(merged.len());
+        for (labels, mut samples) in merged {
+            if range_ms > 0 {
+                samples.retain(|sample| !is_stale_nan(sample.value));
+            }
+            sample_count += samples.len();
+            series.push(CachedSeries { labels: Arc::new(labels), samples: samples.into() });
+        }
+        self.count_samples(sample_count)?;
+        let selection = Rc::new(Selection { from, to, sample_count, series });
+        self.selections.insert(key, selection.clone());
+        Ok(selection)
+    }
+
+    fn eval_vector_selector(
+        &mut self,
+        selector: &VectorSelector,
+        time: i64,
+        window: Window,
+    ) -> Result<Evaluated, Error> {
+        let selection = self.selection(selector, 0, window)?;
+        let reference = self.at_time(&selector.at).unwrap_or(time) - offset_ms(&selector.offset);
+        let lookback_start = reference - self.options.lookback_delta_ms;
+        let mut elements = Vec::new();
+        for series in &selection.series {
+            let index = series.samples.partition_point(|sample| sample.timestamp <= reference);
+            if index == 0 {
+                continue;
+            }
+            let sample = series.samples[index - 1];
+            if sample.timestamp <= lookback_start || is_stale_nan(sample.value) {
+                continue;
+            }
+            elements.push(Element {
+                labels: series.labels.clone(),
+                value: sample.value,
+                timestamp: sample.timestamp,
+                drop_name: false,
+            });
+        }
+        Ok(Evaluated::Vector(elements))
+    }
+
+    fn eval_matrix_selector(
+        &mut self,
+        selector: &MatrixSelector,
+        time: i64,
+        window: Window,
+    ) -> Result<Evaluated, Error> {
+        let range_ms = duration_ms(selector.range);
+        let selection = self.selection(&selector.vs, range_ms.max(1), window)?;
+        let reference = self.at_time(&selector.vs.at).unwrap_or(time) - offset_ms(&selector.vs.offset);
+        let range_start = reference - range_ms;
+        let mut series = Vec::new();
+        for cached in &selection.series {
+            let start = cached.samples.partition_point(|sample| sample.timestamp <= range_start);
+            let end = cached.samples.partition_point(|sample| sample.timestamp <= reference);
+            if start < end {
+                series.push(RangeSeries {
+                    labels: cached.labels.clone(),
+                    data: cached.samples.clone(),
+                    start,
+                    end,
+                    drop_name: false,
+                });
+            }
+        }
+        Ok(Evaluated::Matrix(MatrixValue { series, range_end: reference, range_ms }))
+    }
+
+    fn eval_subquery(&mut self, subquery: &SubqueryExpr, time: i64, window: Window) -> Result<Evaluated, Error> {
+        let step = subquery
+            .step
+            .map(duration_ms)
+            .filter(|step| *step > 0)
+            .unwrap_or(self.options.default_subquery_step_ms)
+            .max(1);
+        let range_ms = duration_ms(subquery.range);
+        let offset = offset_ms(&subquery.offset);
+        let at = self.at_time(&subquery.at);
+        let reference = at.unwrap_or(time) - offset;
+        let inner_window = match at {
+            Some(at) => Window { start: aligned_start(at - offset - range_ms, step), end: at - offset },
+            None => Window { start: aligned_start(window.start - offset - range_ms, step), end: window.end - offset },
+        };
+        let key = subquery as *const SubqueryExpr as usize;
+        let mut index: HashMap<Arc<Labels>, usize> = HashMap::new();
+        let mut collected: Vec<(Arc<Labels>, Vec<Sample>, bool)> = Vec::new();
+        let mut step_time = aligned_start(reference - range_ms, step);
+        while step_time <= reference {
+            self.check_deadline()?;
+            let cached = self.subquery_steps.get(&key).and_then(|steps| steps.get(&step_time)).cloned();
+            let elements = match cached {
+                Some(elements) => elements,
+                None => {
+                    let elements = match self.eval(&subquery.expr, step_time, inner_window)? {
+                        Evaluated::Vector(elements) => elements,
+                        Evaluated::Scalar(value) => vec![Element {
+                            labels: Arc::new(Labels::empty()),
+                            value,
+                            timestamp: step_time,
+                            drop_name: false,
+                        }],
+                        _ => return Err(Error::execution("subquery is only allowed on instant vector")),
+                    };
+                    self.count_samples(elements.len())?;
+                    let elements = Rc::new(elements);
+                    self.subquery_steps.entry(key).or_default().insert(step_time, elements.clone());
+                    elements
+                }
+            };
+            for element in elements.iter() {
+                let position = match index.get(&element.labels) {
+                    Some(position) => *position,
+                    None => {
+                        collected.push((element.labels.clone(), Vec::new(), false));
+                        index.insert(element.labels.clone(), collected.len() - 1);
+                        collected.len() - 1
+                    }
+                };
+                let entry = &mut collected[position];
+                entry.1.push(Sample { timestamp: step_time, value: element.value });
+                entry.2 |= element.drop_name;
+            }
+            step_time += step;
+        }
+        let series = collected
+            .into_iter()
+            .map(|(labels, samples, drop_name)| {
+                let end = samples.len();
+                RangeSeries { labels, data: samples.into(), start: 0, end, drop_name }
+            })
+            .collect();
+        Ok(Evaluated::Matrix(MatrixValue { series, range_end: reference, range_ms }))
+    }
+
+    fn eval_binary(&mut self, binary: &BinaryExpr, time: i64, window: Window) -> Result<Evaluated, Error> {
+        let operator = binary.op.id();
+        let return_bool = binary.return_bool();
+        let left = self.eval(&binary.lhs, time, window)?;
+        let right = self.eval(&binary.rhs, time, window)?;
+        match (left, right) {
+            (Evaluated::Scalar(left), Evaluated::Scalar(right)) => {
+                let (value, keep) = apply_operator(operator, left, right)?;
+                if is_comparison(operator) {
+                    return Ok(Evaluated::Scalar(if keep { 1.0 } else { 0.0 }));
+                }
+                Ok(Evaluated::Scalar(value))
+            }
+            (Evaluated::Vector(left), Evaluated::Scalar(right)) => {
+                vector_scalar(operator, left, right, false, return_bool).map(Evaluated::Vector)
+            }
+            (Evaluated::Scalar(left), Evaluated::Vector(right)) => {
+                vector_scalar(operator, right, left, true, return_bool).map(Evaluated::Vector)
+            }
+            (Evaluated::Vector(left), Evaluated::Vector(right)) => {
+                vector_vector(binary, operator, left, right, return_bool).map(Evaluated::Vector)
+            }
+            _ => Err(Error::execution(format!("invalid operand types for binary expression {binary}"))),
+        }
+    }
+}
+
+/// First timestamp strictly after `after` that is a multiple of `step`
+/// (with Go's truncating division, as Prometheus aligns subquery steps).
+pub(crate) fn aligned_start(after: i64, step: i64) -> i64 {
+    let mut start = step * (after / step);
+    if start <= after {
+        start += step;
+    }
+    start
+}
+
+pub(crate) fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn offset_ms(offset: &Option<Offset>) -> i64 {
+    match offset {
+        None => 0,
+        Some(Offset::Pos(duration)) => duration_ms(*duration),
+        Some(Offset::Neg(duration)) => -duration_ms(*duration),
+    }
+}
+
+fn system_time_ms(time: SystemTime) -> i64 {
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(duration) => duration_ms(duration),
+        Err(before) => -duration_ms(before.duration()),
+    }
+}
+
+/// The store matchers of a selector: one group per `or` alternative.
+pub(crate) fn matcher_groups(selector: &VectorSelector) -> Result<Vec<Vec<Matcher>>, Error> {
+    let convert = |matcher: &promql_parser::label::Matcher| -> Result<Matcher, Error> {
+        let op = match matcher.op {
+            ParserMatchOp::Equal => MatchOp::Equal,
+            ParserMatchOp::NotEqual => MatchOp::NotEqual,
+            ParserMatchOp::Re(_) => MatchOp::Regex,
+            ParserMatchOp::NotRe(_) => MatchOp::NotRegex,
+        };
+        match Matcher::new(op, matcher.name.clone(), matcher.value.clone()) {
+            Ok(converted) => Ok(converted),
+            // Go accepts a `{` that does not start a repetition; escape it and retry.
+            Err(error) => {
+                let escaped = escape_literal_braces(&matcher.value);
+                Matcher::new(op, matcher.name.clone(), escaped).map_err(|_| Error::from(error))
+            }
+        }
+    };
+    let mut base = Vec::new();
+    if let Some(name) = &selector.name {
+        base.push(Matcher::equal(tsdb::METRIC_NAME, name.clone()));
+    }
+    if selector.matchers.or_matchers.is_empty() {
+        let mut group = base;
+        for matcher in &selector.matchers.matchers {
+            group.push(convert(matcher)?);
+        }
+        return Ok(vec![group]);
+    }
+    let mut groups = Vec::new();
+    for alternative in &selector.matchers.or_matchers {
+        let mut group = base.clone();
+        for matcher in alternative.iter().chain(selector.matchers.matchers.iter()) {
+            group.push(convert(matcher)?);
+        }
+        groups.push(group);
+    }
+    Ok(groups)
+}
+
+fn escape_literal_braces(pattern: &str) -> String {
+    let mut output = String::with_capacity(pattern.len() + 4);
+    let characters: Vec<char> = pattern.chars().collect();
+    for (index, character) in characters.iter().enumerate() {
+        if *character == '{' {
+            let rest: String = characters[index + 1..].iter().take_while(|c| **c != '}').collect();
+            let is_repetition = !rest.is_empty()
+                && rest.chars().all(|c| c.is_ascii_digit() || c == ',')
+                && characters[index + 1..].contains(&'}');
+            if !is_repetition {
+                output.push('\\');
+            }
+        }
+        output.push(*character);
+    }
+    output
+}
+
+pub(crate) fn is_comparison(operator: TokenId) -> bool {
+    matches!(operator, T_EQLC | T_NEQ | T_GTR | T_LSS | T_GTE | T_LTE)
+}
+
+fn is_set_operator(operator: TokenId) -> bool {
+    matches!(operator, T_LAND | T_LOR | T_LUNLESS)
+}
+
+/// Applies an arithmetic or comparison operator; returns the value and, for
+/// comparisons, whether the comparison holds.
+pub(crate) fn apply_operator(operator: TokenId, left: f64, right: f64) -> Result<(f64, bool), Error> {
+    Ok(match operator {
+        T_ADD => (left + right, true),
+        T_SUB => (left - right, true),
+        T_MUL => (left * right, true),
+        T_DIV => (left / right, true),
+        T_MOD => (left % right, true),
+        T_POW => (left.powf(right), true),
+        T_ATAN2 => (left.atan2(right), true),
+        T_EQLC => (left, left == right),
+        T_NEQ => (left, left != right),
+        T_GTR => (left, left > right),
+        T_LSS => (left, left < right),
+        T_GTE => (left, left >= right),
+        T_LTE => (left, left <= right),
+        other => {
+            return Err(Error::execution(format!(
+                "operator {} not allowed here",
+                promql_parser::parser::token::TokenType::new(other)
+            )));
+        }
+    })
+}
+
+fn vector_scalar(
+    operator: TokenId,
+    vector: Vec<Element>,
+    scalar: f64,
+    scalar_on_left: bool,
+    return_bool: bool,
+) -> Result<Vec<Element>, Error> {
+    let comparison = is_comparison(operator);
+    let mut output = Vec::with_capacity(vector.len());
+    for mut element in vector {
+        let (left, right) = if scalar_on_left { (scalar, element.value) } else { (element.value, scalar) };
+        let (mut value, mut keep) = apply_operator(operator, left, right)?;
+        if comparison && scalar_on_left {
+            value = right;
+        }
+        if return_bool {
+            value = if keep { 1.0 } else { 0.0 };
+            keep = true;
+        }
+        if keep {
+            element.value = value;
+            if !comparison || return_bool {
+                element.drop_name = true;
+            }
+            output.push(element);
+        }
+    }
+    Ok(output)
+}
+
+/// The labels a vector-matching signature is computed from (borrowed, no allocation of strings).
+fn signature<'a>(labels: &'a Labels, matching: Option<&LabelModifier>) -> Vec<(&'a str, &'a str)> {
+    let pair = |label: &'a tsdb::Label| (label.name.as_str(), label.value.as_str());
+    match matching {
+        Some(LabelModifier::Include(names)) => {
+            labels.iter().filter(|label| names.labels.contains(&label.name)).map(pair).collect()
+        }
+        Some(LabelModifier::Exclude(names)) => labels
+            .iter()
+            .filter(|label| label.name != tsdb::METRIC_NAME && !names.labels.contains(&label.name))
+            .map(pair)
+            .collect(),
+        None => labels.iter().filter(|label| label.name != tsdb::METRIC_NAME).map(pair).collect(),
+    }
+}
+
+fn format_signature(signature: &[(&str, &str)]) -> String {
+    prometheus_labels_string(signature.iter().copied())
+}
+
+/// Prometheus's `labels.Labels.String()`: `{a="b", c="d"}`, `__name__` included.
+pub(crate) fn prometheus_labels_string<'a>(labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut text = String::from("{");
+    for (index, (name, value)) in labels.into_iter().enumerate() {
+        if index > 0 {
+            text.push_str(", ");
+        }
+        let plain = name.chars().next().is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+            && name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric());
+        if plain {
+            text.push_str(name);
+        } else {
+            text.push_str(&format!("{name:?}"));
+        }
+        text.push('=');
+        text.push_str(&format!("{value:?}"));
+    }
+    text.push('}');
+    text
+}
+
+fn labels_string(labels: &Labels) -> String {
+    prometheus_labels_string(labels.iter().map(|label| (label.name.as_str(), label.value.as_str())))
+}
+
+fn vector_vector(
+    binary: &BinaryExpr,
+    operator: TokenId,
+    left: Vec<Element>,
+    right: Vec<Element>,
+    return_bool: bool,
+) -> Result<Vec<Element>, Error> {
+    let modifier = binary.modifier.as_ref();
+    let matching = modifier.and_then(|modifier| modifier.matching.as_ref());
+    if is_set_operator(operator) {
+        return Ok(set_operation(operator, left, right, matching));
+    }
+    let cardinality = modifier.map_or(VectorMatchCardinality::OneToOne, |modifier| modifier.card.clone());
+    let fill = modifier.map(|modifier| modifier.fill_values.clone()).unwrap_or_default();
+    let has_fill = fill.lhs.is_some() || fill.rhs.is_some();
+    if (left.is_empty() || right.is_empty()) && !has_fill {
+        return Ok(Vec::new());
+    }
+    let (include, swapped) = match &cardinality {
+        VectorMatchCardinality::ManyToOne(labels) => (labels.labels.clone(), false),
+        VectorMatchCardinality::OneToMany(labels) => (labels.labels.clone(), true),
+        VectorMatchCardinality::OneToOne => (Vec::new(), false),
+        VectorMatchCardinality::ManyToMany => {
+            return Err(Error::execution("many-to-many only allowed for set operators"));
+        }
+    };
+    let (many, one) = if swapped { (right, left) } else { (left, right) };
+    let mut one_side: HashMap<Vec<(&str, &str)>, usize> = HashMap::with_capacity(one.len());
+    for (index, element) in one.iter().enumerate() {
+        let key = signature(&element.labels, matching);
+        if let Some(previous) = one_side.get(&key) {
+            let side = if swapped { "left" } else { "right" };
+            let mut pair = [labels_string(&element.labels), labels_string(&one[*previous].labels)];
+            pair.sort();
+            return Err(Error::execution(format!(
+                "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                format_signature(&key),
+                pair[0],
+                pair[1]
+            )));
+        }
+        one_side.insert(key, index);
+    }
+    let mut matched: HashMap<Vec<(&str, &str)>, HashSet<Labels>> = HashMap::new();
+    let mut used_one = vec![false; one.len()];
+    let mut output = Vec::new();
+    let drops_name = !is_comparison(operator);
+    for many_element in &many {
+        let key = signature(&many_element.labels, matching);
+        let Some(one_index) = one_side.get(&key).copied() else {
+            let fill_value = if swapped { fill.lhs } else { fill.rhs };
+            if let Some(fill_value) = fill_value {
+                let (left_value, right_value) =
+                    if swapped { (fill_value, many_element.value) } else { (many_element.value, fill_value) };
+                if let Some(element) = combine(
+                    operator,
+                    return_bool,
+                    drops_name,
+                    many_element,
+                    None,
+                    left_value,
+                    right_value,
+                    matching,
+                    &include,
+                    &cardinality,
+                )? {
+                    output.push(element);
+                }
+            }
+            continue;
+        };
+        used_one[one_index] = true;
+        let one_element = &one[one_index];
+        let (left_value, right_value) =
+            if swapped { (one_element.value, many_element.value) } else { (many_element.value, one_element.value) };
+        let Some(element) = combine(
+            operator,
+            return_bool,
+            drops_name,
+            many_element,
+            Some(one_element),
+            left_value,
+            right_value,
+            matching,
+            &include,
+            &cardinality,
+        )?
+        else {
+            continue;
+        };
+        let entry = matched.entry(key);
+        match cardinality {
+            VectorMatchCardinality::OneToOne => {
+                if let std::collections::hash_map::Entry::Occupied(_) = entry {
+                    return Err(Error::execution(
+                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
+                    ));
+                }
+                entry.or_default();
+            }
+            _ => {
+                let inserted = entry.or_default();
+                if !inserted.insert((*element.labels).clone()) {
+                    return Err(Error::execution(
+                        "multiple matches for matching labels: grouping labels must ensure unique results",
+                    ));
+                }
+            }
+        }
+        output.push(element);
+    }
+    let fill_many = if swapped { fill.rhs } else { fill.lhs };
+    if let Some(fill_value) = fill_many {
+        for (index, one_element) in one.iter().enumerate() {
+            if used_one[index] {
+                continue;
+            }
+            let (left_value, right_value) =
+                if swapped { (one_element.value, fill_value) } else { (fill_value, one_element.value) };
+            if let Some(element) = combine(
+                operator,
+                return_bool,
+                drops_name,
+                one_element,
+                None,
+                left_value,
+                right_value,
+                matching,
+                &[],
+                &cardinality,
+            )? {
+                output.push(element);
+            }
+        }
+    }
+    Ok(output)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn combine(
+    operator: TokenId,
+    return_bool: bool,
+    drops_name: bool,
+    many_element: &Element,
+    one_element: Option<&Element>,
+    left_value: f64,
+    right_value: f64,
+    matching: Option<&LabelModifier>,
+    include: &[String],
+    cardinality: &VectorMatchCardinality,
+) -> Result<Option<Element>, Error> {
+    let (mut value, keep) = apply_operator(operator, left_value, right_value)?;
+    if return_bool {
+        value = if keep { 1.0 } else { 0.0 };
+    } else if !keep {
+        return Ok(None);
+    }
+    let mut builder = many_element.labels.to_builder();
+    if drops_name {
+        builder.delete(tsdb::METRIC_NAME);
+    }
+    if matches!(cardinality, VectorMatchCardinality::OneToOne) {
+        match matching {
+            Some(LabelModifier::Include(names)) => {
+                let keep_names: Vec<&str> = names.labels.iter().map(String::as_str).collect();
+                builder.keep(&keep_names);
+            }
+            Some(LabelModifier::Exclude(names)) => {
+                for name in &names.labels {
+                    builder.delete(name);
+                }
+            }
+            None => {}
+        }
+    }
+    for name in include {
+        match one_element.and_then(|one| one.labels.get(name)) {
+            Some(value) if !value.is_empty() => {
+                builder.set(name.clone(), value.to_owned());
+            }
+            _ => {
+                builder.delete(name);
+            }
+        }
+    }
+    Ok(Some(Element {
+        labels: Arc::new(builder.build()),
+        value,
+        timestamp: many_element.timestamp,
+        drop_name: return_bool || many_element.drop_name,
+    }))
+}
+
+fn set_operation(
+    operator: TokenId,
+    left: Vec<Element>,
+    right: Vec<Element>,
+    matching: Option<&LabelModifier>,
+) -> Vec<Element> {
+    match operator {
+        T_LAND => {
+            if left.is_empty() || right.is_empty() {
+                return Vec::new();
+            }
+            let right_signatures: HashSet<_> =
+                right.iter().map(|element| signature(&element.labels, matching)).collect();
+            left.into_iter()
+                .filter(|element| right_signatures.contains(&signature(&element.labels, matching)))
+                .collect()
+        }
+        T_LOR => {
+            if left.is_empty() {
+                return right;
+            }
+            if right.is_empty() {
+                return left;
+            }
+            let keep: Vec<bool> = {
+                let left_signatures: HashSet<_> =
+                    left.iter().map(|element| signature(&element.labels, matching)).collect();
+                right.iter().map(|element| !left_signatures.contains(&signature(&element.labels, matching))).collect()
+            };
+            let mut output = left;
+            output.extend(right.into_iter().zip(keep).filter_map(|(element, keep)| keep.then_some(element)));
+            output
+        }
+        _ => {
+            if right.is_empty() {
+                return left;
+            }
+            let right_signatures: HashSet<_> =
+                right.iter().map(|element| signature(&element.labels, matching)).collect();
+            left.into_iter()
+                .filter(|element| !right_signatures.contains(&signature(&element.labels, matching)))
+                .collect()
+        }
+    }
+}

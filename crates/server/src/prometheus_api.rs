@@ -1,0 +1,444 @@
+//! Prometheus's HTTP query API: `/api/v1/query`, `/api/v1/query_range`,
+//! `/api/v1/series`, `/api/v1/labels`, `/api/v1/label/<name>/values` and
+//! `/api/v1/status/buildinfo`, GET and POST (form-encoded), with Prometheus's
+//! JSON and error shapes, so that promtool and Grafana can use alertbook as a
+//! Prometheus. Queries run on the blocking pool, never on the event loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tsdb::{Matcher, Queryable};
+
+use crate::AppState;
+use crate::json;
+
+/// The most points a range query may return per series (Prometheus's limit).
+const MAX_POINTS_PER_SERIES: i64 = 11_000;
+/// Bounds of "all time" for metadata queries without start or end.
+const MIN_TIME_MS: i64 = i64::MIN / 2;
+const MAX_TIME_MS: i64 = i64::MAX / 2;
+
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/query", get(query).post(query))
+        .route("/api/v1/query_range", get(query_range).post(query_range))
+        .route("/api/v1/series", get(series).post(series))
+        .route("/api/v1/labels", get(labels).post(labels))
+        .route("/api/v1/label/{name}/values", get(label_values))
+        .route("/api/v1/status/buildinfo", get(buildinfo))
+}
+
+/// Prometheus's error types and their status codes.
+#[derive(Debug, Clone, Copy)]
+enum ErrorType {
+    BadData,
+    Execution,
+    Timeout,
+    Internal,
+}
+
+/// An API error, rendered as `{"status":"error","errorType":...,"error":...}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    kind: ErrorType,
+    message: String,
+}
+
+impl ApiError {
+    fn bad_data(message: impl Into<String>) -> Self {
+        Self { kind: ErrorType::BadData, message: message.into() }
+    }
+
+    fn invalid_parameter(name: &str, message: impl std::fmt::Display) -> Self {
+        Self::bad_data(format!("invalid parameter \"{name}\": {message}"))
+    }
+}
+
+impl From<promql::Error> for ApiError {
+    fn from(error: promql::Error) -> Self {
+        match error {
+            promql::Error::Parse { message, line, column, .. } => {
+                Self::invalid_parameter("query", format!("{line}:{column}: parse error: {message}"))
+            }
+            promql::Error::Timeout { .. } => Self { kind: ErrorType::Timeout, message: error.to_string() },
+            promql::Error::Storage(message) => {
+                tracing::error!(error = %message, "storage error during a query");
+                Self { kind: ErrorType::Internal, message: "storage error".into() }
+            }
+            other => Self { kind: ErrorType::Execution, message: other.to_string() },
+        }
+    }
+}
+
+impl From<tsdb::Error> for ApiError {
+    fn from(error: tsdb::Error) -> Self {
+        match error {
+            tsdb::Error::InvalidRegex { .. } => Self::bad_data(error.to_string()),
+            other => {
+                tracing::error!(error = %other, "storage error");
+                Self { kind: ErrorType::Internal, message: "storage error".into() }
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, name) = match self.kind {
+            ErrorType::BadData => (StatusCode::BAD_REQUEST, "bad_data"),
+            ErrorType::Execution => (StatusCode::UNPROCESSABLE_ENTITY, "execution"),
+            ErrorType::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            ErrorType::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        let mut body = String::from("{\"status\":\"error\",\"errorType\":\"");
+        body.push_str(name);
+        body.push_str("\",\"error\":");
+        json::write_string(&mut body, &self.message);
+        body.push('}');
+        (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    }
+}
+
+fn json_response(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Request parameters: the URL's query string and, for POST, the form body.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn from_request(raw_query: Option<String>, headers: &HeaderMap, body: &Bytes) -> Result<Self, ApiError> {
+        let mut pairs: Vec<(String, String)> = raw_query
+            .as_deref()
+            .map(|query| form_urlencoded::parse(query.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        if !body.is_empty() {
+            let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
+            if !content_type.starts_with("application/x-www-form-urlencoded") {
+                return Err(ApiError::bad_data(format!(
+                    "unsupported request body of type {content_type:?}: send parameters as application/x-www-form-urlencoded"
+                )));
+            }
+            pairs.extend(form_urlencoded::parse(body).into_owned());
+        }
+        Ok(Self(pairs))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.0.iter().filter(|(key, _)| key == name).map(|(_, value)| value.as_str()).collect()
+    }
+
+    /// A timestamp parameter in milliseconds: unix seconds (float) or RFC 3339.
+    fn time(&self, name: &str, default: i64) -> Result<i64, ApiError> {
+        match self.get(name) {
+            None | Some("") => Ok(default),
+            Some(text) => parse_time(text).ok_or_else(|| {
+                ApiError::invalid_parameter(name, format!("cannot parse {text:?} to a valid timestamp"))
+            }),
+        }
+    }
+
+    /// A duration parameter: float seconds or a Prometheus duration.
+    fn duration(&self, name: &str) -> Result<Option<Duration>, ApiError> {
+        match self.get(name) {
+            None | Some("") => Ok(None),
+            Some(text) => parse_duration(text)
+                .map(Some)
+                .ok_or_else(|| ApiError::invalid_parameter(name, format!("cannot parse {text:?} to a valid duration"))),
+        }
+    }
+
+    fn limit(&self) -> Result<Option<usize>, ApiError> {
+        match self.get("limit") {
+            None | Some("") | Some("0") => Ok(None),
+            Some(text) => text
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::invalid_parameter("limit", format!("cannot parse {text:?} to a valid limit"))),
+        }
+    }
+}
+
+fn parse_time(text: &str) -> Option<i64> {
+    if let Ok(seconds) = text.parse::<f64>() {
+        if !seconds.is_finite() {
+            return None;
+        }
+        return Some((seconds * 1000.0).round() as i64);
+    }
+    chrono::DateTime::parse_from_rfc3339(text).ok().map(|time| time.timestamp_millis())
+}
+
+fn parse_duration(text: &str) -> Option<Duration> {
+    if let Ok(seconds) = text.parse::<f64>() {
+        return (0.0..1e15).contains(&seconds).then(|| Duration::from_secs_f64(seconds));
+    }
+    catalog::duration::parse_duration(text).ok()
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Runs CPU-heavy work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|error| {
+        tracing::error!(error = %error, "query task failed");
+        ApiError { kind: ErrorType::Internal, message: "query task failed".into() }
+    })?
+}
+
+fn engine_for(state: &AppState, params: &Params) -> Result<promql::Engine, ApiError> {
+    let mut options = state.engine.options().clone();
+    if let Some(timeout) = params.duration("timeout")? {
+        options.timeout = options.timeout.min(timeout);
+    }
+    Ok(promql::Engine::new(options))
+}
+
+fn success(value: &promql::QueryResult, time: i64) -> String {
+    let mut body = String::with_capacity(256);
+    body.push_str("{\"status\":\"success\",\"data\":");
+    json::write_query_data(&mut body, &value.value, time);
+    json::write_annotations(&mut body, &value.warnings, &value.infos);
+    body.push('}');
+    body
+}
+
+async fn query(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let params = Params::from_request(raw, &headers, &body)?;
+    let query = params.get("query").unwrap_or_default().to_owned();
+    let time = params.time("time", now_ms())?;
+    let engine = engine_for(&state, &params)?;
+    let result = blocking(move || {
+        let result = engine.instant_query(state.store.as_ref(), &query, time)?;
+        Ok(success(&result, time))
+    })
+    .await?;
+    Ok(json_response(result))
+}
+
+async fn query_range(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let params = Params::from_request(raw, &headers, &body)?;
+    let query = params.get("query").unwrap_or_default().to_owned();
+    if params.get("start").is_none() {
+        return Err(ApiError::invalid_parameter("start", "cannot parse \"\" to a valid timestamp"));
+    }
+    if params.get("end").is_none() {
+        return Err(ApiError::invalid_parameter("end", "cannot parse \"\" to a valid timestamp"));
+    }
+    let start = params.time("start", 0)?;
+    let end = params.time("end", 0)?;
+    if end < start {
+        return Err(ApiError::invalid_parameter("end", "end timestamp must not be before start time"));
+    }
+    let step = params
+        .duration("step")?
+        .ok_or_else(|| ApiError::invalid_parameter("step", "cannot parse \"\" to a valid duration"))?;
+    let step_ms = i64::try_from(step.as_millis()).unwrap_or(i64::MAX);
+    if step_ms <= 0 {
+        return Err(ApiError::invalid_parameter(
+            "step",
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    if (end - start) / step_ms > MAX_POINTS_PER_SERIES {
+        return Err(ApiError::bad_data(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ));
+    }
+    let engine = engine_for(&state, &params)?;
+    let result = blocking(move || {
+        let result = engine.range_query(state.store.as_ref(), &query, start, end, step_ms)?;
+        Ok(success(&result, end))
+    })
+    .await?;
+    Ok(json_response(result))
+}
+
+/// The matcher groups of every `match[]` selector; an empty list when none given.
+fn selectors(params: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
+    let mut groups = Vec::new();
+    for selector in params.all("match[]") {
+        let parsed = promql::selector_matchers(selector).map_err(|error| match error {
+            promql::Error::Parse { message, line, column, .. } => {
+                ApiError::invalid_parameter("match[]", format!("{line}:{column}: parse error: {message}"))
+            }
+            other => ApiError::invalid_parameter("match[]", other),
+        })?;
+        groups.extend(parsed);
+    }
+    Ok(groups)
+}
+
+async fn series(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let params = Params::from_request(raw, &headers, &body)?;
+    let groups = selectors(&params)?;
+    if groups.is_empty() {
+        return Err(ApiError::bad_data("no match[] parameter provided"));
+    }
+    let start = params.time("start", MIN_TIME_MS)?;
+    let end = params.time("end", MAX_TIME_MS)?;
+    let limit = params.limit()?;
+    let body = blocking(move || {
+        let mut all: Vec<tsdb::Labels> = Vec::new();
+        for group in &groups {
+            all.extend(state.store.series(group, start, end)?);
+        }
+        all.sort();
+        all.dedup();
+        let truncated = limit.is_some_and(|limit| all.len() > limit);
+        if let Some(limit) = limit {
+            all.truncate(limit);
+        }
+        let mut body = String::from("{\"status\":\"success\",\"data\":[");
+        for (index, labels) in all.iter().enumerate() {
+            if index > 0 {
+                body.push(',');
+            }
+            json::write_labels(&mut body, labels);
+        }
+        body.push(']');
+        if truncated {
+            body.push_str(",\"warnings\":[\"results truncated due to limit\"]");
+        }
+        body.push('}');
+        Ok(body)
+    })
+    .await?;
+    Ok(json_response(body))
+}
+
+fn string_list_response(mut values: Vec<String>, limit: Option<usize>) -> String {
+    values.sort();
+    values.dedup();
+    let truncated = limit.is_some_and(|limit| values.len() > limit);
+    if let Some(limit) = limit {
+        values.truncate(limit);
+    }
+    let mut body = String::from("{\"status\":\"success\",\"data\":[");
+    for (index, value) in values.iter().enumerate() {
+        if index > 0 {
+            body.push(',');
+        }
+        json::write_string(&mut body, value);
+    }
+    body.push(']');
+    if truncated {
+        body.push_str(",\"warnings\":[\"results truncated due to limit\"]");
+    }
+    body.push('}');
+    body
+}
+
+async fn labels(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let params = Params::from_request(raw, &headers, &body)?;
+    let groups = selectors(&params)?;
+    let start = params.time("start", MIN_TIME_MS)?;
+    let end = params.time("end", MAX_TIME_MS)?;
+    let limit = params.limit()?;
+    let body = blocking(move || {
+        let mut names = Vec::new();
+        if groups.is_empty() {
+            names = state.store.label_names(&[], start, end)?;
+        }
+        for group in &groups {
+            names.extend(state.store.label_names(group, start, end)?);
+        }
+        Ok(string_list_response(names, limit))
+    })
+    .await?;
+    Ok(json_response(body))
+}
+
+fn valid_label_name(name: &str) -> bool {
+    let mut characters = name.chars();
+    characters.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && characters.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+async fn label_values(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let params = Params::from_request(raw, &headers, &Bytes::new())?;
+    // Prometheus 3 accepts UTF-8 names escaped as `U__...`; plain names are checked.
+    if !valid_label_name(&name) && !name.starts_with("U__") {
+        return Err(ApiError::invalid_parameter("name", format!("invalid label name: {name:?}")));
+    }
+    let groups = selectors(&params)?;
+    let start = params.time("start", MIN_TIME_MS)?;
+    let end = params.time("end", MAX_TIME_MS)?;
+    let limit = params.limit()?;
+    let body = blocking(move || {
+        let mut values = Vec::new();
+        if groups.is_empty() {
+            values = state.store.label_values(&name, &[], start, end)?;
+        }
+        for group in &groups {
+            values.extend(state.store.label_values(&name, group, start, end)?);
+        }
+        Ok(string_list_response(values, limit))
+    })
+    .await?;
+    Ok(json_response(body))
+}
+
+async fn buildinfo() -> Response {
+    let mut body = String::from("{\"status\":\"success\",\"data\":{\"version\":");
+    json::write_string(&mut body, env!("CARGO_PKG_VERSION"));
+    body.push_str(
+        ",\"revision\":\"\",\"branch\":\"\",\"buildUser\":\"\",\"buildDate\":\"\",\"goVersion\":\"\",\"application\":\"alertbook\"}}",
+    );
+    json_response(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_as_unix_seconds_or_rfc3339() {
+        assert_eq!(parse_time("1435781451.781"), Some(1_435_781_451_781));
+        assert_eq!(parse_time("2015-07-01T20:10:51.781Z"), Some(1_435_781_451_781));
+        assert_eq!(parse_time("2015-07-01T22:10:51.781+02:00"), Some(1_435_781_451_781));
+        assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(parse_duration("15"), Some(Duration::from_secs(15)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("-1"), None);
+    }
+}
