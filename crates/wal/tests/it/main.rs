@@ -1,0 +1,116 @@
+//! The log round-trips records, repairs torn and corrupt tails, and rolls segments.
+
+use std::io::Write;
+
+use proptest::prelude::*;
+use wal::{FsyncPolicy, Replay, Wal, WalOptions};
+
+/// Opens the log and collects the replayed records.
+fn open(directory: &std::path::Path, options: WalOptions) -> (Wal, Replay, Vec<Vec<u8>>) {
+    let mut records = Vec::new();
+    let (wal, replay) = Wal::open(directory, options, |record| records.push(record.to_vec())).expect("open");
+    assert_eq!(replay.records, records.len() as u64);
+    (wal, replay, records)
+}
+
+fn options(segment_bytes: u64) -> WalOptions {
+    WalOptions { segment_bytes, fsync: FsyncPolicy::Always }
+}
+
+#[test]
+fn records_round_trip_across_segments_and_reopen() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let (wal, _, replayed) = open(directory.path(), options(100));
+    assert!(replayed.is_empty());
+    let records: Vec<Vec<u8>> = (0u8..20).map(|index| vec![index; usize::from(index) * 3]).collect();
+    for record in &records {
+        wal.append(record).expect("append");
+    }
+    drop(wal);
+    let segment_count = std::fs::read_dir(directory.path()).expect("list").count();
+    assert!(segment_count > 3, "segments should roll at 100 bytes, got {segment_count}");
+    let (wal, replay, replayed) = open(directory.path(), options(100));
+    assert_eq!(replayed, records);
+    assert!(replay.repairs.is_empty());
+    // Appends after a reopen follow the replayed records.
+    wal.append(b"after").expect("append");
+    drop(wal);
+    let (_, _, replayed) = open(directory.path(), options(100));
+    assert_eq!(replayed.last().map(Vec::as_slice), Some(&b"after"[..]));
+}
+
+#[test]
+fn torn_tail_is_truncated_and_the_log_stays_usable() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let (wal, _, _) = open(directory.path(), options(1 << 20));
+    wal.append(b"first").expect("append");
+    wal.append(b"second").expect("append");
+    drop(wal);
+    let segment = directory.path().join("00000001.wal");
+    // A crash mid-write: a header promising more bytes than follow.
+    let mut file = std::fs::OpenOptions::new().append(true).open(&segment).expect("open segment");
+    file.write_all(&[50, 0, 0, 0, 1, 2, 3, 4, 9, 9]).expect("write torn record");
+    drop(file);
+    let (wal, replay, replayed) = open(directory.path(), options(1 << 20));
+    assert_eq!(replayed, vec![b"first".to_vec(), b"second".to_vec()]);
+    assert_eq!(replay.repairs.len(), 1);
+    assert!(replay.repairs[0].contains("torn record at offset 27"), "{}", replay.repairs[0]);
+    wal.append(b"third").expect("append");
+    drop(wal);
+    let (_, _, replayed) = open(directory.path(), options(1 << 20));
+    assert_eq!(replayed.len(), 3);
+}
+
+#[test]
+fn corrupt_record_cuts_the_log_there() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let (wal, _, _) = open(directory.path(), options(40));
+    for index in 0u8..6 {
+        wal.append(&[index; 20]).expect("append");
+    }
+    drop(wal);
+    // Flip a payload byte in the second segment.
+    let second = directory.path().join("00000002.wal");
+    let mut bytes = std::fs::read(&second).expect("read");
+    bytes[10] ^= 0xff;
+    std::fs::write(&second, bytes).expect("write");
+    let (_, replay, replayed) = open(directory.path(), options(40));
+    assert_eq!(replayed.len(), 1, "only the record before the corruption survives");
+    assert!(replay.repairs[0].contains("checksum mismatch"), "{:?}", replay.repairs);
+    assert!(replay.repairs[0].contains("later segments removed"), "{:?}", replay.repairs);
+}
+
+#[test]
+fn old_segments_are_removed_after_a_cut() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let (wal, _, _) = open(directory.path(), options(1 << 20));
+    wal.append(b"old").expect("append");
+    let next = wal.cut().expect("cut");
+    wal.append(b"new").expect("append");
+    assert_eq!(wal.remove_segments_before(next).expect("remove"), 1);
+    drop(wal);
+    let (_, _, replayed) = open(directory.path(), options(1 << 20));
+    assert_eq!(replayed, vec![b"new".to_vec()]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Whatever prefix of the file survives a crash, replay yields a prefix of what was appended.
+    #[test]
+    fn any_truncation_replays_a_prefix(records in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..20), cut in 0usize..2000) {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let (wal, _, _) = open(directory.path(), WalOptions { segment_bytes: 1 << 20, fsync: FsyncPolicy::Never });
+        for record in &records {
+            wal.append(record).expect("append");
+        }
+        drop(wal);
+        let segment = directory.path().join("00000001.wal");
+        let length = std::fs::metadata(&segment).expect("metadata").len();
+        let keep = (cut as u64).min(length);
+        std::fs::OpenOptions::new().write(true).open(&segment).expect("open").set_len(keep).expect("truncate");
+        let (_, _, replayed) = open(directory.path(), WalOptions::default());
+        prop_assert!(replayed.len() <= records.len());
+        prop_assert_eq!(&replayed[..], &records[..replayed.len()]);
+    }
+}
