@@ -48,6 +48,19 @@ enum Command {
         catalog: Option<PathBuf>,
         #[command(flatten)]
         query: QueryFlags,
+        /// Load an OpenMetrics or Prometheus text file with timestamps into the store before
+        /// serving (repeatable); the backfill format of `promtool tsdb create-blocks-from`.
+        #[arg(long, value_name = "FILE")]
+        backfill: Vec<PathBuf>,
+        /// Most active series ingest may create; samples of further series are refused with
+        /// a clear error to the sender. 0: no limit.
+        #[arg(long = "storage.max-series", value_name = "N", default_value_t = 0)]
+        max_series: usize,
+        /// When ingested samples are fsynced in the write-ahead log: `always` (before the
+        /// sender is answered), `never` (the operating system decides; survives a killed
+        /// process, not a power loss), or a duration such as `1s` (at most that late).
+        #[arg(long = "storage.wal-fsync", value_name = "POLICY", default_value = "always", value_parser = parse_fsync_policy)]
+        wal_fsync: wal::FsyncPolicy,
     },
     /// Validate catalogs, rule files, contract files and configuration files.
     ///
@@ -122,6 +135,16 @@ impl QueryFlags {
     }
 }
 
+fn parse_fsync_policy(text: &str) -> Result<wal::FsyncPolicy, String> {
+    match text {
+        "always" => Ok(wal::FsyncPolicy::Always),
+        "never" => Ok(wal::FsyncPolicy::Never),
+        other => catalog::duration::parse_duration(other)
+            .map(wal::FsyncPolicy::Interval)
+            .map_err(|error| format!("expected always, never or a duration: {error}")),
+    }
+}
+
 fn parse_duration_flag(text: &str) -> Result<std::time::Duration, String> {
     catalog::duration::parse_duration(text)
 }
@@ -129,7 +152,9 @@ fn parse_duration_flag(text: &str) -> Result<std::time::Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config, listen, data, catalog, query } => run(config, listen, data, catalog, &query),
+        Command::Run { config, listen, data, catalog, query, backfill, max_series, wal_fsync } => {
+            run(config, listen, data, catalog, &query, &backfill, max_series, wal_fsync)
+        }
         Command::Check { paths } => check(paths),
         Command::Runbook { key, catalog, markdown } => runbook(key, &catalog, markdown),
         Command::Test(TestCommand::Promql { files, quiet }) => test_promql(&files, quiet),
@@ -147,12 +172,16 @@ fn load_catalog(path: &Path) -> anyhow::Result<catalog::Catalog> {
     catalog::load(path).map_err(|diagnostics| anyhow::anyhow!("catalog {} is invalid:\n{diagnostics}", path.display()))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run(
     config_path: Option<PathBuf>,
     listen: Option<std::net::SocketAddr>,
     data: Option<PathBuf>,
     catalog_path: Option<PathBuf>,
     query: &QueryFlags,
+    backfill: &[PathBuf],
+    max_series: usize,
+    wal_fsync: wal::FsyncPolicy,
 ) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -177,12 +206,35 @@ fn run(
         .with_context(|| format!("cannot create the data directory {}", config.data.display()))?;
     tracing::info!(catalog = %config.catalog.display(), summary = %catalog.summary(), data = %config.data.display(), "catalog loaded");
     let engine = query.engine();
+    let store = std::sync::Arc::new(tsdb::MemStore::new());
+    let wal_directory = config.data.join("wal");
+    let started = std::time::Instant::now();
+    let wal_options = wal::WalOptions { fsync: wal_fsync, ..wal::WalOptions::default() };
+    let (durable, replayed) = ingest::durable::DurableStore::open(&wal_directory, store.clone(), wal_options)
+        .with_context(|| format!("cannot open the write-ahead log in {}", wal_directory.display()))?;
+    for repair in &replayed.repairs {
+        tracing::warn!(repair = %repair, "write-ahead log tail was damaged and has been truncated");
+    }
+    tracing::info!(
+        records = replayed.records,
+        series = replayed.series,
+        samples = replayed.samples,
+        undecodable = replayed.undecodable,
+        seconds = started.elapsed().as_secs_f64(),
+        "write-ahead log replayed"
+    );
+    for path in backfill {
+        load_backfill(path, &store)?;
+    }
+    let durable = std::sync::Arc::new(durable);
+    let serving = durable.clone();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let store = std::sync::Arc::new(tsdb::MemStore::new());
-        let state = server::AppState::new(catalog, store, engine);
+        let state = server::AppState::new(catalog, serving, engine);
+        state.max_series.store(max_series, std::sync::atomic::Ordering::Relaxed);
         server::serve(config.listen, state, shutdown_signal()).await
     })?;
+    durable.sync().context("cannot fsync the write-ahead log at shutdown")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -338,4 +390,25 @@ fn test_promql(inputs: &[PathBuf], quiet: bool) -> anyhow::Result<ExitCode> {
     }
     println!("{} passed, {} failed, {} skipped", summary.passed(), summary.failed(), summary.skipped());
     Ok(if summary.failed() > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Loads one backfill file into the store, logging what it held.
+fn load_backfill(path: &Path, store: &tsdb::MemStore) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let report = ingest::backfill::load_file(path, store, &ingest::backfill::BackfillOptions::default())
+        .with_context(|| format!("cannot backfill {}", path.display()))?;
+    let elapsed = started.elapsed();
+    tracing::info!(
+        file = %path.display(),
+        samples = report.samples,
+        series = report.series,
+        rejected = report.rejected(),
+        seconds = elapsed.as_secs_f64(),
+        samples_per_second = (report.samples as f64 / elapsed.as_secs_f64().max(1e-9)) as u64,
+        "backfill loaded"
+    );
+    for error in &report.errors {
+        tracing::warn!(file = %path.display(), error = %error, "backfill line refused");
+    }
+    Ok(())
 }

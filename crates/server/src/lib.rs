@@ -9,11 +9,12 @@
 
 mod json;
 mod prometheus_api;
+mod remote_write_api;
 mod runbook;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -26,13 +27,25 @@ use catalog::Catalog;
 pub struct AppState {
     pub catalog: Catalog,
     pub store: Arc<tsdb::MemStore>,
+    /// The store behind its write-ahead log: where ingest appends.
+    pub durable: Arc<ingest::durable::DurableStore>,
     pub engine: promql::Engine,
+    /// The most active series ingest may create; 0: no limit.
+    pub max_series: AtomicUsize,
     ready: AtomicBool,
 }
 
 impl AppState {
-    pub fn new(catalog: Catalog, store: Arc<tsdb::MemStore>, engine: promql::Engine) -> Arc<Self> {
-        Arc::new(Self { catalog, store, engine, ready: AtomicBool::new(false) })
+    pub fn new(catalog: Catalog, durable: Arc<ingest::durable::DurableStore>, engine: promql::Engine) -> Arc<Self> {
+        let store = durable.store().clone();
+        Arc::new(Self {
+            catalog,
+            store,
+            durable,
+            engine,
+            max_series: AtomicUsize::new(0),
+            ready: AtomicBool::new(false),
+        })
     }
 
     /// Marks the server ready to take traffic (`/-/ready` answers 200).
@@ -48,6 +61,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/-/ready", get(ready))
         .merge(runbook::routes())
         .merge(prometheus_api::routes())
+        .merge(remote_write_api::routes())
         .with_state(state)
 }
 

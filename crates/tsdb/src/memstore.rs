@@ -369,6 +369,12 @@ impl MemStore {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Whether a series with exactly these labels exists.
+    pub fn contains(&self, labels: &Labels) -> bool {
+        let hash = self.hasher.hash_one(labels);
+        self.shards[shard_of(hash)].read().find(hash, |series| series.labels == *labels).is_some()
+    }
+
     /// Number of series held.
     pub fn series_count(&self) -> usize {
         self.index.read().postings.len()

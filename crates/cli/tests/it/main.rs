@@ -1,5 +1,7 @@
 //! The `alertbook` binary as a user runs it: exit statuses and output.
 
+mod durability;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

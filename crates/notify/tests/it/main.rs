@@ -157,6 +157,7 @@ async fn a_real_alertmanager_receives_and_resolves_alerts() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("prometheus-alertmanager is installed (scripts/test installs it)");
+    notify::install_crypto_provider();
     let client = reqwest::Client::new();
     let mut ready = false;
     for _ in 0..100 {

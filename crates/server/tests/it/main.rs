@@ -7,6 +7,7 @@ use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 
 mod prometheus_api;
+mod remote_write;
 
 fn state() -> std::sync::Arc<server::AppState> {
     state_with(std::sync::Arc::new(tsdb::MemStore::new()))
@@ -15,7 +16,8 @@ fn state() -> std::sync::Arc<server::AppState> {
 fn state_with(store: std::sync::Arc<tsdb::MemStore>) -> std::sync::Arc<server::AppState> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog/busflow");
     let catalog = catalog::load(&root).unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
-    server::AppState::new(catalog, store, promql::Engine::default())
+    let durable = std::sync::Arc::new(ingest::durable::DurableStore::in_memory(store));
+    server::AppState::new(catalog, durable, promql::Engine::default())
 }
 
 async fn get(state: std::sync::Arc<server::AppState>, uri: &str) -> (StatusCode, String, String) {

@@ -1,0 +1,23 @@
+//! Getting samples into alertbook from text: the Prometheus text exposition
+//! format 0.0.4 and OpenMetrics 1.0 text.
+//!
+//! [`exposition`] is a byte-oriented, allocation-free-per-line parser that turns
+//! each line into a sample (labels borrowed from the line), a metadata record
+//! (`# HELP`, `# TYPE`, `# UNIT`) or nothing, with typed errors that carry a
+//! 1-based line and column. [`backfill`] streams a timestamped file through that
+//! parser into a [`tsdb::MemStore`], the way `promtool tsdb
+//! create-blocks-from-openmetrics` fills a Prometheus data directory.
+//!
+//! [`remote_write`] decodes Prometheus remote-write 1.0 requests and appends
+//! them.
+//!
+//! This crate does no networking and never reads the wall clock: it parses what
+//! it is given and appends what it parsed. Scraping lives elsewhere.
+
+pub mod backfill;
+pub mod durable;
+pub mod exposition;
+pub mod remote_write;
+
+pub use backfill::{BackfillOptions, BackfillReport, load_file, load_reader};
+pub use exposition::{Entry, Format, MetricType, ParseError, ParseErrorKind, Parser, SampleRef};
