@@ -85,20 +85,26 @@ wait_ready() {
     log "${name} ready after ${waited} s"
 }
 
-# Prometheus: import the dataset into a fresh data directory, then serve it.
-PROMETHEUS_DATA="${WORK}/prometheus-data"
-rm -rf "$PROMETHEUS_DATA"
-mkdir -p "$PROMETHEUS_DATA"
-if promtool tsdb create-blocks-from --help >/dev/null 2>&1; then
-    IMPORT=(promtool tsdb create-blocks-from openmetrics)
+# Prometheus: import the dataset into a data directory of its own (reused when
+# a complete import of the same dataset is there), then serve it.
+PROMETHEUS_DATA="${WORK}/prometheus-data-scale${SERIES_SCALE}-${HOURS}h"
+if [[ -f "${PROMETHEUS_DATA}/.imported" ]]; then
+    log "reusing the Prometheus import in ${PROMETHEUS_DATA}"
 else
-    IMPORT=(promtool tsdb create-blocks-from-openmetrics)
+    rm -rf "$PROMETHEUS_DATA"
+    mkdir -p "$PROMETHEUS_DATA"
+    if promtool tsdb create-blocks-from --help >/dev/null 2>&1; then
+        IMPORT=(promtool tsdb create-blocks-from openmetrics)
+    else
+        IMPORT=(promtool tsdb create-blocks-from-openmetrics)
+    fi
+    log "importing into prometheus with: ${IMPORT[*]}"
+    import_started=$(date +%s.%N)
+    "${IMPORT[@]}" "$DATA" "$PROMETHEUS_DATA" >"${WORK}/promtool.log" 2>&1 \
+        || { log "promtool failed:"; tail -20 "${WORK}/promtool.log" >&2; exit 1; }
+    log "promtool import took $(python3 -c "print(round($(date +%s.%N) - ${import_started}, 1))") s"
+    touch "${PROMETHEUS_DATA}/.imported"
 fi
-log "importing into prometheus with: ${IMPORT[*]}"
-import_started=$(date +%s.%N)
-"${IMPORT[@]}" "$DATA" "$PROMETHEUS_DATA" >"${WORK}/promtool.log" 2>&1 \
-    || { log "promtool failed:"; tail -20 "${WORK}/promtool.log" >&2; exit 1; }
-log "promtool import took $(python3 -c "print(round($(date +%s.%N) - ${import_started}, 1))") s"
 
 cat >"${WORK}/prometheus.yml" <<'CONFIG'
 global:
