@@ -7,9 +7,9 @@
 //! incremental mean when the sum would overflow. This module only aggregates
 //! one evaluation step; the step loop lives in the engine.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
+use foldhash::{HashMap, HashMapExt};
 use promql_parser::parser::token::{
     T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_LIMIT_RATIO, T_LIMITK, T_MAX, T_MIN, T_QUANTILE, T_STDDEV,
     T_STDVAR, T_SUM, T_TOPK,
@@ -18,7 +18,7 @@ use promql_parser::parser::{AggregateExpr, LabelModifier};
 use tsdb::{Labels, LabelsBuilder, METRIC_NAME};
 
 use crate::Error;
-use crate::engine::{Element, Evaluated, Evaluator, Window};
+use crate::engine::{Element, Evaluated, Evaluator, GroupKeyMemo, Window};
 use crate::functions::{format_float, format_go_g, is_valid_label_name, kahan_sum_increment, quantile_of};
 use crate::hash::labels_hash;
 use crate::value::AnnotationKind;
@@ -94,7 +94,8 @@ impl Evaluator<'_> {
                     return Ok(Evaluated::Vector(Vec::new()));
                 }
                 let k = usize::try_from(k).unwrap_or(usize::MAX);
-                Ok(Evaluated::Vector(select_k(operator, k, input, modifier)))
+                let keys = self.group_keys(aggregate, &input);
+                Ok(Evaluated::Vector(select_k(operator, k, input, keys)))
             }
             T_LIMIT_RATIO => {
                 let mut ratio = match parameter {
@@ -175,48 +176,54 @@ impl Evaluator<'_> {
                     _ => None,
                 };
                 let input = self.eval_vector(&aggregate.expr, time, window)?;
-                Ok(Evaluated::Vector(aggregate_groups(operator, quantile, input, modifier, time)))
+                let keys = self.group_keys(aggregate, &input);
+                Ok(Evaluated::Vector(aggregate_groups(operator, quantile, input, keys, modifier, time)))
             }
         }
     }
-}
 
-/// The grouping key of `labels`: the pairs its group's labels consist of, borrowed.
-fn group_key<'a>(labels: &'a Labels, modifier: Option<&LabelModifier>) -> Vec<(&'a str, &'a str)> {
-    let pair = |label: &'a tsdb::Label| (label.name.as_str(), label.value.as_str());
-    match modifier {
-        None => Vec::new(),
-        Some(LabelModifier::Include(names)) => {
-            labels.iter().filter(|label| names.labels.contains(&label.name)).map(pair).collect()
+    /// The output labels of each element's group, derived once per input series
+    /// and shared between steps, so equal groups compare by pointer.
+    fn group_keys(&mut self, aggregate: &AggregateExpr, input: &[Element]) -> Vec<Labels> {
+        let node = aggregate as *const AggregateExpr as usize;
+        let modifier = aggregate.modifier.as_ref();
+        let previous = self.group_key_memos.remove(&node).unwrap_or_default();
+        let mut keys = Vec::with_capacity(input.len());
+        for (position, element) in input.iter().enumerate() {
+            let key = match (previous.inputs.get(position), previous.keys.get(position)) {
+                (Some(input), Some(key)) if Arc::ptr_eq(input, &element.labels) => key.clone(),
+                _ => self.derived_labels(node, &element.labels, |labels| group_labels(labels, modifier)),
+            };
+            keys.push(key);
         }
-        Some(LabelModifier::Exclude(names)) => labels
-            .iter()
-            .filter(|label| label.name != METRIC_NAME && !names.labels.contains(&label.name))
-            .map(pair)
-            .collect(),
+        let inputs = input.iter().map(|element| element.labels.clone()).collect();
+        self.group_key_memos.insert(node, GroupKeyMemo { inputs, keys: keys.clone() });
+        keys
     }
 }
 
+/// Aggregates `input`; `keys[i]` is the group labels of `input[i]`.
 fn aggregate_groups(
     operator: u16,
     quantile: Option<f64>,
     input: Vec<Element>,
+    keys: Vec<Labels>,
     modifier: Option<&LabelModifier>,
     time: i64,
 ) -> Vec<Element> {
+    debug_assert_eq!(input.len(), keys.len());
     let keeps_name =
         matches!(modifier, Some(LabelModifier::Include(names)) if names.labels.iter().any(|name| name == METRIC_NAME));
-    let mut index: HashMap<Vec<(&str, &str)>, usize> = HashMap::new();
+    let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut groups: Vec<Group> = Vec::new();
-    for element in &input {
-        let key = group_key(&element.labels, modifier);
+    for (element, key) in input.iter().zip(keys) {
         let value = element.value;
         let position = match index.get(&key) {
             Some(position) => *position,
             None => {
-                index.insert(key, groups.len());
+                index.insert(key.clone(), groups.len());
                 groups.push(Group {
-                    labels: group_labels(&element.labels, modifier),
+                    labels: key,
                     drop_name: false,
                     count: 1.0,
                     value: match operator {
@@ -298,11 +305,12 @@ fn aggregate_groups(
         .collect()
 }
 
-fn select_k(operator: u16, k: usize, input: Vec<Element>, modifier: Option<&LabelModifier>) -> Vec<Element> {
+/// Keeps up to `k` elements per group; `keys[i]` is the group labels of `input[i]`.
+fn select_k(operator: u16, k: usize, input: Vec<Element>, keys: Vec<Labels>) -> Vec<Element> {
+    debug_assert_eq!(input.len(), keys.len());
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut groups: Vec<Vec<Element>> = Vec::new();
-    for element in input {
-        let labels = group_labels(&element.labels, modifier);
+    for (element, labels) in input.into_iter().zip(keys) {
         match index.get(&labels) {
             Some(position) => groups[*position].push(element),
             None => {

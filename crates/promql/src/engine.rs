@@ -3,8 +3,18 @@
 //! Key types: [`Engine`] and [`EngineOptions`] (public), and the internal
 //! `Evaluator`, which holds one query's state: the selections loaded from the
 //! store (one `select` per selector over the whole window it needs, then slid
-//! over per step), memoized subquery steps, the loaded-samples counter, the
-//! deadline and the annotations raised so far.
+//! over per step with a per-series cursor), memoized subquery steps, the
+//! loaded-samples counter, the deadline and the annotations raised so far.
+//!
+//! Range queries avoid per-step work that does not depend on the step: label
+//! sets derived from an input series (group labels, names removed) are cached
+//! per node and input for the whole query (`derived_labels`), aggregations
+//! reuse the previous step's group labels when their inputs come in the same
+//! order, and `rate`/`increase`/`delta` of a plain matrix selector are computed
+//! for every query step at once, series by series (`stepped_range_function`),
+//! then read back step by step. Each of these caches holds at most one entry
+//! per input series (the stepped results one value per series and step, and
+//! only while that stays within `max_samples`).
 //!
 //! Metric names are removed late, as Prometheus 3 does with delayed name
 //! removal: operations that drop `__name__` only flag the element, and the
@@ -14,11 +24,13 @@
 //! [`Queryable`] it is given, and never reads the wall clock except to enforce
 //! the timeout.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use promql_parser::label::MatchOp as ParserMatchOp;
 use promql_parser::parser::token::{
     T_ADD, T_ATAN2, T_DIV, T_EQLC, T_GTE, T_GTR, T_LAND, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MOD, T_MUL, T_NEQ, T_POW,
@@ -126,7 +138,7 @@ impl Engine {
             Evaluated::Scalar(value) => Value::Scalar(time, value),
             Evaluated::String(value) => Value::String(value),
             Evaluated::Vector(elements) => {
-                let elements = finish_vector(elements)?;
+                let elements = evaluator.finish_vector(elements)?;
                 Value::Vector(
                     elements
                         .into_iter()
@@ -183,6 +195,7 @@ impl Engine {
         }
         let mut evaluator = Evaluator::new(store, &self.options, text, start, end);
         evaluator.query_step = step;
+        evaluator.at_query_steps = true;
         let window = Window { start, end };
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut series: Vec<SeriesData> = Vec::new();
@@ -199,7 +212,7 @@ impl Engine {
                     evaluator.count_samples(1)?;
                 }
                 Evaluated::Vector(elements) => {
-                    let elements = finish_vector(elements)?;
+                    let elements = evaluator.finish_vector(elements)?;
                     evaluator.count_samples(elements.len())?;
                     for element in elements {
                         let position = match index.get(&element.labels) {
@@ -261,24 +274,18 @@ fn check_supported(expr: &Expr) -> Result<(), Error> {
     }
 }
 
-/// Removes flagged metric names and rejects duplicate label sets.
-fn finish_vector(elements: Vec<Element>) -> Result<Vec<FinalElement>, Error> {
-    let mut seen = HashSet::with_capacity(elements.len());
-    let mut output = Vec::with_capacity(elements.len());
-    for element in elements {
-        let labels = if element.drop_name && element.labels.metric_name().is_some() {
-            element.labels.without_metric_name()
-        } else {
-            (*element.labels).clone()
-        };
-        if !seen.insert(labels.clone()) {
-            return Err(Error::execution("vector cannot contain metrics with the same labelset"));
-        }
-        output.push(FinalElement { labels, value: element.value });
-    }
-    Ok(output)
-}
+/// Key of the derived-label cache for names removed from final results; no
+/// AST node lives at address 0.
+const FINAL_NAME_REMOVAL: usize = 0;
 
+/// Label sets derived from input label sets by one AST node (grouping labels,
+/// names removed), computed once per input series rather than at every step.
+/// Equal outputs are interned, so later look-ups compare pointers.
+#[derive(Default)]
+struct DerivedLabels {
+    by_input: HashMap<Labels, Labels>,
+    interned: HashSet<Labels>,
+}
 struct FinalElement {
     labels: Labels,
     value: f64,
@@ -300,6 +307,9 @@ pub(crate) struct Element {
 #[derive(Debug, Clone)]
 pub(crate) struct RangeSeries {
     pub labels: Arc<Labels>,
+    /// Whether the metric name is present and lacks a counter suffix, decided
+    /// once per series (for the `rate`/`increase` info annotation).
+    pub not_counter_name: bool,
     data: Arc<[Sample]>,
     start: usize,
     end: usize,
@@ -337,8 +347,42 @@ pub(crate) struct Window {
     pub end: i64,
 }
 
+/// One range function's values over a matrix selector at every query step,
+/// series by series (see `Evaluator::stepped_range_function`).
+pub(crate) struct SteppedResults {
+    pub series: Vec<SteppedSeries>,
+    /// The function's value per step and series, step-major (a step reads one
+    /// contiguous run); `None` where the series has no value at that step.
+    values: Vec<Option<f64>>,
+}
+
+impl SteppedResults {
+    /// The values of every series at `step`, in series order.
+    pub fn at_step(&self, step: usize) -> &[Option<f64>] {
+        let count = self.series.len();
+        self.values.get(step * count..(step + 1) * count).unwrap_or(&[])
+    }
+}
+
+pub(crate) struct SteppedSeries {
+    pub labels: Arc<Labels>,
+    pub not_counter_name: bool,
+    /// The first step whose window holds a sample (`usize::MAX` if none).
+    pub first_present_step: usize,
+}
+
+/// The group labels an aggregation computed at its previous step, by input
+/// position: inputs usually come in the same order at every step, so a pointer
+/// comparison replaces the hash look-up.
+#[derive(Default)]
+pub(crate) struct GroupKeyMemo {
+    pub inputs: Vec<Arc<Labels>>,
+    pub keys: Vec<Labels>,
+}
+
 struct CachedSeries {
     labels: Arc<Labels>,
+    not_counter_name: bool,
     samples: Arc<[Sample]>,
 }
 
@@ -347,6 +391,36 @@ struct Selection {
     to: i64,
     sample_count: usize,
     series: Vec<CachedSeries>,
+    /// Per series, the `(start, end)` sample indexes found at the previous step:
+    /// steps move forward, so the next search starts there.
+    cursors: RefCell<Vec<(usize, usize)>>,
+}
+
+/// Whether `labels` has a metric name without a counter suffix.
+pub(crate) fn has_non_counter_name(labels: &Labels) -> bool {
+    labels
+        .metric_name()
+        .is_some_and(|metric| !["_total", "_sum", "_count", "_bucket"].iter().any(|suffix| metric.ends_with(suffix)))
+}
+
+/// Number of samples with timestamps at or before `bound` (`partition_point`),
+/// searched forward from `hint` when the answer cannot be before it. Evaluation
+/// steps advance by a few samples, so this is usually a short linear walk over
+/// memory just read, instead of a binary search over the whole series.
+fn samples_up_to(samples: &[Sample], bound: i64, hint: usize) -> usize {
+    const LINEAR_STEPS: usize = 8;
+    let hint = hint.min(samples.len());
+    if hint > 0 && samples[hint - 1].timestamp > bound {
+        return samples[..hint].partition_point(|sample| sample.timestamp <= bound);
+    }
+    let mut index = hint;
+    for _ in 0..LINEAR_STEPS {
+        match samples.get(index) {
+            Some(sample) if sample.timestamp <= bound => index += 1,
+            _ => return index,
+        }
+    }
+    index + samples[index..].partition_point(|sample| sample.timestamp <= bound)
 }
 
 /// One query's evaluation state.
@@ -358,9 +432,18 @@ pub(crate) struct Evaluator<'a> {
     pub query_end: i64,
     /// The step of a range query; 0 for instant queries.
     pub query_step: i64,
+    /// Whether evaluation is at the steps of the range query itself (not inside
+    /// a subquery): each node then sees every step once, in order.
+    pub at_query_steps: bool,
+    /// Per-series results of range functions computed for every query step at
+    /// once, keyed by the call node's address.
+    pub stepped_results: HashMap<usize, Rc<SteppedResults>>,
+    /// Per aggregation node, the group labels of its previous step's inputs.
+    pub group_key_memos: HashMap<usize, GroupKeyMemo>,
     deadline: Instant,
     loaded_samples: usize,
     selections: HashMap<(usize, bool), Rc<Selection>>,
+    derived_labels: HashMap<usize, DerivedLabels>,
     subquery_steps: HashMap<usize, BTreeMap<i64, Rc<Vec<Element>>>>,
     annotations: Vec<Annotation>,
     annotation_set: HashSet<Annotation>,
@@ -376,13 +459,59 @@ impl<'a> Evaluator<'a> {
             query_start: start,
             query_end: end,
             query_step: 0,
+            at_query_steps: false,
+            stepped_results: HashMap::new(),
+            group_key_memos: HashMap::new(),
             deadline: now.checked_add(options.timeout).unwrap_or(now + Duration::from_secs(86_400 * 365)),
             loaded_samples: 0,
             selections: HashMap::new(),
+            derived_labels: HashMap::new(),
             subquery_steps: HashMap::new(),
             annotations: Vec::new(),
             annotation_set: HashSet::new(),
         }
+    }
+
+    /// `derive(labels)`, memoized per `node` (an AST node's address) and input
+    /// label set for the rest of the query; bounded by the series the node sees.
+    pub(crate) fn derived_labels(
+        &mut self,
+        node: usize,
+        labels: &Labels,
+        derive: impl FnOnce(&Labels) -> Labels,
+    ) -> Labels {
+        let cache = self.derived_labels.entry(node).or_default();
+        if let Some(derived) = cache.by_input.get(labels) {
+            return derived.clone();
+        }
+        let derived = derive(labels);
+        let derived = match cache.interned.get(&derived) {
+            Some(existing) => existing.clone(),
+            None => {
+                cache.interned.insert(derived.clone());
+                derived
+            }
+        };
+        cache.by_input.insert(labels.clone(), derived.clone());
+        derived
+    }
+
+    /// Removes flagged metric names and rejects duplicate label sets.
+    fn finish_vector(&mut self, elements: Vec<Element>) -> Result<Vec<FinalElement>, Error> {
+        let mut seen = HashSet::with_capacity(elements.len());
+        let mut output = Vec::with_capacity(elements.len());
+        for element in elements {
+            let labels = if element.drop_name {
+                self.derived_labels(FINAL_NAME_REMOVAL, &element.labels, Labels::without_metric_name)
+            } else {
+                (*element.labels).clone()
+            };
+            if !seen.insert(labels.clone()) {
+                return Err(Error::execution("vector cannot contain metrics with the same labelset"));
+            }
+            output.push(FinalElement { labels, value: element.value });
+        }
+        Ok(output)
     }
 
     fn into_result(self, value: Value) -> QueryResult {
@@ -502,25 +631,99 @@ impl<'a> Evaluator<'a> {
         }
         self.check_deadline()?;
         let groups = matcher_groups(selector)?;
-        let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
-        for group in &groups {
-            for series in self.store.select(group, from, to)? {
-                merged.entry(series.labels).or_insert(series.samples);
+        let loaded: Vec<(Labels, Vec<Sample>)> = match groups.as_slice() {
+            // One group: the store's answer is already sorted and unique.
+            [group] => {
+                self.store.select(group, from, to)?.into_iter().map(|series| (series.labels, series.samples)).collect()
             }
-        }
+            _ => {
+                let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+                for group in &groups {
+                    for series in self.store.select(group, from, to)? {
+                        merged.entry(series.labels).or_insert(series.samples);
+                    }
+                }
+                merged.into_iter().collect()
+            }
+        };
         let mut sample_count = 0;
-        let mut series = Vec::with_capacity(merged.len());
-        for (labels, mut samples) in merged {
+        let mut series = Vec::with_capacity(loaded.len());
+        for (labels, mut samples) in loaded {
             if range_ms > 0 {
                 samples.retain(|sample| !is_stale_nan(sample.value));
             }
             sample_count += samples.len();
-            series.push(CachedSeries { labels: Arc::new(labels), samples: samples.into() });
+            let not_counter_name = has_non_counter_name(&labels);
+            series.push(CachedSeries { labels: Arc::new(labels), not_counter_name, samples: samples.into() });
         }
         self.count_samples(sample_count)?;
-        let selection = Rc::new(Selection { from, to, sample_count, series });
+        let cursors = RefCell::new(vec![(0, 0); series.len()]);
+        let selection = Rc::new(Selection { from, to, sample_count, series, cursors });
         self.selections.insert(key, selection.clone());
         Ok(selection)
+    }
+
+    /// The index of `time` among the query steps, when evaluating at them.
+    pub(crate) fn query_step_index(&self, time: i64, window: Window) -> Option<usize> {
+        if !self.at_query_steps
+            || self.query_step <= 0
+            || window.start != self.query_start
+            || window.end != self.query_end
+        {
+            return None;
+        }
+        let offset = time.checked_sub(self.query_start)?;
+        if offset < 0 || offset % self.query_step != 0 || time > self.query_end {
+            return None;
+        }
+        usize::try_from(offset / self.query_step).ok()
+    }
+
+    /// Computes `function` over the window of `selector` at every query step,
+    /// walking each series once from oldest to newest sample, instead of
+    /// visiting every series at every step. Returns `None` (and the caller
+    /// evaluates step by step) when the results would exceed the sample limit.
+    pub(crate) fn stepped_range_function(
+        &mut self,
+        selector: &MatrixSelector,
+        window: Window,
+        function: impl Fn(&[Sample], i64, i64) -> Option<f64>,
+    ) -> Result<Option<SteppedResults>, Error> {
+        let range_ms = duration_ms(selector.range);
+        let selection = self.selection(&selector.vs, range_ms.max(1), window)?;
+        let step_count =
+            usize::try_from((self.query_end - self.query_start) / self.query_step + 1).unwrap_or(usize::MAX);
+        if selection.series.len().saturating_mul(step_count) > self.options.max_samples {
+            return Ok(None);
+        }
+        let at = self.at_time(&selector.vs.at);
+        let offset = offset_ms(&selector.vs.offset);
+        let series_count = selection.series.len();
+        let mut series = Vec::with_capacity(series_count);
+        let mut values = vec![None; series_count * step_count];
+        for (index, cached) in selection.series.iter().enumerate() {
+            self.check_deadline()?;
+            let mut cursor = (0, 0);
+            let mut first_present_step = usize::MAX;
+            for step in 0..step_count {
+                let time = self.query_start + step as i64 * self.query_step;
+                let reference = at.unwrap_or(time) - offset;
+                let start = samples_up_to(&cached.samples, reference - range_ms, cursor.0);
+                let end = samples_up_to(&cached.samples, reference, cursor.1.max(start));
+                cursor = (start, end);
+                if start >= end {
+                    continue;
+                }
+                first_present_step = first_present_step.min(step);
+                values[step * series_count + index] = function(&cached.samples[start..end], reference, range_ms);
+            }
+            series.push(SteppedSeries {
+                labels: cached.labels.clone(),
+                not_counter_name: cached.not_counter_name,
+                first_present_step,
+            });
+        }
+        Ok(Some(SteppedResults { series, values }))
     }
 
     fn eval_vector_selector(
@@ -533,8 +736,10 @@ impl<'a> Evaluator<'a> {
         let reference = self.at_time(&selector.at).unwrap_or(time) - offset_ms(&selector.offset);
         let lookback_start = reference - self.options.lookback_delta_ms;
         let mut elements = Vec::new();
-        for series in &selection.series {
-            let index = series.samples.partition_point(|sample| sample.timestamp <= reference);
+        let mut cursors = selection.cursors.borrow_mut();
+        for (series, cursor) in selection.series.iter().zip(cursors.iter_mut()) {
+            let index = samples_up_to(&series.samples, reference, cursor.1);
+            cursor.1 = index;
             if index == 0 {
                 continue;
             }
@@ -563,12 +768,15 @@ impl<'a> Evaluator<'a> {
         let reference = self.at_time(&selector.vs.at).unwrap_or(time) - offset_ms(&selector.vs.offset);
         let range_start = reference - range_ms;
         let mut series = Vec::new();
-        for cached in &selection.series {
-            let start = cached.samples.partition_point(|sample| sample.timestamp <= range_start);
-            let end = cached.samples.partition_point(|sample| sample.timestamp <= reference);
+        let mut cursors = selection.cursors.borrow_mut();
+        for (cached, cursor) in selection.series.iter().zip(cursors.iter_mut()) {
+            let start = samples_up_to(&cached.samples, range_start, cursor.0);
+            let end = samples_up_to(&cached.samples, reference, cursor.1.max(start));
+            *cursor = (start, end);
             if start < end {
                 series.push(RangeSeries {
                     labels: cached.labels.clone(),
+                    not_counter_name: cached.not_counter_name,
                     data: cached.samples.clone(),
                     start,
                     end,
@@ -604,7 +812,10 @@ impl<'a> Evaluator<'a> {
             let elements = match cached {
                 Some(elements) => elements,
                 None => {
-                    let elements = match self.eval(&subquery.expr, step_time, inner_window)? {
+                    let at_query_steps = std::mem::replace(&mut self.at_query_steps, false);
+                    let evaluated = self.eval(&subquery.expr, step_time, inner_window);
+                    self.at_query_steps = at_query_steps;
+                    let elements = match evaluated? {
                         Evaluated::Vector(elements) => elements,
                         Evaluated::Scalar(value) => vec![Element {
                             labels: Arc::new(Labels::empty()),
@@ -639,7 +850,8 @@ impl<'a> Evaluator<'a> {
             .into_iter()
             .map(|(labels, samples, drop_name)| {
                 let end = samples.len();
-                RangeSeries { labels, data: samples.into(), start: 0, end, drop_name }
+                let not_counter_name = has_non_counter_name(&labels);
+                RangeSeries { labels, not_counter_name, data: samples.into(), start: 0, end, drop_name }
             })
             .collect();
         Ok(Evaluated::Matrix(MatrixValue { series, range_end: reference, range_ms }))

@@ -10,16 +10,16 @@
 //! samples as Prometheus does, so they return nothing: the store holds no
 //! native histograms.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
+use foldhash::{HashSet, HashSetExt};
 use promql_parser::parser::{Call, Expr};
 use regex::Regex;
 use tsdb::{Labels, METRIC_NAME, Sample};
 
 use crate::Error;
 use crate::aggregate::{ascending_nan_last, sort_descending_nan_last};
-use crate::engine::{Element, Evaluated, Evaluator, MatrixValue, RangeSeries, Window};
+use crate::engine::{Element, Evaluated, Evaluator, Window};
 use crate::value::AnnotationKind;
 
 /// One step of Kahan-Neumaier summation; returns the new sum and compensation.
@@ -146,14 +146,19 @@ fn linear_regression(samples: &[Sample], intercept_time: i64) -> (f64, f64) {
     (slope, intercept)
 }
 
-/// Prometheus's extrapolated `rate`, `increase` and `delta`.
-fn extrapolated_rate(series: &RangeSeries, matrix: &MatrixValue, is_counter: bool, is_rate: bool) -> Option<f64> {
-    let samples = series.samples();
+/// Prometheus's extrapolated `rate`, `increase` and `delta` over the samples of
+/// the window `(range_end - range_ms, range_end]`.
+fn extrapolated_rate(
+    samples: &[Sample],
+    range_end: i64,
+    range_ms: i64,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
     if samples.len() < 2 {
         return None;
     }
-    let range_start = matrix.range_end - matrix.range_ms;
-    let range_end = matrix.range_end;
+    let range_start = range_end - range_ms;
     let first = samples[0];
     let last = samples[samples.len() - 1];
     let mut result = last.value - first.value;
@@ -188,7 +193,7 @@ fn extrapolated_rate(series: &RangeSeries, matrix: &MatrixValue, is_counter: boo
     }
     let mut factor = (sampled_interval + duration_to_start + duration_to_end) / sampled_interval;
     if is_rate {
-        factor /= matrix.range_ms as f64 / 1000.0;
+        factor /= range_ms as f64 / 1000.0;
     }
     Some(result * factor)
 }
@@ -400,7 +405,13 @@ impl Evaluator<'_> {
     pub(crate) fn eval_call(&mut self, call: &Call, time: i64, window: Window) -> Result<Evaluated, Error> {
         let name = call.func.name;
         let result = self.eval_call_inner(call, name, time, window)?;
-        if let Evaluated::Vector(elements) = &result {
+        // A range vector's series have distinct label sets and a range function
+        // keeps them, so only the other functions can produce duplicates.
+        let over_range_vector =
+            matches!(call.func.arg_types.first(), Some(promql_parser::parser::value::ValueType::Matrix));
+        if let Evaluated::Vector(elements) = &result
+            && !over_range_vector
+        {
             check_duplicates(elements)?;
         }
         Ok(result)
@@ -625,6 +636,9 @@ impl Evaluator<'_> {
         } else {
             (Self::argument(call, 0)?, call.args.args.iter().skip(1).map(|argument| argument.as_ref()).collect())
         };
+        if let Some(output) = self.eval_stepped_rate(call, name, matrix_expr, time, window)? {
+            return Ok(Evaluated::Vector(output));
+        }
         let mut parameters = Vec::new();
         for argument in &scalar_arguments {
             parameters.push(self.eval_scalar(argument, time, window)?);
@@ -669,14 +683,12 @@ impl Evaluator<'_> {
             }
             let value = match name {
                 "rate" | "increase" => {
-                    if let Some(metric) = series.labels.metric_name()
-                        && !["_total", "_sum", "_count", "_bucket"].iter().any(|suffix| metric.ends_with(suffix))
-                    {
-                        non_counter_names.push(metric.to_owned());
+                    if series.not_counter_name {
+                        non_counter_names.push(series.labels.metric_name().unwrap_or_default().to_owned());
                     }
-                    extrapolated_rate(series, &matrix, true, name == "rate")
+                    extrapolated_rate(samples, matrix.range_end, matrix.range_ms, true, name == "rate")
                 }
-                "delta" => extrapolated_rate(series, &matrix, false, false),
+                "delta" => extrapolated_rate(samples, matrix.range_end, matrix.range_ms, false, false),
                 "irate" => instant_delta(samples, true),
                 "idelta" => instant_delta(samples, false),
                 "deriv" => (samples.len() >= 2).then(|| linear_regression(samples, samples[0].timestamp).0),
@@ -757,6 +769,65 @@ impl Evaluator<'_> {
             self.annotate(AnnotationKind::Info, message, Some(&anchor), Some(matrix_expr));
         }
         Ok(Evaluated::Vector(output))
+    }
+
+    /// `rate`, `increase` and `delta` of a matrix selector at a step of a range
+    /// query: the values of every step are computed on the first step, series by
+    /// series (see [`Evaluator::stepped_range_function`]), then read back. The
+    /// counter-name info is raised at the step the series first shows up, as the
+    /// step-by-step path does. `None` when this path does not apply.
+    fn eval_stepped_rate(
+        &mut self,
+        call: &Call,
+        name: &str,
+        matrix_expr: &Expr,
+        time: i64,
+        window: Window,
+    ) -> Result<Option<Vec<Element>>, Error> {
+        let (is_counter, is_rate) = match name {
+            "rate" => (true, true),
+            "increase" => (true, false),
+            "delta" => (false, false),
+            _ => return Ok(None),
+        };
+        let Expr::MatrixSelector(selector) = unwrap_parens(matrix_expr) else {
+            return Ok(None);
+        };
+        let Some(step) = self.query_step_index(time, window) else {
+            return Ok(None);
+        };
+        let key = call as *const Call as usize;
+        let results = match self.stepped_results.get(&key) {
+            Some(results) => results.clone(),
+            None => {
+                let computed = self.stepped_range_function(selector, window, |samples, range_end, range_ms| {
+                    extrapolated_rate(samples, range_end, range_ms, is_counter, is_rate)
+                })?;
+                let Some(computed) = computed else {
+                    return Ok(None);
+                };
+                let computed = std::rc::Rc::new(computed);
+                self.stepped_results.insert(key, computed.clone());
+                computed
+            }
+        };
+        let mut output = Vec::new();
+        let mut non_counter_names = Vec::new();
+        for (series, value) in results.series.iter().zip(results.at_step(step)) {
+            if is_counter && series.not_counter_name && series.first_present_step == step {
+                non_counter_names.push(series.labels.metric_name().unwrap_or_default().to_owned());
+            }
+            if let Some(value) = value {
+                output.push(element(&series.labels, *value, time, true));
+            }
+        }
+        let anchor = format!("{name}(");
+        for metric in non_counter_names {
+            let message =
+                format!("metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}");
+            self.annotate(AnnotationKind::Info, message, Some(&anchor), Some(matrix_expr));
+        }
+        Ok(Some(output))
     }
 
     fn label_replace(&mut self, call: &Call, time: i64, window: Window) -> Result<Evaluated, Error> {

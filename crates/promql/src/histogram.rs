@@ -6,9 +6,9 @@
 //! real decrease had to be fixed). Native histograms are not handled here:
 //! the store holds none.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
+use foldhash::{HashMap, HashMapExt};
 use promql_parser::parser::{Call, Expr};
 use tsdb::Labels;
 
@@ -268,7 +268,8 @@ impl Evaluator<'_> {
             }
         }
         let elements = self.eval_vector(vector_expr, time, window)?;
-        let mut index: HashMap<Arc<Labels>, usize> = HashMap::new();
+        let node = call as *const Call as usize;
+        let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut groups: Vec<BucketGroup> = Vec::new();
         for element in &elements {
             let bound_text = element.labels.get(BUCKET_LABEL).unwrap_or("");
@@ -280,15 +281,17 @@ impl Evaluator<'_> {
                 self.annotate(AnnotationKind::Warning, message, Some(&anchor), Some(vector_expr));
                 continue;
             };
-            let mut builder = element.labels.to_builder();
-            builder.delete(BUCKET_LABEL);
-            let key = Arc::new(builder.build());
+            let key = self.derived_labels(node, &element.labels, |labels| {
+                let mut builder = labels.to_builder();
+                builder.delete(BUCKET_LABEL);
+                builder.build()
+            });
             let position = match index.get(&key) {
                 Some(position) => *position,
                 None => {
                     index.insert(key.clone(), groups.len());
                     groups.push(BucketGroup {
-                        labels: (*key).clone(),
+                        labels: key.clone(),
                         metric_name: element.labels.metric_name().unwrap_or("").to_owned(),
                         buckets: Vec::new(),
                     });

@@ -83,17 +83,47 @@ impl<'a> BitReader<'a> {
         Some(bit == 1)
     }
 
+    /// Bits not read yet.
+    fn remaining_bits(&self) -> usize {
+        (self.bytes.len() * 8).saturating_sub(self.bit_position)
+    }
+
+    /// The next 57 or more bits, left-aligned; bits past the end read as zero.
+    fn peek_window(&self) -> u64 {
+        let first_byte = self.bit_position / 8;
+        let mut buffer = [0u8; 8];
+        match self.bytes.get(first_byte..first_byte + 8) {
+            Some(whole) => buffer.copy_from_slice(whole),
+            None => {
+                let tail = self.bytes.get(first_byte..).unwrap_or(&[]);
+                buffer[..tail.len()].copy_from_slice(tail);
+            }
+        }
+        u64::from_be_bytes(buffer) << (self.bit_position % 8)
+    }
+
+    /// Advances past `count` bits the caller has checked are there.
+    fn skip(&mut self, count: u32) {
+        debug_assert!(count as usize <= self.remaining_bits());
+        self.bit_position += count as usize;
+    }
+
     /// Reads `count` bits (≤ 64) as the low bits of the result.
     fn read_bits(&mut self, count: u32) -> Option<u64> {
         debug_assert!(count <= 64);
         if count == 0 {
             return Some(0);
         }
-        let end = self.bit_position + count as usize;
-        if end > self.bytes.len() * 8 {
+        if count as usize > self.remaining_bits() {
             return None;
         }
+        if count <= 57 {
+            let window = self.peek_window();
+            self.bit_position += count as usize;
+            return Some(window >> (64 - count));
+        }
         // The bits span at most 9 bytes: load them into a 128-bit window.
+        let end = self.bit_position + count as usize;
         let first_byte = self.bit_position / 8;
         let available = (self.bytes.len() - first_byte).min(16);
         let mut buffer = [0u8; 16];
@@ -347,15 +377,21 @@ impl<'a> ChunkIter<'a> {
     }
 
     fn read_delta_of_delta(&mut self) -> Option<i64> {
-        if !self.reader.read_bit()? {
-            return Some(0);
+        // The bucket prefix is up to four bits: count its leading ones at once.
+        let ones = self.reader.peek_window().leading_ones().min(4);
+        let prefix_length = (ones + 1).min(4);
+        if prefix_length as usize > self.reader.remaining_bits() {
+            return None;
         }
-        for (_, _, payload_bits) in TIMESTAMP_BUCKETS {
-            if !self.reader.read_bit()? {
-                return Some(sign_extend(self.reader.read_bits(payload_bits)?, payload_bits));
+        self.reader.skip(prefix_length);
+        match ones {
+            0 => Some(0),
+            1..=3 => {
+                let payload_bits = TIMESTAMP_BUCKETS[ones as usize - 1].2;
+                Some(sign_extend(self.reader.read_bits(payload_bits)?, payload_bits))
             }
+            _ => Some(self.reader.read_bits(64)? as i64),
         }
-        Some(self.reader.read_bits(64)? as i64)
     }
 
     fn read_value(&mut self) -> Option<()> {
@@ -363,8 +399,9 @@ impl<'a> ChunkIter<'a> {
             return Some(());
         }
         if self.reader.read_bit()? {
-            let leading = self.reader.read_bits(5)? as u32;
-            let mut significant = self.reader.read_bits(6)? as u32;
+            let header = self.reader.read_bits(11)? as u32;
+            let leading = header >> 6;
+            let mut significant = header & 0x3f;
             if significant == 0 {
                 significant = 64;
             }

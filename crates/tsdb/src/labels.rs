@@ -1,6 +1,18 @@
 //! Label sets: sorted `(name, value)` pairs that identify a series.
+//!
+//! [`Labels`] is immutable and shared: cloning one bumps a reference count, and
+//! its hash is computed once when it is built, so hash tables keyed by label
+//! sets (the store's series tables, a query's grouping and de-duplication) hash
+//! eight bytes instead of every name and value. Equality checks the shared
+//! pointer and the hash before comparing pairs. [`LabelsBuilder`] is the mutable
+//! counterpart.
 
+use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use foldhash::fast::FixedState;
 
 /// The label that holds a series' metric name.
 pub const METRIC_NAME: &str = "__name__";
@@ -12,9 +24,57 @@ pub struct Label {
     pub value: String,
 }
 
-/// A label set, sorted by name, names unique, no empty values.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Labels(Vec<Label>);
+/// Seed of the label-set hash; fixed so equal sets hash alike in every table.
+const LABELS_HASH_SEED: u64 = 0x6c61_6265_6c73_5f31;
+
+/// A label set, sorted by name, names unique, no empty values. Cheap to clone.
+#[derive(Clone)]
+pub struct Labels {
+    pairs: Arc<[Label]>,
+    /// Hash of `pairs`, computed once at construction.
+    hash: u64,
+}
+
+impl Default for Labels {
+    fn default() -> Self {
+        Self::from_sorted(Vec::new())
+    }
+}
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Labels").field(&self.pairs).finish()
+    }
+}
+
+impl PartialEq for Labels {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.pairs, &other.pairs) || (self.hash == other.hash && self.pairs == other.pairs)
+    }
+}
+
+impl Eq for Labels {}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Labels {
+    fn cmp(&self, other: &Self) -> Ordering {
+        if Arc::ptr_eq(&self.pairs, &other.pairs) {
+            return Ordering::Equal;
+        }
+        self.pairs.cmp(&other.pairs)
+    }
+}
+
+impl Hash for Labels {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
 
 impl Labels {
     /// Builds a label set from pairs; sorts them, drops empty values, and keeps
@@ -28,11 +88,37 @@ impl Labels {
     }
 
     pub fn empty() -> Self {
-        Self(Vec::new())
+        Self::default()
+    }
+
+    /// Wraps pairs that are already sorted by unique name, hashing them once.
+    fn from_sorted(pairs: Vec<Label>) -> Self {
+        debug_assert!(pairs.windows(2).all(|pair| pair[0].name < pair[1].name));
+        let mut hasher = FixedState::with_seed(LABELS_HASH_SEED).build_hasher();
+        for label in &pairs {
+            hasher.write(label.name.as_bytes());
+            hasher.write_u8(0xff);
+            hasher.write(label.value.as_bytes());
+            hasher.write_u8(0xff);
+        }
+        Self { pairs: pairs.into(), hash: hasher.finish() }
+    }
+
+    /// The hash computed when the set was built: equal sets have equal hashes.
+    pub fn precomputed_hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// Whether both handles share one allocation (then they are equal).
+    pub fn ptr_eq(&self, other: &Labels) -> bool {
+        Arc::ptr_eq(&self.pairs, &other.pairs)
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.binary_search_by(|label| label.name.as_str().cmp(name)).ok().map(|index| self.0[index].value.as_str())
+        self.pairs
+            .binary_search_by(|label| label.name.as_str().cmp(name))
+            .ok()
+            .map(|index| self.pairs[index].value.as_str())
     }
 
     /// The metric name, if the set has one.
@@ -41,25 +127,28 @@ impl Labels {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Label> {
-        self.0.iter()
+        self.pairs.iter()
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.pairs.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.pairs.is_empty()
     }
 
     /// A builder that starts from this set.
     pub fn to_builder(&self) -> LabelsBuilder {
-        LabelsBuilder { labels: self.0.clone() }
+        LabelsBuilder { labels: self.pairs.to_vec() }
     }
 
-    /// The set without `__name__`.
+    /// The set without `__name__` (a shared handle when it has none).
     pub fn without_metric_name(&self) -> Labels {
-        Labels(self.0.iter().filter(|label| label.name != METRIC_NAME).cloned().collect())
+        if self.metric_name().is_none() {
+            return self.clone();
+        }
+        Labels::from_sorted(self.pairs.iter().filter(|label| label.name != METRIC_NAME).cloned().collect())
     }
 }
 
@@ -71,7 +160,7 @@ impl fmt::Display for Labels {
         }
         f.write_str("{")?;
         let mut first = true;
-        for label in self.0.iter().filter(|label| label.name != METRIC_NAME) {
+        for label in self.pairs.iter().filter(|label| label.name != METRIC_NAME) {
             if !first {
                 f.write_str(", ")?;
             }
@@ -86,7 +175,7 @@ impl<'a> IntoIterator for &'a Labels {
     type Item = &'a Label;
     type IntoIter = std::slice::Iter<'a, Label>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.pairs.iter()
     }
 }
 
@@ -128,7 +217,6 @@ impl LabelsBuilder {
     }
 
     pub fn build(&self) -> Labels {
-        debug_assert!(self.labels.windows(2).all(|pair| pair[0].name < pair[1].name));
-        Labels(self.labels.clone())
+        Labels::from_sorted(self.labels.clone())
     }
 }
