@@ -21,9 +21,12 @@ mod model;
 pub mod queries;
 mod raw;
 mod source;
+pub mod template;
 
 pub use contracts::{Contract, ContractKind};
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use load::{LoadOptions, load, load_rules, load_with};
+pub use load::{
+    DuplicateRule, LoadOptions, RuleFileOptions, duplicate_rules, load, load_rules, load_rules_with, load_with,
+};
 pub use model::*;
 pub use source::SourceFile;

@@ -518,19 +518,83 @@ fn duration_field(
     }
 }
 
+/// How standalone rule files are read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RuleFileOptions {
+    /// Skip fields the rule-file format does not know (promtool's `--ignore-unknown-fields`).
+    pub ignore_unknown_fields: bool,
+}
+
+/// Parses a rule file; with `ignore_unknown_fields`, each unknown key (and the
+/// block under it) is blanked out and parsing retried, keeping line numbers.
+fn parse_rule_file(source: &mut SourceFile, options: RuleFileOptions) -> Result<RawRuleFile, Diagnostic> {
+    const MOST_UNKNOWN_FIELDS: usize = 1000;
+    for _ in 0..MOST_UNKNOWN_FIELDS {
+        match source.parse_yaml::<RawRuleFile>() {
+            Ok(raw) => return Ok(raw),
+            Err(diagnostic) => {
+                if !options.ignore_unknown_fields
+                    || !diagnostic.message.contains("unknown field")
+                    || diagnostic.line == 0
+                {
+                    return Err(diagnostic);
+                }
+                match blank_key(&source.text, diagnostic.line) {
+                    Some(text) => source.text = text,
+                    None => return Err(diagnostic),
+                }
+            }
+        }
+    }
+    Err(Diagnostic::file(&source.path, "too many unknown fields"))
+}
+
+/// `text` with the key at 1-based `line` and its indented block replaced by
+/// empty lines; `None` when the key opens a list item (it cannot be blanked alone).
+fn blank_key(text: &str, line: usize) -> Option<String> {
+    let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
+    let key_line = lines.get(line.checked_sub(1)?)?.clone();
+    let trimmed = key_line.trim_start();
+    if trimmed.starts_with('-') || !trimmed.contains(':') {
+        return None;
+    }
+    let indent = key_line.len() - trimmed.len();
+    let mut end = line;
+    while end < lines.len() {
+        let next = &lines[end];
+        let next_indent = next.len() - next.trim_start().len();
+        if !next.trim().is_empty() && next_indent <= indent {
+            break;
+        }
+        end += 1;
+    }
+    for blank in lines.iter_mut().take(end).skip(line - 1) {
+        blank.clear();
+    }
+    Some(lines.join("\n"))
+}
+
 /// Loads and validates one rule file, as strictly as `promtool check rules`.
 pub(crate) fn load_rule_file(
     path: &Path,
     errors: &mut Vec<Diagnostic>,
 ) -> Option<(RuleFile, SourceFile, Vec<RawRuleLocation>)> {
-    let source = match SourceFile::read(path) {
+    load_rule_file_with(path, RuleFileOptions::default(), errors)
+}
+
+fn load_rule_file_with(
+    path: &Path,
+    options: RuleFileOptions,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<(RuleFile, SourceFile, Vec<RawRuleLocation>)> {
+    let mut source = match SourceFile::read(path) {
         Ok(source) => source,
         Err(diagnostic) => {
             errors.push(diagnostic);
             return None;
         }
     };
-    let raw: RawRuleFile = match source.parse_yaml() {
+    let raw = match parse_rule_file(&mut source, options) {
         Ok(raw) => raw,
         Err(diagnostic) => {
             errors.push(diagnostic);
@@ -611,6 +675,21 @@ pub(crate) fn load_rule_file(
                     errors.push(source.error_in_value(&raw_rule.expr, error.offset, error.message));
                 }
             }
+            if let RuleKind::Alert(alert) = &kind {
+                let templates = raw_rule.labels.iter().map(|(name, value)| ("label", name, value));
+                let templates =
+                    templates.chain(raw_rule.annotations.iter().map(|(name, value)| ("annotation", name, value)));
+                for (what, name, value) in templates {
+                    if let Err(error) = crate::template::check(&format!("__alert_{alert}"), &value.value) {
+                        let offset = offset_of(&value.value, error.line, error.column);
+                        errors.push(source.error_in_value(
+                            value,
+                            offset,
+                            format!("{what} {name:?}: invalid template: {}", error.message),
+                        ));
+                    }
+                }
+            }
             for name in raw_rule.labels.keys().chain(raw_rule.annotations.keys()) {
                 if !is_identifier(name) {
                     errors.push(
@@ -631,7 +710,7 @@ pub(crate) fn load_rule_file(
                 expr: raw_rule.expr.value.trim_end().to_owned(),
                 for_duration,
                 keep_firing_for,
-                labels: raw_rule.labels,
+                labels: raw_rule.labels.into_iter().map(|(name, value)| (name, value.value)).collect(),
                 annotations: raw_rule.annotations.into_iter().map(|(name, value)| (name, value.value)).collect(),
                 line: rule_location.line() as usize,
             });
@@ -647,6 +726,17 @@ pub(crate) fn load_rule_file(
         });
     }
     (errors.len() == before).then(|| (RuleFile { path: path.to_owned(), groups }, source, locations))
+}
+
+/// The byte offset of a 1-based line and column in `text` (0 when unknown).
+fn offset_of(text: &str, line: usize, column: usize) -> usize {
+    if line == 0 {
+        return 0;
+    }
+    let line_start: usize = text.split_inclusive('\n').take(line - 1).map(str::len).sum();
+    let within =
+        text[line_start.min(text.len())..].char_indices().nth(column.saturating_sub(1)).map_or(0, |(index, _)| index);
+    (line_start + within).min(text.len())
 }
 
 /// A Docker rule's expression: the predicate language over `services`, `secrets`, `networks`.
@@ -777,8 +867,49 @@ fn check_markdown(catalog: &Catalog, errors: &mut Vec<Diagnostic>) {
 
 /// Loads standalone rule files (outside a catalog), validating each.
 pub fn load_rules(paths: &[PathBuf]) -> Result<Vec<RuleFile>, Diagnostics> {
+    load_rules_with(paths, RuleFileOptions::default())
+}
+
+/// Loads standalone rule files with `options`, validating each.
+pub fn load_rules_with(paths: &[PathBuf], options: RuleFileOptions) -> Result<Vec<RuleFile>, Diagnostics> {
     let mut errors = Vec::new();
-    let files: Vec<RuleFile> =
-        paths.iter().filter_map(|path| load_rule_file(path, &mut errors)).map(|(file, _, _)| file).collect();
+    let files: Vec<RuleFile> = paths
+        .iter()
+        .filter_map(|path| load_rule_file_with(path, options, &mut errors))
+        .map(|(file, _, _)| file)
+        .collect();
     if errors.is_empty() { Ok(files) } else { Err(Diagnostics(errors)) }
+}
+
+/// A rule defined more than once in a file: same name, same labels (group labels included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateRule {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The duplicate rules of a file, each reported once, as `promtool check rules` lists them.
+pub fn duplicate_rules(file: &RuleFile) -> Vec<DuplicateRule> {
+    let mut keys: Vec<DuplicateRule> = file
+        .groups
+        .iter()
+        .flat_map(|group| {
+            group.rules.iter().map(move |rule| {
+                let name = match &rule.kind {
+                    RuleKind::Alert(name) | RuleKind::Record(name) => name.clone(),
+                };
+                let mut labels = group.labels.clone();
+                labels.extend(rule.labels.clone());
+                DuplicateRule { name, labels }
+            })
+        })
+        .collect();
+    keys.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+    let mut duplicates: Vec<DuplicateRule> = Vec::new();
+    for pair in keys.windows(2) {
+        if pair[0] == pair[1] && duplicates.last() != Some(&pair[1]) {
+            duplicates.push(pair[1].clone());
+        }
+    }
+    duplicates
 }

@@ -160,7 +160,7 @@ pub struct RawRule {
     #[serde(default)]
     pub keep_firing_for: Option<Spanned<String>>,
     #[serde(default)]
-    pub labels: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     pub annotations: BTreeMap<String, Spanned<String>>,
 }

@@ -1,11 +1,16 @@
 //! The `alertbook` command line: the one place that prints to the terminal.
 //!
-//! Subcommands: `run` (the server), `check` (validate catalogs, rule files,
-//! contracts and configuration), `runbook` (list or print entries). Each maps
+//! Subcommands: `run` (the server and the rule evaluation loop), `check`
+//! (validate catalogs, rule files, contracts and configuration), `runbook`
+//! (list or print entries), `test promql` and `test rules` (promtool's rule
+//! unit tests), `replay` (recorded metrics through the rules). Each maps
 //! its arguments onto library crates and their results onto output and exit
 //! status; no domain logic lives here.
 
 mod config;
+mod evaluation;
+mod replay;
+mod test_rules;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -87,9 +92,16 @@ enum Command {
         #[arg(long, conflicts_with = "key")]
         markdown: bool,
     },
-    /// Run test scripts: PromQL conformance scripts.
+    /// Run test scripts: PromQL conformance scripts and rule unit tests.
     #[command(subcommand)]
     Test(TestCommand),
+    /// Replay recorded metrics through the rules and print every alert state change.
+    ///
+    /// Loads an OpenMetrics or Prometheus text file with timestamps into a fresh in-memory
+    /// store, evaluates the rules from --from to --to every --step as if live, and prints one
+    /// JSON line per state change: {"time": <unix seconds>, "alertname": ..., "labels": {...},
+    /// "state": "pending|firing|resolved", "value": <number>}.
+    Replay(replay::Arguments),
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +119,25 @@ enum TestCommand {
         /// Print only the summary lines, not each failure and skip.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Run unit tests of rule files in promtool's format (`promtool test rules`).
+    ///
+    /// Each FILE lists rule_files, input_series, alert_rule_test and promql_expr_test. Prints
+    /// each file's SUCCESS or FAILED with what was expected and what came, and a last line
+    /// `N passed, M failed` counting test groups. Exits 1 when any test fails.
+    Rules {
+        /// Unit-test files.
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+        /// Run only the test groups whose name matches this regular expression (repeatable).
+        #[arg(long, value_name = "REGEX")]
+        run: Vec<String>,
+        /// Ignore fields the rule-file format does not know.
+        #[arg(long)]
+        ignore_unknown_fields: bool,
+        /// Also write a JUnit XML report to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
 }
 
@@ -158,6 +189,10 @@ fn main() -> ExitCode {
         Command::Check { paths } => check(paths),
         Command::Runbook { key, catalog, markdown } => runbook(key, &catalog, markdown),
         Command::Test(TestCommand::Promql { files, quiet }) => test_promql(&files, quiet),
+        Command::Test(TestCommand::Rules { files, run, ignore_unknown_fields, junit }) => {
+            test_rules(&files, &run, ignore_unknown_fields, junit)
+        }
+        Command::Replay(arguments) => replay::run(&arguments),
     };
     match result {
         Ok(code) => code,
@@ -228,11 +263,18 @@ fn run(
     }
     let durable = std::sync::Arc::new(durable);
     let serving = durable.clone();
+    let external_url = format!("http://{}", config.listen);
+    let rule_manager = evaluation::manager(&catalog, durable.clone(), engine.clone(), &config.data, external_url)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let state = server::AppState::new(catalog, serving, engine);
         state.max_series.store(max_series, std::sync::atomic::Ordering::Relaxed);
-        server::serve(config.listen, state, shutdown_signal()).await
+        state.set_rules(rule_manager.clone());
+        let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager);
+        let served = server::serve(config.listen, state, shutdown_signal()).await;
+        let _ = stop_evaluation.send(true);
+        let _ = evaluation.await;
+        served
     })?;
     durable.sync().context("cannot fsync the write-ahead log at shutdown")?;
     Ok(ExitCode::SUCCESS)
@@ -294,6 +336,14 @@ fn check(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
         } else {
             match classify_file(path) {
                 FileKind::Rules => catalog::load_rules(std::slice::from_ref(path)).map(|files| {
+                    for duplicate in files.iter().flat_map(catalog::duplicate_rules) {
+                        eprintln!(
+                            "{}: warning: duplicate rule {} with labels {:?}; might cause inconsistency while recording expressions",
+                            path.display(),
+                            duplicate.name,
+                            duplicate.labels
+                        );
+                    }
                     let rules: usize = files.iter().flat_map(|file| &file.groups).map(|group| group.rules.len()).sum();
                     format!("{rules} rules")
                 }),
@@ -390,6 +440,22 @@ fn test_promql(inputs: &[PathBuf], quiet: bool) -> anyhow::Result<ExitCode> {
     }
     println!("{} passed, {} failed, {} skipped", summary.passed(), summary.failed(), summary.skipped());
     Ok(if summary.failed() > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn test_rules(
+    files: &[PathBuf],
+    run: &[String],
+    ignore_unknown_fields: bool,
+    junit: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let run = if run.is_empty() {
+        None
+    } else {
+        let pattern = run.iter().map(|pattern| format!("(?:{pattern})")).collect::<Vec<_>>().join("|");
+        Some(regex::Regex::new(&pattern).context("invalid --run regular expression")?)
+    };
+    let options = test_rules::Options { run, ignore_unknown_fields, junit };
+    Ok(if test_rules::run(files, &options)? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Loads one backfill file into the store, logging what it held.

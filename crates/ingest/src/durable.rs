@@ -289,6 +289,11 @@ impl DurableStore {
         Ok(outcome)
     }
 
+    /// Bytes the write-ahead log holds on disk (0 without a log).
+    pub fn wal_size_bytes(&self) -> u64 {
+        self.wal.as_ref().map_or(0, Wal::size_bytes)
+    }
+
     /// Fsyncs the log (at shutdown).
     pub fn sync(&self) -> Result<(), Error> {
         match &self.wal {

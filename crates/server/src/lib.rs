@@ -2,7 +2,8 @@
 //!
 //! Key items: [`AppState`] (what handlers read), [`router`] (every route) and
 //! [`serve`] (binds and runs until shutdown). It serves the health endpoints,
-//! the runbook (HTML or Markdown) and Prometheus's query API.
+//! the runbook (HTML or Markdown), Prometheus's query API and its rule and
+//! alert API.
 //!
 //! It owns no domain logic: it maps requests onto the catalog and the engines
 //! and their results onto HTTP, one error-to-status mapping for all.
@@ -10,6 +11,7 @@
 mod json;
 mod prometheus_api;
 mod remote_write_api;
+mod rules_api;
 mod runbook;
 
 use std::net::SocketAddr;
@@ -32,20 +34,35 @@ pub struct AppState {
     pub engine: promql::Engine,
     /// The most active series ingest may create; 0: no limit.
     pub max_series: AtomicUsize,
+    /// The rule groups and their alerts (`/api/v1/rules`, `/api/v1/alerts`).
+    rules: std::sync::RwLock<Arc<rules::Manager>>,
     ready: AtomicBool,
 }
 
 impl AppState {
     pub fn new(catalog: Catalog, durable: Arc<ingest::durable::DurableStore>, engine: promql::Engine) -> Arc<Self> {
         let store = durable.store().clone();
+        let datasource = rules::EmbeddedDatasource::new(store.clone(), engine.clone());
+        let rules = Arc::new(rules::Manager::new(&[], rules::ManagerOptions::embedded(datasource)));
         Arc::new(Self {
             catalog,
             store,
             durable,
             engine,
             max_series: AtomicUsize::new(0),
+            rules: std::sync::RwLock::new(rules),
             ready: AtomicBool::new(false),
         })
+    }
+
+    /// Sets the rule manager whose groups the rule and alert API show.
+    pub fn set_rules(&self, manager: Arc<rules::Manager>) {
+        *self.rules.write().unwrap_or_else(std::sync::PoisonError::into_inner) = manager;
+    }
+
+    /// The rule manager.
+    pub fn rules(&self) -> Arc<rules::Manager> {
+        self.rules.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Marks the server ready to take traffic (`/-/ready` answers 200).
@@ -61,6 +78,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/-/ready", get(ready))
         .merge(runbook::routes())
         .merge(prometheus_api::routes())
+        .merge(rules_api::routes())
         .merge(remote_write_api::routes())
         .with_state(state)
 }

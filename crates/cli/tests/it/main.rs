@@ -5,6 +5,8 @@ mod durability;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod test_rules;
+
 fn alertbook(arguments: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_alertbook"))
         .args(arguments)

@@ -8,6 +8,7 @@ use tower::ServiceExt;
 
 mod prometheus_api;
 mod remote_write;
+mod rules_api;
 
 fn state() -> std::sync::Arc<server::AppState> {
     state_with(std::sync::Arc::new(tsdb::MemStore::new()))

@@ -1,0 +1,179 @@
+//! `alertbook replay`: recorded metrics through the rules, as if live.
+//!
+//! Loads a timestamped OpenMetrics (or Prometheus text) file into a fresh
+//! in-memory store, evaluates every metrics group at its interval (or every
+//! `--step`) from `--from` to `--to`, and prints one JSON line per alert state
+//! change: `pending`, `firing`, `resolved` (a firing alert that stopped), and
+//! `inactive` (a pending alert that stopped before firing).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+#[derive(Debug, clap::Args)]
+pub struct Arguments {
+    /// OpenMetrics file with timestamps (Prometheus text format when it lacks `# EOF`).
+    #[arg(long, value_name = "FILE")]
+    data: PathBuf,
+    /// Rule files or directories of rule files [default: the catalog's metric rules].
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    rules: Vec<PathBuf>,
+    /// Catalog whose rules and budgets are used without --rules.
+    #[arg(long, value_name = "DIR", default_value = crate::config::DEFAULT_CATALOG)]
+    catalog: PathBuf,
+    /// Start: Unix seconds or RFC 3339 [default: the earliest sample].
+    #[arg(long, value_name = "T")]
+    from: Option<String>,
+    /// End: Unix seconds or RFC 3339 [default: the latest sample].
+    #[arg(long, value_name = "T")]
+    to: Option<String>,
+    /// Evaluate every group at this step instead of at its own interval.
+    #[arg(long, value_name = "DURATION", value_parser = crate::parse_duration_flag)]
+    step: Option<std::time::Duration>,
+}
+
+fn parse_time(text: &str) -> anyhow::Result<i64> {
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Ok((seconds * 1000.0).round() as i64);
+    }
+    crate::test_rules::parse_rfc3339_ms(text).with_context(|| format!("{text:?} is neither Unix seconds nor RFC 3339"))
+}
+
+fn rule_paths(inputs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(input)
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|path| path.extension().is_some_and(|extension| extension == "yaml" || extension == "yml"))
+                .collect();
+            found.sort();
+            paths.extend(found);
+        } else {
+            paths.push(input.clone());
+        }
+    }
+    paths
+}
+
+pub fn run(arguments: &Arguments) -> anyhow::Result<ExitCode> {
+    let store = Arc::new(tsdb::MemStore::new());
+    let text_head =
+        std::fs::read(&arguments.data).with_context(|| format!("cannot read {}", arguments.data.display()))?;
+    let format = if String::from_utf8_lossy(&text_head).trim_end().ends_with("# EOF") {
+        ingest::Format::OpenMetrics
+    } else {
+        ingest::Format::PrometheusText
+    };
+    drop(text_head);
+    let options = ingest::BackfillOptions { format, ..ingest::BackfillOptions::default() };
+    let report = ingest::load_file(&arguments.data, &store, &options)?;
+    for error in &report.errors {
+        eprintln!("{}:{}: warning: {}", arguments.data.display(), error.line, error.message);
+    }
+
+    let (files, static_series) = if arguments.rules.is_empty() {
+        let catalog = crate::load_catalog(&arguments.catalog)?;
+        let budgets = rules::budgets::budget_series(&catalog);
+        (catalog.rule_files, budgets)
+    } else {
+        let files = catalog::load_rules(&rule_paths(&arguments.rules))
+            .map_err(|diagnostics| anyhow::anyhow!("{diagnostics}"))?;
+        (files, Vec::new())
+    };
+
+    let start_ms = match &arguments.from {
+        Some(text) => parse_time(text)?,
+        None => report.min_timestamp.context("the data file holds no sample; give --from and --to")?,
+    };
+    let end_ms = match &arguments.to {
+        Some(text) => parse_time(text)?,
+        None => report.max_timestamp.context("the data file holds no sample; give --from and --to")?,
+    };
+    anyhow::ensure!(start_ms <= end_ms, "--from is after --to");
+
+    let engine = promql::Engine::default();
+    let datasource = rules::EmbeddedDatasource::new(store, engine);
+    let mut manager_options = rules::ManagerOptions::embedded(datasource);
+    manager_options.static_series = static_series;
+    let manager = rules::Manager::new(&files, manager_options);
+
+    // Every (time, group) evaluation in time order; groups of one time in file order.
+    let step_ms = arguments.step.map(|step| i64::try_from(step.as_millis()).unwrap_or(i64::MAX).max(1));
+    let mut schedule: Vec<(i64, usize)> = Vec::new();
+    for index in 0..manager.group_count() {
+        let Some((_, interval_ms, evaluated_here)) = manager.group_schedule(index) else { continue };
+        if !evaluated_here {
+            continue;
+        }
+        let every = step_ms.unwrap_or(interval_ms).max(1);
+        let mut time_ms = start_ms;
+        while time_ms <= end_ms {
+            schedule.push((time_ms, index));
+            time_ms += every;
+        }
+    }
+    schedule.sort();
+
+    let mut previous: BTreeMap<(usize, String, tsdb::Labels), rules::AlertState> = BTreeMap::new();
+    let stdout = std::io::stdout();
+    let mut out = std::io::LineWriter::new(stdout.lock());
+    for (time_ms, index) in schedule {
+        manager.evaluate_group(index, time_ms);
+        let status = manager.statuses()[index].clone();
+        let mut current: BTreeMap<(usize, String, tsdb::Labels), (rules::AlertState, f64)> = BTreeMap::new();
+        for rule in &status.rules {
+            for alert in &rule.alerts {
+                current.insert((index, rule.name.clone(), alert.labels.clone()), (alert.state, alert.value));
+            }
+        }
+        let keys: Vec<_> = previous.keys().filter(|key| key.0 == index).cloned().collect();
+        for key in keys {
+            if !current.contains_key(&key) {
+                let state = previous.remove(&key).unwrap_or(rules::AlertState::Inactive);
+                if state == rules::AlertState::Pending {
+                    print_change(&mut out, time_ms, &key.1, &key.2, "inactive", f64::NAN)?;
+                }
+            }
+        }
+        for (key, (state, value)) in current {
+            let before = previous.insert(key.clone(), state);
+            if before == Some(state) {
+                continue;
+            }
+            let name = match state {
+                rules::AlertState::Pending => "pending",
+                rules::AlertState::Firing => "firing",
+                rules::AlertState::Inactive => "resolved",
+            };
+            print_change(&mut out, time_ms, &key.1, &key.2, name, value)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_change(
+    out: &mut impl std::io::Write,
+    time_ms: i64,
+    alertname: &str,
+    labels: &tsdb::Labels,
+    state: &str,
+    value: f64,
+) -> anyhow::Result<()> {
+    let labels: BTreeMap<&str, &str> = labels.iter().map(|label| (label.name.as_str(), label.value.as_str())).collect();
+    let labels = serde_json::to_string(&labels)?;
+    let value = if value.is_finite() { serde_json::to_string(&value)? } else { "null".to_owned() };
+    let time = if time_ms % 1000 == 0 { (time_ms / 1000).to_string() } else { format!("{}", time_ms as f64 / 1000.0) };
+    let line = format!(
+        "{{\"time\": {time}, \"alertname\": {}, \"labels\": {labels}, \"state\": \"{state}\", \"value\": {value}}}",
+        serde_json::to_string(alertname)?
+    );
+    writeln!(out, "{line}")?;
+    Ok(())
+}

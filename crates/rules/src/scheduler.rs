@@ -1,0 +1,141 @@
+//! Runs every group on its interval, groups concurrently, until shutdown.
+//!
+//! Each group gets a tokio task that sleeps until its next evaluation time
+//! (aligned to the interval, spread by a hash of the group's name as
+//! Prometheus does), evaluates the group on the blocking pool, persists the
+//! state, hands the due alerts to the [`Notifier`] and counts the iterations
+//! it missed when an evaluation overran its interval. Time comes from a
+//! [`Clock`]: [`SystemClock`] in production, [`TokioClock`] in tests, where
+//! tokio's paused time makes hours pass in milliseconds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::manager::Manager;
+use crate::notify::Notifier;
+
+/// The current time, injected.
+pub trait Clock: Send + Sync {
+    /// Unix milliseconds now.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// A clock that follows tokio's (pausable) time from a chosen start.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    epoch_ms: i64,
+    start: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// A clock reading `epoch_ms` now.
+    pub fn starting_at(epoch_ms: i64) -> Self {
+        Self { epoch_ms, start: tokio::time::Instant::now() }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now_ms(&self) -> i64 {
+        self.epoch_ms + i64::try_from(self.start.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// The first evaluation time at or after `now_ms` for a group, spread within the interval.
+pub fn first_evaluation_ms(now_ms: i64, interval_ms: i64, name: &str) -> i64 {
+    let interval_ms = interval_ms.max(1);
+    let hash = name
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
+    let offset = (hash % interval_ms as u64) as i64;
+    let base = now_ms - now_ms.rem_euclid(interval_ms) + offset;
+    if base < now_ms { base + interval_ms } else { base }
+}
+
+/// Runs every group until `shutdown` turns true.
+pub async fn run(
+    manager: Arc<Manager>,
+    clock: Arc<dyn Clock>,
+    notifier: Arc<dyn Notifier>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..manager.group_count() {
+        let Some((name, interval_ms, evaluated_here)) = manager.group_schedule(index) else { continue };
+        if !evaluated_here {
+            tracing::debug!(group = %name, "group not evaluated by the metrics rule engine");
+            continue;
+        }
+        tasks.spawn(run_group(
+            manager.clone(),
+            index,
+            name,
+            interval_ms,
+            clock.clone(),
+            notifier.clone(),
+            shutdown.clone(),
+        ));
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn run_group(
+    manager: Arc<Manager>,
+    index: usize,
+    name: String,
+    interval_ms: i64,
+    clock: Arc<dyn Clock>,
+    notifier: Arc<dyn Notifier>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let interval_ms = interval_ms.max(1);
+    let mut next_ms = first_evaluation_ms(clock.now_ms(), interval_ms, &name);
+    loop {
+        let wait = u64::try_from(next_ms - clock.now_ms()).unwrap_or(0);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return;
+                }
+                continue;
+            }
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        let evaluation_ms = next_ms;
+        let worker = manager.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let (notifications, _) = worker.evaluate_group(index, evaluation_ms);
+            if let Err(error) = worker.persist() {
+                tracing::error!(error = %error, "persisting the rule state failed");
+            }
+            notifications
+        })
+        .await;
+        match outcome {
+            Ok(notifications) if !notifications.is_empty() => notifier.send(notifications),
+            Ok(_) => {}
+            Err(error) => tracing::error!(group = %name, error = %error, "group evaluation panicked"),
+        }
+        let now_ms = clock.now_ms();
+        let missed = ((now_ms - evaluation_ms) / interval_ms - 1).max(0);
+        if missed > 0 {
+            tracing::warn!(group = %name, missed, "rule group evaluation missed iterations");
+            manager.add_missed_iterations(index, missed as u64);
+        }
+        next_ms = evaluation_ms + (missed + 1) * interval_ms;
+    }
+}

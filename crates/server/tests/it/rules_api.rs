@@ -1,0 +1,83 @@
+//! `/api/v1/rules` and `/api/v1/alerts` in Prometheus's JSON.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+
+use super::{get, state_with};
+
+fn labels(pairs: &[(&str, &str)]) -> tsdb::Labels {
+    tsdb::Labels::from_pairs(pairs.iter().copied())
+}
+
+#[tokio::test]
+async fn rules_and_alerts_render_like_prometheus() {
+    let store = Arc::new(tsdb::MemStore::new());
+    let state = state_with(store.clone());
+    // The catalog's rules over a store where every TLS certificate is about to expire.
+    let now_ms = 1_767_225_600_000;
+    store
+        .append(
+            &labels(&[("__name__", "traefik_tls_certs_not_after"), ("cn", "api.busflow.example")]),
+            now_ms,
+            1_767_312_000.0,
+        )
+        .expect("append");
+    let datasource = rules::EmbeddedDatasource::new(store.clone(), promql::Engine::default());
+    let manager = Arc::new(rules::Manager::new(&state.catalog.rule_files, rules::ManagerOptions::embedded(datasource)));
+    for index in 0..manager.group_count() {
+        manager.evaluate_group(index, now_ms);
+    }
+    state.set_rules(manager);
+
+    let (status, content_type, body) = get(state.clone(), "/api/v1/rules").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "application/json");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("valid JSON");
+    assert_eq!(json["status"], "success");
+    let groups = json["data"]["groups"].as_array().expect("groups");
+    let tls = groups.iter().find(|group| group["name"] == "busflow-tls").expect("busflow-tls group");
+    assert_eq!(tls["interval"], 300.0);
+    assert_eq!(tls["lastEvaluation"], "2026-01-01T00:00:00Z");
+    let rule = &tls["rules"][0];
+    assert_eq!(rule["name"], "TlsCertExpiringSoon");
+    assert_eq!(rule["type"], "alerting");
+    assert_eq!(rule["state"], "firing");
+    assert_eq!(rule["health"], "ok");
+    assert_eq!(rule["lastError"], "");
+    assert_eq!(rule["duration"], 0.0);
+    assert_eq!(rule["keepFiringFor"], 0.0);
+    assert_eq!(rule["labels"]["severity"], "page");
+    assert_eq!(rule["annotations"]["runbook_id"], "A9");
+    assert!(rule["evaluationTime"].is_number() && rule["query"].as_str().is_some_and(|query| query.contains("time()")));
+    let alert = &rule["alerts"][0];
+    assert_eq!(alert["labels"]["cn"], "api.busflow.example");
+    assert_eq!(alert["labels"]["alertname"], "TlsCertExpiringSoon");
+    assert_eq!(alert["state"], "firing");
+    assert_eq!(alert["activeAt"], "2026-01-01T00:00:00Z");
+    assert_eq!(alert["value"], "8.64e+04");
+    assert_eq!(alert["annotations"]["summary"], "certificate api.busflow.example expires in 1d 0h 0m 0s");
+    // Groups of other datasources are listed, flagged as evaluated elsewhere.
+    let logs = groups.iter().flat_map(|group| group["rules"].as_array().into_iter().flatten()).find(|rule| {
+        rule["lastError"].as_str().is_some_and(|error| error.contains("not evaluated by the metrics rule engine"))
+    });
+    assert!(logs.is_some(), "{body}");
+
+    let (status, _, body) = get(state.clone(), "/api/v1/rules?type=record").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).expect("JSON")["data"]["groups"],
+        serde_json::json!([])
+    );
+    let (status, _, body) = get(state.clone(), "/api/v1/rules?type=nope").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("\"errorType\":\"bad_data\""), "{body}");
+
+    let (status, _, body) = get(state, "/api/v1/alerts").await;
+    assert_eq!(status, StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_str(&body).expect("valid JSON");
+    let alerts = json["data"]["alerts"].as_array().expect("alerts");
+    assert_eq!(alerts.len(), 1, "{body}");
+    assert_eq!(alerts[0]["labels"]["alertname"], "TlsCertExpiringSoon");
+    assert_eq!(alerts[0]["value"], "8.64e+04");
+}
