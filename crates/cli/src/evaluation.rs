@@ -22,17 +22,39 @@ impl rules::SeriesSink for DurableSink {
     }
 }
 
-/// Logs the alerts due for sending until a notification pipeline consumes them.
-struct LogNotifier;
+/// Hands the alerts due for sending to the notification dispatcher, which
+/// persists them in its outbox before this returns.
+pub struct DispatchNotifier {
+    pub dispatcher: Arc<notify::Dispatcher>,
+}
 
-impl rules::Notifier for LogNotifier {
+impl rules::Notifier for DispatchNotifier {
     fn send(&self, alerts: Vec<rules::Notification>) {
-        for alert in alerts {
-            let name = alert.labels.get("alertname").cloned().unwrap_or_default();
-            let state = if alert.ends_at_ms.is_some() { "resolved" } else { "firing" };
-            tracing::info!(alertname = %name, state, labels = ?alert.labels, "alert to send");
+        if alerts.is_empty() {
+            return;
+        }
+        let converted: Vec<notify::Alert> = alerts
+            .into_iter()
+            .map(|alert| notify::Alert {
+                labels: alert.labels,
+                annotations: alert.annotations,
+                starts_at_ms: alert.starts_at_ms,
+                ends_at_ms: Some(alert.ends_at_ms.unwrap_or(alert.valid_until_ms)),
+                generator_url: alert.generator_url,
+            })
+            .collect();
+        let now = chrono_now_ms();
+        match self.dispatcher.dispatch(&converted, now) {
+            Ok(deliveries) => tracing::debug!(alerts = converted.len(), deliveries, "alerts queued for delivery"),
+            Err(error) => tracing::error!(error = %error, alerts = converted.len(), "alerts could not be queued"),
         }
     }
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The rule manager of `alertbook run`, with its state restored from `data`.
@@ -58,9 +80,33 @@ pub fn manager(
 }
 
 /// Starts the scheduler; it stops when the returned sender sends `true`.
-pub fn spawn(manager: Arc<rules::Manager>) -> (tokio::task::JoinHandle<()>, tokio::sync::watch::Sender<bool>) {
+pub fn spawn(
+    manager: Arc<rules::Manager>,
+    notifier: Arc<dyn rules::Notifier>,
+) -> (tokio::task::JoinHandle<()>, tokio::sync::watch::Sender<bool>) {
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let handle =
-        tokio::spawn(rules::scheduler::run(manager, Arc::new(rules::SystemClock), Arc::new(LogNotifier), stopped));
+    let handle = tokio::spawn(rules::scheduler::run(manager, Arc::new(rules::SystemClock), notifier, stopped));
     (handle, stop)
+}
+
+/// The notification targets of `alertbook run`, from its flags.
+pub fn targets(alertmanagers: &[String], webhooks: &[String]) -> anyhow::Result<Vec<notify::Target>> {
+    let mut targets: Vec<notify::Target> =
+        alertmanagers.iter().map(|url| notify::Target::Alertmanager { url: url.clone() }).collect();
+    for webhook in webhooks {
+        let (name, url) = webhook
+            .split_once('=')
+            .filter(|(name, url)| !name.is_empty() && !url.is_empty())
+            .with_context(|| format!("--notify.webhook {webhook:?}: expected NAME=URL"))?;
+        targets.push(notify::Target::Webhook { name: name.to_owned(), url: url.to_owned() });
+    }
+    for target in &targets {
+        let url = match target {
+            notify::Target::Alertmanager { url } | notify::Target::Webhook { url, .. } => url,
+        };
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            anyhow::bail!("notification target {url:?} is not an http:// or https:// URL");
+        }
+    }
+    Ok(targets)
 }

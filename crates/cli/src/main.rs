@@ -66,6 +66,8 @@ enum Command {
         /// process, not a power loss), or a duration such as `1s` (at most that late).
         #[arg(long = "storage.wal-fsync", value_name = "POLICY", default_value = "always", value_parser = parse_fsync_policy)]
         wal_fsync: wal::FsyncPolicy,
+        #[command(flatten)]
+        notify: NotifyFlags,
     },
     /// Validate catalogs, rule files, contract files and configuration files.
     ///
@@ -141,6 +143,17 @@ enum TestCommand {
     },
 }
 
+/// Where alerts are sent.
+#[derive(Debug, clap::Args)]
+struct NotifyFlags {
+    /// An Alertmanager to send alerts to through its API v2, e.g. http://127.0.0.1:9093 (repeatable).
+    #[arg(long = "alertmanager.url", value_name = "URL")]
+    alertmanagers: Vec<String>,
+    /// A webhook receiving Alertmanager's webhook payload, as NAME=URL (repeatable).
+    #[arg(long = "notify.webhook", value_name = "NAME=URL")]
+    webhooks: Vec<String>,
+}
+
 /// Limits and defaults of PromQL evaluation, named as Prometheus names them.
 #[derive(Debug, clap::Args)]
 struct QueryFlags {
@@ -183,8 +196,8 @@ fn parse_duration_flag(text: &str) -> Result<std::time::Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config, listen, data, catalog, query, backfill, max_series, wal_fsync } => {
-            run(config, listen, data, catalog, &query, &backfill, max_series, wal_fsync)
+        Command::Run { config, listen, data, catalog, query, backfill, max_series, wal_fsync, notify } => {
+            run(config, listen, data, catalog, &query, &backfill, max_series, wal_fsync, &notify)
         }
         Command::Check { paths } => check(paths),
         Command::Runbook { key, catalog, markdown } => runbook(key, &catalog, markdown),
@@ -217,6 +230,7 @@ fn run(
     backfill: &[PathBuf],
     max_series: usize,
     wal_fsync: wal::FsyncPolicy,
+    notify_flags: &NotifyFlags,
 ) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -265,15 +279,34 @@ fn run(
     let serving = durable.clone();
     let external_url = format!("http://{}", config.listen);
     let rule_manager = evaluation::manager(&catalog, durable.clone(), engine.clone(), &config.data, external_url)?;
+    let targets = evaluation::targets(&notify_flags.alertmanagers, &notify_flags.webhooks)?;
+    let outbox_directory = config.data.join("outbox");
+    let outbox = notify::Outbox::open(&outbox_directory)
+        .with_context(|| format!("cannot open the notification outbox in {}", outbox_directory.display()))?;
+    if !outbox.is_empty() {
+        tracing::info!(pending = outbox.len(), "notifications from before the restart will be delivered");
+    }
+    let dispatcher = notify::Dispatcher::new(
+        outbox,
+        targets,
+        notify::DispatcherOptions { external_url: format!("http://{}", config.listen), ..Default::default() },
+    )?;
+    let notifier = std::sync::Arc::new(evaluation::DispatchNotifier { dispatcher: dispatcher.clone() });
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let (stop_delivery, delivery_stopped) = tokio::sync::oneshot::channel::<()>();
+        let delivery = tokio::spawn(dispatcher.run(async move {
+            let _ = delivery_stopped.await;
+        }));
         let state = server::AppState::new(catalog, serving, engine);
         state.max_series.store(max_series, std::sync::atomic::Ordering::Relaxed);
         state.set_rules(rule_manager.clone());
-        let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager);
+        let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager, notifier);
         let served = server::serve(config.listen, state, shutdown_signal()).await;
         let _ = stop_evaluation.send(true);
         let _ = evaluation.await;
+        let _ = stop_delivery.send(());
+        let _ = delivery.await;
         served
     })?;
     durable.sync().context("cannot fsync the write-ahead log at shutdown")?;

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use ingest::remote_write::{Label, Sample, TimeSeries, WriteRequest, encode};
 
-struct Server {
-    child: Child,
-    url: String,
+/// A running `alertbook run`, killed when dropped.
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) url: String,
 }
 
 impl Drop for Server {
@@ -19,16 +20,22 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
 }
 
 fn start(data: &std::path::Path, port: u16) -> Server {
+    start_with(data, port, &[])
+}
+
+/// Starts `alertbook run` on `port` with `data` and extra arguments; waits until ready.
+pub(crate) fn start_with(data: &std::path::Path, port: u16, extra: &[&str]) -> Server {
     // The HTTP client's TLS stack needs a crypto provider even for plain HTTP.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut child = Command::new(env!("CARGO_BIN_EXE_alertbook"))
         .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--data"])
         .arg(data)
+        .args(extra)
         .current_dir(super::workspace_root())
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())

@@ -1,5 +1,6 @@
 //! The `alertbook` binary as a user runs it: exit statuses and output.
 
+mod alerting;
 mod durability;
 
 use std::path::{Path, PathBuf};
