@@ -7,8 +7,9 @@
 //! tenant; buckets 0.005 s to 10 s), Traefik's request counter per service, and
 //! a few gauges. Counters grow monotonically at per-series rates (tenants follow
 //! a Zipf-like spread, routes their own latency distributions), bucket counts are
-//! cumulative and end at `_count`, and an error burst on `/api/bookings` in the
-//! second half of the range gives the error-ratio alerts something to find.
+//! cumulative and end at `_count`. Two incidents on `/api/bookings` give the
+//! catalog's alerts something to find: a slowdown at 30-40 % of the range (A2)
+//! and an error burst at 60-75 % (A1); outside them both stay quiet.
 //! Lines are written family by family, metric by metric, time-ordered within
 //! each series, which is what OpenMetrics asks for.
 
@@ -77,11 +78,18 @@ const fn route(
     Route { path, methods, requests_per_second, median_latency }
 }
 
+/// Where in the range (0 = start, 1 = end) `/api/bookings` answers 25 times
+/// its usual share of 5xx: A1 (5xx share above 2 %) fires in it, not outside.
+const ERROR_BURST: std::ops::Range<f64> = 0.6..0.75;
+/// Where `/api/bookings` is ten times slower: A2 (p95 above 0.8 s) fires in it.
+const SLOWDOWN: std::ops::Range<f64> = 0.3..0.4;
+const SLOWDOWN_FACTOR: f64 = 10.0;
+
 /// Status codes with their share of requests, for reads and for writes.
 const READ_STATUSES: [(&str, f64); 6] =
-    [("200", 0.93), ("400", 0.02), ("404", 0.02), ("429", 0.01), ("500", 0.01), ("503", 0.01)];
+    [("200", 0.943), ("400", 0.02), ("404", 0.02), ("429", 0.01), ("500", 0.004), ("503", 0.003)];
 const WRITE_STATUSES: [(&str, f64); 6] =
-    [("201", 0.92), ("400", 0.03), ("409", 0.01), ("422", 0.02), ("500", 0.01), ("503", 0.01)];
+    [("201", 0.933), ("400", 0.03), ("409", 0.01), ("422", 0.02), ("500", 0.004), ("503", 0.003)];
 
 const TRAEFIK_SERVICES: [&str; 20] = [
     "busflow-api@kubernetes",
@@ -281,6 +289,10 @@ fn write_request_histogram(writer: &mut Writer, random: &mut Random, context: &D
                 };
                 let bucket_shares: Vec<f64> =
                     BUCKETS.iter().map(|bound| normal_cdf((bound.ln() - median.ln()) / 0.8)).collect();
+                // During the slowdown every request of the route takes ten times as long.
+                let slow_median = median * SLOWDOWN_FACTOR;
+                let slow_shares: Vec<f64> =
+                    BUCKETS.iter().map(|bound| normal_cdf((bound.ln() - slow_median.ln()) / 0.8)).collect();
                 for (tenant, tenant_share) in tenant_shares.iter().enumerate() {
                     let labels = format!(
                         "service_name=\"busflow_api\",http_route=\"{}\",http_request_method=\"{method}\",\
@@ -305,15 +317,17 @@ fn write_request_histogram(writer: &mut Writer, random: &mut Random, context: &D
                     for (index, timestamp) in context.timestamps.iter().enumerate() {
                         let incident = route.path == "/api/bookings"
                             && server_error
-                            && (0.6..0.75).contains(&context.progress(index))
-                            && tenant % 3 == 0;
+                            && ERROR_BURST.contains(&context.progress(index));
+                        let slow = route.path == "/api/bookings" && SLOWDOWN.contains(&context.progress(index));
+                        let (shares, request_median) =
+                            if slow { (&slow_shares, slow_median) } else { (&bucket_shares, median) };
                         let factor = context.traffic_factor(index) * if incident { 25.0 } else { 1.0 };
                         let new_requests = if silent { 0 } else { draw_count(random, rate * context.step * factor) };
-                        for (bucket, share) in buckets.iter_mut().zip(&bucket_shares) {
+                        for (bucket, share) in buckets.iter_mut().zip(shares) {
                             *bucket += (new_requests as f64 * share).round() as u64;
                         }
                         count += new_requests;
-                        sum += new_requests as f64 * median * 1.38 * random.range(0.9, 1.1);
+                        sum += new_requests as f64 * request_median * 1.38 * random.range(0.9, 1.1);
                         for (series, value) in bucket_series.iter().zip(buckets) {
                             writer.sample(series, value, timestamp)?;
                         }

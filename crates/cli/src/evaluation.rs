@@ -2,6 +2,8 @@
 //! the catalog's rule files (the budgets contract published as series),
 //! restores the alert state from the data directory, and runs the scheduler
 //! until shutdown. Recorded series and `ALERTS` go through the write-ahead log.
+//! Groups listed in `rule_datasources` query their remote datasource; the
+//! others query the embedded store.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -64,12 +66,14 @@ pub fn manager(
     engine: promql::Engine,
     data: &Path,
     external_url: String,
+    datasources: &crate::datasources::Datasources,
 ) -> anyhow::Result<Arc<rules::Manager>> {
     let datasource = rules::EmbeddedDatasource::new(durable.store().clone(), engine);
     let mut options = rules::ManagerOptions::embedded(datasource);
     options.sink = Arc::new(DurableSink(durable));
     options.static_series = rules::budgets::budget_series(catalog);
     options.external_url = external_url;
+    options.resolve_datasource = crate::datasources::resolver(datasources)?;
     let state_file = data.join(STATE_FILE);
     options.state_file = Some(state_file.clone());
     let manager = rules::Manager::new(&catalog.rule_files, options);

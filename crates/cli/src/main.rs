@@ -8,8 +8,11 @@
 //! status; no domain logic lives here.
 
 mod config;
+mod datasources;
 mod evaluation;
 mod replay;
+mod scraping;
+mod storage;
 mod test_rules;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +69,8 @@ enum Command {
         /// process, not a power loss), or a duration such as `1s` (at most that late).
         #[arg(long = "storage.wal-fsync", value_name = "POLICY", default_value = "always", value_parser = parse_fsync_policy)]
         wal_fsync: wal::FsyncPolicy,
+        #[command(flatten)]
+        storage: storage::StorageFlags,
         #[command(flatten)]
         notify: NotifyFlags,
     },
@@ -196,8 +201,8 @@ fn parse_duration_flag(text: &str) -> Result<std::time::Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config, listen, data, catalog, query, backfill, max_series, wal_fsync, notify } => {
-            run(config, listen, data, catalog, &query, &backfill, max_series, wal_fsync, &notify)
+        Command::Run { config, listen, data, catalog, query, backfill, max_series, wal_fsync, storage, notify } => {
+            run(config, listen, data, catalog, &query, &backfill, max_series, wal_fsync, &storage, &notify)
         }
         Command::Check { paths } => check(paths),
         Command::Runbook { key, catalog, markdown } => runbook(key, &catalog, markdown),
@@ -230,6 +235,7 @@ fn run(
     backfill: &[PathBuf],
     max_series: usize,
     wal_fsync: wal::FsyncPolicy,
+    storage_flags: &storage::StorageFlags,
     notify_flags: &NotifyFlags,
 ) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
@@ -251,34 +257,28 @@ fn run(
         config.catalog = catalog_path;
     }
     let catalog = load_catalog(&config.catalog)?;
+    datasources::check_groups(&config.datasources, &catalog).map_err(|diagnostics| anyhow::anyhow!("{diagnostics}"))?;
     std::fs::create_dir_all(&config.data)
         .with_context(|| format!("cannot create the data directory {}", config.data.display()))?;
     tracing::info!(catalog = %config.catalog.display(), summary = %catalog.summary(), data = %config.data.display(), "catalog loaded");
     let engine = query.engine();
     let store = std::sync::Arc::new(tsdb::MemStore::new());
-    let wal_directory = config.data.join("wal");
-    let started = std::time::Instant::now();
     let wal_options = wal::WalOptions { fsync: wal_fsync, ..wal::WalOptions::default() };
-    let (durable, replayed) = ingest::durable::DurableStore::open(&wal_directory, store.clone(), wal_options)
-        .with_context(|| format!("cannot open the write-ahead log in {}", wal_directory.display()))?;
-    for repair in &replayed.repairs {
-        tracing::warn!(repair = %repair, "write-ahead log tail was damaged and has been truncated");
-    }
-    tracing::info!(
-        records = replayed.records,
-        series = replayed.series,
-        samples = replayed.samples,
-        undecodable = replayed.undecodable,
-        seconds = started.elapsed().as_secs_f64(),
-        "write-ahead log replayed"
-    );
+    let durable = storage::open(&config.data, store.clone(), wal_options, storage_flags)?;
     for path in backfill {
         load_backfill(path, &store)?;
     }
     let durable = std::sync::Arc::new(durable);
     let serving = durable.clone();
     let external_url = format!("http://{}", config.listen);
-    let rule_manager = evaluation::manager(&catalog, durable.clone(), engine.clone(), &config.data, external_url)?;
+    let rule_manager = evaluation::manager(
+        &catalog,
+        durable.clone(),
+        engine.clone(),
+        &config.data,
+        external_url,
+        &config.datasources,
+    )?;
     let targets = evaluation::targets(&notify_flags.alertmanagers, &notify_flags.webhooks)?;
     let outbox_directory = config.data.join("outbox");
     let outbox = notify::Outbox::open(&outbox_directory)
@@ -293,7 +293,11 @@ fn run(
     )?;
     let notifier = std::sync::Arc::new(evaluation::DispatchNotifier { dispatcher: dispatcher.clone() });
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let maintained = durable.clone();
+    let storage_flags = storage_flags.clone();
     runtime.block_on(async move {
+        let (stop_maintenance, maintenance_stopped) = tokio::sync::watch::channel(false);
+        let maintenance = storage::spawn_maintenance(maintained, storage_flags, maintenance_stopped);
         let (stop_delivery, delivery_stopped) = tokio::sync::oneshot::channel::<()>();
         let delivery = tokio::spawn(dispatcher.run(async move {
             let _ = delivery_stopped.await;
@@ -301,15 +305,20 @@ fn run(
         let state = server::AppState::new(catalog, serving, engine);
         state.max_series.store(max_series, std::sync::atomic::Ordering::Relaxed);
         state.set_rules(rule_manager.clone());
+        let scraping = scraping::start(&state, config.scrape_jobs());
         let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager, notifier);
         let served = server::serve(config.listen, state, shutdown_signal()).await;
+        scraping.shutdown().await;
         let _ = stop_evaluation.send(true);
         let _ = evaluation.await;
         let _ = stop_delivery.send(());
         let _ = delivery.await;
+        let _ = stop_maintenance.send(true);
+        let _ = maintenance.await;
         served
     })?;
     durable.sync().context("cannot fsync the write-ahead log at shutdown")?;
+    storage::checkpoint(&durable, "shutdown");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -382,8 +391,9 @@ fn check(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
                 }),
                 FileKind::Contract => check_contract(path),
                 FileKind::Config => config::load(path).and_then(|config| {
-                    catalog::load(&config.catalog)
-                        .map(|catalog| format!("configuration valid; catalog: {}", catalog.summary()))
+                    let catalog = catalog::load(&config.catalog)?;
+                    datasources::check_groups(&config.datasources, &catalog)?;
+                    Ok(format!("configuration valid; catalog: {}", catalog.summary()))
                 }),
             }
         };

@@ -15,12 +15,41 @@
 //! samples the store accepted are logged. A sample is acknowledged once its
 //! record is fsynced (policy `Always`), so neither a killed process nor a lost
 //! machine loses an acknowledged sample.
+//!
+//! Blocks and checkpoints ([`DurableStore::open_with_blocks`]): a checkpoint
+//! writes every sample held in memory that no block holds yet to a new,
+//! immutable block file (format in `tsdb::block`), then removes the log
+//! segments it made redundant; see [`DurableStore::checkpoint`] for the steps
+//! and why a crash between any two of them loses and duplicates nothing. The
+//! partition is exact because the cut happens under the ingest lock: it starts
+//! log segment `n` and seals every head chunk at once, so samples logged before
+//! `n` are exactly the sealed chunks not yet persisted, and samples logged from
+//! `n` on are in chunks opened after the cut. Segment `n` begins with a series
+//! record for every live series, so it replays without the segments before it.
+//! At start, blocks are loaded oldest first (a damaged one is set aside as
+//! `*.block.corrupt` and the start goes on), then the log is replayed from the
+//! newest block's `n`.
+//!
+//! Chosen design: block chunks are loaded into memory at start, not read from
+//! disk on demand. Every consumer (query engine, rules, server, metrics) reads
+//! the `MemStore` directly, so this keeps one read path and costs no more memory
+//! than the log-only store did; what it buys is a bounded log, a start that
+//! decodes no log records for checkpointed data, and retention on disk. Memory
+//! is therefore bounded by retention, not by the head.
+//!
+//! Retention ([`DurableStore::apply_retention`], time passed in): by time, blocks
+//! whose newest sample is older than the cutoff are deleted and older samples
+//! dropped from memory; by size, the oldest blocks go until blocks and log fit.
+//! Log segments before the last checkpoint are already gone; when every sample
+//! since then is out of retention, the log is checkpointed away as well.
+//! This module logs nothing: reports go back to the caller.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use tsdb::block::{BlockError, BlockMeta};
 use tsdb::{Labels, LabelsBuilder, MemStore};
 use wal::{Wal, WalOptions};
 
@@ -53,6 +82,8 @@ impl AppendOutcome {
 pub enum Error {
     #[error(transparent)]
     Wal(#[from] wal::Error),
+    #[error(transparent)]
+    Block(#[from] BlockError),
 }
 
 /// What replaying the log at start found.
@@ -65,18 +96,88 @@ pub struct ReplayReport {
     pub undecodable: u64,
     /// Truncations of a torn or corrupt log tail.
     pub repairs: Vec<String>,
+    /// Blocks loaded, and the samples they held.
+    pub blocks_loaded: usize,
+    pub block_samples: u64,
+    /// Block chunks not loaded because they overlapped data already loaded.
+    pub block_chunks_skipped: usize,
+    /// Damaged blocks set aside (renamed to `*.block.corrupt`), with the reason.
+    pub blocks_set_aside: Vec<String>,
+    /// Leftovers of interrupted block writes that were deleted.
+    pub temporary_removed: Vec<String>,
+    /// The first write-ahead log segment replayed (earlier ones are covered by blocks).
+    pub first_wal_segment: u64,
+}
+
+/// When [`DurableStore::checkpoint_due`] asks for a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointPolicy {
+    /// The samples appended since the last checkpoint span at least this many milliseconds.
+    pub block_interval_ms: i64,
+    /// The write-ahead log holds at least this many bytes.
+    pub wal_max_bytes: u64,
+}
+
+impl Default for CheckpointPolicy {
+    fn default() -> Self {
+        Self { block_interval_ms: 2 * 60 * 60 * 1000, wal_max_bytes: 256 << 20 }
+    }
+}
+
+/// How long and how much data is kept. `None`: no limit of that kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub time_ms: Option<i64>,
+    pub size_bytes: Option<u64>,
+}
+
+/// What [`DurableStore::apply_retention`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Samples older than this were dropped from memory (`None`: nothing was due).
+    pub cutoff: Option<i64>,
+    pub blocks_removed_by_time: Vec<u64>,
+    pub blocks_removed_by_size: Vec<u64>,
+    pub samples_removed: usize,
+    pub series_removed: usize,
+    /// The log was out of retention as a whole and was checkpointed away.
+    pub wal_checkpointed: bool,
 }
 
 struct Logged {
     ids: HashMap<Labels, u64>,
     next_id: u64,
+    /// Smallest and largest timestamp appended since the last checkpoint cut.
+    head_time_range: Option<(i64, i64)>,
 }
 
-/// The store plus its write-ahead log.
+impl Logged {
+    fn note_timestamp(&mut self, timestamp: i64) {
+        self.head_time_range = Some(match self.head_time_range {
+            Some((min, max)) => (min.min(timestamp), max.max(timestamp)),
+            None => (timestamp, timestamp),
+        });
+    }
+}
+
+/// The on-disk blocks and what retention decided about them.
+struct Blocks {
+    directory: PathBuf,
+    /// Blocks present, oldest first.
+    metas: Vec<BlockMeta>,
+    next_sequence: u64,
+    /// Samples older than this were dropped by size retention.
+    size_cutoff: Option<i64>,
+}
+
+/// The store plus its write-ahead log and, when opened with
+/// [`DurableStore::open_with_blocks`], its blocks.
 pub struct DurableStore {
     store: Arc<MemStore>,
     wal: Option<Wal>,
     logged: Mutex<Logged>,
+    /// Held for a whole checkpoint or retention pass: they never overlap.
+    blocks: Option<Mutex<Blocks>>,
 }
 
 impl std::fmt::Debug for DurableStore {
@@ -134,34 +235,102 @@ fn encode_series(out: &mut Vec<u8>, id: u64, labels: &Labels) {
 impl DurableStore {
     /// A store without a log: nothing survives the process (tests, replay).
     pub fn in_memory(store: Arc<MemStore>) -> Self {
-        Self { store, wal: None, logged: Mutex::new(Logged { ids: HashMap::new(), next_id: 1 }) }
+        Self {
+            store,
+            wal: None,
+            logged: Mutex::new(Logged { ids: HashMap::new(), next_id: 1, head_time_range: None }),
+            blocks: None,
+        }
     }
 
     /// Opens the log in `directory`, replays it into `store` (which should be
     /// empty) and returns the durable store.
     pub fn open(directory: &Path, store: Arc<MemStore>, options: WalOptions) -> Result<(Self, ReplayReport), Error> {
+        let (wal, logged, report) = Self::replay_wal_from(directory, &store, options, ReplayReport::default())?;
+        let durable = Self { store, wal: Some(wal), logged: Mutex::new(logged), blocks: None };
+        Ok((durable, report))
+    }
+
+    /// Opens durable storage: loads the blocks in `blocks_directory` into
+    /// `store` (which should be empty), setting damaged ones aside and deleting
+    /// leftovers of interrupted writes, then replays the write-ahead log in
+    /// `wal_directory` from the first segment no block covers. Checkpoints
+    /// ([`DurableStore::checkpoint`]) write new blocks there.
+    pub fn open_with_blocks(
+        wal_directory: &Path,
+        blocks_directory: &Path,
+        store: Arc<MemStore>,
+        options: WalOptions,
+    ) -> Result<(Self, ReplayReport), Error> {
         let mut report = ReplayReport::default();
+        std::fs::create_dir_all(blocks_directory)
+            .map_err(|source| BlockError::Io { path: blocks_directory.to_owned(), source })?;
+        let listing = tsdb::block::list_blocks(blocks_directory)?;
+        for path in listing.temporary {
+            std::fs::remove_file(&path).map_err(|source| BlockError::Io { path: path.clone(), source })?;
+            report.temporary_removed.push(path.display().to_string());
+        }
+        let mut metas = Vec::new();
+        let mut next_sequence = 1;
+        for (sequence, path) in listing.blocks {
+            next_sequence = next_sequence.max(sequence + 1);
+            let mut samples = 0u64;
+            let mut skipped = 0usize;
+            let loaded = tsdb::block::read_block(&path, sequence, |labels, chunks| {
+                let (loaded, skipped_here) = store.load_persisted_chunks(&labels, chunks);
+                samples += loaded as u64;
+                skipped += skipped_here;
+            });
+            match loaded {
+                Ok(meta) => {
+                    report.blocks_loaded += 1;
+                    report.block_samples += samples;
+                    report.block_chunks_skipped += skipped;
+                    metas.push(meta);
+                }
+                Err(error) => {
+                    let mut aside = path.clone().into_os_string();
+                    aside.push(".corrupt");
+                    let outcome = match std::fs::rename(&path, &aside) {
+                        Ok(()) => format!("renamed to {}", PathBuf::from(&aside).display()),
+                        Err(rename_error) => format!("could not be renamed: {rename_error}"),
+                    };
+                    report.blocks_set_aside.push(format!("{error}; {outcome}"));
+                }
+            }
+        }
+        report.first_wal_segment = metas.iter().map(|meta| meta.wal_segment).max().unwrap_or(0);
+        let (wal, logged, report) = Self::replay_wal_from(wal_directory, &store, options, report)?;
+        let blocks = Blocks { directory: blocks_directory.to_owned(), metas, next_sequence, size_cutoff: None };
+        let durable = Self { store, wal: Some(wal), logged: Mutex::new(logged), blocks: Some(Mutex::new(blocks)) };
+        Ok((durable, report))
+    }
+
+    /// Replays the log from `report.first_wal_segment` into `store`.
+    fn replay_wal_from(
+        directory: &Path,
+        store: &MemStore,
+        options: WalOptions,
+        mut report: ReplayReport,
+    ) -> Result<(Wal, Logged, ReplayReport), Error> {
         let mut by_id: HashMap<u64, tsdb::SeriesRef> = HashMap::new();
-        let mut ids: HashMap<Labels, u64> = HashMap::new();
-        let mut next_id = 1;
-        let (wal, replay) = Wal::open(directory, options, |record| {
-            if Self::replay_record(record, &store, &mut by_id, &mut ids, &mut next_id, &mut report).is_none() {
+        let mut logged = Logged { ids: HashMap::new(), next_id: 1, head_time_range: None };
+        let (wal, replay) = Wal::open_from(directory, options, report.first_wal_segment, |record| {
+            if Self::replay_record(record, store, &mut by_id, &mut logged, &mut report).is_none() {
                 report.undecodable += 1;
             }
         })?;
         report.records = replay.records;
         report.repairs = replay.repairs;
-        report.series = ids.len();
-        let durable = Self { store, wal: Some(wal), logged: Mutex::new(Logged { ids, next_id }) };
-        Ok((durable, report))
+        report.series = logged.ids.len();
+        Ok((wal, logged, report))
     }
 
     fn replay_record(
         record: &[u8],
         store: &MemStore,
         by_id: &mut HashMap<u64, tsdb::SeriesRef>,
-        ids: &mut HashMap<Labels, u64>,
-        next_id: &mut u64,
+        logged: &mut Logged,
         report: &mut ReplayReport,
     ) -> Option<()> {
         let mut position = 1;
@@ -177,8 +346,8 @@ impl DurableStore {
                 }
                 let labels = builder.build();
                 by_id.insert(id, store.get_or_create_series(&labels));
-                ids.insert(labels, id);
-                *next_id = (*next_id).max(id + 1);
+                logged.ids.insert(labels, id);
+                logged.next_id = logged.next_id.max(id + 1);
             }
             SAMPLES_RECORD => {
                 let count = get_varint(record, &mut position)?;
@@ -189,6 +358,7 @@ impl DurableStore {
                     let series = by_id.get(&id)?;
                     if store.append_ref(series, timestamp, value).is_ok() {
                         report.samples += 1;
+                        logged.note_timestamp(timestamp);
                     }
                 }
             }
@@ -245,6 +415,7 @@ impl DurableStore {
                     match self.store.append_ref(&reference, timestamp, value) {
                         Ok(()) => {
                             outcome.samples_appended += 1;
+                            logged.note_timestamp(timestamp);
                             if self.wal.is_some() {
                                 put_varint(&mut samples_record, id);
                                 samples_record.extend_from_slice(&(timestamp as u64).to_le_bytes());
@@ -294,6 +465,130 @@ impl DurableStore {
         self.wal.as_ref().map_or(0, Wal::size_bytes)
     }
 
+    /// Why a checkpoint is due under `policy`, or `None`. Always `None` for a
+    /// store opened without blocks.
+    pub fn checkpoint_due(&self, policy: &CheckpointPolicy) -> Option<String> {
+        self.blocks.as_ref()?;
+        if let Some((min, max)) = self.logged.lock().head_time_range
+            && max.saturating_sub(min) >= policy.block_interval_ms
+        {
+            return Some(format!("the samples since the last checkpoint span {} ms", max.saturating_sub(min)));
+        }
+        let wal_bytes = self.wal_size_bytes();
+        (wal_bytes >= policy.wal_max_bytes).then(|| format!("the write-ahead log holds {wal_bytes} bytes"))
+    }
+
+    /// Writes every sample held in memory that no block holds yet to a new
+    /// block, then removes the write-ahead log segments it made redundant.
+    /// Returns the new block, or `None` when there was nothing to write (or the
+    /// store has no blocks directory).
+    ///
+    /// Steps, each safe to be interrupted by a crash:
+    /// 1. Under the ingest lock (no append in between): cut the log to a new
+    ///    segment `n`, log a series record for every live series into it (so `n`
+    ///    and later replay on their own), and seal every head chunk. Samples
+    ///    logged before `n` are now exactly the unpersisted sealed chunks; later
+    ///    ones go to new chunks. A crash here replays the whole log as before.
+    /// 2. Write the block (temporary file, fsync, rename, directory fsync),
+    ///    recording `n`. A crash before the rename leaves a temporary file that
+    ///    the next start deletes, and the log still holds everything.
+    /// 3. Remove segments below `n`. A crash before this is harmless: at start,
+    ///    segments below the newest block's `n` are skipped and removed, so no
+    ///    sample is replayed twice.
+    pub fn checkpoint(&self) -> Result<Option<BlockMeta>, Error> {
+        let (Some(blocks), Some(wal)) = (&self.blocks, &self.wal) else {
+            return Ok(None);
+        };
+        let mut blocks = blocks.lock();
+        let wal_segment = {
+            let mut logged = self.logged.lock();
+            let segment = wal.cut()?;
+            logged.ids.retain(|labels, _| self.store.contains(labels));
+            let mut records: Vec<Vec<u8>> = Vec::with_capacity(logged.ids.len());
+            for (labels, &id) in &logged.ids {
+                let mut record = Vec::new();
+                encode_series(&mut record, id, labels);
+                records.push(record);
+            }
+            for batch in records.chunks(4096) {
+                let slices: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+                wal.write(&slices)?;
+            }
+            self.store.cut_for_checkpoint();
+            logged.head_time_range = None;
+            segment
+        };
+        wal.sync()?;
+        let sequence = blocks.next_sequence;
+        let written = tsdb::block::write_block(&blocks.directory, sequence, wal_segment, &self.store)?;
+        self.store.commit_checkpoint();
+        if let Some(meta) = written {
+            blocks.next_sequence = sequence + 1;
+            blocks.metas.push(meta);
+        }
+        wal.remove_segments_before(wal_segment)?;
+        Ok(written)
+    }
+
+    /// Applies `retention` at `now` (milliseconds): blocks whose samples are all
+    /// older than the time limit are deleted; then, while blocks and log together
+    /// exceed the size limit, the oldest block is deleted; samples older than the
+    /// resulting cutoff are dropped from memory. When every sample the log holds
+    /// is out of retention, the log is checkpointed first so its segments go too.
+    pub fn apply_retention(&self, now: i64, retention: &Retention) -> Result<RetentionReport, Error> {
+        let mut report = RetentionReport::default();
+        let time_cutoff = retention.time_ms.map(|limit| now.saturating_sub(limit));
+        if let Some(cutoff) = time_cutoff {
+            let head_expired = self.logged.lock().head_time_range.is_some_and(|(_, max)| max < cutoff);
+            if head_expired && self.blocks.is_some() {
+                self.checkpoint()?;
+                report.wal_checkpointed = true;
+            }
+        }
+        if let Some(blocks) = &self.blocks {
+            let mut blocks = blocks.lock();
+            if let Some(cutoff) = time_cutoff {
+                let expired: Vec<BlockMeta> =
+                    blocks.metas.iter().filter(|meta| meta.max_time < cutoff).copied().collect();
+                for meta in expired {
+                    remove_block(&mut blocks, &meta)?;
+                    report.blocks_removed_by_time.push(meta.sequence);
+                }
+            }
+            if let Some(limit) = retention.size_bytes {
+                let wal_bytes = self.wal_size_bytes();
+                while !blocks.metas.is_empty() {
+                    let block_bytes: u64 = blocks.metas.iter().map(|meta| meta.bytes).sum();
+                    if block_bytes + wal_bytes <= limit {
+                        break;
+                    }
+                    let oldest = blocks.metas[0];
+                    remove_block(&mut blocks, &oldest)?;
+                    let cutoff = oldest.max_time.saturating_add(1);
+                    blocks.size_cutoff = Some(blocks.size_cutoff.map_or(cutoff, |previous| previous.max(cutoff)));
+                    report.blocks_removed_by_size.push(oldest.sequence);
+                }
+            }
+            report.cutoff = match (time_cutoff, blocks.size_cutoff) {
+                (Some(time), Some(size)) => Some(time.max(size)),
+                (time, size) => time.or(size),
+            };
+        } else {
+            report.cutoff = time_cutoff;
+        }
+        if let Some(cutoff) = report.cutoff {
+            let truncation = self.store.truncate_before(cutoff);
+            report.samples_removed = truncation.samples_removed;
+            report.series_removed = truncation.series_removed;
+        }
+        Ok(report)
+    }
+
+    /// The blocks on disk, oldest first (empty without a blocks directory).
+    pub fn blocks(&self) -> Vec<BlockMeta> {
+        self.blocks.as_ref().map_or_else(Vec::new, |blocks| blocks.lock().metas.clone())
+    }
+
     /// Fsyncs the log (at shutdown).
     pub fn sync(&self) -> Result<(), Error> {
         match &self.wal {
@@ -301,6 +596,18 @@ impl DurableStore {
             None => Ok(()),
         }
     }
+}
+
+/// Deletes one block file and forgets it.
+fn remove_block(blocks: &mut Blocks, meta: &BlockMeta) -> Result<(), Error> {
+    let path = tsdb::block::block_path(&blocks.directory, meta.sequence);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(BlockError::Io { path, source }.into()),
+    }
+    blocks.metas.retain(|kept| kept.sequence != meta.sequence);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -339,5 +646,398 @@ mod tests {
         let store = Arc::new(MemStore::new());
         let (_, report) = DurableStore::open(directory.path(), store.clone(), WalOptions::default()).expect("reopen");
         assert_eq!((report.series, report.samples), (3, 5));
+    }
+}
+
+#[cfg(test)]
+mod block_tests {
+    //! Checkpoints, restarts, interrupted checkpoints and retention.
+
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use tsdb::{MatchOp, Matcher, Queryable};
+
+    const MINUTE: i64 = 60_000;
+    const HOUR: i64 = 60 * MINUTE;
+
+    /// Every sample of every series, values as bit patterns.
+    type Dump = Vec<(String, Vec<(i64, u64)>)>;
+
+    fn dump(store: &MemStore) -> Dump {
+        let everything = Matcher::new(MatchOp::Regex, "__name__", ".+").expect("matcher");
+        store
+            .select(&[everything], i64::MIN, i64::MAX)
+            .expect("select")
+            .into_iter()
+            .map(|series| {
+                let samples = series.samples.iter().map(|sample| (sample.timestamp, sample.value.to_bits())).collect();
+                (series.labels.to_string(), samples)
+            })
+            .collect()
+    }
+
+    struct Paths {
+        _root: tempfile::TempDir,
+        wal: PathBuf,
+        blocks: PathBuf,
+    }
+
+    fn paths() -> Paths {
+        let root = tempfile::tempdir().expect("temporary directory");
+        let wal = root.path().join("wal");
+        let blocks = root.path().join("blocks");
+        Paths { _root: root, wal, blocks }
+    }
+
+    fn open(paths: &Paths) -> (DurableStore, ReplayReport) {
+        let options = WalOptions { segment_bytes: 64 << 10, ..WalOptions::default() };
+        DurableStore::open_with_blocks(&paths.wal, &paths.blocks, Arc::new(MemStore::new()), options).expect("open")
+    }
+
+    /// A value for series `series` at step `step`: ordinary numbers, a NaN with
+    /// a payload and staleness markers, so bit-exactness is checked.
+    fn value(series: usize, step: i64) -> f64 {
+        match step % 50 {
+            17 => tsdb::STALE_NAN,
+            33 => f64::from_bits(0x7ff8_0000_dead_beef),
+            _ => (series as f64) * 1.5 + (step as f64) * 0.25,
+        }
+    }
+
+    /// Appends steps `steps` (15 s apart, from `start`) for `series` series.
+    fn ingest(durable: &DurableStore, series: usize, start: i64, steps: std::ops::Range<i64>) {
+        for step in steps {
+            let batch: Vec<(Labels, Vec<(i64, f64)>)> = (0..series)
+                .map(|index| {
+                    let labels = Labels::from_pairs([("__name__", "probe"), ("series", &format!("s{index:03}"))]);
+                    (labels, vec![(start + step * 15_000, value(index, step))])
+                })
+                .collect();
+            let outcome = durable.append(&batch, &|_| true).expect("append");
+            assert_eq!(outcome.samples_appended, series);
+        }
+    }
+
+    fn segment_files(directory: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(directory)
+            .expect("list")
+            .filter_map(Result::ok)
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn every_sample_survives_checkpoints_and_restarts_bit_for_bit() {
+        let paths = paths();
+        let (durable, _) = open(&paths);
+        ingest(&durable, 20, 0, 0..300);
+        let first = durable.checkpoint().expect("checkpoint").expect("a block");
+        assert_eq!((first.series, first.samples, first.min_time, first.max_time), (20, 6000, 0, 299 * 15_000));
+        ingest(&durable, 25, 0, 300..500);
+        let second = durable.checkpoint().expect("checkpoint").expect("a block");
+        assert_eq!(second.samples, 25 * 200);
+        assert!(second.wal_segment > first.wal_segment);
+        // These stay in the log only.
+        ingest(&durable, 25, 0, 500..530);
+        let expected = dump(durable.store());
+        drop(durable);
+
+        let (durable, report) = open(&paths);
+        assert_eq!((report.blocks_loaded, report.block_samples, report.samples), (2, 11_000, 25 * 30));
+        assert!(report.blocks_set_aside.is_empty() && report.temporary_removed.is_empty());
+        assert_eq!(report.first_wal_segment, second.wal_segment);
+        assert_eq!(dump(durable.store()), expected);
+        assert_eq!(durable.store().sample_count(), 11_000 + 750);
+        // A checkpoint after the restart writes only the log's part; a further restart still has all.
+        let third = durable.checkpoint().expect("checkpoint").expect("a block");
+        assert_eq!(third.samples, 750);
+        ingest(&durable, 25, 0, 530..531);
+        drop(durable);
+        let (durable, report) = open(&paths);
+        assert_eq!((report.blocks_loaded, report.samples), (3, 25));
+        assert_eq!(durable.store().sample_count(), 11_000 + 775);
+        assert_eq!(
+            dump(durable.store())[..],
+            {
+                let mut expected = expected;
+                for (index, (_, samples)) in expected.iter_mut().enumerate() {
+                    samples.push((530 * 15_000, value(index, 530).to_bits()));
+                }
+                expected
+            }[..]
+        );
+    }
+
+    #[test]
+    fn an_empty_checkpoint_writes_no_block() {
+        let paths = paths();
+        let (durable, _) = open(&paths);
+        assert!(durable.checkpoint().expect("checkpoint").is_none());
+        ingest(&durable, 3, 0, 0..10);
+        assert!(durable.checkpoint().expect("checkpoint").is_some());
+        assert!(durable.checkpoint().expect("checkpoint").is_none());
+        assert_eq!(durable.blocks().len(), 1);
+    }
+
+    #[test]
+    fn crash_after_the_block_but_before_the_log_was_trimmed_replays_nothing_twice() {
+        let paths = paths();
+        let (durable, _) = open(&paths);
+        ingest(&durable, 10, 0, 0..200);
+        durable.sync().expect("sync");
+        let saved: Vec<(String, Vec<u8>)> = segment_files(&paths.wal)
+            .into_iter()
+            .map(|name| {
+                let bytes = std::fs::read(paths.wal.join(&name)).expect("read");
+                (name, bytes)
+            })
+            .collect();
+        durable.checkpoint().expect("checkpoint").expect("a block");
+        ingest(&durable, 10, 0, 200..210);
+        let expected = dump(durable.store());
+        drop(durable);
+        // Put back the segments the checkpoint removed: the state of a crash just before step 3.
+        for (name, bytes) in &saved {
+            let path = paths.wal.join(name);
+            if !path.exists() {
+                std::fs::write(&path, bytes).expect("restore segment");
+            }
+        }
+        let (durable, report) = open(&paths);
+        assert_eq!((report.block_samples, report.samples), (2000, 100));
+        assert_eq!(dump(durable.store()), expected);
+        assert_eq!(durable.store().sample_count(), 2100);
+        // The covered segments were removed at open.
+        let remaining = segment_files(&paths.wal);
+        assert!(remaining.iter().all(|name| !saved.iter().any(|(saved, _)| saved == name)), "{remaining:?}");
+    }
+
+    #[test]
+    fn crash_before_the_rename_leaves_a_temporary_file_that_is_removed_and_the_log_replays_all() {
+        let paths = paths();
+        let (durable, _) = open(&paths);
+        ingest(&durable, 10, 0, 0..200);
+        durable.sync().expect("sync");
+        let saved: Vec<(String, Vec<u8>)> = segment_files(&paths.wal)
+            .into_iter()
+            .map(|name| (name.clone(), std::fs::read(paths.wal.join(&name)).expect("read")))
+            .collect();
+        let meta = durable.checkpoint().expect("checkpoint").expect("a block");
+        ingest(&durable, 10, 0, 200..210);
+        let expected = dump(durable.store());
+        drop(durable);
+        // The block never got its final name and the log was never trimmed.
+        let block = tsdb::block::block_path(&paths.blocks, meta.sequence);
+        std::fs::rename(&block, paths.blocks.join(format!("{:08}.block.tmp", meta.sequence))).expect("rename");
+        for (name, bytes) in &saved {
+            std::fs::write(paths.wal.join(name), bytes).expect("restore segment");
+        }
+        let (durable, report) = open(&paths);
+        assert_eq!(report.temporary_removed.len(), 1);
+        assert_eq!((report.blocks_loaded, report.samples), (0, 2100));
+        assert_eq!(dump(durable.store()), expected);
+        assert!(segment_files(&paths.blocks).is_empty());
+        // The next checkpoint reuses nothing stale and a restart is still exact.
+        durable.checkpoint().expect("checkpoint").expect("a block");
+        drop(durable);
+        let (durable, _) = open(&paths);
+        assert_eq!(dump(durable.store()), expected);
+    }
+
+    #[test]
+    fn a_damaged_block_is_set_aside_and_the_start_goes_on() {
+        let paths = paths();
+        let (durable, _) = open(&paths);
+        ingest(&durable, 10, 0, 0..100);
+        let first = durable.checkpoint().expect("checkpoint").expect("a block");
+        ingest(&durable, 10, 0, 100..200);
+        let second = durable.checkpoint().expect("checkpoint").expect("a block");
+        ingest(&durable, 10, 0, 200..210);
+        drop(durable);
+        // Flip one byte in the middle of the second block.
+        let path = tsdb::block::block_path(&paths.blocks, second.sequence);
+        let mut bytes = std::fs::read(&path).expect("read");
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x40;
+        std::fs::write(&path, &bytes).expect("write");
+        let (durable, report) = open(&paths);
+        assert_eq!(report.blocks_loaded, 1);
+        assert_eq!(report.blocks_set_aside.len(), 1, "{:?}", report.blocks_set_aside);
+        assert!(report.blocks_set_aside[0].contains("damaged"), "{:?}", report.blocks_set_aside);
+        assert!(paths.blocks.join(format!("{:08}.block.corrupt", second.sequence)).exists());
+        // The first block and the log after the second are served; the second block's span is lost.
+        assert_eq!(report.first_wal_segment, first.wal_segment);
+        assert_eq!(durable.store().sample_count(), 1000 + 100);
+        // New blocks do not reuse the set-aside block's number.
+        ingest(&durable, 10, 0, 210..220);
+        let third = durable.checkpoint().expect("checkpoint").expect("a block");
+        assert!(third.sequence > second.sequence);
+        drop(durable);
+        // A truncated block (a torn copy) is set aside as well.
+        let path = tsdb::block::block_path(&paths.blocks, third.sequence);
+        let bytes = std::fs::read(&path).expect("read");
+        std::fs::write(&path, &bytes[..bytes.len() - 20]).expect("truncate");
+        let (_, report) = open(&paths);
+        assert_eq!((report.blocks_loaded, report.blocks_set_aside.len()), (1, 1));
+    }
+
+    #[test]
+    fn retention_by_time_removes_old_blocks_and_samples() {
+        let paths = paths();
+        let (durable, _) = open(&paths);
+        ingest(&durable, 5, 0, 0..240); // the first hour
+        let old = durable.checkpoint().expect("checkpoint").expect("a block");
+        ingest(&durable, 5, 0, 480..720); // the third hour
+        let recent = durable.checkpoint().expect("checkpoint").expect("a block");
+        ingest(&durable, 5, 0, 720..730);
+        let now = 3 * HOUR;
+        let report = durable
+            .apply_retention(now, &Retention { time_ms: Some(90 * MINUTE), size_bytes: None })
+            .expect("retention");
+        assert_eq!(report.blocks_removed_by_time, vec![old.sequence]);
+        assert_eq!(report.cutoff, Some(now - 90 * MINUTE));
+        assert_eq!(report.samples_removed, 5 * 240);
+        assert_eq!(durable.blocks().iter().map(|meta| meta.sequence).collect::<Vec<_>>(), vec![recent.sequence]);
+        assert!(!tsdb::block::block_path(&paths.blocks, old.sequence).exists());
+        let expected = dump(durable.store());
+        drop(durable);
+        let (durable, report) = open(&paths);
+        assert_eq!(report.blocks_loaded, 1);
+        assert_eq!(dump(durable.store()), expected);
+        assert_eq!(durable.store().sample_count(), 5 * 250);
+    }
+
+    #[test]
+    fn retention_by_time_checkpoints_away_a_log_that_is_entirely_too_old() {
+        let paths = paths();
+        let (durable, _) = open(&paths);
+        ingest(&durable, 5, 0, 0..100);
+        let now = 10 * HOUR;
+        let report =
+            durable.apply_retention(now, &Retention { time_ms: Some(HOUR), size_bytes: None }).expect("retention");
+        assert!(report.wal_checkpointed);
+        assert_eq!(report.blocks_removed_by_time.len(), 1);
+        assert_eq!(durable.store().sample_count(), 0);
+        assert!(durable.blocks().is_empty());
+        // Only the fresh segment (with the series records) is left.
+        assert_eq!(segment_files(&paths.wal).len(), 1);
+        drop(durable);
+        let (durable, _) = open(&paths);
+        assert_eq!(durable.store().sample_count(), 0);
+    }
+
+    #[test]
+    fn retention_by_size_removes_the_oldest_blocks_first() {
+        let paths = paths();
+        let (durable, _) = open(&paths);
+        let mut metas = Vec::new();
+        for hour in 0..3 {
+            ingest(&durable, 20, 0, hour * 240..(hour + 1) * 240);
+            metas.push(durable.checkpoint().expect("checkpoint").expect("a block"));
+        }
+        let newest = metas[2];
+        let limit = newest.bytes + durable.wal_size_bytes() + 10;
+        let report = durable
+            .apply_retention(3 * HOUR, &Retention { time_ms: None, size_bytes: Some(limit) })
+            .expect("retention");
+        assert_eq!(report.blocks_removed_by_size, vec![metas[0].sequence, metas[1].sequence]);
+        assert_eq!(report.cutoff, Some(metas[1].max_time + 1));
+        assert_eq!(durable.store().sample_count(), 20 * 240);
+        assert_eq!(durable.blocks(), vec![newest]);
+        drop(durable);
+        let (durable, _) = open(&paths);
+        assert_eq!(durable.store().sample_count(), 20 * 240);
+    }
+
+    #[test]
+    fn checkpoint_is_due_by_head_span_or_log_size() {
+        let paths = paths();
+        let (durable, _) = open(&paths);
+        let policy = CheckpointPolicy { block_interval_ms: HOUR, wal_max_bytes: u64::MAX };
+        ingest(&durable, 2, 0, 0..200);
+        assert!(durable.checkpoint_due(&policy).is_none());
+        ingest(&durable, 2, 0, 240..241);
+        assert!(durable.checkpoint_due(&policy).is_some());
+        durable.checkpoint().expect("checkpoint");
+        assert!(durable.checkpoint_due(&policy).is_none());
+        let by_size = CheckpointPolicy { block_interval_ms: i64::MAX, wal_max_bytes: 1 };
+        assert!(durable.checkpoint_due(&by_size).is_some());
+        let in_memory = DurableStore::in_memory(Arc::new(MemStore::new()));
+        assert!(in_memory.checkpoint_due(&by_size).is_none());
+    }
+}
+
+#[cfg(test)]
+mod measurements {
+    //! Not a test: prints the cost of a checkpoint and a restart at scale.
+    //! `cargo test --release -p ingest --lib measurements -- --ignored --nocapture`
+
+    use std::time::Instant;
+
+    use super::*;
+
+    #[test]
+    #[ignore = "a measurement, run by hand"]
+    fn checkpoint_of_100k_series_of_480_samples() {
+        let root = tempfile::tempdir().expect("temporary directory");
+        let (wal_directory, blocks_directory) = (root.path().join("wal"), root.path().join("blocks"));
+        let options = WalOptions { fsync: wal::FsyncPolicy::Never, ..WalOptions::default() };
+        let (durable, _) = DurableStore::open_with_blocks(
+            &wal_directory,
+            &blocks_directory,
+            Arc::new(MemStore::new()),
+            options.clone(),
+        )
+        .expect("open");
+        let series: Vec<Labels> = (0..100_000)
+            .map(|index| {
+                Labels::from_pairs([
+                    ("__name__", format!("metric_{}", index % 100)),
+                    ("instance", format!("host-{}:9100", index / 100)),
+                    ("job", "node".to_owned()),
+                ])
+            })
+            .collect();
+        let started = Instant::now();
+        for step in 0..480i64 {
+            let batch: Vec<(Labels, Vec<(i64, f64)>)> = series
+                .iter()
+                .enumerate()
+                .map(|(index, labels)| {
+                    (labels.clone(), vec![(step * 15_000, (index as f64) + (step % 37) as f64 * 0.5)])
+                })
+                .collect();
+            durable.append(&batch, &|_| true).expect("append");
+        }
+        println!(
+            "ingest of 48M samples: {:.1} s, log {} MiB",
+            started.elapsed().as_secs_f64(),
+            durable.wal_size_bytes() >> 20
+        );
+        let started = Instant::now();
+        let block = durable.checkpoint().expect("checkpoint").expect("a block");
+        println!(
+            "checkpoint: {:.2} s, block {} MiB ({:.2} bytes per sample), {} chunks, log after {} KiB",
+            started.elapsed().as_secs_f64(),
+            block.bytes >> 20,
+            block.bytes as f64 / block.samples as f64,
+            block.chunks,
+            durable.wal_size_bytes() >> 10
+        );
+        drop(durable);
+        let started = Instant::now();
+        let (durable, report) =
+            DurableStore::open_with_blocks(&wal_directory, &blocks_directory, Arc::new(MemStore::new()), options)
+                .expect("reopen");
+        println!(
+            "restart from the block: {:.2} s, {} samples, {} series",
+            started.elapsed().as_secs_f64(),
+            report.block_samples,
+            durable.store().series_count()
+        );
+        assert_eq!(report.block_samples, 48_000_000);
     }
 }

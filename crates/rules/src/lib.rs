@@ -24,6 +24,7 @@ mod datasource;
 mod group;
 mod manager;
 mod notify;
+pub mod remote;
 mod rule;
 pub mod scheduler;
 mod snapshot;
@@ -33,6 +34,7 @@ pub use datasource::{Datasource, DatasourceError, EmbeddedDatasource, SeriesSink
 pub use group::{Group, GroupOptions, GroupStatus, RuleError};
 pub use manager::{DatasourceResolver, Manager, ManagerOptions};
 pub use notify::{NoNotifier, Notification, Notifier, generator_url};
+pub use remote::{PrometheusDatasource, PrometheusOptions};
 pub use rule::{Health, RuleKind, RuleStatus};
 pub use scheduler::{Clock, SystemClock, TokioClock};
 pub use snapshot::{AlertSnapshot, GroupSnapshot, Snapshot, SnapshotError};

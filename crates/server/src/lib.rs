@@ -3,12 +3,14 @@
 //! Key items: [`AppState`] (what handlers read), [`router`] (every route) and
 //! [`serve`] (binds and runs until shutdown). It serves the health endpoints,
 //! the runbook (HTML or Markdown), Prometheus's query API and its rule and
-//! alert API.
+//! alert API, remote write, and alertbook's own metrics (`/metrics`,
+//! [`metrics::Metrics`]).
 //!
 //! It owns no domain logic: it maps requests onto the catalog and the engines
 //! and their results onto HTTP, one error-to-status mapping for all.
 
 mod json;
+pub mod metrics;
 mod prometheus_api;
 mod remote_write_api;
 mod rules_api;
@@ -34,6 +36,8 @@ pub struct AppState {
     pub engine: promql::Engine,
     /// The most active series ingest may create; 0: no limit.
     pub max_series: AtomicUsize,
+    /// alertbook's own metrics (`/metrics`).
+    pub metrics: metrics::Metrics,
     /// The rule groups and their alerts (`/api/v1/rules`, `/api/v1/alerts`).
     rules: std::sync::RwLock<Arc<rules::Manager>>,
     ready: AtomicBool,
@@ -50,6 +54,7 @@ impl AppState {
             durable,
             engine,
             max_series: AtomicUsize::new(0),
+            metrics: metrics::Metrics::new(),
             rules: std::sync::RwLock::new(rules),
             ready: AtomicBool::new(false),
         })
@@ -80,6 +85,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(prometheus_api::routes())
         .merge(rules_api::routes())
         .merge(remote_write_api::routes())
+        .merge(metrics::routes())
         .with_state(state)
 }
 

@@ -227,12 +227,15 @@ async fn query(
     let query = params.get("query").unwrap_or_default().to_owned();
     let time = params.time("time", now_ms())?;
     let engine = engine_for(&state, &params)?;
+    let started = std::time::Instant::now();
+    let shared = state.clone();
     let result = blocking(move || {
-        let result = engine.instant_query(state.store.as_ref(), &query, time)?;
+        let result = engine.instant_query(shared.store.as_ref(), &query, time)?;
         Ok(success(&result, time))
     })
-    .await?;
-    Ok(json_response(result))
+    .await;
+    state.metrics.observe_query("instant", result.is_ok(), started.elapsed().as_secs_f64());
+    Ok(json_response(result?))
 }
 
 async fn query_range(
@@ -270,12 +273,15 @@ async fn query_range(
         ));
     }
     let engine = engine_for(&state, &params)?;
+    let started = std::time::Instant::now();
+    let shared = state.clone();
     let result = blocking(move || {
-        let result = engine.range_query(state.store.as_ref(), &query, start, end, step_ms)?;
+        let result = engine.range_query(shared.store.as_ref(), &query, start, end, step_ms)?;
         Ok(success(&result, end))
     })
-    .await?;
-    Ok(json_response(result))
+    .await;
+    state.metrics.observe_query("range", result.is_ok(), started.elapsed().as_secs_f64());
+    Ok(json_response(result?))
 }
 
 /// The matcher groups of every `match[]` selector; an empty list when none given.

@@ -35,7 +35,21 @@ fn text(status: StatusCode, message: String) -> Response {
     (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message + "\n").into_response()
 }
 
+/// What a request carried and what the store did, for the metrics.
+#[derive(Default)]
+struct Observed {
+    received: usize,
+    outcome: Option<ingest::durable::AppendOutcome>,
+}
+
 async fn write(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let mut observed = Observed::default();
+    let response = write_samples(state.clone(), headers, body, &mut observed).await;
+    state.metrics.observe_remote_write(response.status(), observed.received, observed.outcome.as_ref());
+    response
+}
+
+async fn write_samples(state: Arc<AppState>, headers: HeaderMap, body: Bytes, observed: &mut Observed) -> Response {
     if let Some(encoding) = headers.get(header::CONTENT_ENCODING).and_then(|value| value.to_str().ok())
         && !encoding.eq_ignore_ascii_case("snappy")
     {
@@ -46,13 +60,18 @@ async fn write(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Byt
     }
     let work = tokio::task::spawn_blocking(move || {
         let request = ingest::remote_write::decode(&body)?;
+        let received = request.timeseries.iter().map(|series| series.samples.len() + series.histograms.len()).sum();
         let max_series = state.max_series.load(Ordering::Relaxed);
         let store = state.store.clone();
         let admit = |_: &tsdb::Labels| max_series == 0 || store.series_count() < max_series;
-        Ok::<_, WriteError>(ingest::remote_write::append(&request, &state.durable, &admit)?)
+        Ok::<_, WriteError>((ingest::remote_write::append(&request, &state.durable, &admit)?, received))
     });
     let outcome = match work.await {
-        Ok(Ok(outcome)) => outcome,
+        Ok(Ok((outcome, received))) => {
+            observed.received = received;
+            observed.outcome = Some(outcome.clone());
+            outcome
+        }
         Ok(Err(WriteError::Decode(error))) => {
             return text(StatusCode::BAD_REQUEST, format!("cannot decode remote write request: {error}"));
         }

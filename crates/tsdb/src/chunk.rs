@@ -335,6 +335,32 @@ impl Chunk {
     pub fn heap_bytes(&self) -> usize {
         self.bytes.len()
     }
+
+    /// Rebuilds a sealed chunk from its encoded bytes and sample count (as
+    /// written by [`Chunk::bytes`] and [`Chunk::len`]), decoding it once to check
+    /// that it holds exactly `count` strictly increasing samples. `None` when it
+    /// does not: the bytes are damaged.
+    pub fn from_encoded(bytes: Box<[u8]>, count: u16) -> Option<Chunk> {
+        if count == 0 {
+            return None;
+        }
+        let mut reader = ChunkIter::new(&bytes, count);
+        let mut decoded: u16 = 0;
+        let mut min_time = 0;
+        let mut max_time = 0;
+        while decoded < count {
+            let (timestamp, _) = reader.decode_next()?;
+            if decoded == 0 {
+                min_time = timestamp;
+            } else if timestamp <= max_time {
+                return None;
+            }
+            max_time = timestamp;
+            decoded += 1;
+            reader.read = decoded;
+        }
+        Some(Chunk { bytes, count, min_time, max_time })
+    }
 }
 
 /// Decodes the samples of a chunk in order. Stops early (after a debug assertion)

@@ -11,12 +11,19 @@
 //! series with [`MemStore::get_or_create_series`] and append through it, or hand
 //! whole batches to [`MemStore::append_batch`].
 //!
+//! Persistence: [`block`] writes the sealed chunks a checkpoint covers to an
+//! immutable, checksummed block file and reads them back; the durable store in
+//! the `ingest` crate decides when. [`MemStore::cut_for_checkpoint`],
+//! [`MemStore::commit_checkpoint`] and [`MemStore::load_persisted_chunks`] keep
+//! track of which chunks a block already holds.
+//!
 //! Staleness is a value, not a flag: [`STALE_NAN`] is the exact NaN bit pattern
 //! Prometheus writes as a staleness marker; use [`is_stale_nan`] to recognise it.
 //!
 //! This crate knows nothing of PromQL evaluation, HTTP or the wall clock: every
 //! timestamp is passed in by the caller.
 
+pub mod block;
 pub mod chunk;
 mod labels;
 mod matcher;

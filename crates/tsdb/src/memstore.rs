@@ -21,6 +21,12 @@
 //! [`CHUNK_MAX_SPAN_MS`]. Reads decode only the chunks that overlap the requested
 //! range. The store keeps no write-ahead log and does nothing on a timer:
 //! retention is applied by calling [`MemStore::truncate_before`].
+//!
+//! Checkpoints: each series counts the leading sealed chunks already in an
+//! on-disk block (`persisted`) and those the checkpoint in progress covers
+//! (`checkpoint`). [`MemStore::cut_for_checkpoint`] also seals the head chunks, so
+//! a block never holds part of a chunk that keeps growing in memory; chunks read
+//! back from blocks at start come in through [`MemStore::load_persisted_chunks`].
 
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
@@ -70,6 +76,10 @@ struct SeriesSamples {
     head: ChunkEncoder,
     /// Set when retention removed the series from the store; it then takes no samples.
     removed: bool,
+    /// The leading `sealed` chunks that are already in an on-disk block.
+    persisted: usize,
+    /// The leading `sealed` chunks the checkpoint in progress covers (at least `persisted`).
+    checkpoint: usize,
 }
 
 /// Why an append into one series did not happen.
@@ -169,11 +179,28 @@ impl SeriesSamples {
     fn truncate_before(&mut self, timestamp: i64) -> usize {
         let keep_from = self.sealed.partition_point(|chunk| chunk.max_time() < timestamp);
         let mut dropped: usize = self.sealed.drain(..keep_from).map(|chunk| chunk.len()).sum();
+        self.persisted = self.persisted.saturating_sub(keep_from);
+        self.checkpoint = self.checkpoint.saturating_sub(keep_from);
         if !self.head.is_empty() && self.head.max_time() < timestamp {
             dropped += self.head.len();
             self.head = ChunkEncoder::new();
         }
         dropped
+    }
+
+    /// Seals the head chunk (if it holds samples) and marks every sealed chunk
+    /// as covered by the checkpoint in progress.
+    fn cut_for_checkpoint(&mut self) {
+        if !self.head.is_empty() {
+            let head = std::mem::take(&mut self.head);
+            self.sealed.push(head.seal());
+        }
+        self.checkpoint = self.sealed.len();
+    }
+
+    /// The chunks the checkpoint in progress covers that no block holds yet.
+    fn checkpoint_chunks(&self) -> &[Chunk] {
+        self.sealed.get(self.persisted..self.checkpoint).unwrap_or(&[])
     }
 
     fn heap_bytes(&self) -> usize {
@@ -447,6 +474,84 @@ impl MemStore {
             self.index.write().remove(&removed);
         }
         truncation
+    }
+
+    /// Starts a checkpoint. Seals every head chunk, so that each sample held
+    /// now is in a sealed chunk and each sample appended later goes to a new
+    /// chunk, and marks the sealed chunks as covered by this checkpoint. The
+    /// caller holds off appends while this runs (so the cut matches a point in
+    /// its write-ahead log), then writes [`MemStore::for_each_checkpoint_chunks`]
+    /// to a block and calls [`MemStore::commit_checkpoint`] once that block is
+    /// durable. Returns the number of chunks the checkpoint will write.
+    pub fn cut_for_checkpoint(&self) -> usize {
+        let mut chunks = 0;
+        for shard in self.shards.iter() {
+            for series in shard.read().iter() {
+                let mut samples = series.samples.write();
+                samples.cut_for_checkpoint();
+                chunks += samples.checkpoint_chunks().len();
+            }
+        }
+        chunks
+    }
+
+    /// Calls `visit` with the label set and the not yet persisted chunks of each
+    /// series that the last [`MemStore::cut_for_checkpoint`] covered, skipping
+    /// series with none. Series come in label order. Appends may run meanwhile.
+    pub fn for_each_checkpoint_chunks<E>(
+        &self,
+        mut visit: impl FnMut(&Labels, &[Chunk]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut series: Vec<Arc<MemSeries>> = self.index.read().series.iter().flatten().cloned().collect();
+        series.sort_unstable_by(|left, right| left.labels.cmp(&right.labels));
+        for series in series {
+            let samples = series.samples.read();
+            let chunks = samples.checkpoint_chunks();
+            if !chunks.is_empty() {
+                visit(&series.labels, chunks)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records that the chunks the last [`MemStore::cut_for_checkpoint`] covered
+    /// are now in a durable block.
+    pub fn commit_checkpoint(&self) {
+        for shard in self.shards.iter() {
+            for series in shard.read().iter() {
+                let mut samples = series.samples.write();
+                samples.persisted = samples.checkpoint;
+            }
+        }
+    }
+
+    /// Loads chunks read from a block into the series with these labels,
+    /// marked as persisted. Loading happens before any append to the series'
+    /// head: chunks must come oldest first. A chunk that does not start after
+    /// the series' last sealed chunk ends (an overlap) is skipped. Returns the
+    /// samples loaded and the chunks skipped.
+    pub fn load_persisted_chunks(&self, labels: &Labels, chunks: Vec<Chunk>) -> (usize, usize) {
+        let series = self.get_or_create_series(labels);
+        let mut samples = series.0.samples.write();
+        let mut loaded = 0;
+        let mut skipped = 0;
+        for chunk in chunks {
+            let after_sealed = samples.sealed.last().is_none_or(|last| chunk.min_time() > last.max_time());
+            let before_head = samples.head.is_empty() || chunk.max_time() < samples.head.min_time();
+            if samples.removed || !after_sealed || !before_head || samples.persisted != samples.sealed.len() {
+                skipped += 1;
+                continue;
+            }
+            loaded += chunk.len();
+            samples.sealed.push(chunk);
+            samples.persisted = samples.sealed.len();
+            samples.checkpoint = samples.persisted;
+        }
+        if loaded > 0 {
+            let stripe = series.0.id as usize % COUNTER_STRIPES;
+            self.sample_counts[stripe].0.fetch_add(loaded, Ordering::Relaxed);
+        }
+        (loaded, skipped)
     }
 
     /// The series matching `matchers`, in id order.

@@ -3,8 +3,10 @@
 //!
 //! A log is a directory of segment files (`00000001.wal`, ...), each a run of
 //! records framed as `[payload length: u32 LE][CRC-32 of payload: u32 LE][payload]`.
-//! Segments roll over at a size limit; [`Wal::remove_segments_before`] drops
-//! the ones a checkpoint made redundant.
+//! Segments roll over at a size limit; [`Wal::cut`] starts a new one on demand
+//! and [`Wal::remove_segments_before`] drops the ones a checkpoint made
+//! redundant. [`Wal::open_from`] opens past them: segments below the number a
+//! checkpoint recorded are removed unreplayed, and numbering never goes back.
 //!
 //! Durability: [`Wal::append`] writes the record to the file (so it survives
 //! the process being killed) and, under [`FsyncPolicy::Always`], returns only
@@ -149,13 +151,29 @@ fn read_segment(path: &Path, on_record: &mut dyn FnMut(&[u8])) -> Result<(u64, u
 impl Wal {
     /// Opens the log in `directory` (created if missing), repairing damage; every
     /// valid record, oldest first, goes to `on_record` before it returns.
-    pub fn open(
+    pub fn open(directory: &Path, options: WalOptions, on_record: impl FnMut(&[u8])) -> Result<(Self, Replay), Error> {
+        Self::open_from(directory, options, 0, on_record)
+    }
+
+    /// Like [`Wal::open`], but segments numbered below `first_segment` are
+    /// redundant (a checkpoint holds their records): they are removed, not
+    /// replayed, and the active segment is numbered at least `first_segment`.
+    pub fn open_from(
         directory: &Path,
         options: WalOptions,
+        first_segment: u64,
         mut on_record: impl FnMut(&[u8]),
     ) -> Result<(Self, Replay), Error> {
         fs::create_dir_all(directory).map_err(io_error(directory))?;
-        let numbers = segments(directory)?;
+        let mut numbers = segments(directory)?;
+        let redundant = numbers.partition_point(|&number| number < first_segment);
+        for number in numbers.drain(..redundant) {
+            let path = segment_path(directory, number);
+            fs::remove_file(&path).map_err(io_error(&path))?;
+        }
+        if redundant > 0 {
+            tracing::info!(segments = redundant, first_segment, "write-ahead log segments covered by a block removed");
+        }
         let mut replay = Replay::default();
         let mut last_number = 0;
         for (index, &number) in numbers.iter().enumerate() {
@@ -182,7 +200,7 @@ impl Wal {
                 break;
             }
         }
-        let number = last_number.max(1);
+        let number = last_number.max(first_segment).max(1);
         let path = segment_path(directory, number);
         let mut file = OpenOptions::new().create(true).append(true).read(true).open(&path).map_err(io_error(&path))?;
         let bytes = file.seek(SeekFrom::End(0)).map_err(io_error(&path))?;
@@ -305,6 +323,11 @@ impl Wal {
         }
         sync_directory(&self.directory)?;
         Ok(removed)
+    }
+
+    /// The number of the segment being appended to.
+    pub fn active_segment(&self) -> u64 {
+        self.active.lock().number
     }
 
     /// Bytes held by all segments.

@@ -2,6 +2,7 @@
 
 mod alerting;
 mod durability;
+mod scraping;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

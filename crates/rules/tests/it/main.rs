@@ -1,5 +1,8 @@
 //! The rule engine end to end over an in-memory store: lifecycle, state
-//! across restarts, the scheduler under controlled time.
+//! across restarts, the scheduler under controlled time; and against a real
+//! Prometheus through the remote datasource.
+
+mod remote_prometheus;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -114,3 +114,24 @@ proptest! {
         prop_assert_eq!(&replayed[..], &records[..replayed.len()]);
     }
 }
+
+#[test]
+fn opening_from_a_segment_removes_and_skips_the_earlier_ones() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let (wal, _, _) = open(directory.path(), options(1 << 20));
+    wal.append(b"one").expect("append");
+    let second = wal.cut().expect("cut");
+    wal.append(b"two").expect("append");
+    drop(wal);
+    let mut records = Vec::new();
+    let (wal, replay) =
+        Wal::open_from(directory.path(), options(1 << 20), second, |record| records.push(record.to_vec()))
+            .expect("open");
+    assert_eq!((replay.records, records), (1, vec![b"two".to_vec()]));
+    assert_eq!(wal.active_segment(), second);
+    assert_eq!(std::fs::read_dir(directory.path()).expect("list").count(), 1);
+    drop(wal);
+    // A first segment beyond every file: numbering continues from it, never reusing older numbers.
+    let (wal, replay) = Wal::open_from(directory.path(), options(1 << 20), second + 5, |_| {}).expect("open");
+    assert_eq!((replay.records, wal.active_segment()), (0, second + 5));
+}

@@ -1,0 +1,234 @@
+//! alertbook's own metrics and `GET /metrics`, in OpenMetrics text.
+//!
+//! Key type: [`Metrics`], the process's `prometheus-client` registry and the
+//! handles handlers increment: remote-write requests and samples (received,
+//! rejected by reason), samples appended by ingest path, queries and their
+//! duration. Store gauges (`alertbook_tsdb_head_series`, memory bytes, memory
+//! per series, WAL size) are read from the store when `/metrics` is served.
+//! Other crates register their own metrics through [`Metrics::register`]
+//! (the scraper does).
+//!
+//! It only counts and encodes; what is counted is decided by the handlers.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::AppState;
+
+/// The content type of `/metrics`.
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabels {
+    pub code: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueryLabels {
+    /// `instant` or `range`.
+    pub kind: String,
+    /// `success` or `error`.
+    pub outcome: String,
+}
+
+fn query_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 18))
+}
+
+/// The process's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub remote_write_requests: Family<CodeLabels, Counter>,
+    pub remote_write_samples_received: Counter,
+    pub remote_write_samples_rejected: Family<ReasonLabels, Counter>,
+    pub ingest_samples_appended: Family<SourceLabels, Counter>,
+    pub queries: Family<QueryLabels, Counter>,
+    pub query_duration: Family<QueryLabels, Histogram, fn() -> Histogram>,
+    head_series: Gauge,
+    memory_bytes: Gauge,
+    memory_bytes_per_series: Gauge<f64, AtomicU64>,
+    wal_bytes: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let metrics = Self {
+            registry: Mutex::new(Registry::default()),
+            remote_write_requests: Family::default(),
+            remote_write_samples_received: Counter::default(),
+            remote_write_samples_rejected: Family::default(),
+            ingest_samples_appended: Family::default(),
+            queries: Family::default(),
+            query_duration: Family::new_with_constructor(query_histogram),
+            head_series: Gauge::default(),
+            memory_bytes: Gauge::default(),
+            memory_bytes_per_series: Gauge::default(),
+            wal_bytes: Gauge::default(),
+        };
+        registry.register(
+            "alertbook_remote_write_requests",
+            "Remote-write requests received, by HTTP status code answered",
+            metrics.remote_write_requests.clone(),
+        );
+        registry.register(
+            "alertbook_remote_write_samples_received",
+            "Samples received through remote write (before the store accepted or refused them)",
+            metrics.remote_write_samples_received.clone(),
+        );
+        registry.register(
+            "alertbook_remote_write_samples_rejected",
+            "Remote-written samples refused, by reason (out_of_order, duplicate, invalid, series_limit, histogram)",
+            metrics.remote_write_samples_rejected.clone(),
+        );
+        registry.register(
+            "alertbook_ingest_samples_appended",
+            "Samples appended to the store, by ingest path (remote_write, scrape)",
+            metrics.ingest_samples_appended.clone(),
+        );
+        registry.register(
+            "alertbook_tsdb_head_series",
+            "Active series in the in-memory store",
+            metrics.head_series.clone(),
+        );
+        registry.register(
+            "alertbook_tsdb_memory_bytes",
+            "Approximate bytes the in-memory store holds",
+            metrics.memory_bytes.clone(),
+        );
+        registry.register(
+            "alertbook_tsdb_memory_bytes_per_series",
+            "Approximate bytes of the in-memory store per active series",
+            metrics.memory_bytes_per_series.clone(),
+        );
+        registry.register(
+            "alertbook_wal_size_bytes",
+            "Bytes of the write-ahead log on disk",
+            metrics.wal_bytes.clone(),
+        );
+        registry.register(
+            "alertbook_queries",
+            "PromQL queries served through the HTTP API, by kind and outcome",
+            metrics.queries.clone(),
+        );
+        registry.register(
+            "alertbook_query_duration_seconds",
+            "Time PromQL queries took, by kind and outcome",
+            metrics.query_duration.clone(),
+        );
+        *metrics.registry.lock().unwrap_or_else(PoisonError::into_inner) = registry;
+        metrics
+    }
+
+    /// Lets another component register its metrics.
+    pub fn register<T>(&self, register: impl FnOnce(&mut Registry) -> T) -> T {
+        register(&mut self.registry.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The counter of samples appended by ingest path `source`.
+    pub fn appended(&self, source: &str) -> Counter {
+        self.ingest_samples_appended.get_or_create(&SourceLabels { source: source.to_owned() }).clone()
+    }
+
+    /// Records a served query.
+    pub fn observe_query(&self, kind: &str, success: bool, seconds: f64) {
+        let labels =
+            QueryLabels { kind: kind.to_owned(), outcome: if success { "success" } else { "error" }.to_owned() };
+        self.queries.get_or_create(&labels).inc();
+        self.query_duration.get_or_create(&labels).observe(seconds);
+    }
+
+    /// Records what a remote-write request did.
+    pub fn observe_remote_write(
+        &self,
+        status: StatusCode,
+        received: usize,
+        outcome: Option<&ingest::durable::AppendOutcome>,
+    ) {
+        self.remote_write_requests.get_or_create(&CodeLabels { code: status.as_u16().to_string() }).inc();
+        self.remote_write_samples_received.inc_by(received as u64);
+        let Some(outcome) = outcome else { return };
+        self.appended("remote_write").inc_by(outcome.samples_appended as u64);
+        for (reason, count) in [
+            ("out_of_order", outcome.out_of_order),
+            ("duplicate", outcome.duplicates),
+            ("invalid", outcome.invalid_series),
+            ("series_limit", outcome.series_limited),
+            ("histogram", outcome.histograms_refused),
+        ] {
+            if count > 0 {
+                self.remote_write_samples_rejected
+                    .get_or_create(&ReasonLabels { reason: reason.to_owned() })
+                    .inc_by(count as u64);
+            }
+        }
+    }
+
+    /// The OpenMetrics text of every metric, store gauges read now.
+    pub fn encode(
+        &self,
+        store: &tsdb::MemStore,
+        durable: &ingest::durable::DurableStore,
+    ) -> Result<String, std::fmt::Error> {
+        let series = store.series_count();
+        let memory = store.memory_bytes();
+        self.head_series.set(i64::try_from(series).unwrap_or(i64::MAX));
+        self.memory_bytes.set(i64::try_from(memory).unwrap_or(i64::MAX));
+        self.memory_bytes_per_series.set(if series == 0 { 0.0 } else { memory as f64 / series as f64 });
+        self.wal_bytes.set(i64::try_from(durable.wal_size_bytes()).unwrap_or(i64::MAX));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(
+            &mut text,
+            &self.registry.lock().unwrap_or_else(PoisonError::into_inner),
+        )?;
+        Ok(text)
+    }
+}
+
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let work = tokio::task::spawn_blocking(move || state.metrics.encode(&state.store, &state.durable)).await;
+    match work {
+        Ok(Ok(text)) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text).into_response(),
+        Ok(Err(error)) => {
+            tracing::error!(error = %error, "cannot encode metrics");
+            (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response()
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "metrics task failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response()
+        }
+    }
+}
