@@ -218,8 +218,66 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/metrics", get(metrics))
 }
 
+/// A label value in OpenMetrics text: backslash, quote and newline escaped.
+fn escape_label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Rule evaluation metrics, read from the rule manager's published statuses:
+/// per group the last evaluation's duration and the missed iterations, per rule
+/// its health (1 ok, 0 failing) and whether its last evaluation failed.
+fn rule_metrics(manager: &rules::Manager) -> String {
+    use std::fmt::Write as _;
+    let statuses = manager.statuses();
+    let mut out = String::new();
+    out.push_str("# TYPE alertbook_rule_group_last_duration_seconds gauge\n");
+    out.push_str("# HELP alertbook_rule_group_last_duration_seconds How long the group's last evaluation took.\n");
+    for group in statuses.iter().filter(|group| group.evaluated_here) {
+        let _ = writeln!(
+            out,
+            "alertbook_rule_group_last_duration_seconds{{rule_group=\"{}\"}} {}",
+            escape_label(&group.name),
+            group.evaluation_duration.as_secs_f64()
+        );
+    }
+    out.push_str("# TYPE alertbook_rule_group_iterations_missed counter\n");
+    out.push_str(
+        "# HELP alertbook_rule_group_iterations_missed Evaluations skipped because the previous one ran late.\n",
+    );
+    for group in statuses.iter().filter(|group| group.evaluated_here) {
+        let _ = writeln!(
+            out,
+            "alertbook_rule_group_iterations_missed_total{{rule_group=\"{}\"}} {}",
+            escape_label(&group.name),
+            group.missed_iterations
+        );
+    }
+    out.push_str("# TYPE alertbook_rule_evaluation_failing gauge\n");
+    out.push_str(
+        "# HELP alertbook_rule_evaluation_failing 1 when the rule's last evaluation failed (see /api/v1/rules).\n",
+    );
+    for group in statuses.iter().filter(|group| group.evaluated_here) {
+        for rule in &group.rules {
+            let _ = writeln!(
+                out,
+                "alertbook_rule_evaluation_failing{{rule_group=\"{}\",rule=\"{}\"}} {}",
+                escape_label(&group.name),
+                escape_label(&rule.name),
+                u8::from(rule.last_error.is_some())
+            );
+        }
+    }
+    out
+}
+
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let work = tokio::task::spawn_blocking(move || state.metrics.encode(&state.store, &state.durable)).await;
+    let work = tokio::task::spawn_blocking(move || {
+        let text = state.metrics.encode(&state.store, &state.durable)?;
+        // Rule metrics go before the closing `# EOF`.
+        let body = text.strip_suffix("# EOF\n").unwrap_or(&text);
+        Ok::<_, std::fmt::Error>(format!("{body}{}# EOF\n", rule_metrics(&state.rules())))
+    })
+    .await;
     match work {
         Ok(Ok(text)) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text).into_response(),
         Ok(Err(error)) => {

@@ -74,6 +74,10 @@ fn alertbook_scrapes_itself_and_a_real_prometheus() {
         "alertbook_tsdb_memory_bytes_per_series",
         "alertbook_wal_size_bytes",
         "alertbook_remote_write_samples_received_total",
+        // Rule evaluation: one line per catalog metrics rule.
+        r#"alertbook_rule_evaluation_failing{rule_group="busflow-api",rule="HighApiErrorRate"}"#,
+        r#"alertbook_rule_group_iterations_missed_total{rule_group="busflow-cardinality"}"#,
+        r#"alertbook_rule_group_last_duration_seconds{rule_group="busflow-tls"}"#,
     ] {
         assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
     }
