@@ -318,43 +318,27 @@ async fn series(
         for group in &groups {
             all.extend(state.store.series(group, start, end)?);
         }
-        all.sort();
-        all.dedup();
-        let truncated = limit.is_some_and(|limit| all.len() > limit);
-        if let Some(limit) = limit {
-            all.truncate(limit);
-        }
-        let mut body = String::from("{\"status\":\"success\",\"data\":[");
-        for (index, labels) in all.iter().enumerate() {
-            if index > 0 {
-                body.push(',');
-            }
-            json::write_labels(&mut body, labels);
-        }
-        body.push(']');
-        if truncated {
-            body.push_str(",\"warnings\":[\"results truncated due to limit\"]");
-        }
-        body.push('}');
-        Ok(body)
+        Ok(list_response(all, limit, json::write_labels))
     })
     .await?;
     Ok(json_response(body))
 }
 
-fn string_list_response(mut values: Vec<String>, limit: Option<usize>) -> String {
-    values.sort();
-    values.dedup();
-    let truncated = limit.is_some_and(|limit| values.len() > limit);
+/// `{"status":"success","data":[...]}` of the sorted, de-duplicated items, cut
+/// at `limit` with Prometheus's truncation warning.
+fn list_response<T: Ord>(mut items: Vec<T>, limit: Option<usize>, write_item: impl Fn(&mut String, &T)) -> String {
+    items.sort();
+    items.dedup();
+    let truncated = limit.is_some_and(|limit| items.len() > limit);
     if let Some(limit) = limit {
-        values.truncate(limit);
+        items.truncate(limit);
     }
     let mut body = String::from("{\"status\":\"success\",\"data\":[");
-    for (index, value) in values.iter().enumerate() {
+    for (index, item) in items.iter().enumerate() {
         if index > 0 {
             body.push(',');
         }
-        json::write_string(&mut body, value);
+        write_item(&mut body, item);
     }
     body.push(']');
     if truncated {
@@ -362,6 +346,10 @@ fn string_list_response(mut values: Vec<String>, limit: Option<usize>) -> String
     }
     body.push('}');
     body
+}
+
+fn string_list_response(values: Vec<String>, limit: Option<usize>) -> String {
+    list_response(values, limit, |out, value| json::write_string(out, value))
 }
 
 async fn labels(
