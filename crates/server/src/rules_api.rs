@@ -1,6 +1,7 @@
 //! Prometheus's rule and alert API: `/api/v1/rules` (every group with its
 //! rules, their health, last error, evaluation time and alerts; `type=alert`
-//! or `type=record` filters) and `/api/v1/alerts` (pending and firing alerts),
+//! or `type=record`, `rule_name[]`, `rule_group[]`, `file[]` and
+//! `exclude_alerts` filters) and `/api/v1/alerts` (pending and firing alerts),
 //! in Prometheus's JSON. Reads the rule manager's published status and never
 //! waits for an evaluation.
 
@@ -87,7 +88,7 @@ fn active_alerts(rule: &RuleStatus) -> impl Iterator<Item = &Alert> {
     rule.alerts.iter().filter(|alert| alert.state != AlertState::Inactive)
 }
 
-fn write_rule(out: &mut String, group: &GroupStatus, rule: &RuleStatus) {
+fn write_rule(out: &mut String, group: &GroupStatus, rule: &RuleStatus, exclude_alerts: bool) {
     out.push('{');
     if rule.kind == RuleKind::Alerting {
         let state = active_alerts(rule).map(|alert| alert.state).max().unwrap_or(AlertState::Inactive);
@@ -112,14 +113,16 @@ fn write_rule(out: &mut String, group: &GroupStatus, rule: &RuleStatus) {
     if rule.kind == RuleKind::Alerting {
         out.push_str(",\"annotations\":");
         write_map(out, &rule.annotations);
-        out.push_str(",\"alerts\":[");
-        for (index, alert) in active_alerts(rule).enumerate() {
-            if index > 0 {
-                out.push(',');
+        if !exclude_alerts {
+            out.push_str(",\"alerts\":[");
+            for (index, alert) in active_alerts(rule).enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_alert(out, alert);
             }
-            write_alert(out, alert);
+            out.push(']');
         }
-        out.push(']');
     }
     out.push_str(",\"health\":");
     write_string(out, rule.health.as_str());
@@ -140,29 +143,78 @@ fn write_rule(out: &mut String, group: &GroupStatus, rule: &RuleStatus) {
     out.push('}');
 }
 
-async fn list_rules(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
-    let mut only: Option<RuleKind> = None;
-    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        if name == "type" {
-            only = match value.as_ref() {
-                "alert" => Some(RuleKind::Alerting),
-                "record" => Some(RuleKind::Recording),
-                other => {
-                    let mut body = String::from("{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":");
-                    write_string(&mut body, &format!("unsupported type {other:?}: use alert or record"));
-                    body.push('}');
-                    return (axum::http::StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/json")], body)
-                        .into_response();
+/// The filters of `/api/v1/rules`, as Prometheus takes them.
+#[derive(Default)]
+struct RuleFilter {
+    kind: Option<RuleKind>,
+    rule_names: Vec<String>,
+    group_names: Vec<String>,
+    files: Vec<String>,
+    exclude_alerts: bool,
+}
+
+impl RuleFilter {
+    fn parse(query: &str) -> Result<Self, String> {
+        let mut filter = RuleFilter::default();
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            match name.as_ref() {
+                "type" => {
+                    filter.kind = match value.as_ref() {
+                        "alert" => Some(RuleKind::Alerting),
+                        "record" => Some(RuleKind::Recording),
+                        other => return Err(format!("unsupported type {other:?}: use alert or record")),
+                    }
                 }
-            };
+                "rule_name[]" => filter.rule_names.push(value.into_owned()),
+                "rule_group[]" => filter.group_names.push(value.into_owned()),
+                "file[]" => filter.files.push(value.into_owned()),
+                "exclude_alerts" => {
+                    filter.exclude_alerts = match value.as_ref() {
+                        "true" | "1" => true,
+                        "false" | "0" | "" => false,
+                        other => {
+                            return Err(format!("invalid parameter \"exclude_alerts\": {other:?} is not a boolean"));
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
+        Ok(filter)
     }
+
+    /// Whether any filter narrows the listing (then groups left without rules are omitted).
+    fn narrows(&self) -> bool {
+        self.kind.is_some() || !self.rule_names.is_empty()
+    }
+
+    fn keeps_group(&self, group: &GroupStatus) -> bool {
+        (self.group_names.is_empty() || self.group_names.contains(&group.name))
+            && (self.files.is_empty() || self.files.contains(&group.file))
+    }
+
+    fn keeps_rule(&self, rule: &RuleStatus) -> bool {
+        self.kind.is_none_or(|kind| rule.kind == kind)
+            && (self.rule_names.is_empty() || self.rule_names.contains(&rule.name))
+    }
+}
+
+async fn list_rules(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
+    let filter = match RuleFilter::parse(&query.unwrap_or_default()) {
+        Ok(filter) => filter,
+        Err(message) => {
+            let mut body = String::from("{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":");
+            write_string(&mut body, &message);
+            body.push('}');
+            return (axum::http::StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/json")], body)
+                .into_response();
+        }
+    };
     let mut out = String::from("{\"status\":\"success\",\"data\":{\"groups\":[");
     let mut first_group = true;
-    for group in state.rules().statuses() {
-        let rules: Vec<&RuleStatus> =
-            group.rules.iter().filter(|rule| only.is_none_or(|kind| rule.kind == kind)).collect();
-        if only.is_some() && rules.is_empty() {
+    for group in state.rules().statuses().into_iter().filter(|group| filter.keeps_group(group)) {
+        let rules: Vec<&RuleStatus> = group.rules.iter().filter(|rule| filter.keeps_rule(rule)).collect();
+        if filter.narrows() && rules.is_empty() {
             continue;
         }
         if !first_group {
@@ -178,7 +230,7 @@ async fn list_rules(State(state): State<Arc<AppState>>, RawQuery(query): RawQuer
             if index > 0 {
                 out.push(',');
             }
-            write_rule(&mut out, &group, rule);
+            write_rule(&mut out, &group, rule, filter.exclude_alerts);
         }
         let _ = write!(
             out,

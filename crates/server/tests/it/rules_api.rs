@@ -69,6 +69,30 @@ async fn rules_and_alerts_render_like_prometheus() {
         serde_json::from_str::<serde_json::Value>(&body).expect("JSON")["data"]["groups"],
         serde_json::json!([])
     );
+    // Prometheus's filters: by rule name, group and file; alerts left out on request.
+    let names = |body: &str| -> Vec<String> {
+        let json: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        json["data"]["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .flat_map(|group| group["rules"].as_array().expect("rules").iter())
+            .map(|rule| rule["name"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    let (_, _, body) =
+        get(state.clone(), "/api/v1/rules?rule_name[]=TlsCertExpiringSoon&rule_name[]=HighApiErrorRate").await;
+    assert_eq!(names(&body), ["HighApiErrorRate", "TlsCertExpiringSoon"], "{body}");
+    let (_, _, body) = get(state.clone(), "/api/v1/rules?rule_group[]=busflow-tls").await;
+    assert_eq!(names(&body), ["TlsCertExpiringSoon"], "{body}");
+    let (_, _, body) = get(state.clone(), "/api/v1/rules?file[]=no-such-file.yaml").await;
+    assert!(names(&body).is_empty(), "{body}");
+    let (_, _, body) = get(state.clone(), "/api/v1/rules?rule_group[]=busflow-tls&exclude_alerts=true").await;
+    let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(json["data"]["groups"][0]["rules"][0]["state"], "firing", "{body}");
+    assert!(json["data"]["groups"][0]["rules"][0].get("alerts").is_none(), "{body}");
+    let (status, _, body) = get(state.clone(), "/api/v1/rules?exclude_alerts=maybe").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, _, body) = get(state.clone(), "/api/v1/rules?type=nope").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("\"errorType\":\"bad_data\""), "{body}");
