@@ -27,6 +27,21 @@ pub struct Contract {
     pub tree: serde_json::Value,
 }
 
+impl Contract {
+    /// The reviewed PII false positives of a `pii-exclusions` contract (none for other kinds).
+    pub fn pii_exclusions(&self) -> Vec<pii::Exclusion> {
+        let ContractKind::PiiExclusions(exclusions) = &self.kind else { return Vec::new() };
+        exclusions
+            .iter()
+            .map(|exclusion| pii::Exclusion {
+                rule_id: exclusion.rule_id.clone(),
+                sample: exclusion.sample.clone(),
+                reviewer: exclusion.reviewer.clone().unwrap_or_default(),
+            })
+            .collect()
+    }
+}
+
 /// The typed content of a contract, by kind.
 #[derive(Debug, Clone)]
 pub enum ContractKind {

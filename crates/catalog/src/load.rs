@@ -64,6 +64,11 @@ pub fn load_with(root: &Path, options: LoadOptions) -> Result<Catalog, Diagnosti
     let contracts = load_contracts(root, &mut errors);
     let entries = load_entries(root, &routes, &contracts, &mut errors);
     let rule_files = load_rule_files(root, &manifest_source, &manifest, &mut errors);
+    let pii_rules =
+        manifest.pii_rules.as_ref().and_then(|path| load_pii_rules(root, &manifest_source, path, &mut errors));
+    if let Some(rules) = &pii_rules {
+        check_pii_exclusions(root, rules, &contracts, &mut errors);
+    }
 
     let mut catalog = Catalog {
         root: root.to_owned(),
@@ -88,6 +93,7 @@ pub fn load_with(root: &Path, options: LoadOptions) -> Result<Catalog, Diagnosti
         entries: entries.into_iter().map(|(entry, _)| entry).collect(),
         contracts,
         rule_files: Vec::new(),
+        pii_rules,
     };
     cross_link_rules(&catalog, &rule_files, &mut errors);
     catalog.rule_files = rule_files.into_iter().map(|(file, _, _)| file).collect();
@@ -462,6 +468,80 @@ fn resolve_contract_path(path: &[String], contracts: &BTreeMap<String, Contract>
 }
 
 /// Expands the manifest's rule-file globs and loads each file.
+/// Loads the PII redaction rules; a rule's problem points at its `id:` line.
+fn load_pii_rules(
+    root: &Path,
+    manifest_source: &SourceFile,
+    path: &Spanned<String>,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<pii::RuleSet> {
+    let full = root.join(&path.value);
+    let source = match SourceFile::read(&full) {
+        Ok(source) => source,
+        Err(_) => {
+            errors
+                .push(manifest_source.error_at_value(path, format!("cannot read the PII rules file {:?}", path.value)));
+            return None;
+        }
+    };
+    match pii::RuleSet::from_yaml(&source.text, &full.display().to_string()) {
+        Ok(rules) => Some(rules),
+        Err(pii::Error::Rules { problems, .. }) => {
+            for problem in problems {
+                let (line, column) = find_value(&source.text, "id:", &problem.rule_id);
+                errors.push(source.error_at(
+                    line,
+                    column,
+                    format!("PII rule {:?}: {}", problem.rule_id, problem.message),
+                ));
+            }
+            None
+        }
+        Err(error @ pii::Error::Yaml { .. }) => {
+            errors.push(Diagnostic::file(&full, error.to_string()));
+            None
+        }
+    }
+}
+
+/// Every PII exclusion must name a rule of the rule set.
+fn check_pii_exclusions(
+    root: &Path,
+    rules: &pii::RuleSet,
+    contracts: &BTreeMap<String, Contract>,
+    errors: &mut Vec<Diagnostic>,
+) {
+    for contract in contracts.values() {
+        let crate::contracts::ContractKind::PiiExclusions(exclusions) = &contract.kind else { continue };
+        for exclusion in exclusions {
+            if rules.rule(&exclusion.rule_id).is_none() {
+                let path = if contract.path.is_absolute() { contract.path.clone() } else { root.join(&contract.path) };
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let (line, column) = find_value(&text, "rule_id:", &exclusion.rule_id);
+                let known: Vec<&str> = rules.rules().iter().map(pii::Rule::id).collect();
+                let source = SourceFile { path, text };
+                errors.push(source.error_at(
+                    line,
+                    column,
+                    format!("exclusion names unknown PII rule {:?} (known: {})", exclusion.rule_id, known.join(", ")),
+                ));
+            }
+        }
+    }
+}
+
+/// The 1-based line and column of the first `key value` line (1:1 when not found).
+fn find_value(text: &str, key: &str, value: &str) -> (usize, usize) {
+    for (index, line) in text.lines().enumerate() {
+        if let Some(position) = line.find(key)
+            && line[position + key.len()..].trim().trim_matches(|c| c == '"' || c == '\'') == value
+        {
+            return (index + 1, position + key.len() + 2);
+        }
+    }
+    (1, 1)
+}
+
 fn load_rule_files(
     root: &Path,
     manifest_source: &SourceFile,
@@ -669,6 +749,7 @@ fn load_rule_file_with(
             } else {
                 let result = match datasource {
                     RawDatasource::Docker => validate_docker_condition(&raw_rule.expr.value),
+                    RawDatasource::Logs => queries::validate_logql_rule(&raw_rule.expr.value),
                     other => queries::validate(other, &raw_rule.expr.value),
                 };
                 if let Err(error) = result {

@@ -22,6 +22,8 @@ pub struct Catalog {
     pub entries: Vec<Entry>,
     pub contracts: BTreeMap<String, Contract>,
     pub rule_files: Vec<RuleFile>,
+    /// The PII redaction rules (`pii_rules:` of `catalog.yaml`), if the catalog has them.
+    pub pii_rules: Option<pii::RuleSet>,
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +166,11 @@ pub struct Rule {
 }
 
 impl Catalog {
+    /// The reviewed false positives of PII redaction, from the `pii-exclusions` contracts.
+    pub fn pii_exclusions(&self) -> Vec<pii::Exclusion> {
+        self.contracts.values().flat_map(Contract::pii_exclusions).collect()
+    }
+
     /// The entry whose ID or alertname is `key` (IDs compare case-insensitively).
     pub fn entry(&self, key: &str) -> Option<&Entry> {
         self.entries.iter().find(|entry| entry.id.eq_ignore_ascii_case(key) || entry.alertname == key)

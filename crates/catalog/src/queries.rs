@@ -1,8 +1,6 @@
 //! Static validation of the queries a check or rule sends to each datasource.
 //!
-//! Metrics queries are parsed as PromQL; log queries must open with a valid
-//! LogQL stream selector (the full LogQL grammar is checked where the log store
-//! lives); SQL must be one read-only statement; Docker and probe queries follow
+//! Metrics queries are parsed as PromQL, log queries as LogQL; SQL must be one read-only statement; Docker and probe queries follow
 //! the small grammars below. Each error carries a byte offset into the query.
 
 use crate::contracts::PROBERS;
@@ -22,7 +20,7 @@ pub const DOCKER_FIELDS: &[&str] = &["replicas", "env", "secrets", "networks", "
 pub fn validate(datasource: RawDatasource, query: &str) -> Result<(), QueryError> {
     match datasource {
         RawDatasource::Metrics => validate_promql(query),
-        RawDatasource::Logs => validate_logql_selector(query),
+        RawDatasource::Logs => validate_logql(query),
         RawDatasource::Sql => validate_sql(query),
         RawDatasource::Docker => validate_docker(query),
         RawDatasource::Probe => validate_probe(query),
@@ -37,70 +35,26 @@ pub fn validate_promql(query: &str) -> Result<(), QueryError> {
         .map_err(|message| QueryError { offset: 0, message: format!("invalid PromQL: {message}") })
 }
 
-fn validate_logql_selector(query: &str) -> Result<(), QueryError> {
-    let start = query.find('{').ok_or(QueryError {
-        offset: 0,
-        message: "invalid LogQL: a log query needs a stream selector such as {job=\"faro\"}".into(),
-    })?;
-    let bytes = query.as_bytes();
-    let mut index = start + 1;
-    let skip_space = |index: &mut usize| {
-        while *index < bytes.len() && bytes[*index].is_ascii_whitespace() {
-            *index += 1;
-        }
-    };
-    let mut matchers = 0;
-    loop {
-        skip_space(&mut index);
-        if index < bytes.len() && bytes[index] == b'}' {
-            break;
-        }
-        let name_start = index;
-        while index < bytes.len() && (bytes[index].is_ascii_alphanumeric() || bytes[index] == b'_') {
-            index += 1;
-        }
-        if index == name_start {
-            return Err(QueryError { offset: index, message: "invalid LogQL: expected a label name".into() });
-        }
-        skip_space(&mut index);
-        let operator = ["=~", "!~", "!=", "="].iter().find(|op| query[index..].starts_with(**op));
-        let Some(operator) = operator else {
-            return Err(QueryError { offset: index, message: "invalid LogQL: expected =, !=, =~ or !~".into() });
-        };
-        index += operator.len();
-        skip_space(&mut index);
-        let quote = bytes.get(index).copied();
-        if !matches!(quote, Some(b'"') | Some(b'`')) {
-            return Err(QueryError { offset: index, message: "invalid LogQL: expected a quoted label value".into() });
-        }
-        index += 1;
-        while index < bytes.len() && Some(bytes[index]) != quote {
-            if bytes[index] == b'\\' && quote == Some(b'"') {
-                index += 1;
-            }
-            index += 1;
-        }
-        if index >= bytes.len() {
-            return Err(QueryError { offset: index, message: "invalid LogQL: unterminated label value".into() });
-        }
-        index += 1;
-        matchers += 1;
-        skip_space(&mut index);
-        match bytes.get(index) {
-            Some(b',') => index += 1,
-            Some(b'}') => break,
-            _ => {
-                return Err(QueryError { offset: index, message: "invalid LogQL: expected , or }".into() });
-            }
-        }
-    }
-    if matchers == 0 {
-        return Err(QueryError { offset: start, message: "invalid LogQL: the stream selector is empty".into() });
-    }
-    let opened = query.matches('(').count();
-    let closed = query.matches(')').count();
-    if opened != closed {
-        return Err(QueryError { offset: 0, message: "invalid LogQL: unbalanced parentheses".into() });
+/// Parses LogQL with alertbook's LogQL parser.
+fn validate_logql(query: &str) -> Result<(), QueryError> {
+    parse_logql(query).map(|_| ())
+}
+
+fn parse_logql(query: &str) -> Result<logql::Expr, QueryError> {
+    logql::parse(query)
+        .map_err(|error| QueryError { offset: error.offset, message: format!("invalid LogQL: {}", error.message) })
+}
+
+/// Parses the LogQL of a rule: it must be a metric query (a log query gives no
+/// samples to alert on or record), as Loki's ruler requires.
+pub fn validate_logql_rule(query: &str) -> Result<(), QueryError> {
+    if !parse_logql(query)?.is_metric() {
+        return Err(QueryError {
+            offset: 0,
+            message:
+                "a LogQL rule needs a metric query such as sum(count_over_time({job=\"x\"} [5m])), not a log query"
+                    .into(),
+        });
     }
     Ok(())
 }

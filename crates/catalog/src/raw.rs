@@ -20,6 +20,9 @@ pub struct RawManifest {
     pub routes: Vec<Spanned<String>>,
     /// Globs, relative to the catalog, of the rule files.
     pub rule_files: Vec<Spanned<String>>,
+    /// Path, relative to the catalog, of the PII redaction rules applied at log ingest.
+    #[serde(default)]
+    pub pii_rules: Option<Spanned<String>>,
     /// What closing an acknowledged alert in the journal requires.
     pub closing: RawClosing,
 }

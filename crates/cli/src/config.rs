@@ -18,6 +18,8 @@
 //!   mimir: {type: prometheus, url: https://mimir.example/prometheus, timeout: 30s}
 //! rule_datasources:          # rule group name -> datasource; other groups query the embedded store
 //!   busflow-api-slo: mimir
+//! logs:
+//!   redact_streams: ['{job="faro"}']  # streams PII-redacted at ingest (the default); [] turns redaction off
 //! ```
 //!
 //! The self-scrape job targets the listen address (a wildcard address is
@@ -59,6 +61,16 @@ struct RawConfig {
     datasources: BTreeMap<String, Spanned<crate::datasources::RawDatasource>>,
     #[serde(default)]
     rule_datasources: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    logs: Option<RawLogs>,
+}
+
+/// The `logs` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogs {
+    #[serde(default)]
+    redact_streams: Option<Vec<Spanned<String>>>,
 }
 
 /// Prometheus's `global` section, the parts alertbook uses.
@@ -88,6 +100,8 @@ pub struct Config {
     pub scrape_configs: Vec<scrape::ScrapeConfig>,
     /// `datasources` and `rule_datasources`.
     pub datasources: crate::datasources::Datasources,
+    /// `logs.redact_streams`: LogQL stream selectors of the streams PII-redacted at ingest.
+    pub redact_streams: Vec<String>,
 }
 
 impl Default for Config {
@@ -101,6 +115,7 @@ impl Default for Config {
             scrape_self: true,
             scrape_configs: Vec::new(),
             datasources: crate::datasources::Datasources::default(),
+            redact_streams: vec![pii::DEFAULT_STREAMS.to_owned()],
         }
     }
 }
@@ -188,6 +203,22 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
         scrape::config::validate(&source, &raw.scrape_configs, config.scrape_defaults, base, &mut errors);
     config.datasources =
         crate::datasources::validate(&source, &raw.datasources, &raw.rule_datasources, base, &mut errors);
+    if let Some(selectors) = raw.logs.as_ref().and_then(|logs| logs.redact_streams.as_ref()) {
+        config.redact_streams.clear();
+        for selector in selectors {
+            match logql::parse(&selector.value) {
+                Ok(logql::Expr::Log(_)) => config.redact_streams.push(selector.value.clone()),
+                Ok(_) => errors.push(
+                    source.error_at_value(selector, "redact_streams takes stream selectors such as {job=\"faro\"}"),
+                ),
+                Err(error) => errors.push(source.error_in_value(
+                    selector,
+                    error.offset,
+                    format!("invalid stream selector: {}", error.message),
+                )),
+            }
+        }
+    }
     if errors.is_empty() { Ok(config) } else { Err(Diagnostics(errors)) }
 }
 

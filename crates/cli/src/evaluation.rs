@@ -2,8 +2,8 @@
 //! the catalog's rule files (the budgets contract published as series),
 //! restores the alert state from the data directory, and runs the scheduler
 //! until shutdown. Recorded series and `ALERTS` go through the write-ahead log.
-//! Groups listed in `rule_datasources` query their remote datasource; the
-//! others query the embedded store.
+//! Groups listed in `rule_datasources` query their remote datasource; log
+//! groups query the log store; the others query the embedded store.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -67,6 +67,7 @@ pub fn manager(
     data: &Path,
     external_url: String,
     datasources: &crate::datasources::Datasources,
+    logs: Option<Arc<dyn rules::Datasource>>,
 ) -> anyhow::Result<Arc<rules::Manager>> {
     let datasource = rules::EmbeddedDatasource::new(durable.store().clone(), engine);
     let mut options = rules::ManagerOptions::embedded(datasource);
@@ -74,6 +75,7 @@ pub fn manager(
     options.static_series = rules::budgets::budget_series(catalog);
     options.external_url = external_url;
     options.resolve_datasource = crate::datasources::resolver(datasources)?;
+    options.logs_datasource = logs;
     let state_file = data.join(STATE_FILE);
     options.state_file = Some(state_file.clone());
     let manager = rules::Manager::new(&catalog.rule_files, options);

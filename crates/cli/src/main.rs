@@ -10,6 +10,8 @@
 mod config;
 mod datasources;
 mod evaluation;
+mod log_input;
+mod logs;
 mod replay;
 mod scraping;
 mod storage;
@@ -41,39 +43,7 @@ enum Command {
     ///
     /// Serves /-/healthy, /-/ready and the runbook (/runbook as HTML, /runbook.md and
     /// /runbook/<ID>.md as Markdown). Flags override the configuration file.
-    Run {
-        /// Configuration file (YAML: catalog, listen, data).
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// Address to listen on [default: 127.0.0.1:9099].
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<std::net::SocketAddr>,
-        /// Data directory [default: ./data].
-        #[arg(long, value_name = "DIR")]
-        data: Option<PathBuf>,
-        /// Catalog directory [default: catalog/busflow].
-        #[arg(long, value_name = "DIR")]
-        catalog: Option<PathBuf>,
-        #[command(flatten)]
-        query: QueryFlags,
-        /// Load an OpenMetrics or Prometheus text file with timestamps into the store before
-        /// serving (repeatable); the backfill format of `promtool tsdb create-blocks-from`.
-        #[arg(long, value_name = "FILE")]
-        backfill: Vec<PathBuf>,
-        /// Most active series ingest may create; samples of further series are refused with
-        /// a clear error to the sender. 0: no limit.
-        #[arg(long = "storage.max-series", value_name = "N", default_value_t = 0)]
-        max_series: usize,
-        /// When ingested samples are fsynced in the write-ahead log: `always` (before the
-        /// sender is answered), `never` (the operating system decides; survives a killed
-        /// process, not a power loss), or a duration such as `1s` (at most that late).
-        #[arg(long = "storage.wal-fsync", value_name = "POLICY", default_value = "always", value_parser = parse_fsync_policy)]
-        wal_fsync: wal::FsyncPolicy,
-        #[command(flatten)]
-        storage: storage::StorageFlags,
-        #[command(flatten)]
-        notify: NotifyFlags,
-    },
+    Run(RunArgs),
     /// Validate catalogs, rule files, contract files and configuration files.
     ///
     /// A directory with a catalog.yaml is checked as a catalog: runbook entries, triage
@@ -109,6 +79,44 @@ enum Command {
     /// JSON line per state change: {"time": <unix seconds>, "alertname": ..., "labels": {...},
     /// "state": "pending|firing|resolved", "value": <number>}.
     Replay(replay::Arguments),
+}
+
+/// The arguments of `alertbook run`.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Configuration file (YAML: catalog, listen, data).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:9099].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Data directory [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Catalog directory [default: catalog/busflow].
+    #[arg(long, value_name = "DIR")]
+    catalog: Option<PathBuf>,
+    #[command(flatten)]
+    query: QueryFlags,
+    /// Load an OpenMetrics or Prometheus text file with timestamps into the store before
+    /// serving (repeatable); the backfill format of `promtool tsdb create-blocks-from`.
+    #[arg(long, value_name = "FILE")]
+    backfill: Vec<PathBuf>,
+    /// Most active series ingest may create; samples of further series are refused with
+    /// a clear error to the sender. 0: no limit.
+    #[arg(long = "storage.max-series", value_name = "N", default_value_t = 0)]
+    max_series: usize,
+    /// When ingested samples are fsynced in the write-ahead log: `always` (before the
+    /// sender is answered), `never` (the operating system decides; survives a killed
+    /// process, not a power loss), or a duration such as `1s` (at most that late).
+    #[arg(long = "storage.wal-fsync", value_name = "POLICY", default_value = "always", value_parser = parse_fsync_policy)]
+    wal_fsync: wal::FsyncPolicy,
+    #[command(flatten)]
+    storage: storage::StorageFlags,
+    #[command(flatten)]
+    notify: NotifyFlags,
+    #[command(flatten)]
+    logs: logs::LogFlags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,9 +209,7 @@ fn parse_duration_flag(text: &str) -> Result<std::time::Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config, listen, data, catalog, query, backfill, max_series, wal_fsync, storage, notify } => {
-            run(config, listen, data, catalog, &query, &backfill, max_series, wal_fsync, &storage, &notify)
-        }
+        Command::Run(arguments) => run(arguments),
         Command::Check { paths } => check(paths),
         Command::Runbook { key, catalog, markdown } => runbook(key, &catalog, markdown),
         Command::Test(TestCommand::Promql { files, quiet }) => test_promql(&files, quiet),
@@ -226,18 +232,20 @@ fn load_catalog(path: &Path) -> anyhow::Result<catalog::Catalog> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run(
-    config_path: Option<PathBuf>,
-    listen: Option<std::net::SocketAddr>,
-    data: Option<PathBuf>,
-    catalog_path: Option<PathBuf>,
-    query: &QueryFlags,
-    backfill: &[PathBuf],
-    max_series: usize,
-    wal_fsync: wal::FsyncPolicy,
-    storage_flags: &storage::StorageFlags,
-    notify_flags: &NotifyFlags,
-) -> anyhow::Result<ExitCode> {
+fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
+    let RunArgs {
+        config: config_path,
+        listen,
+        data,
+        catalog: catalog_path,
+        query,
+        backfill,
+        max_series,
+        wal_fsync,
+        storage: storage_flags,
+        notify: notify_flags,
+        logs: log_flags,
+    } = arguments;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".parse().expect("valid")),
@@ -264,8 +272,9 @@ fn run(
     let engine = query.engine();
     let store = std::sync::Arc::new(tsdb::MemStore::new());
     let wal_options = wal::WalOptions { fsync: wal_fsync, ..wal::WalOptions::default() };
-    let durable = storage::open(&config.data, store.clone(), wal_options, storage_flags)?;
-    for path in backfill {
+    let durable = storage::open(&config.data, store.clone(), wal_options, &storage_flags)?;
+    let log_service = logs::open(&config.data, &catalog, &config.redact_streams, wal_fsync, &log_flags)?;
+    for path in &backfill {
         load_backfill(path, &store)?;
     }
     let durable = std::sync::Arc::new(durable);
@@ -278,6 +287,7 @@ fn run(
         &config.data,
         external_url,
         &config.datasources,
+        Some(logs::datasource(&log_service)),
     )?;
     let targets = evaluation::targets(&notify_flags.alertmanagers, &notify_flags.webhooks)?;
     let outbox_directory = config.data.join("outbox");
@@ -294,9 +304,14 @@ fn run(
     let notifier = std::sync::Arc::new(evaluation::DispatchNotifier { dispatcher: dispatcher.clone() });
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let maintained = durable.clone();
-    let storage_flags = storage_flags.clone();
+    let log_store = log_service.store.clone();
     runtime.block_on(async move {
         let (stop_maintenance, maintenance_stopped) = tokio::sync::watch::channel(false);
+        let log_maintenance = logs::spawn_maintenance(
+            log_service.store.clone(),
+            storage_flags.maintenance_interval,
+            maintenance_stopped.clone(),
+        );
         let maintenance = storage::spawn_maintenance(maintained, storage_flags, maintenance_stopped);
         let (stop_delivery, delivery_stopped) = tokio::sync::oneshot::channel::<()>();
         let delivery = tokio::spawn(dispatcher.run(async move {
@@ -305,6 +320,7 @@ fn run(
         let state = server::AppState::new(catalog, serving, engine);
         state.max_series.store(max_series, std::sync::atomic::Ordering::Relaxed);
         state.set_rules(rule_manager.clone());
+        state.set_logs(log_service);
         let scraping = scraping::start(&state, config.scrape_jobs());
         let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager, notifier);
         let served = server::serve(config.listen, state, shutdown_signal()).await;
@@ -315,8 +331,10 @@ fn run(
         let _ = delivery.await;
         let _ = stop_maintenance.send(true);
         let _ = maintenance.await;
+        let _ = log_maintenance.await;
         served
     })?;
+    logs::shutdown(&log_store);
     durable.sync().context("cannot fsync the write-ahead log at shutdown")?;
     storage::checkpoint(&durable, "shutdown");
     Ok(ExitCode::SUCCESS)

@@ -4,6 +4,12 @@
 //! external_labels, external_url, start_timestamp), run against a fresh
 //! in-memory store per test group with the same rule engine as `alertbook run`.
 //!
+//! alertbook extensions for log rules: `input_logs` (streams in Loki's push
+//! JSON shape) feed `datasource: logs` groups through a log store of their
+//! own, redacted first when the file has a `redaction` section (PII rules,
+//! exclusions, streams) exactly as live ingest redacts; `logql_expr_test`
+//! checks LogQL metric queries like `promql_expr_test` checks PromQL.
+//!
 //! Output follows promtool (`Unit Testing:  FILE`, then `SUCCESS` or `FAILED:`
 //! and each failure with what was expected and what came), followed by a
 //! last line `N passed, M failed` counting test groups. Native histograms in
@@ -13,6 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use anyhow::Context;
 use serde::Deserialize;
 use tsdb::{Labels, MemStore};
 
@@ -36,6 +43,33 @@ struct RawTestFile {
     fuzzy_compare: bool,
     #[serde(default)]
     tests: Vec<RawTestGroup>,
+    /// alertbook extension: redact `input_logs` as live ingest does.
+    #[serde(default)]
+    redaction: Option<RawRedaction>,
+}
+
+/// The PII redaction applied to a test file's log input.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRedaction {
+    /// The PII rules file, relative to the test file.
+    rules: String,
+    /// A `pii-exclusions` contract file, relative to the test file.
+    #[serde(default)]
+    exclusions: Option<String>,
+    /// Stream selectors of the redacted streams [default: {job="faro"}].
+    #[serde(default)]
+    streams: Option<Vec<String>>,
+}
+
+/// One stream of `input_logs`, in Loki's push JSON shape: `values` are
+/// `[time, line]` or `[time, line, {metadata}]`, the time in nanoseconds or as
+/// a duration (`5m`), relative to the group's start.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogStream {
+    stream: BTreeMap<String, String>,
+    values: Vec<Vec<serde_json::Value>>,
 }
 
 /// A YAML scalar read as text, whatever its YAML type (`0`, `5m`, `1 2 3`).
@@ -64,6 +98,9 @@ struct RawTestGroup {
     interval: Option<Scalar>,
     #[serde(default)]
     input_series: Vec<RawSeries>,
+    /// alertbook extension: log streams for `datasource: logs` groups.
+    #[serde(default)]
+    input_logs: Vec<RawLogStream>,
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -72,6 +109,9 @@ struct RawTestGroup {
     alert_rule_test: Vec<RawAlertTest>,
     #[serde(default)]
     promql_expr_test: Vec<RawPromqlTest>,
+    /// alertbook extension: LogQL metric queries over `input_logs`.
+    #[serde(default)]
+    logql_expr_test: Vec<RawPromqlTest>,
     #[serde(default)]
     external_labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -242,6 +282,14 @@ fn run_file(path: &Path, options: &Options) -> FileOutcome {
             outcome.errors.push(format!("    group name {name:?} in group_eval_order not found"));
         }
     }
+    let redaction = match raw.redaction.as_ref().map(|redaction| load_redaction(base, redaction)) {
+        None => None,
+        Some(Ok(redaction)) => Some(redaction),
+        Some(Err(error)) => {
+            outcome.errors.push(format!("    redaction: {error:#}"));
+            None
+        }
+    };
     if !outcome.errors.is_empty() {
         return outcome;
     }
@@ -250,6 +298,7 @@ fn run_file(path: &Path, options: &Options) -> FileOutcome {
         evaluation_interval_ms,
         group_eval_order: raw.group_eval_order,
         fuzzy_compare: raw.fuzzy_compare,
+        redaction,
     };
     for group in &raw.tests {
         if let Some(run) = &options.run
@@ -268,6 +317,74 @@ struct FileSettings {
     evaluation_interval_ms: i64,
     group_eval_order: Vec<String>,
     fuzzy_compare: bool,
+    redaction: Option<pii::StreamRedaction>,
+}
+
+/// The redaction of a test file: its PII rules, exclusions and streams.
+fn load_redaction(base: &Path, raw: &RawRedaction) -> anyhow::Result<pii::StreamRedaction> {
+    let rules_path = base.join(&raw.rules);
+    let text = std::fs::read_to_string(&rules_path).with_context(|| format!("cannot read {}", rules_path.display()))?;
+    let rules = pii::RuleSet::from_yaml(&text, &rules_path.display().to_string())?;
+    let mut exclusions = Vec::new();
+    if let Some(path) = &raw.exclusions {
+        let source = catalog::SourceFile::read(&base.join(path)).map_err(|diagnostic| anyhow::anyhow!("{diagnostic}"))?;
+        let mut errors = Vec::new();
+        let contract = catalog::contracts::load_contract(&source, &mut errors);
+        if let Some(error) = errors.first() {
+            anyhow::bail!("{error}");
+        }
+        exclusions = contract.map(|contract| contract.pii_exclusions()).unwrap_or_default();
+    }
+    let streams = raw.streams.clone().unwrap_or_else(|| vec![pii::DEFAULT_STREAMS.to_owned()]);
+    Ok(pii::StreamRedaction::new(pii::Redactor::new(&rules, exclusions), &streams)?)
+}
+
+/// The push streams of `input_logs`, timestamps made absolute from `start_ms`.
+fn log_streams(raw: &[RawLogStream], start_ms: i64) -> Result<Vec<logstore::push::PushStream>, String> {
+    let mut streams = Vec::new();
+    for (stream_index, stream) in raw.iter().enumerate() {
+        let labels = tsdb::Labels::from_pairs(stream.stream.iter().map(|(name, value)| (name.as_str(), value.as_str())));
+        if labels.is_empty() {
+            return Err(format!("input_logs[{stream_index}]: the stream has no labels"));
+        }
+        let mut entries = Vec::new();
+        for (entry_index, value) in stream.values.iter().enumerate() {
+            let at = |message: String| format!("input_logs[{stream_index}].values[{entry_index}]: {message}");
+            let (time, line, metadata) = match value.as_slice() {
+                [time, line] => (time, line, None),
+                [time, line, metadata] => (time, line, Some(metadata)),
+                _ => return Err(at("expected [time, line] or [time, line, {metadata}]".into())),
+            };
+            let time_text = match time {
+                serde_json::Value::String(text) => text.clone(),
+                serde_json::Value::Number(number) => number.to_string(),
+                _ => return Err(at("the time is not a string or number".into())),
+            };
+            let offset_ns = match time_text.parse::<i64>() {
+                Ok(nanoseconds) => nanoseconds,
+                Err(_) => duration_ms(&time_text).map_err(at)?.saturating_mul(1_000_000),
+            };
+            let serde_json::Value::String(line) = line else { return Err(at("the line is not a string".into())) };
+            let metadata = match metadata {
+                None => Vec::new(),
+                Some(serde_json::Value::Object(map)) => map
+                    .iter()
+                    .map(|(name, value)| match value {
+                        serde_json::Value::String(text) => Ok((name.clone(), text.clone())),
+                        other => Ok((name.clone(), other.to_string())),
+                    })
+                    .collect::<Result<Vec<_>, String>>()?,
+                Some(_) => return Err(at("structured metadata must be a map".into())),
+            };
+            entries.push(logstore::push::PushEntry {
+                timestamp_ns: start_ms.saturating_mul(1_000_000).saturating_add(offset_ns),
+                line: line.clone(),
+                metadata,
+            });
+        }
+        streams.push(logstore::push::PushStream { labels, entries });
+    }
+    Ok(streams)
 }
 
 fn indent(text: &str, prefix: &str) -> String {
@@ -322,6 +439,21 @@ fn run_group(group: &RawTestGroup, settings: &FileSettings) -> Vec<String> {
         return errors;
     }
 
+    // Input logs, redacted as at ingest, in a log store of their own.
+    let log_input = match crate::log_input::LogInput::new() {
+        Ok(input) => input,
+        Err(error) => return vec![format!("{name_prefix}    input_logs: {error:#}")],
+    };
+    match log_streams(&group.input_logs, start_ms) {
+        Ok(streams) => {
+            if let Err(error) = log_input.append(streams, settings.redaction.as_ref()) {
+                return vec![format!("{name_prefix}    input_logs: {error:#}")];
+            }
+        }
+        Err(error) => return vec![format!("{name_prefix}    {error}")],
+    }
+    let logs_datasource = log_input.datasource();
+
     let engine = promql::Engine::new(promql::EngineOptions {
         default_subquery_step_ms: settings.evaluation_interval_ms,
         ..promql::EngineOptions::default()
@@ -331,6 +463,7 @@ fn run_group(group: &RawTestGroup, settings: &FileSettings) -> Vec<String> {
     manager_options.default_interval_ms = settings.evaluation_interval_ms;
     manager_options.external_labels = group.external_labels.clone();
     manager_options.external_url = group.external_url.clone();
+    manager_options.logs_datasource = Some(logs_datasource.clone());
     let mut files = settings.rule_files.clone();
     if !settings.group_eval_order.is_empty() {
         // promtool orders every group by its position in group_eval_order (unlisted: first).
@@ -364,9 +497,10 @@ fn run_group(group: &RawTestGroup, settings: &FileSettings) -> Vec<String> {
         }
     }
     let mut promql_tests = Vec::new();
-    for test in &group.promql_expr_test {
+    let expression_tests = group.promql_expr_test.iter().map(|test| (false, test));
+    for (logql, test) in expression_tests.chain(group.logql_expr_test.iter().map(|test| (true, test))) {
         match eval_time(&test.eval_time) {
-            Ok(ms) => promql_tests.push((ms, test)),
+            Ok(ms) => promql_tests.push((ms, logql, test)),
             Err(error) => errors.push(format!("{name_prefix}    expr: {:?}, eval_time: {error}", test.expr)),
         }
     }
@@ -375,7 +509,7 @@ fn run_group(group: &RawTestGroup, settings: &FileSettings) -> Vec<String> {
     }
     alert_times.sort_unstable();
     alert_times.dedup();
-    let max_ms = alert_times.iter().chain(promql_tests.iter().map(|(ms, _)| ms)).copied().max().unwrap_or(0);
+    let max_ms = alert_times.iter().chain(promql_tests.iter().map(|(ms, _, _)| ms)).copied().max().unwrap_or(0);
 
     let mut next_alert = 0;
     let mut time_ms = start_ms;
@@ -415,8 +549,9 @@ fn run_group(group: &RawTestGroup, settings: &FileSettings) -> Vec<String> {
         };
     }
 
-    for (at, test) in promql_tests {
-        if let Some(error) = check_promql(&datasource, test, start_ms + at, at, settings.fuzzy_compare, &name_prefix) {
+    for (at, logql, test) in promql_tests {
+        let source: &dyn rules::Datasource = if logql { logs_datasource.as_ref() } else { &datasource };
+        if let Some(error) = check_promql(source, test, start_ms + at, at, settings.fuzzy_compare, &name_prefix) {
             errors.push(error);
         }
     }
@@ -715,14 +850,13 @@ fn floats_equal(expected: f64, got: f64, fuzzy: bool) -> bool {
 }
 
 fn check_promql(
-    datasource: &rules::EmbeddedDatasource,
+    datasource: &dyn rules::Datasource,
     test: &RawPromqlTest,
     time_ms: i64,
     relative_ms: i64,
     fuzzy: bool,
     name_prefix: &str,
 ) -> Option<String> {
-    use rules::Datasource;
     let at = model_duration(relative_ms);
     let mut got = match datasource.query(&test.expr, time_ms) {
         Ok(samples) => samples,

@@ -1,7 +1,8 @@
 //! Where a group's queries go and where its results are written.
 //!
 //! [`Datasource`] answers instant queries with a vector; [`EmbeddedDatasource`]
-//! runs them with alertbook's PromQL engine over the embedded store. A remote
+//! runs them with alertbook's PromQL engine over the embedded store and
+//! [`LogsDatasource`] runs LogQL metric queries over a log store. A remote
 //! Prometheus-compatible API implements the same trait (per group, through
 //! [`crate::ManagerOptions::resolve_datasource`]). [`SeriesSink`] takes the
 //! samples of recording rules and the `ALERTS`/`ALERTS_FOR_STATE` series.
@@ -69,5 +70,36 @@ impl Datasource for EmbeddedDatasource {
 impl SeriesSink for EmbeddedDatasource {
     fn append(&self, labels: &Labels, time_ms: i64, value: f64) -> Result<(), String> {
         self.store.append(labels, time_ms, value).map_err(|error| error.to_string())
+    }
+}
+
+/// A log store queried through alertbook's LogQL engine: the datasource of
+/// `datasource: logs` groups. Their alerts and recorded series go to the
+/// manager's sink like those of any other group.
+#[derive(Clone)]
+pub struct LogsDatasource {
+    pub source: Arc<dyn logql::LogSource>,
+    pub engine: logql::Engine,
+}
+
+impl LogsDatasource {
+    pub fn new(source: Arc<dyn logql::LogSource>, engine: logql::Engine) -> Self {
+        Self { source, engine }
+    }
+}
+
+impl Datasource for LogsDatasource {
+    fn query(&self, query: &str, time_ms: i64) -> Result<Vec<(Labels, f64)>, DatasourceError> {
+        let time_ns = time_ms.saturating_mul(1_000_000);
+        let limit = self.engine.limits.max_entries;
+        let value = self
+            .engine
+            .instant_query(self.source.as_ref(), query, time_ns, limit, logql::Direction::Backward)
+            .map_err(|error| DatasourceError::Query(error.to_string()))?;
+        match value {
+            logql::QueryValue::Vector(samples) => Ok(samples),
+            logql::QueryValue::Scalar(value) => Ok(vec![(Labels::empty(), value)]),
+            logql::QueryValue::Streams(_) | logql::QueryValue::Matrix(_) => Err(DatasourceError::NotAVector),
+        }
     }
 }

@@ -3,8 +3,8 @@
 //! [`Group::evaluate`] runs every rule in file order, writes each rule's
 //! samples (and staleness markers for series a rule stopped producing) before
 //! the next rule runs, so later rules see earlier results, and returns the
-//! notifications due. A group of a non-metrics datasource is kept for listing
-//! and never evaluated here.
+//! notifications due. A group of a datasource this engine has no access to (SQL,
+//! Docker, or logs without a log store) is kept for listing and never evaluated here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -20,6 +20,9 @@ use crate::rule::{EvaluationContext, Health, Rule, RuleStatus};
 #[derive(Clone)]
 pub struct GroupOptions {
     pub datasource: Arc<dyn Datasource>,
+    /// Whether this engine evaluates the group: metrics groups always, log
+    /// groups when a log datasource is configured, other kinds never.
+    pub evaluated_here: bool,
     pub sink: Arc<dyn SeriesSink>,
     /// Interval of groups without `interval` (the global evaluation interval).
     pub default_interval_ms: i64,
@@ -37,7 +40,7 @@ pub struct GroupStatus {
     pub limit: u64,
     pub query_offset_ms: i64,
     pub datasource: catalog::Datasource,
-    /// False for groups of other datasources (logs, SQL, Docker), which this engine does not evaluate.
+    /// False for groups of datasources this engine does not evaluate (SQL, Docker, logs without a log store).
     pub evaluated_here: bool,
     pub last_evaluation_ms: Option<i64>,
     pub evaluation_duration: Duration,
@@ -101,9 +104,9 @@ impl Group {
         self.interval_ms
     }
 
-    /// Whether this engine evaluates the group (its datasource is `metrics`).
+    /// Whether this engine evaluates the group (metrics, or logs with a log datasource).
     pub fn evaluated_here(&self) -> bool {
-        self.datasource_kind == catalog::Datasource::Metrics
+        self.options.evaluated_here
     }
 
     /// Every alert of the alerting rule(s) named `alertname`.

@@ -30,7 +30,7 @@ pub mod scheduler;
 mod snapshot;
 
 pub use alert::{Alert, AlertState};
-pub use datasource::{Datasource, DatasourceError, EmbeddedDatasource, SeriesSink};
+pub use datasource::{Datasource, DatasourceError, EmbeddedDatasource, LogsDatasource, SeriesSink};
 pub use group::{Group, GroupOptions, GroupStatus, RuleError};
 pub use manager::{DatasourceResolver, Manager, ManagerOptions};
 pub use notify::{NoNotifier, Notification, Notifier, generator_url};

@@ -29,6 +29,8 @@ pub struct ManagerOptions {
     pub datasource: Arc<dyn Datasource>,
     pub sink: Arc<dyn SeriesSink>,
     pub resolve_datasource: Option<DatasourceResolver>,
+    /// The datasource of `datasource: logs` groups; without one they are listed, not evaluated.
+    pub logs_datasource: Option<Arc<dyn Datasource>>,
     /// Interval of groups without `interval`: the global evaluation interval.
     pub default_interval_ms: i64,
     pub external_labels: BTreeMap<String, String>,
@@ -49,6 +51,7 @@ impl ManagerOptions {
             datasource: datasource.clone(),
             sink: datasource,
             resolve_datasource: None,
+            logs_datasource: None,
             default_interval_ms: crate::DEFAULT_INTERVAL_MS,
             external_labels: BTreeMap::new(),
             external_url: String::new(),
@@ -74,13 +77,18 @@ impl Manager {
         for file in files {
             let path = file.path.display().to_string();
             for group in &file.groups {
-                let datasource = options
-                    .resolve_datasource
-                    .as_ref()
-                    .and_then(|resolve| resolve(&path, group))
-                    .unwrap_or_else(|| options.datasource.clone());
+                let resolved = options.resolve_datasource.as_ref().and_then(|resolve| resolve(&path, group));
+                let (datasource, evaluated_here) = match group.datasource {
+                    catalog::Datasource::Metrics => (resolved.unwrap_or_else(|| options.datasource.clone()), true),
+                    catalog::Datasource::Logs => match resolved.or_else(|| options.logs_datasource.clone()) {
+                        Some(logs) => (logs, true),
+                        None => (options.datasource.clone(), false),
+                    },
+                    _ => (options.datasource.clone(), false),
+                };
                 let group_options = GroupOptions {
                     datasource,
+                    evaluated_here,
                     sink: options.sink.clone(),
                     default_interval_ms: options.default_interval_ms,
                     external_labels: options.external_labels.clone(),

@@ -3,14 +3,16 @@
 //! Key items: [`AppState`] (what handlers read), [`router`] (every route) and
 //! [`serve`] (binds and runs until shutdown). It serves the health endpoints,
 //! the runbook (HTML or Markdown), Prometheus's query API and its rule and
-//! alert API, remote write, and alertbook's own metrics (`/metrics`,
-//! [`metrics::Metrics`]).
+//! alert API, remote write, Loki's push and query API ([`LogService`]), and
+//! alertbook's own metrics (`/metrics`, [`metrics::Metrics`]).
 //!
 //! It owns no domain logic: it maps requests onto the catalog and the engines
 //! and their results onto HTTP, one error-to-status mapping for all.
 
 mod json;
+mod loki_api;
 pub mod metrics;
+mod params;
 mod prometheus_api;
 mod remote_write_api;
 mod rules_api;
@@ -40,7 +42,42 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// The rule groups and their alerts (`/api/v1/rules`, `/api/v1/alerts`).
     rules: std::sync::RwLock<Arc<rules::Manager>>,
+    /// The log store and its query engine (`/loki/api/v1/...`); `None` until set.
+    logs: std::sync::RwLock<Option<Arc<LogService>>>,
     ready: AtomicBool,
+}
+
+/// What the Loki API serves: the log store, the LogQL engine, and the
+/// redaction applied to pushed streams before they are stored.
+pub struct LogService {
+    pub store: Arc<logstore::LogStore>,
+    pub engine: logql::Engine,
+    /// Personal data redaction of the streams it covers; `None` stores lines as pushed.
+    pub redaction: Option<pii::StreamRedaction>,
+    pub decode: logstore::push::DecodeOptions,
+}
+
+impl std::fmt::Debug for LogService {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("LogService").field("redaction", &self.redaction.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl LogService {
+    /// Redacts the pushed streams the policy covers, in place; returns how many
+    /// entries held personal data.
+    pub fn redact(&self, streams: &mut [logstore::push::PushStream]) -> usize {
+        let Some(redaction) = &self.redaction else { return 0 };
+        streams
+            .iter_mut()
+            .map(|stream| {
+                redaction.redact_stream(
+                    &stream.labels,
+                    stream.entries.iter_mut().map(|entry| (&mut entry.line, &mut entry.metadata)),
+                )
+            })
+            .sum()
+    }
 }
 
 impl AppState {
@@ -56,6 +93,7 @@ impl AppState {
             max_series: AtomicUsize::new(0),
             metrics: metrics::Metrics::new(),
             rules: std::sync::RwLock::new(rules),
+            logs: std::sync::RwLock::new(None),
             ready: AtomicBool::new(false),
         })
     }
@@ -68,6 +106,16 @@ impl AppState {
     /// The rule manager.
     pub fn rules(&self) -> Arc<rules::Manager> {
         self.rules.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Sets the log service behind the Loki API.
+    pub fn set_logs(&self, logs: Arc<LogService>) {
+        *self.logs.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(logs);
+    }
+
+    /// The log service, once set.
+    pub fn logs(&self) -> Option<Arc<LogService>> {
+        self.logs.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Marks the server ready to take traffic (`/-/ready` answers 200).
@@ -85,6 +133,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(prometheus_api::routes())
         .merge(rules_api::routes())
         .merge(remote_write_api::routes())
+        .merge(loki_api::routes())
         .merge(metrics::routes())
         .with_state(state)
 }

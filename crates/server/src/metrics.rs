@@ -71,6 +71,17 @@ pub struct Metrics {
     memory_bytes: Gauge,
     memory_bytes_per_series: Gauge<f64, AtomicU64>,
     wal_bytes: Gauge,
+    pub log_push_requests: Family<CodeLabels, Counter>,
+    pub log_push_duration: Histogram,
+    pub log_entries_appended: Counter,
+    pub log_bytes_appended: Counter,
+    pub log_entries_rejected: Counter,
+    pub pii_redacted_entries: Counter,
+    log_streams: Gauge,
+    log_entries: Gauge,
+    log_memory_bytes: Gauge,
+    log_disk_bytes: Gauge,
+    log_wal_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -94,6 +105,17 @@ impl Metrics {
             memory_bytes: Gauge::default(),
             memory_bytes_per_series: Gauge::default(),
             wal_bytes: Gauge::default(),
+            log_push_requests: Family::default(),
+            log_push_duration: query_histogram(),
+            log_entries_appended: Counter::default(),
+            log_bytes_appended: Counter::default(),
+            log_entries_rejected: Counter::default(),
+            pii_redacted_entries: Counter::default(),
+            log_streams: Gauge::default(),
+            log_entries: Gauge::default(),
+            log_memory_bytes: Gauge::default(),
+            log_disk_bytes: Gauge::default(),
+            log_wal_bytes: Gauge::default(),
         };
         registry.register(
             "alertbook_remote_write_requests",
@@ -137,13 +159,60 @@ impl Metrics {
         );
         registry.register(
             "alertbook_queries",
-            "PromQL queries served through the HTTP API, by kind and outcome",
+            "PromQL and LogQL queries served through the HTTP APIs, by kind and outcome",
             metrics.queries.clone(),
         );
         registry.register(
             "alertbook_query_duration_seconds",
-            "Time PromQL queries took, by kind and outcome",
+            "Time queries took, by kind and outcome",
             metrics.query_duration.clone(),
+        );
+        registry.register(
+            "alertbook_loki_push_requests",
+            "Loki push requests received, by HTTP status code answered",
+            metrics.log_push_requests.clone(),
+        );
+        registry.register(
+            "alertbook_loki_push_duration_seconds",
+            "Time Loki push requests took (decode, redaction, write-ahead log)",
+            metrics.log_push_duration.clone(),
+        );
+        registry.register(
+            "alertbook_log_entries_appended",
+            "Log entries appended to the log store",
+            metrics.log_entries_appended.clone(),
+        );
+        registry.register(
+            "alertbook_log_bytes_appended",
+            "Bytes of log lines appended to the log store",
+            metrics.log_bytes_appended.clone(),
+        );
+        registry.register(
+            "alertbook_log_entries_rejected",
+            "Pushed log entries refused (too old, too new, too long, stream limit)",
+            metrics.log_entries_rejected.clone(),
+        );
+        registry.register(
+            "alertbook_pii_redacted_entries",
+            "Log entries in which redaction found personal data (counted before exclusions)",
+            metrics.pii_redacted_entries.clone(),
+        );
+        registry.register("alertbook_log_streams", "Streams in the log store", metrics.log_streams.clone());
+        registry.register("alertbook_log_entries", "Entries in the log store", metrics.log_entries.clone());
+        registry.register(
+            "alertbook_log_memory_bytes",
+            "Approximate bytes the log store holds in memory",
+            metrics.log_memory_bytes.clone(),
+        );
+        registry.register(
+            "alertbook_log_disk_bytes",
+            "Bytes of the log store's block files",
+            metrics.log_disk_bytes.clone(),
+        );
+        registry.register(
+            "alertbook_log_wal_size_bytes",
+            "Bytes of the log store's write-ahead log",
+            metrics.log_wal_bytes.clone(),
         );
         *metrics.registry.lock().unwrap_or_else(PoisonError::into_inner) = registry;
         metrics
@@ -193,12 +262,40 @@ impl Metrics {
         }
     }
 
+    /// Records what a Loki push request appended.
+    pub fn observe_log_push(&self, entries: usize, bytes: u64, rejected: usize) {
+        self.log_entries_appended.inc_by(entries as u64);
+        self.log_bytes_appended.inc_by(bytes);
+        self.log_entries_rejected.inc_by(rejected as u64);
+    }
+
+    /// Records the entries of a push in which redaction found personal data.
+    pub fn observe_pii_matches(&self, entries: usize) {
+        self.pii_redacted_entries.inc_by(entries as u64);
+    }
+
+    /// Records a Loki push request's answer and duration.
+    pub fn observe_log_push_request(&self, status: StatusCode, seconds: f64) {
+        self.log_push_requests.get_or_create(&CodeLabels { code: status.as_u16().to_string() }).inc();
+        self.log_push_duration.observe(seconds);
+    }
+
     /// The OpenMetrics text of every metric, store gauges read now.
     pub fn encode(
         &self,
         store: &tsdb::MemStore,
         durable: &ingest::durable::DurableStore,
+        logs: Option<&logstore::LogStore>,
     ) -> Result<String, std::fmt::Error> {
+        if let Some(logs) = logs {
+            let stats = logs.stats();
+            let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+            self.log_streams.set(gauge(stats.streams as u64));
+            self.log_entries.set(gauge(stats.entries));
+            self.log_memory_bytes.set(gauge(stats.memory_bytes));
+            self.log_disk_bytes.set(gauge(stats.disk_bytes));
+            self.log_wal_bytes.set(gauge(stats.wal_bytes));
+        }
         let series = store.series_count();
         let memory = store.memory_bytes();
         self.head_series.set(i64::try_from(series).unwrap_or(i64::MAX));
@@ -272,7 +369,8 @@ fn rule_metrics(manager: &rules::Manager) -> String {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let work = tokio::task::spawn_blocking(move || {
-        let text = state.metrics.encode(&state.store, &state.durable)?;
+        let logs = state.logs();
+        let text = state.metrics.encode(&state.store, &state.durable, logs.as_ref().map(|logs| logs.store.as_ref()))?;
         // Rule metrics go before the closing `# EOF`.
         let body = text.strip_suffix("# EOF\n").unwrap_or(&text);
         Ok::<_, std::fmt::Error>(format!("{body}{}# EOF\n", rule_metrics(&state.rules())))

@@ -17,6 +17,7 @@ use tsdb::{Matcher, Queryable};
 
 use crate::AppState;
 use crate::json;
+use crate::params::{Params, string_list_response};
 
 /// The most points a range query may return per series (Prometheus's limit).
 const MAX_POINTS_PER_SERIES: i64 = 11_000;
@@ -109,33 +110,10 @@ fn json_response(body: String) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// Request parameters: the URL's query string and, for POST, the form body.
-struct Params(Vec<(String, String)>);
-
+/// Prometheus's parameter types on the shared request parameters.
 impl Params {
     fn from_request(raw_query: Option<String>, headers: &HeaderMap, body: &Bytes) -> Result<Self, ApiError> {
-        let mut pairs: Vec<(String, String)> = raw_query
-            .as_deref()
-            .map(|query| form_urlencoded::parse(query.as_bytes()).into_owned().collect())
-            .unwrap_or_default();
-        if !body.is_empty() {
-            let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
-            if !content_type.starts_with("application/x-www-form-urlencoded") {
-                return Err(ApiError::bad_data(format!(
-                    "unsupported request body of type {content_type:?}: send parameters as application/x-www-form-urlencoded"
-                )));
-            }
-            pairs.extend(form_urlencoded::parse(body).into_owned());
-        }
-        Ok(Self(pairs))
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
-    }
-
-    fn all(&self, name: &str) -> Vec<&str> {
-        self.0.iter().filter(|(key, _)| key == name).map(|(_, value)| value.as_str()).collect()
+        Params::parse(raw_query, headers, body).map_err(ApiError::bad_data)
     }
 
     /// A timestamp parameter in milliseconds: unix seconds (float) or RFC 3339.
@@ -318,38 +296,10 @@ async fn series(
         for group in &groups {
             all.extend(state.store.series(group, start, end)?);
         }
-        Ok(list_response(all, limit, json::write_labels))
+        Ok(crate::params::list_response(all, limit, json::write_labels))
     })
     .await?;
     Ok(json_response(body))
-}
-
-/// `{"status":"success","data":[...]}` of the sorted, de-duplicated items, cut
-/// at `limit` with Prometheus's truncation warning.
-fn list_response<T: Ord>(mut items: Vec<T>, limit: Option<usize>, write_item: impl Fn(&mut String, &T)) -> String {
-    items.sort();
-    items.dedup();
-    let truncated = limit.is_some_and(|limit| items.len() > limit);
-    if let Some(limit) = limit {
-        items.truncate(limit);
-    }
-    let mut body = String::from("{\"status\":\"success\",\"data\":[");
-    for (index, item) in items.iter().enumerate() {
-        if index > 0 {
-            body.push(',');
-        }
-        write_item(&mut body, item);
-    }
-    body.push(']');
-    if truncated {
-        body.push_str(",\"warnings\":[\"results truncated due to limit\"]");
-    }
-    body.push('}');
-    body
-}
-
-fn string_list_response(values: Vec<String>, limit: Option<usize>) -> String {
-    list_response(values, limit, |out, value| json::write_string(out, value))
 }
 
 async fn labels(

@@ -1,0 +1,89 @@
+//! The three alert expressions alertbook ships, on data that fires them and data that does not.
+
+use super::*;
+
+const PII: &str = r#"sum(count_over_time({job="faro"} | pii_match_rule != "" | pii_excluded != "true" [24h])) > 5"#;
+const SSO: &str =
+    r#"sum by (tenant_id) (count_over_time({service_name="busflow_grafana"} | logfmt | sso_claim="missing" [5m])) > 0"#;
+const TRAEFIK: &str = r#"sum by (ServiceName, BackendAddr) (count_over_time({job="traefik", log_type="access"} | json | DownstreamStatus = 504 | BackendAddr !~ `10\.0\.1\.[0-9]+(:[0-9]+)?` [5m])) > 0"#;
+
+#[test]
+fn the_shipped_alerts_parse_as_metric_queries() {
+    for query in [PII, SSO, TRAEFIK] {
+        let expr = logql::parse(query).unwrap_or_else(|error| panic!("{query}: {error}"));
+        assert!(expr.is_metric(), "{query}");
+        assert_eq!(logql::selectors(&expr).len(), 1);
+    }
+}
+
+#[test]
+fn pii_alert_counts_metadata_matches_that_are_not_excluded() {
+    let mut source = MemSource::default();
+    let stream = [("job", "faro"), ("app", "web")];
+    for index in 0..6 {
+        source.push_with_metadata(&stream, at(index * 60), "form submitted", &[("pii_match_rule", "email")]);
+    }
+    source.push_with_metadata(&stream, at(400), "excluded", &[("pii_match_rule", "email"), ("pii_excluded", "true")]);
+    source.push(&stream, at(500), "clean");
+    source.push_with_metadata(&[("job", "other")], at(500), "other job", &[("pii_match_rule", "email")]);
+    assert_eq!(vector(&source, PII, at(3600)), vec![(Labels::empty(), 6.0)]);
+    // Out of the 24h window: nothing fires.
+    assert!(vector(&source, PII, at(25 * 3600)).is_empty());
+    // Five matches are not enough.
+    let mut fewer = MemSource::default();
+    for index in 0..5 {
+        fewer.push_with_metadata(&stream, at(index), "x", &[("pii_match_rule", "phone")]);
+    }
+    assert!(vector(&fewer, PII, at(60)).is_empty());
+}
+
+#[test]
+fn sso_alert_groups_by_tenant() {
+    let mut source = MemSource::default();
+    let stream = [("service_name", "busflow_grafana")];
+    source.push(&stream, at(10), r#"level=warn msg="login" sso_claim=missing tenant_id=acme"#);
+    source.push(&stream, at(20), r#"level=warn msg="login" sso_claim=missing tenant_id=acme"#);
+    source.push(&stream, at(30), r#"level=warn msg="login" sso_claim=missing tenant_id=globex"#);
+    source.push(&stream, at(40), r#"level=info msg="login" sso_claim=present tenant_id=initech"#);
+    source.push(&stream, at(50), "not logfmt at all \"");
+    let result = vector(&source, SSO, at(120));
+    assert_eq!(result, vec![(labels(&[("tenant_id", "acme")]), 2.0), (labels(&[("tenant_id", "globex")]), 1.0)]);
+    assert!(vector(&source, SSO, at(1000)).is_empty());
+}
+
+#[test]
+fn traefik_alert_finds_504s_outside_the_internal_backends() {
+    let mut source = MemSource::default();
+    let stream = [("job", "traefik"), ("log_type", "access")];
+    let line = |status: u16, backend: &str| {
+        format!(
+            r#"{{"ClientHost":"203.0.113.9","DownstreamStatus":{status},"ServiceName":"api@docker","BackendAddr":"{backend}","RequestMethod":"GET","Duration":1200000}}"#
+        )
+    };
+    source.push(&stream, at(10), &line(504, "10.0.2.7:8080"));
+    source.push(&stream, at(20), &line(504, "10.0.2.7:8080"));
+    source.push(&stream, at(30), &line(504, "10.0.1.5:8080"));
+    source.push(&stream, at(40), &line(200, "10.0.2.7:8080"));
+    source.push(&stream, at(50), &line(504, "10.0.1.12"));
+    source.push(&[("job", "traefik"), ("log_type", "error")], at(60), &line(504, "10.9.9.9:1"));
+    let result = vector(&source, TRAEFIK, at(240));
+    assert_eq!(result, vec![(labels(&[("BackendAddr", "10.0.2.7:8080"), ("ServiceName", "api@docker")]), 2.0)]);
+    let range = Engine::default()
+        .range_query(&source, TRAEFIK, at(0), at(600), 60 * SECOND, 100, Direction::Backward)
+        .expect("range query");
+    let QueryValue::Matrix(matrix) = range else { panic!("matrix") };
+    assert_eq!(matrix.len(), 1);
+    let times: Vec<i64> = matrix[0].points.iter().map(|point| (point.0 - T0) / SECOND).collect();
+    assert_eq!(times, vec![60, 120, 180, 240, 300]);
+}
+
+#[test]
+fn traefik_alert_fails_like_loki_on_lines_that_are_not_json() {
+    let mut source = MemSource::default();
+    source.push(&[("job", "traefik"), ("log_type", "access")], at(10), "plain text line");
+    let error = query_error(&source, &TRAEFIK.replace("[5m]", "[1h]"));
+    assert!(matches!(error, logql::Error::Pipeline { ref error, .. } if error == "JSONParserErr"), "{error}");
+    assert!(error.is_bad_request());
+    let filtered = TRAEFIK.replace("| json |", r#"| json | __error__="" |"#);
+    assert!(vector(&source, &filtered, at(60)).is_empty());
+}

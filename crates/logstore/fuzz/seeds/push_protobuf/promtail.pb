@@ -1,0 +1,7 @@
+
+k
+{job="x", a="b\"q"}(
+─Бо╙hello world
+trace_idabc(
+─Бо╙hello world
+trace_idabc
