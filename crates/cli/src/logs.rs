@@ -20,14 +20,14 @@ pub(crate) struct LogFlags {
     /// How long log entries are kept. Default: the catalog's `retention` contract for the
     /// `loki` store (336h in the Busflow catalog), else 336h. 0: forever.
     #[arg(long = "logs.retention.time", value_name = "DURATION", value_parser = crate::parse_duration_flag)]
-    pub(crate) retention_time: Option<Duration>,
+    pub(crate) log_retention_time: Option<Duration>,
     /// Most bytes log blocks and the log write-ahead log may take together (e.g. 50GB);
     /// the oldest blocks are removed first. 0: no limit.
     #[arg(long = "logs.retention.size", value_name = "BYTES", default_value = "0", value_parser = crate::storage::parse_bytes)]
-    pub(crate) retention_size: u64,
+    pub(crate) log_retention_size: u64,
     /// Most log streams the store holds; pushes creating more are refused with 429.
     #[arg(long = "logs.max-streams", value_name = "N", default_value_t = 100_000)]
-    pub(crate) max_streams: usize,
+    pub(crate) log_max_streams: usize,
 }
 
 /// The log retention of the catalog's `retention` contract for the `loki` store.
@@ -72,12 +72,12 @@ pub(crate) fn open(
     flags: &LogFlags,
 ) -> anyhow::Result<Arc<server::LogService>> {
     let directory = data.join("logs");
-    let retention_time = flags.retention_time.or_else(|| catalog_retention(catalog)).unwrap_or(DEFAULT_RETENTION);
+    let retention_time = flags.log_retention_time.or_else(|| catalog_retention(catalog)).unwrap_or(DEFAULT_RETENTION);
     let options = logstore::LogStoreOptions {
         fsync,
         retention_time: if retention_time.is_zero() { Duration::from_secs(u32::MAX.into()) } else { retention_time },
-        retention_size_bytes: (flags.retention_size > 0).then_some(flags.retention_size),
-        max_streams: flags.max_streams,
+        retention_size_bytes: (flags.log_retention_size > 0).then_some(flags.log_retention_size),
+        max_streams: flags.log_max_streams,
         ..logstore::LogStoreOptions::default()
     };
     let started = Instant::now();

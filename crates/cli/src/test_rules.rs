@@ -327,7 +327,8 @@ fn load_redaction(base: &Path, raw: &RawRedaction) -> anyhow::Result<pii::Stream
     let rules = pii::RuleSet::from_yaml(&text, &rules_path.display().to_string())?;
     let mut exclusions = Vec::new();
     if let Some(path) = &raw.exclusions {
-        let source = catalog::SourceFile::read(&base.join(path)).map_err(|diagnostic| anyhow::anyhow!("{diagnostic}"))?;
+        let source =
+            catalog::SourceFile::read(&base.join(path)).map_err(|diagnostic| anyhow::anyhow!("{diagnostic}"))?;
         let mut errors = Vec::new();
         let contract = catalog::contracts::load_contract(&source, &mut errors);
         if let Some(error) = errors.first() {
@@ -343,7 +344,8 @@ fn load_redaction(base: &Path, raw: &RawRedaction) -> anyhow::Result<pii::Stream
 fn log_streams(raw: &[RawLogStream], start_ms: i64) -> Result<Vec<logstore::push::PushStream>, String> {
     let mut streams = Vec::new();
     for (stream_index, stream) in raw.iter().enumerate() {
-        let labels = tsdb::Labels::from_pairs(stream.stream.iter().map(|(name, value)| (name.as_str(), value.as_str())));
+        let labels =
+            tsdb::Labels::from_pairs(stream.stream.iter().map(|(name, value)| (name.as_str(), value.as_str())));
         if labels.is_empty() {
             return Err(format!("input_logs[{stream_index}]: the stream has no labels"));
         }

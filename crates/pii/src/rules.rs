@@ -20,8 +20,9 @@
 //! A rule's regex runs only where its prefilter fires; a rule without one runs
 //! on every whole line (correct, but slow). The prefilter keys:
 //!
-//! - `literals`: ASCII case-insensitive strings every match contains or
-//!   touches; the regex runs on the span around each occurrence, bounded by
+//! - `literals`: strings every match contains, looked for as written, in
+//!   lower case, in upper case, capitalized and in title case (`bearer`,
+//!   `BEARER`, `Bearer`, `Api-Key`); the regex runs on the span around each occurrence, bounded by
 //!   `,{}[]<>` and line breaks (and at most 1 KiB on each side).
 //! - `digits: [min, max]`, `min_dots`, `plus`, `letters_before`: a numeric run
 //!   (digits joined by at most two of ` -./()`, with a `(` or `+` just before
@@ -30,11 +31,16 @@
 //!   it follows exactly `letters_before` uppercase letters (the window then
 //!   starts at those letters and runs on over letters, digits and single
 //!   spaces: an IBAN's country code and groups). Keys not given do not restrict.
-//! - `hex_colons: n`: a run of hex digits and colons holding at least `n` colons.
+//!   Matches are assumed to start at a word boundary: a run whose first digit
+//!   follows an ASCII letter or digit is skipped (except by `letters_before`
+//!   rules, whose letters are exactly those), which keeps hex ids cheap.
+//! - `hex_colons: n`: a run of hex digits and colons holding at least `n`
+//!   colons, found from a decimal digit next to a colon.
 
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use memchr::memmem;
 use regex_automata::meta;
 use regex_automata::util::syntax;
 use serde::Deserialize;
@@ -43,6 +49,10 @@ use crate::error::{Error, RuleProblem};
 use crate::validate::Validator;
 
 const DEFAULT_REDACTION: &str = "[REDACTED:{id}]";
+/// Literals shorter than this are searched one by one with memchr/memmem: in
+/// a packed (Teddy) set they would shrink every pattern's fingerprint to one
+/// byte and make common letters candidates.
+const PACKED_MINIMUM: usize = 3;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -150,10 +160,14 @@ pub struct RuleSet {
 #[derive(Debug)]
 pub(crate) struct Compiled {
     pub(crate) rules: Vec<Rule>,
-    /// The literal hints of every rule, ASCII case-insensitive.
+    /// The literal hints of at least three bytes, in each case variant
+    /// (searched with Teddy, SIMD).
     pub(crate) literals: Option<AhoCorasick>,
     /// For each literal pattern index, the rules it belongs to.
     pub(crate) literal_rules: Vec<Vec<usize>>,
+    /// The shorter literal hints (`@`, `::`), each searched on its own with
+    /// memchr/memmem, and the rules each belongs to.
+    pub(crate) short_literals: Vec<(memmem::Finder<'static>, Vec<usize>)>,
 }
 
 impl RuleSet {
@@ -170,6 +184,7 @@ impl RuleSet {
         let mut rules: Vec<Rule> = Vec::new();
         let mut literal_patterns: Vec<String> = Vec::new();
         let mut literal_rules: Vec<Vec<usize>> = Vec::new();
+        let mut short_literals: Vec<(String, Vec<usize>)> = Vec::new();
         if raw.rules.is_empty() {
             problems.push(RuleProblem { rule_id: String::new(), message: "the file has no rules".to_owned() });
         }
@@ -228,12 +243,20 @@ impl RuleSet {
             let Some(regex) = regex else { continue };
             let index = rules.len();
             for literal in &prefilter.literals {
-                let lowered = literal.to_ascii_lowercase();
-                match literal_patterns.iter().position(|known| *known == lowered) {
-                    Some(position) => literal_rules[position].push(index),
-                    None => {
-                        literal_patterns.push(lowered);
-                        literal_rules.push(vec![index]);
+                for variant in case_variants(literal) {
+                    if variant.len() < PACKED_MINIMUM {
+                        match short_literals.iter_mut().find(|(known, _)| *known == variant) {
+                            Some((_, owners)) => owners.push(index),
+                            None => short_literals.push((variant, vec![index])),
+                        }
+                        continue;
+                    }
+                    match literal_patterns.iter().position(|known| *known == variant) {
+                        Some(position) => literal_rules[position].push(index),
+                        None => {
+                            literal_patterns.push(variant);
+                            literal_rules.push(vec![index]);
+                        }
                     }
                 }
             }
@@ -263,11 +286,7 @@ impl RuleSet {
         let literals = if literal_patterns.is_empty() {
             None
         } else {
-            match AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .build(&literal_patterns)
-            {
+            match AhoCorasickBuilder::new().match_kind(MatchKind::Standard).build(&literal_patterns) {
                 Ok(searcher) => Some(searcher),
                 Err(error) => {
                     problems.push(RuleProblem {
@@ -281,7 +300,11 @@ impl RuleSet {
         if !problems.is_empty() {
             return Err(Error::Rules { file: file_name.to_owned(), problems });
         }
-        Ok(RuleSet { inner: Arc::new(Compiled { rules, literals, literal_rules }) })
+        let short_literals = short_literals
+            .into_iter()
+            .map(|(literal, owners)| (memmem::Finder::new(literal.as_bytes()).into_owned(), owners))
+            .collect();
+        Ok(RuleSet { inner: Arc::new(Compiled { rules, literals, literal_rules, short_literals }) })
     }
 
     /// The rules in file order.
@@ -302,6 +325,29 @@ fn compile(pattern: &str) -> Result<meta::Regex, String> {
         .syntax(syntax::Config::new().unicode(false).utf8(true))
         .build(pattern)
         .map_err(|error| error.to_string().split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// A literal as written, in lower case, in upper case, capitalized and in
+/// title case (`Api-Key`): the
+/// spellings a case-insensitive hint meets in practice. (A case-insensitive
+/// Aho-Corasick automaton would cover every mixed spelling too, but it cannot
+/// use the SIMD packed searcher, which is most of the prefilter's speed.)
+fn case_variants(literal: &str) -> Vec<String> {
+    let lower = literal.to_ascii_lowercase();
+    let mut capitalized = lower.clone();
+    if let Some(first) = capitalized.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    let mut title = String::with_capacity(lower.len());
+    let mut word_start = true;
+    for character in lower.chars() {
+        title.push(if word_start { character.to_ascii_uppercase() } else { character });
+        word_start = !character.is_ascii_alphanumeric();
+    }
+    let mut variants = vec![literal.to_owned(), lower, literal.to_ascii_uppercase(), capitalized, title];
+    variants.sort();
+    variants.dedup();
+    variants
 }
 
 fn first_line(text: &str) -> String {

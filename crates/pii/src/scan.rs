@@ -4,13 +4,17 @@
 //! One line is scanned in three steps, none of which allocates when the line
 //! is clean:
 //!
-//! 1. The rules' literal hints (`@`, `eyJ`, `bearer`, key prefixes, `::`) are
-//!    searched at once with Aho-Corasick (SIMD, ASCII case-insensitive). Each
-//!    hit selects a window around it, bounded by `,{}[]<>` and line breaks.
-//! 2. A word-at-a-time pass jumps from digit to digit; each digit starts a
-//!    numeric run (digits joined by up to two of ` -./()`), whose digit and dot
-//!    counts decide which numeric rules look at it, and a hex/colon cluster
-//!    next to it is measured for the `hex_colons` rules.
+//! 1. The rules' literal hints of three bytes or more (`eyJ`, `bearer`, key
+//!    prefixes) are searched at once with Aho-Corasick's packed SIMD searcher
+//!    (Teddy), the shorter ones (`@`, `::`) each with memchr/memmem. Each hit
+//!    selects a window around it, bounded by `,{}[]<>` and line breaks.
+//! 2. A word-at-a-time pass jumps from digit to digit. A digit inside a word
+//!    (after a letter or digit: hex ids, `x86_64`) is skipped at once, unless
+//!    an uppercase letter precedes it (an IBAN's country code). Any other
+//!    digit starts a numeric run (digits joined by up to two of ` -./()`),
+//!    whose digit and dot counts decide which numeric rules look at it; a
+//!    digit next to a colon measures the hex/colon cluster around it for the
+//!    `hex_colons` rules.
 //! 3. Each selected rule's regex runs on its window only. The window is a span
 //!    of the whole line, so `\b` and other look-around see the real
 //!    neighbours: a window search finds what a whole-line search finds there.
@@ -209,22 +213,41 @@ fn is_hint_boundary(byte: u8) -> bool {
 }
 
 fn search_literals(compiled: &Compiled, bytes: &[u8], candidates: &mut Vec<Candidate>, searched: &mut Searched) {
+    for (finder, rules) in &compiled.short_literals {
+        for hit_start in finder.find_iter(bytes) {
+            let hit_end = hit_start + finder.needle().len();
+            search_hint(compiled, bytes, rules, hit_start, hit_end, candidates, searched);
+        }
+    }
     let Some(searcher) = &compiled.literals else { return };
     for hit in searcher.find_iter(bytes) {
         let Some(rules) = compiled.literal_rules.get(hit.pattern().as_usize()) else { continue };
-        let lowest = hit.start().saturating_sub(HINT_REACH);
-        let mut start = hit.start();
-        while start > lowest && !is_hint_boundary(bytes[start - 1]) {
-            start -= 1;
-        }
-        let highest = hit.end().saturating_add(HINT_REACH).min(bytes.len());
-        let mut end = hit.end();
-        while end < highest && !is_hint_boundary(bytes[end]) {
-            end += 1;
-        }
-        for &rule in rules {
-            search_window(compiled, bytes, rule, start, end, candidates, searched);
-        }
+        search_hint(compiled, bytes, rules, hit.start(), hit.end(), candidates, searched);
+    }
+}
+
+/// Runs `rules` on the window around a literal hint at `hit_start..hit_end`.
+fn search_hint(
+    compiled: &Compiled,
+    bytes: &[u8],
+    rules: &[usize],
+    hit_start: usize,
+    hit_end: usize,
+    candidates: &mut Vec<Candidate>,
+    searched: &mut Searched,
+) {
+    let lowest = hit_start.saturating_sub(HINT_REACH);
+    let mut start = hit_start.min(bytes.len());
+    while start > lowest && !is_hint_boundary(bytes[start - 1]) {
+        start -= 1;
+    }
+    let highest = hit_end.saturating_add(HINT_REACH).min(bytes.len());
+    let mut end = hit_end.min(highest);
+    while end < highest && !is_hint_boundary(bytes[end]) {
+        end += 1;
+    }
+    for &rule in rules {
+        search_window(compiled, bytes, rule, start, end, candidates, searched);
     }
 }
 
@@ -261,7 +284,6 @@ fn is_run_separator(byte: u8) -> bool {
 struct NumericRun {
     /// The first digit, or the `(`/`+` just before it.
     start: usize,
-    first_digit: usize,
     /// After the last digit.
     end: usize,
     digits: u32,
@@ -298,7 +320,7 @@ fn numeric_run(bytes: &[u8], first_digit: usize) -> NumericRun {
         }
         break;
     }
-    NumericRun { start, first_digit, end, digits, dots }
+    NumericRun { start, end, digits, dots }
 }
 
 fn search_numeric(compiled: &Compiled, bytes: &[u8], candidates: &mut Vec<Candidate>, searched: &mut Searched) {
@@ -309,6 +331,23 @@ fn search_numeric(compiled: &Compiled, bytes: &[u8], candidates: &mut Vec<Candid
     let mut from = 0;
     let mut hex_done_until = 0;
     while let Some(first_digit) = next_digit(bytes, from) {
+        let previous = first_digit.checked_sub(1).and_then(|index| bytes.get(index)).copied();
+        if previous.is_some_and(|byte| byte.is_ascii_alphanumeric()) {
+            // Inside a word (a hex id, a version such as x86_64): no match can
+            // start here, except one that starts at the letters before.
+            let mut end = first_digit;
+            while bytes.get(end).is_some_and(u8::is_ascii_digit) {
+                end += 1;
+            }
+            if previous.is_some_and(|byte| byte.is_ascii_uppercase()) {
+                search_after_letters(compiled, bytes, first_digit, candidates, searched);
+            }
+            if bytes.get(end) == Some(&b':') && first_digit >= hex_done_until {
+                hex_done_until = search_hex(compiled, bytes, first_digit, candidates, searched);
+            }
+            from = end;
+            continue;
+        }
         let run = numeric_run(bytes, first_digit);
         from = run.end.max(first_digit + 1);
         for (index, rule) in compiled.rules.iter().enumerate() {
@@ -321,25 +360,57 @@ fn search_numeric(compiled: &Compiled, bytes: &[u8], candidates: &mut Vec<Candid
             {
                 continue;
             }
-            match trigger.letters_before {
-                None => search_window(compiled, bytes, index, run.start, run.end, candidates, searched),
-                Some(letters) => {
-                    if let Some((start, end)) = letters_window(bytes, run.first_digit, letters as usize) {
-                        search_window(compiled, bytes, index, start, end, candidates, searched);
-                    }
-                }
+            if trigger.letters_before.is_none() {
+                search_window(compiled, bytes, index, run.start, run.end, candidates, searched);
             }
         }
-        if first_digit >= hex_done_until && next_to_hex_or_colon(bytes, first_digit, run.end) {
-            let (start, end, colons) = hex_cluster(bytes, first_digit);
-            hex_done_until = end;
-            for (index, rule) in compiled.rules.iter().enumerate() {
-                if rule.hex_colons.is_some_and(|minimum| colons >= minimum) {
-                    search_window(compiled, bytes, index, start, end, candidates, searched);
-                }
-            }
+        let next_to_colon = previous == Some(b':') || bytes.get(run.end) == Some(&b':');
+        if next_to_colon && first_digit >= hex_done_until {
+            hex_done_until = search_hex(compiled, bytes, first_digit, candidates, searched);
         }
     }
+}
+
+/// The `letters_before` rules for a digit that follows an uppercase letter.
+fn search_after_letters(
+    compiled: &Compiled,
+    bytes: &[u8],
+    first_digit: usize,
+    candidates: &mut Vec<Candidate>,
+    searched: &mut Searched,
+) {
+    let mut digits = 0u32;
+    while bytes.get(first_digit + digits as usize).is_some_and(u8::is_ascii_digit) && digits < 2 {
+        digits += 1;
+    }
+    for (index, rule) in compiled.rules.iter().enumerate() {
+        let Some(trigger) = rule.numeric else { continue };
+        let Some(letters) = trigger.letters_before else { continue };
+        if digits < trigger.min_digits.min(2) {
+            continue;
+        }
+        if let Some((start, end)) = letters_window(bytes, first_digit, letters as usize) {
+            search_window(compiled, bytes, index, start, end, candidates, searched);
+        }
+    }
+}
+
+/// The `hex_colons` rules on the hex/colon cluster around `position`; returns
+/// the cluster's end.
+fn search_hex(
+    compiled: &Compiled,
+    bytes: &[u8],
+    position: usize,
+    candidates: &mut Vec<Candidate>,
+    searched: &mut Searched,
+) -> usize {
+    let (start, end, colons) = hex_cluster(bytes, position);
+    for (index, rule) in compiled.rules.iter().enumerate() {
+        if rule.hex_colons.is_some_and(|minimum| colons >= minimum) {
+            search_window(compiled, bytes, index, start, end, candidates, searched);
+        }
+    }
+    end
 }
 
 /// The window of a run that follows exactly `letters` uppercase letters: from
@@ -368,15 +439,6 @@ fn letters_window(bytes: &[u8], first_digit: usize, letters: usize) -> Option<(u
 
 fn is_hex_or_colon(byte: u8) -> bool {
     byte.is_ascii_hexdigit() || byte == b':'
-}
-
-fn next_to_hex_or_colon(bytes: &[u8], first_digit: usize, end: usize) -> bool {
-    let before = first_digit.checked_sub(1).and_then(|index| bytes.get(index)).copied();
-    let after = bytes.get(end).copied();
-    [before, after]
-        .into_iter()
-        .flatten()
-        .any(|byte| byte == b':' || (byte.is_ascii_hexdigit() && !byte.is_ascii_digit()))
 }
 
 /// The run of hex digits and colons around `position` and its colon count.

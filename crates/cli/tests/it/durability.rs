@@ -108,7 +108,7 @@ fn sigkill_across_checkpoints_loses_and_duplicates_no_sample() {
 }
 
 /// Sends SIGTERM and waits for the process to exit cleanly.
-fn stop_gracefully(mut server: Server) {
+pub(crate) fn stop_gracefully(mut server: Server) {
     let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().expect("kill runs");
     assert!(status.success());
     let exit = server.child.wait().expect("wait");

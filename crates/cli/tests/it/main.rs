@@ -2,6 +2,7 @@
 
 mod alerting;
 mod durability;
+mod logs;
 mod scraping;
 
 use std::path::{Path, PathBuf};

@@ -236,3 +236,37 @@ fn limits_are_enforced() {
     assert!(!error.is_bad_request());
     assert_eq!(error.to_string(), "log store: disk on fire");
 }
+
+#[test]
+fn parser_parameters_and_label_stages() {
+    let source = app_source();
+    let result = streams(
+        &source,
+        r##"{job="api"} | json level, status | keep level, status=~"5..""##,
+        at(0),
+        at(10),
+        10,
+        Direction::Forward,
+    );
+    assert_eq!(result.len(), 2);
+    assert_eq!(result[0].labels, labels(&[("level", "error"), ("status", "503")]));
+    assert_eq!(result[1].labels, labels(&[("level", "info")]));
+    let result = streams(
+        &source,
+        r#"{job="app"} | logfmt | drop ip=~"10\\..*", msg, size, duration, level | user="alice""#,
+        at(0),
+        at(10),
+        10,
+        Direction::Forward,
+    );
+    assert_eq!(result[0].labels, labels(&[("env", "prod"), ("job", "app"), ("user", "alice")]));
+    let renamed = streams(
+        &source,
+        r#"{job="app"} | logfmt user | label_format person=user"#,
+        at(0),
+        at(2),
+        10,
+        Direction::Forward,
+    );
+    assert_eq!(renamed[0].labels, labels(&[("env", "prod"), ("job", "app"), ("person", "alice")]));
+}

@@ -265,3 +265,35 @@ fn parser_hints_do_not_change_results() {
         assert_eq!(vector(&source, hinted, at(100)), expected, "{hinted}");
     }
 }
+
+#[test]
+fn unwrap_forms_and_offsets_in_range_queries() {
+    let source = source();
+    assert_eq!(
+        one(
+            &source,
+            r#"sum_over_time({job="web"} | logfmt | unwrap duration_seconds(latency) [30s]) by (job)"#,
+            at(30)
+        ),
+        0.06
+    );
+    let grouped = vector(
+        &source,
+        r#"quantile_over_time(0.5, {job="web"} | logfmt | unwrap duration(latency) [5m]) by (status)"#,
+        at(300),
+    );
+    assert_eq!(grouped.len(), 2);
+    let result = Engine::default()
+        .range_query(
+            &source,
+            r#"count_over_time({job="db"}[1m] offset 1m)"#,
+            at(60),
+            at(180),
+            60 * SECOND,
+            10,
+            Direction::Backward,
+        )
+        .expect("range query");
+    let QueryValue::Matrix(matrix) = result else { panic!("matrix") };
+    assert_eq!(matrix[0].points, vec![(at(120), 2.0), (at(180), 2.0)]);
+}

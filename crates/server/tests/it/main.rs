@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 
+mod loki_api;
 mod prometheus_api;
 mod remote_write;
 mod rules_api;
