@@ -1,10 +1,12 @@
-//! `alertbook replay`: recorded metrics through the rules, as if live.
+//! `alertbook replay`: recorded metrics and logs through the rules, as if live.
 //!
-//! Loads a timestamped OpenMetrics (or Prometheus text) file into a fresh
-//! in-memory store, evaluates every metrics group at its interval (or every
-//! `--step`) from `--from` to `--to`, and prints one JSON line per alert state
-//! change: `pending`, `firing`, `resolved` (a firing alert that stopped), and
-//! `inactive` (a pending alert that stopped before firing).
+//! Loads timestamped OpenMetrics (or Prometheus text) files into a fresh
+//! in-memory store and Loki push JSON files into a log store of its own
+//! (redacted with the catalog's PII rules, as at ingest), evaluates every
+//! metrics and logs group at its interval (or every `--step`) from `--from`
+//! to `--to`, and prints one JSON line per alert state change: `pending`,
+//! `firing`, `resolved` (a firing alert that stopped), and `inactive` (a
+//! pending alert that stopped before firing).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,9 +17,10 @@ use anyhow::Context;
 
 #[derive(Debug, clap::Args)]
 pub struct Arguments {
-    /// OpenMetrics file with timestamps (Prometheus text format when it lacks `# EOF`).
-    #[arg(long, value_name = "FILE")]
-    data: PathBuf,
+    /// Recorded data (repeatable): OpenMetrics with timestamps (Prometheus text format when
+    /// it lacks `# EOF`), or logs as a Loki push JSON body (`{"streams": [...]}`).
+    #[arg(long, value_name = "FILE", required = true)]
+    data: Vec<PathBuf>,
     /// Rule files or directories of rule files [default: the catalog's metric rules].
     #[arg(long, value_name = "PATH", num_args = 1..)]
     rules: Vec<PathBuf>,
@@ -62,24 +65,66 @@ fn rule_paths(inputs: &[PathBuf]) -> Vec<PathBuf> {
     paths
 }
 
+/// Whether a data file is a Loki push JSON body rather than metrics text.
+fn is_log_push(bytes: &[u8]) -> bool {
+    bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// The time range the data covers, in milliseconds.
+#[derive(Default)]
+struct Covered(Option<(i64, i64)>);
+
+impl Covered {
+    fn add(&mut self, first: i64, last: i64) {
+        self.0 = Some(match self.0 {
+            None => (first, last),
+            Some((start, end)) => (start.min(first), end.max(last)),
+        });
+    }
+}
+
 pub fn run(arguments: &Arguments) -> anyhow::Result<ExitCode> {
     let store = Arc::new(tsdb::MemStore::new());
-    let text_head =
-        std::fs::read(&arguments.data).with_context(|| format!("cannot read {}", arguments.data.display()))?;
-    let format = if String::from_utf8_lossy(&text_head).trim_end().ends_with("# EOF") {
-        ingest::Format::OpenMetrics
-    } else {
-        ingest::Format::PrometheusText
-    };
-    drop(text_head);
-    let options = ingest::BackfillOptions { format, ..ingest::BackfillOptions::default() };
-    let report = ingest::load_file(&arguments.data, &store, &options)?;
-    for error in &report.errors {
-        eprintln!("{}:{}: warning: {}", arguments.data.display(), error.line, error.message);
+    let log_input = crate::log_input::LogInput::new()?;
+    let mut covered = Covered::default();
+    let mut catalog: Option<catalog::Catalog> = None;
+    for path in &arguments.data {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if is_log_push(&bytes) {
+            let streams = logstore::push::decode_json(&bytes).with_context(|| format!("{}", path.display()))?;
+            if catalog.is_none() {
+                catalog = Some(crate::load_catalog(&arguments.catalog)?);
+            }
+            let redaction = match &catalog {
+                Some(catalog) => crate::logs::redaction(catalog, &[pii::DEFAULT_STREAMS.to_owned()])?,
+                None => None,
+            };
+            if let Some((first, last)) = log_input.append(streams, redaction.as_ref())? {
+                covered.add(first.div_euclid(1_000_000), last.div_euclid(1_000_000));
+            }
+            continue;
+        }
+        let format = if String::from_utf8_lossy(&bytes).trim_end().ends_with("# EOF") {
+            ingest::Format::OpenMetrics
+        } else {
+            ingest::Format::PrometheusText
+        };
+        drop(bytes);
+        let options = ingest::BackfillOptions { format, ..ingest::BackfillOptions::default() };
+        let report = ingest::load_file(path, &store, &options)?;
+        for error in &report.errors {
+            eprintln!("{}:{}: warning: {}", path.display(), error.line, error.message);
+        }
+        if let (Some(first), Some(last)) = (report.min_timestamp, report.max_timestamp) {
+            covered.add(first, last);
+        }
     }
 
     let (files, static_series) = if arguments.rules.is_empty() {
-        let catalog = crate::load_catalog(&arguments.catalog)?;
+        let catalog = match catalog {
+            Some(catalog) => catalog,
+            None => crate::load_catalog(&arguments.catalog)?,
+        };
         let budgets = rules::budgets::budget_series(&catalog);
         (catalog.rule_files, budgets)
     } else {
@@ -90,11 +135,11 @@ pub fn run(arguments: &Arguments) -> anyhow::Result<ExitCode> {
 
     let start_ms = match &arguments.from {
         Some(text) => parse_time(text)?,
-        None => report.min_timestamp.context("the data file holds no sample; give --from and --to")?,
+        None => covered.0.map(|(first, _)| first).context("the data holds no sample or entry; give --from and --to")?,
     };
     let end_ms = match &arguments.to {
         Some(text) => parse_time(text)?,
-        None => report.max_timestamp.context("the data file holds no sample; give --from and --to")?,
+        None => covered.0.map(|(_, last)| last).context("the data holds no sample or entry; give --from and --to")?,
     };
     anyhow::ensure!(start_ms <= end_ms, "--from is after --to");
 
@@ -102,6 +147,7 @@ pub fn run(arguments: &Arguments) -> anyhow::Result<ExitCode> {
     let datasource = rules::EmbeddedDatasource::new(store, engine);
     let mut manager_options = rules::ManagerOptions::embedded(datasource);
     manager_options.static_series = static_series;
+    manager_options.logs_datasource = Some(log_input.datasource());
     let manager = rules::Manager::new(&files, manager_options);
 
     // Every (time, group) evaluation in time order; groups of one time in file order.

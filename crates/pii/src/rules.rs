@@ -39,7 +39,7 @@
 
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind, packed};
 use memchr::memmem;
 use regex_automata::meta;
 use regex_automata::util::syntax;
@@ -139,6 +139,14 @@ impl Rule {
     }
 }
 
+/// The search for the long literal hints: Teddy (SIMD) when the CPU and the
+/// pattern count allow it, an Aho-Corasick automaton otherwise.
+#[derive(Debug)]
+pub(crate) enum LiteralSearcher {
+    Packed(packed::Searcher),
+    Automaton(AhoCorasick),
+}
+
 /// When a numeric run is a candidate for a rule (see the module docs).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct NumericTrigger {
@@ -162,7 +170,7 @@ pub(crate) struct Compiled {
     pub(crate) rules: Vec<Rule>,
     /// The literal hints of at least three bytes, in each case variant
     /// (searched with Teddy, SIMD).
-    pub(crate) literals: Option<AhoCorasick>,
+    pub(crate) literals: Option<LiteralSearcher>,
     /// For each literal pattern index, the rules it belongs to.
     pub(crate) literal_rules: Vec<Vec<usize>>,
     /// The shorter literal hints (`@`, `::`), each searched on its own with
@@ -283,11 +291,18 @@ impl RuleSet {
                 }
             }
         }
+        let packed = packed::Config::new()
+            .match_kind(packed::MatchKind::LeftmostFirst)
+            .builder()
+            .extend(&literal_patterns)
+            .build();
         let literals = if literal_patterns.is_empty() {
             None
+        } else if let Some(searcher) = packed {
+            Some(LiteralSearcher::Packed(searcher))
         } else {
             match AhoCorasickBuilder::new().match_kind(MatchKind::Standard).build(&literal_patterns) {
-                Ok(searcher) => Some(searcher),
+                Ok(searcher) => Some(LiteralSearcher::Automaton(searcher)),
                 Err(error) => {
                     problems.push(RuleProblem {
                         rule_id: String::new(),

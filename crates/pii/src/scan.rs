@@ -32,7 +32,7 @@ use std::borrow::Cow;
 
 use regex_automata::Input;
 
-use crate::rules::{Compiled, RuleSet};
+use crate::rules::{Compiled, LiteralSearcher, RuleSet};
 
 /// The most a literal hint's window reaches on each side of the hint.
 const HINT_REACH: usize = 1024;
@@ -138,10 +138,10 @@ impl Redactor {
         let mut candidates = Vec::new();
         let mut searched = Searched { windows: Vec::new() };
         search_literals(compiled, bytes, &mut candidates, &mut searched);
-        search_numeric(compiled, bytes, &mut candidates, &mut searched);
+        search_numeric(compiled, bytes, &mut candidates);
         for (index, rule) in compiled.rules.iter().enumerate() {
             if rule.is_unfiltered() {
-                search_window(compiled, bytes, index, 0, bytes.len(), &mut candidates, &mut searched);
+                search_window(compiled, bytes, index, 0, bytes.len(), &mut candidates);
             }
         }
         if candidates.is_empty() {
@@ -180,7 +180,8 @@ impl Redactor {
 }
 
 /// Runs rule `rule` on `bytes[start..end]` (look-around sees the whole line)
-/// and keeps the validated matches.
+/// and keeps the validated matches. Numeric windows never repeat in a line
+/// (runs are disjoint); hint windows are deduplicated by the caller.
 fn search_window(
     compiled: &Compiled,
     bytes: &[u8],
@@ -188,13 +189,11 @@ fn search_window(
     start: usize,
     end: usize,
     candidates: &mut Vec<Candidate>,
-    searched: &mut Searched,
 ) {
     let Some(compiled_rule) = compiled.rules.get(rule) else { return };
-    if start >= end || end > bytes.len() || searched.covers(rule, start, end) {
+    if start >= end || end > bytes.len() {
         return;
     }
-    searched.windows.push(Candidate { rule, start, end });
     let input = Input::new(bytes).span(start..end);
     for found in compiled_rule.regex.find_iter(input) {
         if found.is_empty() {
@@ -219,10 +218,23 @@ fn search_literals(compiled: &Compiled, bytes: &[u8], candidates: &mut Vec<Candi
             search_hint(compiled, bytes, rules, hit_start, hit_end, candidates, searched);
         }
     }
-    let Some(searcher) = &compiled.literals else { return };
-    for hit in searcher.find_iter(bytes) {
-        let Some(rules) = compiled.literal_rules.get(hit.pattern().as_usize()) else { continue };
-        search_hint(compiled, bytes, rules, hit.start(), hit.end(), candidates, searched);
+    let mut on_hit = |pattern: usize, start: usize, end: usize| {
+        if let Some(rules) = compiled.literal_rules.get(pattern) {
+            search_hint(compiled, bytes, rules, start, end, candidates, searched);
+        }
+    };
+    match &compiled.literals {
+        None => {}
+        Some(LiteralSearcher::Packed(searcher)) => {
+            for hit in searcher.find_iter(bytes) {
+                on_hit(hit.pattern().as_usize(), hit.start(), hit.end());
+            }
+        }
+        Some(LiteralSearcher::Automaton(searcher)) => {
+            for hit in searcher.find_iter(bytes) {
+                on_hit(hit.pattern().as_usize(), hit.start(), hit.end());
+            }
+        }
     }
 }
 
@@ -247,7 +259,11 @@ fn search_hint(
         end += 1;
     }
     for &rule in rules {
-        search_window(compiled, bytes, rule, start, end, candidates, searched);
+        if searched.covers(rule, start, end) {
+            continue;
+        }
+        searched.windows.push(Candidate { rule, start, end });
+        search_window(compiled, bytes, rule, start, end, candidates);
     }
 }
 
@@ -323,7 +339,7 @@ fn numeric_run(bytes: &[u8], first_digit: usize) -> NumericRun {
     NumericRun { start, end, digits, dots }
 }
 
-fn search_numeric(compiled: &Compiled, bytes: &[u8], candidates: &mut Vec<Candidate>, searched: &mut Searched) {
+fn search_numeric(compiled: &Compiled, bytes: &[u8], candidates: &mut Vec<Candidate>) {
     let any_numeric = compiled.rules.iter().any(|rule| rule.numeric.is_some() || rule.hex_colons.is_some());
     if !any_numeric {
         return;
@@ -340,10 +356,10 @@ fn search_numeric(compiled: &Compiled, bytes: &[u8], candidates: &mut Vec<Candid
                 end += 1;
             }
             if previous.is_some_and(|byte| byte.is_ascii_uppercase()) {
-                search_after_letters(compiled, bytes, first_digit, candidates, searched);
+                search_after_letters(compiled, bytes, first_digit, candidates);
             }
             if bytes.get(end) == Some(&b':') && first_digit >= hex_done_until {
-                hex_done_until = search_hex(compiled, bytes, first_digit, candidates, searched);
+                hex_done_until = search_hex(compiled, bytes, first_digit, candidates);
             }
             from = end;
             continue;
@@ -361,24 +377,18 @@ fn search_numeric(compiled: &Compiled, bytes: &[u8], candidates: &mut Vec<Candid
                 continue;
             }
             if trigger.letters_before.is_none() {
-                search_window(compiled, bytes, index, run.start, run.end, candidates, searched);
+                search_window(compiled, bytes, index, run.start, run.end, candidates);
             }
         }
         let next_to_colon = previous == Some(b':') || bytes.get(run.end) == Some(&b':');
         if next_to_colon && first_digit >= hex_done_until {
-            hex_done_until = search_hex(compiled, bytes, first_digit, candidates, searched);
+            hex_done_until = search_hex(compiled, bytes, first_digit, candidates);
         }
     }
 }
 
 /// The `letters_before` rules for a digit that follows an uppercase letter.
-fn search_after_letters(
-    compiled: &Compiled,
-    bytes: &[u8],
-    first_digit: usize,
-    candidates: &mut Vec<Candidate>,
-    searched: &mut Searched,
-) {
+fn search_after_letters(compiled: &Compiled, bytes: &[u8], first_digit: usize, candidates: &mut Vec<Candidate>) {
     let mut digits = 0u32;
     while bytes.get(first_digit + digits as usize).is_some_and(u8::is_ascii_digit) && digits < 2 {
         digits += 1;
@@ -390,24 +400,18 @@ fn search_after_letters(
             continue;
         }
         if let Some((start, end)) = letters_window(bytes, first_digit, letters as usize) {
-            search_window(compiled, bytes, index, start, end, candidates, searched);
+            search_window(compiled, bytes, index, start, end, candidates);
         }
     }
 }
 
 /// The `hex_colons` rules on the hex/colon cluster around `position`; returns
 /// the cluster's end.
-fn search_hex(
-    compiled: &Compiled,
-    bytes: &[u8],
-    position: usize,
-    candidates: &mut Vec<Candidate>,
-    searched: &mut Searched,
-) -> usize {
+fn search_hex(compiled: &Compiled, bytes: &[u8], position: usize, candidates: &mut Vec<Candidate>) -> usize {
     let (start, end, colons) = hex_cluster(bytes, position);
     for (index, rule) in compiled.rules.iter().enumerate() {
         if rule.hex_colons.is_some_and(|minimum| colons >= minimum) {
-            search_window(compiled, bytes, index, start, end, candidates, searched);
+            search_window(compiled, bytes, index, start, end, candidates);
         }
     }
     end

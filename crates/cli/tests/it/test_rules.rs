@@ -117,3 +117,45 @@ fn replay_prints_each_state_change_as_a_json_line() {
         ]
     );
 }
+
+#[test]
+fn replay_takes_logs_as_loki_push_json_redacted_as_at_ingest() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let data = directory.path().join("faro.json");
+    let start_ns: i64 = 1_767_225_600_000_000_000; // 2026-01-01T00:00:00Z
+    // Six Faro lines with an e-mail address, one a minute: the sixth makes A3 page.
+    let values: Vec<serde_json::Value> = (0..6)
+        .map(|minute| {
+            serde_json::json!([
+                (start_ns + minute * 60_000_000_000).to_string(),
+                format!(r#"{{"kind":"log","message":"booking failed for guest{minute}@busflow-kunde.de"}}"#)
+            ])
+        })
+        .collect();
+    let body = serde_json::json!({"streams": [{"stream": {"job": "faro"}, "values": values}]});
+    std::fs::write(&data, body.to_string()).expect("write data");
+    let output = alertbook(&[
+        "replay",
+        "--data",
+        data.to_str().expect("utf-8 path"),
+        "--to",
+        "2026-01-02T00:10:00Z",
+        "--step",
+        "1m",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines: Vec<String> = stdout(&output).lines().map(str::to_owned).collect();
+    let labels = r#"{"alertname":"PiiLeakDetected","route":"ops-oncall","severity":"page"}"#;
+    assert_eq!(
+        lines,
+        [
+            format!(
+                r#"{{"time": 1767225900, "alertname": "PiiLeakDetected", "labels": {labels}, "state": "firing", "value": 6.0}}"#
+            ),
+            // The first line leaves the 24h window at 2026-01-02T00:00:00Z.
+            format!(
+                r#"{{"time": 1767312000, "alertname": "PiiLeakDetected", "labels": {labels}, "state": "resolved", "value": 6.0}}"#
+            ),
+        ]
+    );
+}

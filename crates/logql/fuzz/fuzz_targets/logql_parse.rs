@@ -42,9 +42,15 @@ fuzz_target!(|data: &[u8]| {
         streams: vec![
             (
                 Labels::from_pairs([("job", "a"), ("env", "prod")]),
-                vec![(SECOND, r#"{"a":"1","b":{"c":2.5},"d":[1]}"#), (2 * SECOND, "level=info a=2 latency=5ms size=1KB")],
+                vec![
+                    (SECOND, r#"{"a":"1","b":{"c":2.5},"d":[1]}"#),
+                    (2 * SECOND, "level=info a=2 latency=5ms size=1KB"),
+                ],
             ),
-            (Labels::from_pairs([("job", "b")]), vec![(3 * SECOND, "10.0.1.2 - GET /x 200"), (4 * SECOND, "\u{1b}[31mred")]),
+            (
+                Labels::from_pairs([("job", "b")]),
+                vec![(3 * SECOND, "10.0.1.2 - GET /x 200"), (4 * SECOND, "\u{1b}[31mred")],
+            ),
         ],
         metadata: vec![("trace_id".to_string(), "t1".to_string())],
     };
