@@ -9,9 +9,11 @@
 //! (only string filters such as `__error__=""` remove them); `unwrap` turns a
 //! label into a sample value and removes it from the labels.
 //!
-//! A pipeline of line filters only never builds a row: the entry keeps its
-//! stream labels untouched, which is the fast path of `count_over_time` with
-//! `|=`.
+//! Structured metadata labels its entry in results (log and metric), as in
+//! Loki: `sum by (pii_match_rule) (count_over_time(...))` groups by it. A
+//! pipeline of line filters only builds no row for an entry without
+//! metadata: the entry keeps its stream labels untouched, which is the fast
+//! path of `count_over_time` with `|=`.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -167,7 +169,9 @@ impl<'q> Pipeline<'q> {
     /// Runs the pipeline; `None` when a filter drops the entry.
     pub fn process<'l>(&self, stream: &Labels, entry: &Entry<'l>, row: &mut Row) -> Option<Processed<'l>> {
         let mut line: Cow<'l, str> = Cow::Borrowed(entry.line);
-        if self.needs_row {
+        // Structured metadata labels the entry, as in Loki: a row is built for it.
+        let has_metadata = !entry.metadata.is_empty();
+        if self.needs_row || has_metadata {
             row.reset(stream, entry.metadata);
         }
         for stage in self.stages {
@@ -274,7 +278,7 @@ impl<'q> Pipeline<'q> {
             }
             row.delete(&unwrap.label);
         }
-        let use_row = self.needs_row && (self.labels_change || row.has_error());
+        let use_row = has_metadata || (self.needs_row && (self.labels_change || row.has_error()));
         Some(Processed { line, use_row, value })
     }
 }
@@ -455,10 +459,13 @@ mod tests {
     }
 
     #[test]
-    fn metadata_is_visible_to_filters_only() {
+    fn metadata_is_visible_to_filters_and_labels_the_entry() {
         let metadata = vec![("rule".to_string(), "email".to_string())];
-        let (_, _, use_row) = run(r#"{job="app"} | rule != """#, "x", &metadata).expect("kept");
-        assert!(!use_row);
+        let (_, labels, use_row) = run(r#"{job="app"} | rule != """#, "x", &metadata).expect("kept");
+        assert!(use_row);
+        assert_eq!(label(&labels, "rule"), Some("email"));
+        let (_, _, use_row) = run(r#"{job="app"} |= "x""#, "x", &metadata).expect("kept");
+        assert!(use_row);
         assert!(run(r#"{job="app"} | rule != """#, "x", &[]).is_none());
     }
 

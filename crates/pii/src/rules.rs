@@ -35,7 +35,9 @@
 //!   follows an ASCII letter or digit is skipped (except by `letters_before`
 //!   rules, whose letters are exactly those), which keeps hex ids cheap.
 //! - `hex_colons: n`: a run of hex digits and colons holding at least `n`
-//!   colons, found from a decimal digit next to a colon.
+//!   colons or a `::`, found from a decimal digit next to a colon or in a
+//!   word next to one (an IPv6 address without any decimal digit is missed;
+//!   `ipv6_groups` rejects those anyway).
 
 use std::sync::Arc;
 
@@ -173,9 +175,11 @@ pub(crate) struct Compiled {
     pub(crate) literals: Option<LiteralSearcher>,
     /// For each literal pattern index, the rules it belongs to.
     pub(crate) literal_rules: Vec<Vec<usize>>,
-    /// The shorter literal hints (`@`, `::`), each searched on its own with
+    /// The shorter literal hints (`@`), each searched on its own with
     /// memchr/memmem, and the rules each belongs to.
     pub(crate) short_literals: Vec<(memmem::Finder<'static>, Vec<usize>)>,
+    /// The numeric triggers with their rule index, compact for the per-run loop.
+    pub(crate) numeric_triggers: Vec<(usize, NumericTrigger)>,
 }
 
 impl RuleSet {
@@ -319,7 +323,9 @@ impl RuleSet {
             .into_iter()
             .map(|(literal, owners)| (memmem::Finder::new(literal.as_bytes()).into_owned(), owners))
             .collect();
-        Ok(RuleSet { inner: Arc::new(Compiled { rules, literals, literal_rules, short_literals }) })
+        let numeric_triggers =
+            rules.iter().enumerate().filter_map(|(index, rule)| rule.numeric.map(|trigger| (index, trigger))).collect();
+        Ok(RuleSet { inner: Arc::new(Compiled { rules, literals, literal_rules, short_literals, numeric_triggers }) })
     }
 
     /// The rules in file order.

@@ -6,15 +6,16 @@
 //!
 //! 1. The rules' literal hints of three bytes or more (`eyJ`, `bearer`, key
 //!    prefixes) are searched at once with Aho-Corasick's packed SIMD searcher
-//!    (Teddy), the shorter ones (`@`, `::`) each with memchr/memmem. Each hit
+//!    (Teddy), the shorter ones (`@`) each with memchr/memmem. Each hit
 //!    selects a window around it, bounded by `,{}[]<>` and line breaks.
 //! 2. A word-at-a-time pass jumps from digit to digit. A digit inside a word
-//!    (after a letter or digit: hex ids, `x86_64`) is skipped at once, unless
-//!    an uppercase letter precedes it (an IBAN's country code). Any other
+//!    (after a letter or digit: hex ids, `x86_64`) skips the rest of the word
+//!    at once, after a look at the letters before it (an IBAN's country code)
+//!    and at a colon after the word (an IPv6 group). Any other
 //!    digit starts a numeric run (digits joined by up to two of ` -./()`),
 //!    whose digit and dot counts decide which numeric rules look at it; a
-//!    digit next to a colon measures the hex/colon cluster around it for the
-//!    `hex_colons` rules.
+//!    digit next to a colon (or in a word next to one) measures the hex/colon
+//!    cluster around it for the `hex_colons` rules.
 //! 3. Each selected rule's regex runs on its window only. The window is a span
 //!    of the whole line, so `\b` and other look-around see the real
 //!    neighbours: a window search finds what a whole-line search finds there.
@@ -340,8 +341,7 @@ fn numeric_run(bytes: &[u8], first_digit: usize) -> NumericRun {
 }
 
 fn search_numeric(compiled: &Compiled, bytes: &[u8], candidates: &mut Vec<Candidate>) {
-    let any_numeric = compiled.rules.iter().any(|rule| rule.numeric.is_some() || rule.hex_colons.is_some());
-    if !any_numeric {
+    if compiled.numeric_triggers.is_empty() && compiled.rules.iter().all(|rule| rule.hex_colons.is_none()) {
         return;
     }
     let mut from = 0;
@@ -350,15 +350,22 @@ fn search_numeric(compiled: &Compiled, bytes: &[u8], candidates: &mut Vec<Candid
         let previous = first_digit.checked_sub(1).and_then(|index| bytes.get(index)).copied();
         if previous.is_some_and(|byte| byte.is_ascii_alphanumeric()) {
             // Inside a word (a hex id, a version such as x86_64): no match can
-            // start here, except one that starts at the letters before.
+            // start in the rest of the word, except one that starts at the
+            // letters before this digit (an IBAN), or an IPv6 address whose
+            // group ends the word at a colon. Skip the word.
             let mut end = first_digit;
-            while bytes.get(end).is_some_and(u8::is_ascii_digit) {
+            while bytes.get(end).is_some_and(u8::is_ascii_alphanumeric) {
                 end += 1;
             }
             if previous.is_some_and(|byte| byte.is_ascii_uppercase()) {
                 search_after_letters(compiled, bytes, first_digit, candidates);
             }
-            if bytes.get(end) == Some(&b':') && first_digit >= hex_done_until {
+            let mut word_start = first_digit;
+            while word_start > from && bytes[word_start - 1].is_ascii_alphanumeric() {
+                word_start -= 1;
+            }
+            let colon_before = word_start.checked_sub(1).and_then(|index| bytes.get(index)) == Some(&b':');
+            if (colon_before || bytes.get(end) == Some(&b':')) && first_digit >= hex_done_until {
                 hex_done_until = search_hex(compiled, bytes, first_digit, candidates);
             }
             from = end;
@@ -366,8 +373,7 @@ fn search_numeric(compiled: &Compiled, bytes: &[u8], candidates: &mut Vec<Candid
         }
         let run = numeric_run(bytes, first_digit);
         from = run.end.max(first_digit + 1);
-        for (index, rule) in compiled.rules.iter().enumerate() {
-            let Some(trigger) = rule.numeric else { continue };
+        for &(index, trigger) in &compiled.numeric_triggers {
             if run.digits < trigger.min_digits || run.digits > trigger.max_digits || run.dots < trigger.min_dots {
                 continue;
             }
@@ -409,8 +415,9 @@ fn search_after_letters(compiled: &Compiled, bytes: &[u8], first_digit: usize, c
 /// the cluster's end.
 fn search_hex(compiled: &Compiled, bytes: &[u8], position: usize, candidates: &mut Vec<Candidate>) -> usize {
     let (start, end, colons) = hex_cluster(bytes, position);
+    let compressed = bytes[start..end].windows(2).any(|pair| pair == b"::");
     for (index, rule) in compiled.rules.iter().enumerate() {
-        if rule.hex_colons.is_some_and(|minimum| colons >= minimum) {
+        if rule.hex_colons.is_some_and(|minimum| compressed || colons >= minimum) {
             search_window(compiled, bytes, index, start, end, candidates);
         }
     }

@@ -224,6 +224,42 @@ async fn push(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Byte
     response
 }
 
+/// What every query request carries: its parameters, the service, the
+/// query, the entry limit and the direction.
+struct QueryRequest {
+    params: Params,
+    service: Arc<LogService>,
+    query: String,
+    limit: usize,
+    direction: Direction,
+}
+
+impl QueryRequest {
+    fn parse(state: &AppState, raw: Option<String>, headers: &HeaderMap, body: &Bytes) -> Result<Self, LokiError> {
+        let params = Params::loki(raw, headers, body)?;
+        let service = service(state)?;
+        let query = params.query()?;
+        let limit = params.loki_limit()?;
+        params.check_limit(&service, limit)?;
+        let direction = params.direction()?;
+        Ok(Self { params, service, query, limit, direction })
+    }
+}
+
+/// Runs `work` on the blocking pool, records it as a `kind` query and answers
+/// with Loki's JSON (`time_ns` stamps vector and scalar results).
+async fn answer(
+    state: &AppState,
+    kind: &str,
+    started: Instant,
+    time_ns: i64,
+    work: impl FnOnce() -> Result<QueryValue, logql::Error> + Send + 'static,
+) -> Result<Response, LokiError> {
+    let result = blocking(move || Ok(success(&work()?, time_ns, started))).await;
+    state.metrics.observe_query(kind, result.is_ok(), started.elapsed().as_secs_f64());
+    Ok(json_response(result?))
+}
+
 async fn query(
     State(state): State<Arc<AppState>>,
     RawQuery(raw): RawQuery,
@@ -231,20 +267,12 @@ async fn query(
     body: Bytes,
 ) -> Result<Response, LokiError> {
     let started = Instant::now();
-    let params = Params::loki(raw, &headers, &body)?;
-    let service = service(&state)?;
-    let query = params.query()?;
+    let QueryRequest { params, service, query, limit, direction } = QueryRequest::parse(&state, raw, &headers, &body)?;
     let time = params.loki_time("time", now_ns())?;
-    let limit = params.loki_limit()?;
-    params.check_limit(&service, limit)?;
-    let direction = params.direction()?;
-    let result = blocking(move || {
-        let value = service.engine.instant_query(service.store.as_ref(), &query, time, limit, direction)?;
-        Ok(success(&value, time, started))
+    answer(&state, "loki_instant", started, time, move || {
+        service.engine.instant_query(service.store.as_ref(), &query, time, limit, direction)
     })
-    .await;
-    state.metrics.observe_query("loki_instant", result.is_ok(), started.elapsed().as_secs_f64());
-    Ok(json_response(result?))
+    .await
 }
 
 /// Loki's default step: the range cut into 250 points, at least a second.
@@ -260,9 +288,7 @@ async fn query_range(
     body: Bytes,
 ) -> Result<Response, LokiError> {
     let started = Instant::now();
-    let params = Params::loki(raw, &headers, &body)?;
-    let service = service(&state)?;
-    let query = params.query()?;
+    let QueryRequest { params, service, query, limit, direction } = QueryRequest::parse(&state, raw, &headers, &body)?;
     let (start, end) = params.range(DEFAULT_QUERY_RANGE_NS)?;
     if end < start {
         return Err(LokiError::bad_request("end timestamp must not be before or equal to start time"));
@@ -284,16 +310,10 @@ async fn query_range(
             service.engine.limits.max_points
         )));
     }
-    let limit = params.loki_limit()?;
-    params.check_limit(&service, limit)?;
-    let direction = params.direction()?;
-    let result = blocking(move || {
-        let value = service.engine.range_query(service.store.as_ref(), &query, start, end, step, limit, direction)?;
-        Ok(success(&value, end, started))
+    answer(&state, "loki_range", started, end, move || {
+        service.engine.range_query(service.store.as_ref(), &query, start, end, step, limit, direction)
     })
-    .await;
-    state.metrics.observe_query("loki_range", result.is_ok(), started.elapsed().as_secs_f64());
-    Ok(json_response(result?))
+    .await
 }
 
 /// Loki's sample timestamp: unix seconds as a JSON number.

@@ -107,6 +107,39 @@ fn sigkill_across_checkpoints_loses_and_duplicates_no_sample() {
     assert_exact_counts(&restarted, acknowledged);
 }
 
+/// Posts `body(round)` to `path`, round after round, from a second thread
+/// while this one kills the server with SIGKILL after 1.5 s; returns the
+/// rounds the server acknowledged (answered 204).
+pub(crate) fn send_until_killed(
+    server: &mut Server,
+    path: &str,
+    headers: &[(&'static str, &'static str)],
+    body: impl Fn(i64) -> Vec<u8> + Send + 'static,
+) -> Vec<i64> {
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    let endpoint = format!("{}{path}", server.url);
+    let headers = headers.to_vec();
+    let writer = std::thread::spawn(move || {
+        let mut acknowledged = Vec::new();
+        for round in 0..100_000 {
+            let mut request = client.post(&endpoint).body(body(round));
+            for (name, value) in &headers {
+                request = request.header(*name, *value);
+            }
+            match request.send() {
+                Ok(response) if response.status().as_u16() == 204 => acknowledged.push(round),
+                Ok(response) => panic!("round {round}: unexpected status {}", response.status()),
+                Err(_) => break,
+            }
+        }
+        acknowledged
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().expect("wait");
+    writer.join().expect("writer")
+}
+
 /// Sends SIGTERM and waits for the process to exit cleanly.
 pub(crate) fn stop_gracefully(mut server: Server) {
     let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().expect("kill runs");
@@ -141,34 +174,12 @@ fn kill_mid_stream_and_check(data: &std::path::Path, extra: &[&str]) -> usize {
     let port = free_port();
     let mut server = start_with(data, port, extra);
     let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
-    let endpoint = format!("{}/api/v1/write", server.url);
-
-    // A second thread keeps writing; the main thread kills the server under it.
-    let writer = {
-        let client = client.clone();
-        let endpoint = endpoint.clone();
-        std::thread::spawn(move || {
-            let mut acknowledged = Vec::new();
-            for round in 0..100_000 {
-                let response = client
-                    .post(&endpoint)
-                    .header("content-type", "application/x-protobuf")
-                    .header("content-encoding", "snappy")
-                    .body(encode(&batch(round)))
-                    .send();
-                match response {
-                    Ok(response) if response.status().as_u16() == 204 => acknowledged.push(round),
-                    Ok(response) => panic!("round {round}: unexpected status {}", response.status()),
-                    Err(_) => break,
-                }
-            }
-            acknowledged
-        })
-    };
-    std::thread::sleep(Duration::from_millis(1500));
-    server.child.kill().expect("SIGKILL");
-    server.child.wait().expect("wait");
-    let acknowledged = writer.join().expect("writer");
+    let acknowledged = send_until_killed(
+        &mut server,
+        "/api/v1/write",
+        &[("content-type", "application/x-protobuf"), ("content-encoding", "snappy")],
+        |round| encode(&batch(round)),
+    );
     assert!(acknowledged.len() > 10, "too few writes before the kill: {}", acknowledged.len());
 
     let restarted = start_with(data, port, extra);

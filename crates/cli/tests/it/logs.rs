@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::durability::{free_port, start_with, stop_gracefully};
+use super::durability::{free_port, send_until_killed, start_with, stop_gracefully};
 
 /// The personal data of entry `round`: an e-mail address, a card number and an IBAN.
 fn email(round: usize) -> String {
@@ -87,30 +87,10 @@ fn pushed_personal_data_is_redacted_before_the_disk_and_survives_sigkill() {
     let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
     let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as i64;
 
-    let writer = {
-        let client = client.clone();
-        let endpoint = format!("{}/loki/api/v1/push", server.url);
-        std::thread::spawn(move || {
-            let mut acknowledged = 0;
-            for round in 0..100_000 {
-                let response = client
-                    .post(&endpoint)
-                    .header("content-type", "application/json")
-                    .body(push_body(round, now_ns))
-                    .send();
-                match response {
-                    Ok(response) if response.status().as_u16() == 204 => acknowledged += 1,
-                    Ok(response) => panic!("round {round}: unexpected status {}", response.status()),
-                    Err(_) => break,
-                }
-            }
-            acknowledged
-        })
-    };
-    std::thread::sleep(Duration::from_millis(1500));
-    server.child.kill().expect("SIGKILL");
-    server.child.wait().expect("wait");
-    let acknowledged = writer.join().expect("writer");
+    let acknowledged = send_until_killed(&mut server, "/loki/api/v1/push", &[("content-type", "application/json")], {
+        move |round| push_body(round as usize, now_ns).into_bytes()
+    })
+    .len();
     assert!(acknowledged > 10, "too few pushes before the kill: {acknowledged}");
     // The write-ahead log alone holds the entries now, uncompressed: the markers are visible.
     assert_no_raw_personal_data(data.path(), acknowledged, true);

@@ -182,7 +182,12 @@ proptest! {
 
     #[test]
     fn arbitrary_text_never_panics(query in "\\PC{0,60}") {
-        let _ = logql::parse(&query);
+        if let Err(error) = logql::parse(&query) {
+            prop_assert!(error.offset <= query.len());
+            prop_assert!(query.is_char_boundary(error.offset));
+            prop_assert!(error.line >= 1 && error.column >= 1);
+            prop_assert!(error.to_string().starts_with("parse error at line "));
+        }
     }
 
     #[test]

@@ -211,8 +211,9 @@ fn metadata_filters_and_stream_labels() {
     source.push_with_metadata(&[("job", "faro")], at(1), "a", &[("trace_id", "t1")]);
     source.push(&[("job", "faro")], at(2), "b");
     let result = streams(&source, r#"{job="faro"} | trace_id != """#, at(0), at(10), 10, Direction::Forward);
+    // Structured metadata labels the entry, as in Loki's responses.
     assert_eq!(result.len(), 1);
-    assert_eq!(result[0].labels, labels(&[("job", "faro")]));
+    assert_eq!(result[0].labels, labels(&[("job", "faro"), ("trace_id", "t1")]));
     assert_eq!(result[0].entries[0].metadata, vec![("trace_id".to_string(), "t1".to_string())]);
     let parsed = streams(&source, r#"{job="faro"} | logfmt | trace_id="t1""#, at(0), at(10), 10, Direction::Forward);
     assert_eq!(parsed[0].labels, labels(&[("job", "faro"), ("trace_id", "t1")]));

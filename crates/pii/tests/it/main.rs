@@ -84,6 +84,7 @@ const POSITIVES: &[(&str, &str, &str)] = &[
     ("ipv6", "from 2001:db8::1 ok", "2001:db8::1"),
     ("ipv6", "link fe80::1ff:fe23:4567:890a%eth0", "fe80::1ff:fe23:4567:890a"),
     ("ipv6", "[2001:db8:0:1::42]:443", "2001:db8:0:1::42"),
+    ("ipv6", "peer ab::c1d up", "ab::c1d"),
     (
         "jwt",
         "token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U&x=1",
