@@ -110,7 +110,12 @@ fn main() -> anyhow::Result<()> {
     let streams = build();
     let total: usize = streams.iter().map(|stream| stream.entries.len()).sum();
     let bytes: usize = streams.iter().flat_map(|stream| stream.entries.iter().map(|entry| entry.line.len())).sum();
-    println!("generated {total} lines ({:.1} MB) in {} streams in {:.2?}", bytes as f64 / 1e6, streams.len(), started.elapsed());
+    println!(
+        "generated {total} lines ({:.1} MB) in {} streams in {:.2?}",
+        bytes as f64 / 1e6,
+        streams.len(),
+        started.elapsed()
+    );
 
     let directory = tempfile::tempdir()?;
     let options = logstore::LogStoreOptions {

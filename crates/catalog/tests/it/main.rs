@@ -203,3 +203,36 @@ fn every_error_is_reported_at_once() {
     assert!(diagnostics.len() >= 3, "{diagnostics}");
     assert!(diagnostics.iter().any(|d| d.message.contains("not picked by any earlier check")), "{diagnostics}");
 }
+
+#[test]
+fn invalid_pii_rule_is_located_at_its_id() {
+    let root = copy_catalog();
+    edit(root.path(), "pii-rules.yaml", "    validate: luhn\n", "    validate: crc32\n");
+    let diagnostics = errors_of(root.path());
+    let line = line_of(root.path(), "pii-rules.yaml", "- id: payment_card");
+    assert_error(&diagnostics, "pii-rules.yaml", line, 9, "PII rule \"payment_card\"");
+}
+
+#[test]
+fn exclusion_of_an_unknown_pii_rule_is_reported() {
+    let root = copy_catalog();
+    edit(root.path(), "contracts/pii-exclusions.yaml", "rule_id: payment_card", "rule_id: payment_cards");
+    let diagnostics = errors_of(root.path());
+    let line = line_of(root.path(), "contracts/pii-exclusions.yaml", "rule_id: payment_cards");
+    assert_error(&diagnostics, "contracts/pii-exclusions.yaml", line, 14, "unknown PII rule \"payment_cards\"");
+}
+
+#[test]
+fn log_rule_with_invalid_logql_or_a_log_query_is_located() {
+    let root = copy_catalog();
+    edit(root.path(), "rules/logs.rules.yaml", "| logfmt |", "| logfmt | |");
+    edit(
+        root.path(),
+        "rules/logs.rules.yaml",
+        r#"sum by (ServiceName, BackendAddr) (count_over_time({job="traefik", log_type="access"} | json | DownstreamStatus = 504 | BackendAddr !~ `10\.0\.1\.[0-9]+(:[0-9]+)?` [5m])) > 0"#,
+        r#"{job="traefik", log_type="access"} | json"#,
+    );
+    let diagnostics = errors_of(root.path());
+    assert!(diagnostics.iter().any(|d| d.message.contains("invalid LogQL")), "{diagnostics}");
+    assert!(diagnostics.iter().any(|d| d.message.contains("needs a metric query")), "{diagnostics}");
+}
