@@ -289,7 +289,7 @@ fn luhn_card(random: &mut Random) -> String {
         })
         .sum();
     body.push(char::from(b'0' + ((10 - sum % 10) % 10) as u8));
-    if random.next_u64() % 2 == 0 {
+    if random.next_u64().is_multiple_of(2) {
         let bytes = body.as_bytes();
         format!("{} {} {} {}", &body[0..4], String::from_utf8_lossy(&bytes[4..8]), &body[8..12], &body[12..16])
     } else {
@@ -303,7 +303,7 @@ fn iban(random: &mut Random) -> String {
     let numeric = format!("{bban}131400");
     let remainder = numeric.bytes().fold(0u32, |value, byte| (value * 10 + u32::from(byte - b'0')) % 97);
     let compact = format!("DE{:02}{bban}", 98 - remainder);
-    if random.next_u64() % 2 == 0 {
+    if random.next_u64().is_multiple_of(2) {
         let bytes = compact.as_bytes();
         bytes.chunks(4).map(|chunk| String::from_utf8_lossy(chunk).into_owned()).collect::<Vec<_>>().join(" ")
     } else {

@@ -388,3 +388,13 @@ proptest! {
         prop_assert!(again.matches.is_empty());
     }
 }
+
+#[test]
+fn redactor_and_rules_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Redactor>();
+    assert_send_sync::<RuleSet>();
+    let redactor = redactor().clone();
+    let handle = std::thread::spawn(move || redactor.redact("mail ops@busflow.example").rule_ids().len());
+    assert_eq!(handle.join().expect("the thread finishes"), 1);
+}
