@@ -280,6 +280,7 @@ fn budgets_contract_becomes_series() {
 
 #[test]
 fn groups_of_other_datasources_are_listed_not_evaluated() {
+    // A log group without a log datasource, and an SQL group.
     let setup = setup(
         r#"
 groups:
@@ -287,7 +288,12 @@ groups:
     datasource: logs
     rules:
       - alert: Pii
-        expr: '{job="faro"}'
+        expr: 'sum(count_over_time({job="faro"} [5m])) > 0'
+  - name: sql
+    datasource: sql
+    rules:
+      - alert: CronFailed
+        expr: 'SELECT count(*) FROM cron.job_run_details WHERE status = $$failed$$'
 "#,
     );
     let manager = manager(&setup);
@@ -296,4 +302,73 @@ groups:
     let status = manager.statuses()[0].clone();
     assert!(!status.evaluated_here);
     assert_eq!(status.rules[0].health, rules::Health::Unknown);
+}
+
+/// A log source of one stream with a line every minute from minute 1 to 3.
+struct ThreeLines;
+
+impl logql::LogSource for ThreeLines {
+    fn select(
+        &self,
+        matchers: &[logql::StreamMatcher],
+        start_ns: i64,
+        end_ns: i64,
+        visit: &mut dyn FnMut(&Labels, logql::Entry<'_>),
+    ) -> Result<(), logql::SourceError> {
+        let labels = Labels::from_pairs([("job", "grafana")]);
+        if !matchers.iter().all(|matcher| matcher.matches_labels(&labels)) {
+            return Ok(());
+        }
+        for minute in 1..=3 {
+            let timestamp_ns = minute * MINUTE * 1_000_000;
+            if (start_ns..end_ns).contains(&timestamp_ns) {
+                let entry = logql::Entry { timestamp_ns, line: "tenant_id=acme sso_claim=missing", metadata: &[] };
+                visit(&labels, entry);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn log_groups_run_the_same_lifecycle_over_a_log_datasource() {
+    let setup = setup(
+        r#"
+groups:
+  - name: logs
+    datasource: logs
+    rules:
+      - alert: SsoFallthrough
+        expr: 'sum by (tenant_id) (count_over_time({job="grafana"} | logfmt | sso_claim="missing" [5m])) > 0'
+        for: 2m
+        annotations:
+          summary: '{{ $value }} sessions of {{ $labels.tenant_id }}'
+"#,
+    );
+    let datasource = rules::EmbeddedDatasource::new(setup.store.clone(), promql::Engine::default());
+    let mut options = rules::ManagerOptions::embedded(datasource);
+    options.logs_datasource =
+        Some(Arc::new(rules::LogsDatasource::new(Arc::new(ThreeLines), logql::Engine::default())));
+    let manager = rules::Manager::new(&setup.files, options);
+    let state_at = |minute: i64| {
+        manager.evaluate_group(0, minute * MINUTE);
+        let status = manager.statuses()[0].clone();
+        assert!(status.evaluated_here);
+        status.rules[0]
+            .alerts
+            .first()
+            .map(|alert| (alert.state, alert.value, alert.labels.get("tenant_id").map(str::to_owned)))
+    };
+    assert_eq!(state_at(0), None);
+    assert_eq!(state_at(1), Some((rules::AlertState::Pending, 1.0, Some("acme".into()))));
+    assert_eq!(state_at(3), Some((rules::AlertState::Firing, 3.0, Some("acme".into()))));
+    // The last line leaves the 5m window at minute 8: resolved.
+    assert_eq!(state_at(8).map(|(state, _, _)| state), Some(rules::AlertState::Inactive));
+    // ALERTS is written to the metrics sink like any group's.
+    assert!(setup.store.contains(&Labels::from_pairs([
+        ("__name__", "ALERTS"),
+        ("alertname", "SsoFallthrough"),
+        ("alertstate", "firing"),
+        ("tenant_id", "acme"),
+    ])));
 }
