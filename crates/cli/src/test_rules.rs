@@ -12,8 +12,9 @@
 //!
 //! Output follows promtool (`Unit Testing:  FILE`, then `SUCCESS` or `FAILED:`
 //! and each failure with what was expected and what came), followed by a
-//! last line `N passed, M failed` counting test groups. Native histograms in
-//! input series are reported as unsupported.
+//! last line `N passed, M failed` counting test groups. Input series and
+//! `exp_samples` may hold native histograms in the `{{…}}` notation; they are
+//! compared, and printed on failure, as promtool's test expressions.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -431,7 +432,11 @@ fn run_group(group: &RawTestGroup, settings: &FileSettings) -> Vec<String> {
         for (index, value) in values.into_iter().enumerate() {
             let Some(value) = value else { continue };
             let time_ms = start_ms + index as i64 * interval_ms;
-            if let Err(error) = store.append(&labels, time_ms, value) {
+            let appended = match value {
+                SeriesValue::Float(value) => store.append(&labels, time_ms, value),
+                SeriesValue::Histogram(histogram) => store.append_histogram(&labels, time_ms, histogram),
+            };
+            if let Err(error) = appended {
                 errors.push(format!("{name_prefix}    series {:?}: {error}", series.series));
                 break;
             }
@@ -461,7 +466,7 @@ fn run_group(group: &RawTestGroup, settings: &FileSettings) -> Vec<String> {
         ..promql::EngineOptions::default()
     });
     let datasource = rules::EmbeddedDatasource::new(store.clone(), engine.clone());
-    let mut manager_options = rules::ManagerOptions::embedded(datasource.clone());
+    let mut manager_options = rules::ManagerOptions::embedded(datasource);
     manager_options.default_interval_ms = settings.evaluation_interval_ms;
     manager_options.external_labels = group.external_labels.clone();
     manager_options.external_url = group.external_url.clone();
@@ -552,8 +557,12 @@ fn run_group(group: &RawTestGroup, settings: &FileSettings) -> Vec<String> {
     }
 
     for (at, logql, test) in promql_tests {
-        let source: &dyn rules::Datasource = if logql { logs_datasource.as_ref() } else { &datasource };
-        if let Some(error) = check_promql(source, test, start_ms + at, at, settings.fuzzy_compare, &name_prefix) {
+        let query = if logql {
+            Query::Logql(logs_datasource.as_ref())
+        } else {
+            Query::Promql { engine: &engine, store: store.as_ref() }
+        };
+        if let Some(error) = check_promql(&query, test, start_ms + at, at, settings.fuzzy_compare, &name_prefix) {
             errors.push(error);
         }
     }
@@ -717,26 +726,40 @@ fn catalog_float(text: &str) -> Option<f64> {
     }
 }
 
-/// promtool's expanding notation: `a+bxn`, `a-bxn`, `axn`, `_`, `_xn`, `stale`.
+/// One value of an input series.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeriesValue {
+    Float(f64),
+    Histogram(promql::FloatHistogram),
+}
+
+/// promtool's expanding notation: `a+bxn`, `a-bxn`, `axn`, `_`, `_xn`,
+/// `stale`, and native histograms `{{…}}`, `{{…}}xn`, `{{…}}+{{…}}xn`.
 /// `None` is a missing sample.
-pub fn parse_values(text: &str) -> Result<Vec<Option<f64>>, String> {
-    if text.contains("{{") {
-        return Err("native histograms are not supported yet".into());
-    }
+pub fn parse_values(text: &str) -> Result<Vec<Option<SeriesValue>>, String> {
     let mut values = Vec::new();
-    for token in text.split_whitespace() {
+    for token in promql::notation::tokens(text) {
+        let token = token.as_str();
+        if token.starts_with("{{") {
+            values.extend(
+                promql::notation::expand_histograms(token)?
+                    .into_iter()
+                    .map(|histogram| Some(SeriesValue::Histogram(histogram))),
+            );
+            continue;
+        }
         if token == "_" {
             values.push(None);
             continue;
         }
         if token == "stale" {
-            values.push(Some(tsdb::STALE_NAN));
+            values.push(Some(SeriesValue::Float(tsdb::STALE_NAN)));
             continue;
         }
         let Some((start, count)) = token.rsplit_once('x').and_then(|(start, count)| {
             count.parse::<usize>().ok().filter(|_| !start.is_empty()).map(|count| (start, count))
         }) else {
-            values.push(Some(parse_number(token)?));
+            values.push(Some(SeriesValue::Float(parse_number(token)?)));
             continue;
         };
         if start == "_" {
@@ -756,7 +779,7 @@ pub fn parse_values(text: &str) -> Result<Vec<Option<f64>>, String> {
             None => (parse_number(start)?, 0.0),
         };
         for step in 0..=count {
-            values.push(Some(first + increment * step as f64));
+            values.push(Some(SeriesValue::Float(first + increment * step as f64)));
         }
     }
     Ok(values)
@@ -851,8 +874,19 @@ fn floats_equal(expected: f64, got: f64, fuzzy: bool) -> bool {
     }
 }
 
+/// What an expression test runs against: PromQL over the input series
+/// (`promql_expr_test`) or LogQL over the input logs (`logql_expr_test`).
+enum Query<'a> {
+    Promql { engine: &'a promql::Engine, store: &'a MemStore },
+    Logql(&'a dyn rules::Datasource),
+}
+
+/// One sample as promtool compares them: labels, float value and the
+/// histogram's test expression (empty for floats).
+type ComparedSample = (Labels, f64, String);
+
 fn check_promql(
-    datasource: &dyn rules::Datasource,
+    query: &Query<'_>,
     test: &RawPromqlTest,
     time_ms: i64,
     relative_ms: i64,
@@ -860,45 +894,72 @@ fn check_promql(
     name_prefix: &str,
 ) -> Option<String> {
     let at = model_duration(relative_ms);
-    let mut got = match datasource.query(&test.expr, time_ms) {
-        Ok(samples) => samples,
-        Err(error) => return Some(format!("{name_prefix}    expr: {:?}, time: {at}, err: {error}", test.expr)),
-    };
-    let mut expected = Vec::new();
-    for sample in &test.exp_samples {
-        if sample.histogram.is_some() {
-            return Some(format!(
-                "{name_prefix}    expr: {:?}, time: {at}, err: native histograms are not supported yet",
-                test.expr
-            ));
-        }
-        match parse_series_descriptor(&sample.labels) {
-            Ok(labels) => expected.push((labels, sample.value)),
-            Err(error) => {
-                return Some(format!(
-                    "{name_prefix}    expr: {:?}, time: {at}, err: labels {:?}: {error}",
-                    test.expr, sample.labels
-                ));
+    let error = |message: String| Some(format!("{name_prefix}    expr: {:?}, time: {at}, err: {message}", test.expr));
+    let mut got: Vec<ComparedSample> = match query {
+        Query::Promql { engine, store } => {
+            let result = match engine.instant_query(*store, &test.expr, time_ms) {
+                Ok(result) => result,
+                Err(failure) => return error(failure.to_string()),
+            };
+            match result.value {
+                promql::Value::Vector(samples) => samples
+                    .into_iter()
+                    .map(|(labels, sample)| {
+                        let histogram =
+                            sample.histogram.map(|histogram| histogram.test_expression()).unwrap_or_default();
+                        (labels, sample.value, histogram)
+                    })
+                    .collect(),
+                promql::Value::Scalar(_, value) => vec![(Labels::empty(), value, String::new())],
+                _ => return error("rule result is not a vector or scalar".to_owned()),
             }
         }
+        Query::Logql(datasource) => match datasource.query(&test.expr, time_ms) {
+            Ok(samples) => samples.into_iter().map(|(labels, value)| (labels, value, String::new())).collect(),
+            Err(failure) => return error(failure.to_string()),
+        },
+    };
+    let mut expected: Vec<ComparedSample> = Vec::new();
+    for sample in &test.exp_samples {
+        let labels = match parse_series_descriptor(&sample.labels) {
+            Ok(labels) => labels,
+            Err(message) => return error(format!("labels {:?}: {message}", sample.labels)),
+        };
+        let histogram = match sample.histogram.as_deref().filter(|text| !text.is_empty()) {
+            None => String::new(),
+            Some(text) => match promql::notation::tokens(text).as_slice() {
+                [token] if token.starts_with("{{") => match promql::notation::expand_histograms(token) {
+                    Ok(histograms) if histograms.len() == 1 => histograms[0].test_expression(),
+                    Ok(histograms) => return error(format!("expected 1 value, got {}", histograms.len())),
+                    Err(message) => return error(message),
+                },
+                _ => return error(format!("expected histogram, got {text:?}")),
+            },
+        };
+        expected.push((labels, sample.value, histogram));
     }
     got.sort_by(|a, b| a.0.cmp(&b.0));
     expected.sort_by(|a, b| a.0.cmp(&b.0));
     let equal = got.len() == expected.len()
-        && got
-            .iter()
-            .zip(&expected)
-            .all(|(got, expected)| got.0 == expected.0 && floats_equal(expected.1, got.1, fuzzy));
+        && got.iter().zip(&expected).all(|(got, expected)| {
+            got.0 == expected.0 && floats_equal(expected.1, got.1, fuzzy) && got.2 == expected.2
+        });
     if equal {
         return None;
     }
-    let render = |samples: &[(Labels, f64)]| {
+    let render = |samples: &[ComparedSample]| {
         if samples.is_empty() {
             return "nil".to_owned();
         }
         samples
             .iter()
-            .map(|(labels, value)| format!("{} {}", labels_string(labels), format_float_e(*value)))
+            .map(|(labels, value, histogram)| {
+                if histogram.is_empty() {
+                    format!("{} {}", labels_string(labels), format_float_e(*value))
+                } else {
+                    format!("{} {histogram}", labels_string(labels))
+                }
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -953,7 +1014,15 @@ mod tests {
     use super::*;
 
     fn flat(text: &str) -> Vec<Option<f64>> {
-        parse_values(text).expect("valid values")
+        parse_values(text)
+            .expect("valid values")
+            .into_iter()
+            .map(|value| match value {
+                Some(SeriesValue::Float(value)) => Some(value),
+                Some(SeriesValue::Histogram(_)) => panic!("unexpected histogram"),
+                None => None,
+            })
+            .collect()
     }
 
     #[test]
@@ -967,7 +1036,11 @@ mod tests {
         assert_eq!(&values[..4], &[Some(1.0), None, None, None]);
         assert!(values[4].is_some_and(tsdb::is_stale_nan));
         assert_eq!(flat("1e3 2.5"), [1000.0, 2.5].map(Some));
-        assert!(parse_values("{{schema:1 sum:2}}").is_err());
+        let histograms =
+            parse_values("{{sum:3 count:2 buckets:[2]}}x2 _ {{schema:1 sum:2}}").expect("valid histograms");
+        assert_eq!(histograms.len(), 5);
+        assert!(matches!(&histograms[4], Some(SeriesValue::Histogram(histogram)) if histogram.schema == 1));
+        assert!(parse_values("{{schema:x}}").is_err());
     }
 
     #[test]

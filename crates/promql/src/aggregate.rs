@@ -89,7 +89,7 @@ impl Evaluator<'_> {
                 } else {
                     k as i64
                 };
-                let input = self.eval_vector(&aggregate.expr, time, window)?;
+                let input = self.aggregation_input(aggregate, operator, time, window)?;
                 if k < 1 {
                     return Ok(Evaluated::Vector(Vec::new()));
                 }
@@ -153,6 +153,7 @@ impl Evaluator<'_> {
                     groups
                         .into_iter()
                         .map(|(labels, count)| Element {
+                            histogram: None,
                             labels: Arc::new(labels),
                             value: count,
                             timestamp: time,
@@ -175,11 +176,117 @@ impl Evaluator<'_> {
                     (T_QUANTILE, _) => return Err(Error::execution("expected a scalar parameter")),
                     _ => None,
                 };
-                let input = self.eval_vector(&aggregate.expr, time, window)?;
+                let input = self.aggregation_input(aggregate, operator, time, window)?;
                 let keys = self.group_keys(aggregate, &input);
+                if input.iter().any(|element| element.histogram.is_some()) {
+                    return Ok(Evaluated::Vector(
+                        self.aggregate_with_histograms(aggregate, operator, input, keys, time),
+                    ));
+                }
                 Ok(Evaluated::Vector(aggregate_groups(operator, quantile, input, keys, modifier, time)))
             }
         }
+    }
+
+    /// The input of an aggregation: native histograms stay for the operators
+    /// that take them (`sum`, `avg`, `count`, `group`, `limitk`), and are
+    /// dropped with Prometheus's info annotation for the others.
+    fn aggregation_input(
+        &mut self,
+        aggregate: &AggregateExpr,
+        operator: u16,
+        time: i64,
+        window: Window,
+    ) -> Result<Vec<Element>, Error> {
+        let mut input = self.eval_vector_with_histograms(&aggregate.expr, time, window)?;
+        if matches!(operator, T_SUM | T_AVG | T_COUNT | T_GROUP | T_LIMITK)
+            || input.iter().all(|element| element.histogram.is_none())
+        {
+            return Ok(input);
+        }
+        input.retain(|element| element.histogram.is_none());
+        let name = aggregate.op.to_string().to_lowercase();
+        let message = format!("ignored histogram in {name} aggregation");
+        self.annotate(AnnotationKind::Info, message, Some(&name), Some(&aggregate.expr));
+        Ok(input)
+    }
+
+    /// `sum`, `avg`, `count` and `group` over input holding native histograms:
+    /// groups of floats aggregate as usual, groups of histograms into a
+    /// histogram (`count` and `group` count them as elements), and groups
+    /// mixing both are dropped with Prometheus's warning.
+    fn aggregate_with_histograms(
+        &mut self,
+        aggregate: &AggregateExpr,
+        operator: u16,
+        input: Vec<Element>,
+        keys: Vec<Labels>,
+        time: i64,
+    ) -> Vec<Element> {
+        let modifier = aggregate.modifier.as_ref();
+        if matches!(operator, T_COUNT | T_GROUP) {
+            return aggregate_groups(operator, None, input, keys, modifier, time);
+        }
+        let mut kinds: HashMap<Labels, (bool, bool)> = HashMap::new();
+        for (element, key) in input.iter().zip(&keys) {
+            let kind = kinds.entry(key.clone()).or_default();
+            if element.histogram.is_some() {
+                kind.1 = true;
+            } else {
+                kind.0 = true;
+            }
+        }
+        let mut float_input = Vec::new();
+        let mut float_keys = Vec::new();
+        let mut histogram_groups: Vec<(Labels, Option<tsdb::FloatHistogram>, f64)> = Vec::new();
+        let mut histogram_index: HashMap<Labels, usize> = HashMap::new();
+        let mut mixed = false;
+        for (element, key) in input.into_iter().zip(keys) {
+            let (has_floats, has_histograms) = kinds.get(&key).copied().unwrap_or_default();
+            if has_floats && has_histograms {
+                mixed = true;
+                continue;
+            }
+            let Some(histogram) = &element.histogram else {
+                float_input.push(element);
+                float_keys.push(key);
+                continue;
+            };
+            let position = *histogram_index.entry(key.clone()).or_insert_with(|| {
+                histogram_groups.push((key, None, 0.0));
+                histogram_groups.len() - 1
+            });
+            let group = &mut histogram_groups[position];
+            group.2 += 1.0;
+            group.1 = match group.1.take() {
+                None => Some((**histogram).clone()),
+                Some(sum) => sum.add(histogram).ok(),
+            };
+            if group.1.is_none() {
+                mixed = true;
+            }
+        }
+        if mixed {
+            let name = aggregate.op.to_string().to_lowercase();
+            let message = format!("encountered a mix of histograms and floats for {name} aggregation");
+            self.annotate(AnnotationKind::Warning, message, Some(&name), Some(&aggregate.expr));
+        }
+        let mut output = aggregate_groups(operator, None, float_input, float_keys, modifier, time);
+        for (labels, histogram, count) in histogram_groups {
+            let Some(mut histogram) = histogram else { continue };
+            if operator == T_AVG {
+                histogram.divide(count);
+            }
+            histogram.compact(0);
+            output.push(Element {
+                histogram: Some(Arc::new(histogram)),
+                labels: Arc::new(labels),
+                value: 0.0,
+                timestamp: time,
+                drop_name: false,
+            });
+        }
+        output
     }
 
     /// The output labels of each element's group, derived once per input series
@@ -300,7 +407,13 @@ fn aggregate_groups(
                 T_QUANTILE => quantile_of(quantile.unwrap_or(f64::NAN), group.values),
                 _ => group.value,
             };
-            Element { labels: Arc::new(group.labels), value, timestamp: time, drop_name: group.drop_name }
+            Element {
+                histogram: None,
+                labels: Arc::new(group.labels),
+                value,
+                timestamp: time,
+                drop_name: group.drop_name,
+            }
         })
         .collect()
 }

@@ -41,11 +41,11 @@ use promql_parser::parser::{
     AtModifier, BinaryExpr, Expr, LabelModifier, MatrixSelector, Offset, SubqueryExpr, VectorMatchCardinality,
     VectorSelector,
 };
-use tsdb::{Labels, MatchOp, Matcher, Queryable, Sample, SeriesData, is_stale_nan};
+use tsdb::{FloatHistogram, HistogramSample, Labels, MatchOp, Matcher, Queryable, Sample, SeriesData, is_stale_nan};
 
 use crate::Error;
 use crate::position::{locate_expression, parse_error};
-use crate::value::{Annotation, AnnotationKind, QueryResult, Value};
+use crate::value::{Annotation, AnnotationKind, InstantSample, QueryResult, Value};
 
 /// Tunables of the engine.
 #[derive(Debug, Clone)]
@@ -142,7 +142,11 @@ impl Engine {
                 Value::Vector(
                     elements
                         .into_iter()
-                        .map(|element| (element.labels, Sample { timestamp: time, value: element.value }))
+                        .map(|element| {
+                            let sample =
+                                InstantSample { timestamp: time, value: element.value, histogram: element.histogram };
+                            (element.labels, sample)
+                        })
                         .collect(),
                 )
             }
@@ -158,7 +162,11 @@ impl Engine {
                     if !seen.insert(labels.clone()) {
                         return Err(Error::execution("vector cannot contain metrics with the same labelset"));
                     }
-                    series.push(SeriesData { labels, samples: range_series.samples().to_vec() });
+                    series.push(SeriesData {
+                        labels,
+                        samples: range_series.samples().to_vec(),
+                        histograms: range_series.histograms().to_vec(),
+                    });
                 }
                 Value::Matrix(series)
             }
@@ -205,7 +213,11 @@ impl Engine {
             match evaluator.eval(expr, time, window)? {
                 Evaluated::Scalar(value) => {
                     let position = *index.entry(Labels::empty()).or_insert_with(|| {
-                        series.push(SeriesData { labels: Labels::empty(), samples: Vec::new() });
+                        series.push(SeriesData {
+                            labels: Labels::empty(),
+                            samples: Vec::new(),
+                            histograms: Vec::new(),
+                        });
                         series.len() - 1
                     });
                     series[position].samples.push(Sample { timestamp: time, value });
@@ -218,12 +230,21 @@ impl Engine {
                         let position = match index.get(&element.labels) {
                             Some(position) => *position,
                             None => {
-                                series.push(SeriesData { labels: element.labels.clone(), samples: Vec::new() });
+                                series.push(SeriesData {
+                                    labels: element.labels.clone(),
+                                    samples: Vec::new(),
+                                    histograms: Vec::new(),
+                                });
                                 index.insert(element.labels, series.len() - 1);
                                 series.len() - 1
                             }
                         };
-                        series[position].samples.push(Sample { timestamp: time, value: element.value });
+                        match element.histogram {
+                            Some(histogram) => {
+                                series[position].histograms.push(HistogramSample { timestamp: time, histogram });
+                            }
+                            None => series[position].samples.push(Sample { timestamp: time, value: element.value }),
+                        }
                     }
                 }
                 _ => {
@@ -289,6 +310,7 @@ struct DerivedLabels {
 struct FinalElement {
     labels: Labels,
     value: f64,
+    histogram: Option<Arc<FloatHistogram>>,
 }
 
 /// One element of an instant vector during evaluation.
@@ -296,6 +318,9 @@ struct FinalElement {
 pub(crate) struct Element {
     pub labels: Arc<Labels>,
     pub value: f64,
+    /// Set when the element is a native histogram; `value` is then 0 and
+    /// float-only operations drop the element.
+    pub histogram: Option<Arc<FloatHistogram>>,
     /// The timestamp of the underlying sample for selector output (used by
     /// `timestamp()`), the evaluation time otherwise.
     pub timestamp: i64,
@@ -313,13 +338,28 @@ pub(crate) struct RangeSeries {
     data: Arc<[Sample]>,
     start: usize,
     end: usize,
+    /// The series' histogram samples and the window over them.
+    histogram_data: Arc<[HistogramSample]>,
+    histogram_start: usize,
+    histogram_end: usize,
     pub drop_name: bool,
 }
 
 impl RangeSeries {
+    /// The float samples in the window.
     pub fn samples(&self) -> &[Sample] {
         self.data.get(self.start..self.end).unwrap_or(&[])
     }
+
+    /// The histogram samples in the window.
+    pub fn histograms(&self) -> &[HistogramSample] {
+        self.histogram_data.get(self.histogram_start..self.histogram_end).unwrap_or(&[])
+    }
+}
+
+/// No histogram samples, shared.
+fn no_histograms() -> Arc<[HistogramSample]> {
+    Arc::from(Vec::new())
 }
 
 /// A range vector and the window it covers: `(range_end - range_ms, range_end]`.
@@ -384,6 +424,7 @@ struct CachedSeries {
     labels: Arc<Labels>,
     not_counter_name: bool,
     samples: Arc<[Sample]>,
+    histograms: Arc<[HistogramSample]>,
 }
 
 struct Selection {
@@ -509,7 +550,7 @@ impl<'a> Evaluator<'a> {
             if !seen.insert(labels.clone()) {
                 return Err(Error::execution("vector cannot contain metrics with the same labelset"));
             }
-            output.push(FinalElement { labels, value: element.value });
+            output.push(FinalElement { labels, value: element.value, histogram: element.histogram });
         }
         Ok(output)
     }
@@ -554,6 +595,9 @@ impl<'a> Evaluator<'a> {
                 Evaluated::Vector(mut elements) => {
                     for element in &mut elements {
                         element.value = -element.value;
+                        if let Some(histogram) = &mut element.histogram {
+                            Arc::make_mut(histogram).scale(-1.0);
+                        }
                         element.drop_name = true;
                     }
                     Ok(Evaluated::Vector(elements))
@@ -570,8 +614,24 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Evaluates an expression that must yield an instant vector.
+    /// Evaluates an expression that must yield an instant vector, for an
+    /// operation on floats: native histogram elements are dropped.
     pub fn eval_vector(&mut self, expr: &Expr, time: i64, window: Window) -> Result<Vec<Element>, Error> {
+        let mut elements = self.eval_vector_with_histograms(expr, time, window)?;
+        if elements.iter().any(|element| element.histogram.is_some()) {
+            elements.retain(|element| element.histogram.is_none());
+        }
+        Ok(elements)
+    }
+
+    /// Evaluates an expression that must yield an instant vector, native
+    /// histogram elements included.
+    pub fn eval_vector_with_histograms(
+        &mut self,
+        expr: &Expr,
+        time: i64,
+        window: Window,
+    ) -> Result<Vec<Element>, Error> {
         match self.eval(expr, time, window)? {
             Evaluated::Vector(elements) => Ok(elements),
             _ => Err(Error::execution(format!("expected an instant vector, got {expr}"))),
@@ -631,30 +691,35 @@ impl<'a> Evaluator<'a> {
         }
         self.check_deadline()?;
         let groups = matcher_groups(selector)?;
-        let loaded: Vec<(Labels, Vec<Sample>)> = match groups.as_slice() {
+        let loaded: Vec<SeriesData> = match groups.as_slice() {
             // One group: the store's answer is already sorted and unique.
-            [group] => {
-                self.store.select(group, from, to)?.into_iter().map(|series| (series.labels, series.samples)).collect()
-            }
+            [group] => self.store.select(group, from, to)?,
             _ => {
-                let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+                let mut merged: BTreeMap<Labels, SeriesData> = BTreeMap::new();
                 for group in &groups {
                     for series in self.store.select(group, from, to)? {
-                        merged.entry(series.labels).or_insert(series.samples);
+                        merged.entry(series.labels.clone()).or_insert(series);
                     }
                 }
-                merged.into_iter().collect()
+                merged.into_values().collect()
             }
         };
         let mut sample_count = 0;
         let mut series = Vec::with_capacity(loaded.len());
-        for (labels, mut samples) in loaded {
+        let empty = no_histograms();
+        for SeriesData { labels, mut samples, histograms } in loaded {
             if range_ms > 0 {
                 samples.retain(|sample| !is_stale_nan(sample.value));
             }
-            sample_count += samples.len();
+            sample_count += samples.len() + histograms.len();
             let not_counter_name = has_non_counter_name(&labels);
-            series.push(CachedSeries { labels: Arc::new(labels), not_counter_name, samples: samples.into() });
+            let histograms = if histograms.is_empty() { empty.clone() } else { histograms.into() };
+            series.push(CachedSeries {
+                labels: Arc::new(labels),
+                not_counter_name,
+                samples: samples.into(),
+                histograms,
+            });
         }
         self.count_samples(sample_count)?;
         let cursors = RefCell::new(vec![(0, 0); series.len()]);
@@ -682,7 +747,8 @@ impl<'a> Evaluator<'a> {
     /// Computes `function` over the window of `selector` at every query step,
     /// walking each series once from oldest to newest sample, instead of
     /// visiting every series at every step. Returns `None` (and the caller
-    /// evaluates step by step) when the results would exceed the sample limit.
+    /// evaluates step by step) when the results would exceed the sample limit
+    /// or a series holds native histograms.
     pub(crate) fn stepped_range_function(
         &mut self,
         selector: &MatrixSelector,
@@ -693,7 +759,9 @@ impl<'a> Evaluator<'a> {
         let selection = self.selection(&selector.vs, range_ms.max(1), window)?;
         let step_count =
             usize::try_from((self.query_end - self.query_start) / self.query_step + 1).unwrap_or(usize::MAX);
-        if selection.series.len().saturating_mul(step_count) > self.options.max_samples {
+        if selection.series.len().saturating_mul(step_count) > self.options.max_samples
+            || selection.series.iter().any(|series| !series.histograms.is_empty())
+        {
             return Ok(None);
         }
         let at = self.at_time(&selector.vs.at);
@@ -740,14 +808,33 @@ impl<'a> Evaluator<'a> {
         for (series, cursor) in selection.series.iter().zip(cursors.iter_mut()) {
             let index = samples_up_to(&series.samples, reference, cursor.1);
             cursor.1 = index;
-            if index == 0 {
-                continue;
+            let float = index.checked_sub(1).and_then(|index| series.samples.get(index));
+            if !series.histograms.is_empty() {
+                let position = series.histograms.partition_point(|sample| sample.timestamp <= reference);
+                let histogram = position.checked_sub(1).and_then(|position| series.histograms.get(position));
+                if let Some(histogram) = histogram
+                    && float.is_none_or(|float| float.timestamp < histogram.timestamp)
+                {
+                    if histogram.timestamp > lookback_start {
+                        elements.push(Element {
+                            histogram: Some(histogram.histogram.clone()),
+                            labels: series.labels.clone(),
+                            value: 0.0,
+                            timestamp: histogram.timestamp,
+                            drop_name: false,
+                        });
+                    }
+                    continue;
+                }
             }
-            let sample = series.samples[index - 1];
+            let Some(sample) = float else {
+                continue;
+            };
             if sample.timestamp <= lookback_start || is_stale_nan(sample.value) {
                 continue;
             }
             elements.push(Element {
+                histogram: None,
                 labels: series.labels.clone(),
                 value: sample.value,
                 timestamp: sample.timestamp,
@@ -773,13 +860,24 @@ impl<'a> Evaluator<'a> {
             let start = samples_up_to(&cached.samples, range_start, cursor.0);
             let end = samples_up_to(&cached.samples, reference, cursor.1.max(start));
             *cursor = (start, end);
-            if start < end {
+            let (histogram_start, histogram_end) = if cached.histograms.is_empty() {
+                (0, 0)
+            } else {
+                (
+                    cached.histograms.partition_point(|sample| sample.timestamp <= range_start),
+                    cached.histograms.partition_point(|sample| sample.timestamp <= reference),
+                )
+            };
+            if start < end || histogram_start < histogram_end {
                 series.push(RangeSeries {
                     labels: cached.labels.clone(),
                     not_counter_name: cached.not_counter_name,
                     data: cached.samples.clone(),
                     start,
                     end,
+                    histogram_data: cached.histograms.clone(),
+                    histogram_start,
+                    histogram_end,
                     drop_name: false,
                 });
             }
@@ -804,7 +902,9 @@ impl<'a> Evaluator<'a> {
         };
         let key = subquery as *const SubqueryExpr as usize;
         let mut index: HashMap<Arc<Labels>, usize> = HashMap::new();
-        let mut collected: Vec<(Arc<Labels>, Vec<Sample>, bool)> = Vec::new();
+        // Per series: labels, float samples, whether to drop the name, histogram samples.
+        type Collected = (Arc<Labels>, Vec<Sample>, bool, Vec<HistogramSample>);
+        let mut collected: Vec<Collected> = Vec::new();
         let mut step_time = aligned_start(reference - range_ms, step);
         while step_time <= reference {
             self.check_deadline()?;
@@ -818,6 +918,7 @@ impl<'a> Evaluator<'a> {
                     let elements = match evaluated? {
                         Evaluated::Vector(elements) => elements,
                         Evaluated::Scalar(value) => vec![Element {
+                            histogram: None,
                             labels: Arc::new(Labels::empty()),
                             value,
                             timestamp: step_time,
@@ -835,26 +936,72 @@ impl<'a> Evaluator<'a> {
                 let position = match index.get(&element.labels) {
                     Some(position) => *position,
                     None => {
-                        collected.push((element.labels.clone(), Vec::new(), false));
+                        collected.push((element.labels.clone(), Vec::new(), false, Vec::new()));
                         index.insert(element.labels.clone(), collected.len() - 1);
                         collected.len() - 1
                     }
                 };
                 let entry = &mut collected[position];
-                entry.1.push(Sample { timestamp: step_time, value: element.value });
+                match &element.histogram {
+                    Some(histogram) => {
+                        entry.3.push(HistogramSample { timestamp: step_time, histogram: histogram.clone() });
+                    }
+                    None => entry.1.push(Sample { timestamp: step_time, value: element.value }),
+                }
                 entry.2 |= element.drop_name;
             }
             step_time += step;
         }
         let series = collected
             .into_iter()
-            .map(|(labels, samples, drop_name)| {
+            .map(|(labels, samples, drop_name, histograms)| {
                 let end = samples.len();
+                let histogram_end = histograms.len();
+                let histogram_data = if histograms.is_empty() { no_histograms() } else { histograms.into() };
                 let not_counter_name = has_non_counter_name(&labels);
-                RangeSeries { labels, not_counter_name, data: samples.into(), start: 0, end, drop_name }
+                RangeSeries {
+                    labels,
+                    not_counter_name,
+                    data: samples.into(),
+                    start: 0,
+                    end,
+                    histogram_data,
+                    histogram_start: 0,
+                    histogram_end,
+                    drop_name,
+                }
             })
             .collect();
         Ok(Evaluated::Matrix(MatrixValue { series, range_end: reference, range_ms }))
+    }
+
+    /// Prometheus's info when a comparison meets a native histogram and a
+    /// float (the histogram is dropped).
+    fn annotate_histogram_comparison(&mut self, binary: &BinaryExpr, left: &Evaluated, right: &Evaluated) {
+        let kinds = |value: &Evaluated| match value {
+            Evaluated::Vector(elements) => (
+                elements.iter().any(|element| element.histogram.is_some()),
+                elements.iter().any(|element| element.histogram.is_none()),
+            ),
+            Evaluated::Scalar(_) => (false, true),
+            _ => (false, false),
+        };
+        let (left_histograms, left_floats) = kinds(left);
+        let (right_histograms, right_floats) = kinds(right);
+        let pair = if left_histograms && right_floats {
+            Some(("histogram", "float"))
+        } else if left_floats && right_histograms {
+            Some(("float", "histogram"))
+        } else {
+            None
+        };
+        if let Some((left_kind, right_kind)) = pair {
+            let operator = binary.op.to_string();
+            let message = format!(
+                "incompatible sample types encountered for binary operator {operator:?}: {left_kind} {operator} {right_kind}"
+            );
+            self.annotate(AnnotationKind::Info, message, None, Some(&binary.lhs));
+        }
     }
 
     fn eval_binary(&mut self, binary: &BinaryExpr, time: i64, window: Window) -> Result<Evaluated, Error> {
@@ -862,6 +1009,9 @@ impl<'a> Evaluator<'a> {
         let return_bool = binary.return_bool();
         let left = self.eval(&binary.lhs, time, window)?;
         let right = self.eval(&binary.rhs, time, window)?;
+        if is_comparison(operator) {
+            self.annotate_histogram_comparison(binary, &left, &right);
+        }
         match (left, right) {
             (Evaluated::Scalar(left), Evaluated::Scalar(right)) => {
                 let (value, keep) = apply_operator(operator, left, right)?;
@@ -1015,6 +1165,19 @@ fn vector_scalar(
     let comparison = is_comparison(operator);
     let mut output = Vec::with_capacity(vector.len());
     for mut element in vector {
+        if let Some(histogram) = element.histogram.take() {
+            let (left, right) = if scalar_on_left {
+                (Operand::Float(scalar), Operand::Histogram(&histogram))
+            } else {
+                (Operand::Histogram(&histogram), Operand::Float(scalar))
+            };
+            if let Some(result) = histogram_operation(operator, return_bool, left, right) {
+                element.histogram = Some(result);
+                element.drop_name = true;
+                output.push(element);
+            }
+            continue;
+        }
         let (left, right) = if scalar_on_left { (scalar, element.value) } else { (element.value, scalar) };
         let (mut value, mut keep) = apply_operator(operator, left, right)?;
         if comparison && scalar_on_left {
@@ -1231,12 +1394,29 @@ fn combine(
     include: &[String],
     cardinality: &VectorMatchCardinality,
 ) -> Result<Option<Element>, Error> {
-    let (mut value, keep) = apply_operator(operator, left_value, right_value)?;
-    if return_bool {
-        value = if keep { 1.0 } else { 0.0 };
-    } else if !keep {
-        return Ok(None);
-    }
+    let one_histogram = one_element.and_then(|one| one.histogram.as_deref());
+    let (value, histogram) = match (many_element.histogram.as_deref(), one_histogram) {
+        (None, None) => {
+            let (mut value, keep) = apply_operator(operator, left_value, right_value)?;
+            if return_bool {
+                value = if keep { 1.0 } else { 0.0 };
+            } else if !keep {
+                return Ok(None);
+            }
+            (value, None)
+        }
+        (many_histogram, one_histogram) => {
+            let swapped = matches!(cardinality, VectorMatchCardinality::OneToMany(_));
+            let (left_histogram, right_histogram) =
+                if swapped { (one_histogram, many_histogram) } else { (many_histogram, one_histogram) };
+            let left = Operand::new(left_value, left_histogram);
+            let right = Operand::new(right_value, right_histogram);
+            match histogram_operation(operator, return_bool, left, right) {
+                Some(result) => (0.0, Some(result)),
+                None => return Ok(None),
+            }
+        }
+    };
     let mut builder = many_element.labels.to_builder();
     if drops_name {
         builder.delete(tsdb::METRIC_NAME);
@@ -1266,11 +1446,66 @@ fn combine(
         }
     }
     Ok(Some(Element {
+        histogram,
         labels: Arc::new(builder.build()),
         value,
         timestamp: many_element.timestamp,
         drop_name: return_bool || many_element.drop_name,
     }))
+}
+
+/// One side of a binary operation that involves a native histogram.
+#[derive(Clone, Copy)]
+enum Operand<'a> {
+    Float(f64),
+    Histogram(&'a FloatHistogram),
+}
+
+impl<'a> Operand<'a> {
+    fn new(value: f64, histogram: Option<&'a FloatHistogram>) -> Self {
+        match histogram {
+            Some(histogram) => Operand::Histogram(histogram),
+            None => Operand::Float(value),
+        }
+    }
+}
+
+/// A binary operation with at least one histogram operand, as Prometheus
+/// defines it: `h + h`, `h - h`, `h * f`, `f * h`, `h / f`, and `==`/`!=`
+/// between histograms (keeping the left one). Anything else, comparisons
+/// of a histogram with a float included, drops the element (`None`).
+fn histogram_operation(
+    operator: TokenId,
+    return_bool: bool,
+    left: Operand<'_>,
+    right: Operand<'_>,
+) -> Option<Arc<FloatHistogram>> {
+    if return_bool {
+        return None;
+    }
+    match (left, right) {
+        (Operand::Histogram(left), Operand::Histogram(right)) => match operator {
+            T_ADD => left.add(right).ok().map(Arc::new),
+            T_SUB => left.sub(right).ok().map(Arc::new),
+            T_EQLC => left.equals_with(right, |a, b| a == b).then(|| Arc::new(left.clone())),
+            T_NEQ => (!left.equals_with(right, |a, b| a == b)).then(|| Arc::new(left.clone())),
+            _ => None,
+        },
+        (Operand::Histogram(histogram), Operand::Float(factor))
+        | (Operand::Float(factor), Operand::Histogram(histogram))
+            if operator == T_MUL =>
+        {
+            let mut result = histogram.clone();
+            result.scale(factor);
+            Some(Arc::new(result))
+        }
+        (Operand::Histogram(histogram), Operand::Float(divisor)) if operator == T_DIV => {
+            let mut result = histogram.clone();
+            result.divide(divisor);
+            Some(Arc::new(result))
+        }
+        _ => None,
+    }
 }
 
 fn set_operation(

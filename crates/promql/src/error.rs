@@ -29,9 +29,6 @@ pub enum Error {
     /// The query ran past its deadline.
     #[error("query timed out in {stage}")]
     Timeout { stage: &'static str },
-    /// The query needs native histograms, which the store does not hold yet.
-    #[error("native histograms are not supported yet")]
-    NativeHistogramsUnsupported,
     /// A PromQL feature the evaluator does not implement.
     #[error("unsupported PromQL feature: {0}")]
     Unsupported(String),

@@ -6,9 +6,12 @@
 //! (in [`crate::histogram`]). Numeric helpers shared with aggregations live
 //! here too (Kahan summation, quantiles, Go-compatible float formatting).
 //!
-//! Native-histogram-only functions (`histogram_count`, ...) ignore float
-//! samples as Prometheus does, so they return nothing: the store holds no
-//! native histograms.
+//! Native histograms: `histogram_count`, `histogram_sum`, `histogram_avg`,
+//! `histogram_stddev` and `histogram_stdvar` read them and ignore floats;
+//! `rate`/`increase`/`delta`, `sum_over_time`/`avg_over_time`, the counting
+//! and picking range functions, `resets` and `changes` take them too; the
+//! other functions read floats only, with Prometheus's annotations where a
+//! range mixes both.
 
 use std::sync::Arc;
 
@@ -105,8 +108,215 @@ fn is_legacy_label_name(name: &str) -> bool {
     characters.all(|character| character == '_' || character.is_ascii_alphanumeric())
 }
 
+/// The estimated variance of a native histogram's observations, each bucket
+/// standing for its midpoint (arithmetic for custom buckets, geometric for
+/// exponential ones, zero for the zero bucket), as Prometheus estimates it.
+fn histogram_variance(histogram: &tsdb::FloatHistogram) -> f64 {
+    let mean = histogram.sum / histogram.count;
+    let (mut variance, mut compensation) = (0.0, 0.0);
+    for bucket in histogram.buckets() {
+        let value = if histogram.uses_custom_buckets() {
+            (bucket.upper + bucket.lower) / 2.0
+        } else if bucket.lower <= 0.0 && bucket.upper >= 0.0 {
+            0.0
+        } else {
+            let value = (bucket.upper * bucket.lower).sqrt();
+            if bucket.upper < 0.0 { -value } else { value }
+        };
+        let delta = value - mean;
+        (variance, compensation) = kahan_sum_increment(bucket.count * delta * delta, variance, compensation);
+    }
+    (variance + compensation) / histogram.count
+}
+
+/// What a range function makes of a window holding native histograms.
+enum HistogramRange {
+    /// The result, a float or a histogram.
+    Value(f64, Option<Arc<tsdb::FloatHistogram>>),
+    /// No result for this series.
+    Nothing,
+    /// Floats and histograms the function cannot combine: no result, a warning.
+    Mixed,
+    /// The function reads the floats only (an info when there are some).
+    FloatsOnly,
+    /// The floats only, without an annotation.
+    Unannotated,
+}
+
+/// Range functions over a window with histogram samples (`histograms` is not
+/// empty): counting and picking functions see both kinds, `sum_over_time`
+/// and `avg_over_time` add histograms, and the others read floats only.
+fn range_over_histograms(
+    name: &str,
+    samples: &[Sample],
+    histograms: &[tsdb::HistogramSample],
+    (range_end, range_ms): (i64, i64),
+    metric: &str,
+    warnings: &mut Vec<String>,
+) -> HistogramRange {
+    let last_float = samples.last();
+    let last_histogram = histograms.last();
+    let first_float = samples.first();
+    let first_histogram = histograms.first();
+    let float_is_last = match (last_float, last_histogram) {
+        (Some(float), Some(histogram)) => float.timestamp > histogram.timestamp,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    let float_is_first = match (first_float, first_histogram) {
+        (Some(float), Some(histogram)) => float.timestamp < histogram.timestamp,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    match name {
+        "count_over_time" => HistogramRange::Value((samples.len() + histograms.len()) as f64, None),
+        "present_over_time" => HistogramRange::Value(1.0, None),
+        "last_over_time" => match (float_is_last, last_float, last_histogram) {
+            (true, Some(float), _) => HistogramRange::Value(float.value, None),
+            (_, _, Some(histogram)) => HistogramRange::Value(0.0, Some(histogram.histogram.clone())),
+            _ => HistogramRange::Nothing,
+        },
+        "first_over_time" => match (float_is_first, first_float, first_histogram) {
+            (true, Some(float), _) => HistogramRange::Value(float.value, None),
+            (_, _, Some(histogram)) => HistogramRange::Value(0.0, Some(histogram.histogram.clone())),
+            _ => HistogramRange::Nothing,
+        },
+        "ts_of_last_over_time" => {
+            let last = last_float.map(|float| float.timestamp).max(last_histogram.map(|histogram| histogram.timestamp));
+            last.map_or(HistogramRange::Nothing, |timestamp| HistogramRange::Value(timestamp as f64 / 1000.0, None))
+        }
+        "ts_of_first_over_time" => {
+            let first = match (first_float, first_histogram) {
+                (Some(float), Some(histogram)) => Some(float.timestamp.min(histogram.timestamp)),
+                (Some(float), None) => Some(float.timestamp),
+                (None, Some(histogram)) => Some(histogram.timestamp),
+                (None, None) => None,
+            };
+            first.map_or(HistogramRange::Nothing, |timestamp| HistogramRange::Value(timestamp as f64 / 1000.0, None))
+        }
+        "sum_over_time" | "avg_over_time" => {
+            if !samples.is_empty() {
+                return HistogramRange::Mixed;
+            }
+            let mut sum = (*histograms[0].histogram).clone();
+            for sample in &histograms[1..] {
+                match sum.add(&sample.histogram) {
+                    Ok(next) => sum = next,
+                    Err(_) => return HistogramRange::Mixed,
+                }
+            }
+            if name == "avg_over_time" {
+                sum.divide(histograms.len() as f64);
+            }
+            sum.compact(0);
+            HistogramRange::Value(0.0, Some(Arc::new(sum)))
+        }
+        "rate" | "increase" | "delta" => {
+            if !samples.is_empty() {
+                return HistogramRange::Mixed;
+            }
+            histogram_rate(histograms, range_end, range_ms, name != "delta", name == "rate", metric, warnings)
+                .map_or(HistogramRange::Nothing, |histogram| HistogramRange::Value(0.0, Some(Arc::new(histogram))))
+        }
+        "resets" | "changes" => {
+            let mut points: Vec<(i64, Option<&tsdb::FloatHistogram>, f64)> = samples
+                .iter()
+                .map(|sample| (sample.timestamp, None, sample.value))
+                .chain(histograms.iter().map(|sample| (sample.timestamp, Some(&*sample.histogram), 0.0)))
+                .collect();
+            points.sort_by_key(|point| point.0);
+            let mut count = 0.0;
+            for pair in points.windows(2) {
+                let changed = match (pair[0].1, pair[1].1) {
+                    (None, None) if name == "resets" => pair[1].2 < pair[0].2,
+                    (None, None) => pair[0].2 != pair[1].2 && !(pair[0].2.is_nan() && pair[1].2.is_nan()),
+                    (Some(previous), Some(current)) if name == "resets" => current.detect_reset(previous),
+                    (Some(previous), Some(current)) => {
+                        !current.equals_with(previous, |a, b| a == b || (a.is_nan() && b.is_nan()))
+                    }
+                    _ => true,
+                };
+                if changed {
+                    count += 1.0;
+                }
+            }
+            HistogramRange::Value(count, None)
+        }
+        "deriv" | "predict_linear" | "double_exponential_smoothing" | "min_over_time" | "max_over_time" => {
+            if samples.is_empty() { HistogramRange::Nothing } else { HistogramRange::FloatsOnly }
+        }
+        _ => {
+            // Not handled for histograms yet: the floats alone, without an info.
+            if samples.is_empty() { HistogramRange::Nothing } else { HistogramRange::Unannotated }
+        }
+    }
+}
+
+/// `rate`, `increase` (counters) and `delta` (gauges) of a window of native
+/// histograms, extrapolated as for floats (Prometheus's `histogramRate`).
+fn histogram_rate(
+    histograms: &[tsdb::HistogramSample],
+    range_end: i64,
+    range_ms: i64,
+    is_counter: bool,
+    is_rate: bool,
+    metric: &str,
+    warnings: &mut Vec<String>,
+) -> Option<tsdb::FloatHistogram> {
+    use tsdb::histogram::CounterResetHint;
+    if histograms.len() < 2 {
+        return None;
+    }
+    let first = &histograms[0];
+    let last = &histograms[histograms.len() - 1];
+    if is_counter && histograms[1..].iter().any(|sample| sample.histogram.counter_reset_hint == CounterResetHint::Gauge)
+    {
+        warnings.push(format!("this native histogram metric is not a counter: {metric:?}"));
+    }
+    let mut result = last.histogram.sub(&first.histogram).ok()?;
+    if is_counter {
+        let mut previous = &first.histogram;
+        for sample in &histograms[1..] {
+            if sample.histogram.detect_reset(previous) {
+                result = result.add(previous).ok()?;
+            }
+            previous = &sample.histogram;
+        }
+    } else if first.histogram.counter_reset_hint != CounterResetHint::Gauge
+        || last.histogram.counter_reset_hint != CounterResetHint::Gauge
+    {
+        warnings.push(format!("this native histogram metric is not a gauge: {metric:?}"));
+    }
+    result.counter_reset_hint = CounterResetHint::Gauge;
+    result.compact(0);
+    let range_start = range_end - range_ms;
+    let mut duration_to_start = (first.timestamp - range_start) as f64 / 1000.0;
+    let mut duration_to_end = (range_end - last.timestamp) as f64 / 1000.0;
+    let sampled_interval = (last.timestamp - first.timestamp) as f64 / 1000.0;
+    let average_between_samples = sampled_interval / (histograms.len() - 1) as f64;
+    let threshold = average_between_samples * 1.1;
+    if duration_to_start >= threshold {
+        duration_to_start = average_between_samples / 2.0;
+    }
+    if is_counter && result.count > 0.0 && first.histogram.count >= 0.0 {
+        let duration_to_zero = sampled_interval * (first.histogram.count / result.count);
+        if duration_to_zero < duration_to_start {
+            duration_to_start = duration_to_zero;
+        }
+    }
+    if duration_to_end >= threshold {
+        duration_to_end = average_between_samples / 2.0;
+    }
+    let mut factor = (sampled_interval + duration_to_start + duration_to_end) / sampled_interval;
+    if is_rate {
+        factor /= range_ms as f64 / 1000.0;
+    }
+    result.scale(factor);
+    Some(result)
+}
+
 fn element(labels: &Arc<Labels>, value: f64, time: i64, drop_name: bool) -> Element {
-    Element { labels: labels.clone(), value, timestamp: time, drop_name }
+    Element { histogram: None, labels: labels.clone(), value, timestamp: time, drop_name }
 }
 
 /// Least-squares slope and intercept of `samples` with x relative to `intercept_time`.
@@ -428,6 +638,7 @@ impl Evaluator<'_> {
             "vector" => {
                 let value = self.eval_scalar(Self::argument(call, 0)?, time, window)?;
                 return Ok(Evaluated::Vector(vec![Element {
+                    histogram: None,
                     labels: Arc::new(Labels::empty()),
                     value,
                     timestamp: time,
@@ -455,8 +666,24 @@ impl Evaluator<'_> {
             }
             "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev" | "histogram_stdvar" => {
                 // Only native histograms have these; float samples are ignored.
-                self.eval_vector(Self::argument(call, 0)?, time, window)?;
-                return Ok(Evaluated::Vector(Vec::new()));
+                let elements = self.eval_vector_with_histograms(Self::argument(call, 0)?, time, window)?;
+                let output = elements
+                    .into_iter()
+                    .filter_map(|mut element| {
+                        let histogram = element.histogram.take()?;
+                        element.value = match name {
+                            "histogram_count" => histogram.count,
+                            "histogram_sum" => histogram.sum,
+                            "histogram_avg" => histogram.sum / histogram.count,
+                            "histogram_stdvar" => histogram_variance(&histogram),
+                            _ => histogram_variance(&histogram).sqrt(),
+                        };
+                        element.timestamp = time;
+                        element.drop_name = true;
+                        Some(element)
+                    })
+                    .collect();
+                return Ok(Evaluated::Vector(output));
             }
             _ => {}
         }
@@ -469,13 +696,14 @@ impl Evaluator<'_> {
             "timestamp" => {
                 let argument = first?;
                 let from_selector = matches!(unwrap_parens(argument), Expr::VectorSelector(_));
-                let elements = self.eval_vector(argument, time, window)?;
+                let elements = self.eval_vector_with_histograms(argument, time, window)?;
                 return Ok(Evaluated::Vector(
                     elements
                         .into_iter()
                         .map(|mut element| {
                             let stamp = if from_selector { element.timestamp } else { time };
                             element.value = stamp as f64 / 1000.0;
+                            element.histogram = None;
                             element.timestamp = time;
                             element.drop_name = true;
                             element
@@ -490,6 +718,7 @@ impl Evaluator<'_> {
                     return Ok(Evaluated::Vector(Vec::new()));
                 }
                 return Ok(Evaluated::Vector(vec![Element {
+                    histogram: None,
                     labels: Arc::new(absent_labels(unwrap_parens(argument))),
                     value: 1.0,
                     timestamp: time,
@@ -499,6 +728,7 @@ impl Evaluator<'_> {
             "year" | "month" | "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute" => {
                 if call.args.args.is_empty() {
                     return Ok(Evaluated::Vector(vec![Element {
+                        histogram: None,
                         labels: Arc::new(Labels::empty()),
                         value: date_part(name, (time / 1000) as f64),
                         timestamp: time,
@@ -649,6 +879,7 @@ impl Evaluator<'_> {
                 return Ok(Evaluated::Vector(Vec::new()));
             }
             return Ok(Evaluated::Vector(vec![Element {
+                histogram: None,
                 labels: Arc::new(absent_labels(unwrap_parens(matrix_expr))),
                 value: 1.0,
                 timestamp: time,
@@ -676,8 +907,35 @@ impl Evaluator<'_> {
         }
         let mut output = Vec::with_capacity(matrix.series.len());
         let mut non_counter_names = Vec::new();
+        let mut mixed_ignored = Vec::new();
+        let mut mixed_dropped = Vec::new();
+        let mut histogram_warnings = Vec::new();
         for series in &matrix.series {
             let samples = series.samples();
+            let histograms = series.histograms();
+            if !histograms.is_empty() {
+                let range = (matrix.range_end, matrix.range_ms);
+                let metric = series.labels.metric_name().unwrap_or_default();
+                match range_over_histograms(name, samples, histograms, range, metric, &mut histogram_warnings) {
+                    HistogramRange::Value(value, histogram) => {
+                        let keeps_name = matches!(name, "last_over_time" | "first_over_time");
+                        let mut result =
+                            element(&series.labels, value, time, if keeps_name { series.drop_name } else { true });
+                        result.histogram = histogram;
+                        output.push(result);
+                        continue;
+                    }
+                    HistogramRange::Nothing => continue,
+                    HistogramRange::Mixed => {
+                        mixed_dropped.push(series.labels.metric_name().unwrap_or_default().to_owned());
+                        continue;
+                    }
+                    HistogramRange::FloatsOnly => {
+                        mixed_ignored.push(series.labels.metric_name().unwrap_or_default().to_owned());
+                    }
+                    HistogramRange::Unannotated => {}
+                }
+            }
             if samples.is_empty() {
                 continue;
             }
@@ -762,6 +1020,19 @@ impl Evaluator<'_> {
                 let drop_name = if keeps_name { series.drop_name } else { true };
                 output.push(element(&series.labels, value, time, drop_name));
             }
+        }
+        for metric in mixed_ignored {
+            let message = format!(
+                "ignored histograms in a range containing both floats and histograms for metric name {metric:?}"
+            );
+            self.annotate(AnnotationKind::Info, message, Some(&anchor), Some(matrix_expr));
+        }
+        for message in histogram_warnings {
+            self.annotate(AnnotationKind::Warning, message, Some(&anchor), Some(matrix_expr));
+        }
+        for metric in mixed_dropped {
+            let message = format!("encountered a mix of histograms and floats for metric name {metric:?}");
+            self.annotate(AnnotationKind::Warning, message, Some(&anchor), Some(matrix_expr));
         }
         for metric in non_counter_names {
             let message =

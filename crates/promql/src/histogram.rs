@@ -3,14 +3,16 @@
 //!
 //! Buckets are grouped by their labels without `le`, sorted, coalesced, and
 //! made monotonic the way Prometheus does (raising an info annotation when a
-//! real decrease had to be fixed). Native histograms are not handled here:
-//! the store holds none.
+//! real decrease had to be fixed). Native histogram elements of the same
+//! call are answered from their own buckets ([`native_quantile`],
+//! [`native_fraction`], after Prometheus's `HistogramQuantile` and
+//! `HistogramFraction`).
 
 use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt};
 use promql_parser::parser::{Call, Expr};
-use tsdb::Labels;
+use tsdb::{FloatHistogram, Labels};
 
 use crate::Error;
 use crate::engine::{Element, Evaluated, Evaluator, Window};
@@ -221,6 +223,154 @@ fn bucket_fraction(lower: f64, upper: f64, mut buckets: Vec<Bucket>) -> f64 {
     (upper_rank - lower_rank) / count
 }
 
+/// Quantile `q` of a native histogram (Prometheus's `HistogramQuantile`):
+/// linear interpolation in custom and zero buckets, exponential otherwise.
+pub(crate) fn native_quantile(q: f64, histogram: &FloatHistogram) -> f64 {
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    if histogram.count == 0.0 || q.is_nan() {
+        return f64::NAN;
+    }
+    let forward = histogram.sum.is_nan() || q < 0.5;
+    let mut buckets = histogram.buckets();
+    let mut rank = if forward { q * histogram.count } else { (1.0 - q) * histogram.count };
+    if !forward {
+        buckets.reverse();
+    }
+    let mut count = 0.0;
+    let mut chosen = None;
+    for bucket in &buckets {
+        count += bucket.count;
+        chosen = Some(*bucket);
+        if count >= rank {
+            break;
+        }
+    }
+    let Some(mut bucket) = chosen else {
+        return f64::NAN;
+    };
+    let custom = histogram.uses_custom_buckets();
+    if !custom && bucket.lower < 0.0 && bucket.upper > 0.0 {
+        if histogram.negative_buckets.is_empty() && !histogram.positive_buckets.is_empty() {
+            bucket.lower = 0.0;
+        } else if histogram.positive_buckets.is_empty() && !histogram.negative_buckets.is_empty() {
+            bucket.upper = 0.0;
+        }
+    } else if custom {
+        if bucket.lower == f64::NEG_INFINITY {
+            if bucket.upper <= 0.0 {
+                return bucket.upper;
+            }
+            bucket.lower = 0.0;
+        } else if bucket.upper == f64::INFINITY {
+            return bucket.lower;
+        }
+    }
+    count = count.min(histogram.count);
+    if count < rank {
+        return bucket.upper;
+    }
+    if forward {
+        rank -= count - bucket.count;
+    } else {
+        rank = count - rank;
+    }
+    let fraction = rank / bucket.count;
+    if custom || (bucket.lower <= 0.0 && bucket.upper >= 0.0) {
+        return bucket.lower + (bucket.upper - bucket.lower) * fraction;
+    }
+    let log_lower = bucket.lower.abs().log2();
+    let log_upper = bucket.upper.abs().log2();
+    if bucket.lower > 0.0 {
+        return (log_lower + (log_upper - log_lower) * fraction).exp2();
+    }
+    -(log_upper + (log_lower - log_upper) * (1.0 - fraction)).exp2()
+}
+
+/// Fraction of a native histogram's observations between `lower` and `upper`
+/// (Prometheus's `HistogramFraction`).
+pub(crate) fn native_fraction(lower: f64, upper: f64, histogram: &FloatHistogram) -> f64 {
+    if histogram.count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let custom = histogram.uses_custom_buckets();
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    for mut bucket in histogram.buckets() {
+        let mut zero_bucket = false;
+        if custom {
+            if bucket.lower == f64::NEG_INFINITY && bucket.upper > 0.0 {
+                bucket.lower = 0.0;
+            }
+        } else if bucket.lower <= 0.0 && bucket.upper >= 0.0 {
+            zero_bucket = true;
+            if histogram.negative_buckets.is_empty() && !histogram.positive_buckets.is_empty() {
+                bucket.lower = 0.0;
+            } else if histogram.positive_buckets.is_empty() && !histogram.negative_buckets.is_empty() {
+                bucket.upper = 0.0;
+            }
+        }
+        let interpolate = |value: f64| {
+            if custom || zero_bucket {
+                if bucket.upper.is_infinite() {
+                    rank
+                } else if bucket.lower.is_infinite() {
+                    rank + bucket.count
+                } else {
+                    rank + bucket.count * (value - bucket.lower) / (bucket.upper - bucket.lower)
+                }
+            } else {
+                let log_lower = bucket.lower.abs().log2();
+                let log_upper = bucket.upper.abs().log2();
+                let log_value = value.abs().log2();
+                let fraction = if value > 0.0 {
+                    (log_value - log_lower) / (log_upper - log_lower)
+                } else {
+                    1.0 - (log_value - log_upper) / (log_lower - log_upper)
+                };
+                rank + bucket.count * fraction
+            }
+        };
+        if !lower_set && bucket.lower >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && bucket.lower >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && bucket.lower < lower && bucket.upper > lower {
+            lower_rank = interpolate(lower);
+            lower_set = true;
+        }
+        if !upper_set && bucket.lower < upper && bucket.upper > upper {
+            upper_rank = interpolate(upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank += bucket.count;
+    }
+    if !lower_set || lower_rank > histogram.count {
+        lower_rank = histogram.count;
+    }
+    if !upper_set || upper_rank > histogram.count {
+        upper_rank = histogram.count;
+    }
+    (upper_rank - lower_rank) / histogram.count
+}
+
 struct BucketGroup {
     labels: Labels,
     metric_name: String,
@@ -267,7 +417,62 @@ impl Evaluator<'_> {
                 self.annotate(AnnotationKind::Warning, message, Some(&anchor), Some(q_expr));
             }
         }
-        let elements = self.eval_vector(vector_expr, time, window)?;
+        let mut elements = self.eval_vector_with_histograms(vector_expr, time, window)?;
+        let mut output = Vec::new();
+        let mut mixed: Vec<Labels> = Vec::new();
+        if elements.iter().any(|element| element.histogram.is_some()) {
+            // A label set that is both a native histogram and a classic one
+            // (buckets with `le`) is ambiguous: neither is used.
+            let classic: std::collections::HashSet<Labels> = elements
+                .iter()
+                .filter(|element| element.histogram.is_none() && element.labels.get(BUCKET_LABEL).is_some())
+                .map(|element| {
+                    let mut builder = element.labels.to_builder();
+                    builder.delete(BUCKET_LABEL);
+                    builder.build()
+                })
+                .collect();
+            for element in &elements {
+                if element.histogram.is_some() && classic.contains(&*element.labels) {
+                    mixed.push((*element.labels).clone());
+                    let metric = element.labels.metric_name().unwrap_or("").to_owned();
+                    let message =
+                        format!("vector contains a mix of classic and native histograms for metric name {metric:?}");
+                    self.annotate(AnnotationKind::Warning, message, Some(&anchor), Some(vector_expr));
+                }
+            }
+            for element in &elements {
+                let Some(histogram) = &element.histogram else { continue };
+                if mixed.contains(&element.labels) {
+                    continue;
+                }
+                if let Some((lower, upper)) = fraction_bounds {
+                    let value = native_fraction(lower, upper, histogram);
+                    let mut result = element.clone();
+                    (result.histogram, result.value, result.timestamp, result.drop_name) = (None, value, time, true);
+                    output.push(result);
+                    continue;
+                }
+                for (q, _) in &quantiles {
+                    let labels = match &quantile_label {
+                        Some(label) => {
+                            let mut builder = element.labels.to_builder();
+                            builder.set(label.clone(), format_open_metrics_float(*q));
+                            Arc::new(builder.build())
+                        }
+                        None => element.labels.clone(),
+                    };
+                    output.push(Element {
+                        histogram: None,
+                        labels,
+                        value: native_quantile(*q, histogram),
+                        timestamp: time,
+                        drop_name: true,
+                    });
+                }
+            }
+            elements.retain(|element| element.histogram.is_none());
+        }
         let node = call as *const Call as usize;
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut groups: Vec<BucketGroup> = Vec::new();
@@ -286,6 +491,9 @@ impl Evaluator<'_> {
                 builder.delete(BUCKET_LABEL);
                 builder.build()
             });
+            if mixed.contains(&key) {
+                continue;
+            }
             let position = match index.get(&key) {
                 Some(position) => *position,
                 None => {
@@ -300,11 +508,11 @@ impl Evaluator<'_> {
             };
             groups[position].buckets.push(Bucket { upper_bound, count: element.value });
         }
-        let mut output = Vec::new();
         let mut forced_names = Vec::new();
         for group in groups {
             if let Some((lower, upper)) = fraction_bounds {
                 output.push(Element {
+                    histogram: None,
                     labels: Arc::new(group.labels),
                     value: bucket_fraction(lower, upper, group.buckets),
                     timestamp: time,
@@ -325,7 +533,13 @@ impl Evaluator<'_> {
                     }
                     None => group.labels.clone(),
                 };
-                output.push(Element { labels: Arc::new(labels), value, timestamp: time, drop_name: true });
+                output.push(Element {
+                    histogram: None,
+                    labels: Arc::new(labels),
+                    value,
+                    timestamp: time,
+                    drop_name: true,
+                });
             }
         }
         for metric in forced_names {

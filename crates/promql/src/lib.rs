@@ -6,8 +6,14 @@
 //! [`promqltest`] runs Prometheus's promqltest scripts against the engine.
 //!
 //! Evaluation is synchronous CPU work over a [`tsdb::Queryable`]; callers in
-//! async code must run it off the event loop. Native histograms are not
-//! supported: the store holds floats only.
+//! async code must run it off the event loop.
+//!
+//! Native histograms ([`tsdb::FloatHistogram`]) flow through selectors, the
+//! arithmetic Prometheus defines on them, `sum`/`avg`/`count`-style
+//! aggregations and the `histogram_*` functions; float-only operations drop
+//! them. Range functions (`rate` and the `*_over_time` family) and subqueries
+//! read float samples only for now. [`notation`] parses the `{{…}}` text of
+//! promqltest and promtool.
 
 mod aggregate;
 mod engine;
@@ -15,6 +21,7 @@ mod error;
 mod functions;
 mod hash;
 mod histogram;
+pub mod notation;
 mod position;
 pub mod promqltest;
 mod selector;
@@ -23,4 +30,5 @@ mod value;
 pub use engine::{Engine, EngineOptions, parse};
 pub use error::Error;
 pub use selector::selector_matchers;
-pub use value::{Annotation, AnnotationKind, QueryResult, Value};
+pub use tsdb::FloatHistogram;
+pub use value::{Annotation, AnnotationKind, InstantSample, QueryResult, Value};

@@ -5,8 +5,25 @@
 //! warnings and infos) raised while evaluating. Nothing here evaluates.
 
 use std::fmt;
+use std::sync::Arc;
 
-use tsdb::{Labels, Sample, SeriesData};
+use tsdb::{FloatHistogram, Labels, SeriesData};
+
+/// One element of an instant vector: a float, or a native histogram (then
+/// `value` is 0).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstantSample {
+    pub timestamp: i64,
+    pub value: f64,
+    pub histogram: Option<Arc<FloatHistogram>>,
+}
+
+impl InstantSample {
+    /// A float sample.
+    pub fn float(timestamp: i64, value: f64) -> Self {
+        Self { timestamp, value, histogram: None }
+    }
+}
 
 /// The value of a query.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,8 +33,9 @@ pub enum Value {
     /// A string literal.
     String(String),
     /// An instant vector: one sample per series, stamped with the evaluation time.
-    Vector(Vec<(Labels, Sample)>),
-    /// A range vector (range selectors in instant queries, and every range query).
+    Vector(Vec<(Labels, InstantSample)>),
+    /// A range vector (range selectors in instant queries, and every range
+    /// query); each series carries float and histogram samples.
     Matrix(Vec<SeriesData>),
 }
 

@@ -59,7 +59,12 @@ impl Datasource for EmbeddedDatasource {
             .map_err(|error| DatasourceError::Query(error.to_string()))?;
         match result.value {
             promql::Value::Vector(samples) => {
-                Ok(samples.into_iter().map(|(labels, sample)| (labels, sample.value)).collect())
+                // Rules record floats only: native histogram results are left out.
+                Ok(samples
+                    .into_iter()
+                    .filter(|(_, sample)| sample.histogram.is_none())
+                    .map(|(labels, sample)| (labels, sample.value))
+                    .collect())
             }
             promql::Value::Scalar(_, value) => Ok(vec![(Labels::empty(), value)]),
             _ => Err(DatasourceError::NotAVector),

@@ -1,12 +1,14 @@
 //! Hand-written JSON output for query results: large results are written
 //! straight into one buffer, without building an intermediate value tree.
 //! Floats follow Prometheus's API: sample values as strings (`"NaN"`, `"+Inf"`),
-//! timestamps as numbers of seconds with millisecond precision.
+//! timestamps as numbers of seconds with millisecond precision. Native
+//! histograms are `"histogram"`/`"histograms"` entries holding count, sum and
+//! the non-empty buckets as `[boundary rule, lower, upper, count]`.
 
 use std::fmt::Write;
 
 use promql::{Annotation, Value};
-use tsdb::{Labels, Sample};
+use tsdb::{FloatHistogram, Labels, Sample};
 
 /// Appends `text` as a JSON string literal.
 pub fn write_string(out: &mut String, text: &str) {
@@ -70,6 +72,42 @@ fn write_point(out: &mut String, sample: &Sample) {
     out.push_str("\"]");
 }
 
+/// Appends `[timestamp,{"count":…,"sum":…,"buckets":[…]}]`.
+fn write_histogram_point(out: &mut String, timestamp_ms: i64, histogram: &FloatHistogram) {
+    out.push('[');
+    write_timestamp(out, timestamp_ms);
+    out.push_str(",{\"count\":\"");
+    out.push_str(&format_value(histogram.count));
+    out.push_str("\",\"sum\":\"");
+    out.push_str(&format_value(histogram.sum));
+    out.push('"');
+    let buckets = histogram.buckets();
+    if !buckets.is_empty() {
+        out.push_str(",\"buckets\":[");
+        for (index, bucket) in buckets.iter().enumerate() {
+            if index > 0 {
+                out.push(',');
+            }
+            // 0: (lower, upper], 1: [lower, upper), 2: (lower, upper), 3: [lower, upper].
+            let rule = match (bucket.lower_inclusive, bucket.upper_inclusive) {
+                (false, true) => 0,
+                (true, false) => 1,
+                (false, false) => 2,
+                (true, true) => 3,
+            };
+            let _ = write!(
+                out,
+                "[{rule},\"{}\",\"{}\",\"{}\"]",
+                format_value(bucket.lower),
+                format_value(bucket.upper),
+                format_value(bucket.count)
+            );
+        }
+        out.push(']');
+    }
+    out.push_str("}]");
+}
+
 pub fn write_labels(out: &mut String, labels: &Labels) {
     out.push('{');
     for (index, label) in labels.iter().enumerate() {
@@ -106,8 +144,16 @@ pub fn write_query_data(out: &mut String, value: &Value, time_ms: i64) {
                 }
                 out.push_str("{\"metric\":");
                 write_labels(out, labels);
-                out.push_str(",\"value\":");
-                write_point(out, sample);
+                match &sample.histogram {
+                    Some(histogram) => {
+                        out.push_str(",\"histogram\":");
+                        write_histogram_point(out, sample.timestamp, histogram);
+                    }
+                    None => {
+                        out.push_str(",\"value\":");
+                        write_point(out, &Sample { timestamp: sample.timestamp, value: sample.value });
+                    }
+                }
                 out.push('}');
             }
             out.push_str("]}");
@@ -120,14 +166,27 @@ pub fn write_query_data(out: &mut String, value: &Value, time_ms: i64) {
                 }
                 out.push_str("{\"metric\":");
                 write_labels(out, &data.labels);
-                out.push_str(",\"values\":[");
-                for (point_index, sample) in data.samples.iter().enumerate() {
-                    if point_index > 0 {
-                        out.push(',');
+                if !data.samples.is_empty() || data.histograms.is_empty() {
+                    out.push_str(",\"values\":[");
+                    for (point_index, sample) in data.samples.iter().enumerate() {
+                        if point_index > 0 {
+                            out.push(',');
+                        }
+                        write_point(out, sample);
                     }
-                    write_point(out, sample);
+                    out.push(']');
                 }
-                out.push_str("]}");
+                if !data.histograms.is_empty() {
+                    out.push_str(",\"histograms\":[");
+                    for (point_index, sample) in data.histograms.iter().enumerate() {
+                        if point_index > 0 {
+                            out.push(',');
+                        }
+                        write_histogram_point(out, sample.timestamp, &sample.histogram);
+                    }
+                    out.push(']');
+                }
+                out.push('}');
             }
             out.push_str("]}");
         }
@@ -171,6 +230,23 @@ mod tests {
         out.push(' ');
         write_timestamp(&mut out, -1500);
         assert_eq!(out, "1435781451.781 1435781451 1435781451.5 -1.5");
+    }
+
+    #[test]
+    fn histograms_render_like_prometheus() {
+        let histogram = promql::notation::parse_histogram(
+            "{{schema:0 sum:5 count:4 z_bucket:1 z_bucket_w:0.5 buckets:[1 2] n_buckets:[0]}}",
+        )
+        .expect("valid histogram");
+        let labels = Labels::from_pairs([("__name__", "h")]);
+        let sample =
+            promql::InstantSample { timestamp: 1000, value: 0.0, histogram: Some(std::sync::Arc::new(histogram)) };
+        let mut out = String::new();
+        write_query_data(&mut out, &Value::Vector(vec![(labels, sample)]), 1000);
+        assert_eq!(
+            out,
+            "{\"resultType\":\"vector\",\"result\":[{\"metric\":{\"__name__\":\"h\"},\"histogram\":[1,{\"count\":\"4\",\"sum\":\"5\",\"buckets\":[[3,\"-0.5\",\"0.5\",\"1\"],[0,\"0.5\",\"1\",\"1\"],[0,\"1\",\"2\",\"2\"]]}]}]}"
+        );
     }
 
     #[test]

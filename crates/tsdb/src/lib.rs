@@ -1,5 +1,6 @@
 //! The embedded metrics store: series identified by label sets, each holding
-//! `(timestamp in milliseconds, f64 value)` samples.
+//! `(timestamp in milliseconds, f64 value)` samples and, apart from them,
+//! native histogram samples ([`histogram`]).
 //!
 //! Key types: [`Labels`] (a sorted label set, `__name__` included), [`Sample`],
 //! [`Matcher`] (the four PromQL label matchers), the [`Queryable`] trait that
@@ -25,11 +26,13 @@
 
 pub mod block;
 pub mod chunk;
+pub mod histogram;
 mod labels;
 mod matcher;
 mod memstore;
 mod postings;
 
+pub use histogram::{FloatHistogram, HistogramSample};
 pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher};
 pub use memstore::{CHUNK_MAX_SAMPLES, CHUNK_MAX_SPAN_MS, MemStore, SHARD_COUNT, SeriesRef, Truncation};
@@ -55,8 +58,11 @@ pub struct Sample {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesData {
     pub labels: Labels,
-    /// Samples sorted by timestamp, staleness markers included.
+    /// Float samples sorted by timestamp, staleness markers included.
     pub samples: Vec<Sample>,
+    /// Native histogram samples sorted by timestamp (a timestamp is in
+    /// `samples` or here, never in both).
+    pub histograms: Vec<HistogramSample>,
 }
 
 /// Errors of the store.

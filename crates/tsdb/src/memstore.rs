@@ -22,6 +22,10 @@
 //! range. The store keeps no write-ahead log and does nothing on a timer:
 //! retention is applied by calling [`MemStore::truncate_before`].
 //!
+//! Native histogram samples ([`MemStore::append_histogram`]) sit in a plain
+//! per-series list beside the float chunks, ordered with them by timestamp;
+//! checkpoints and blocks do not carry them.
+//!
 //! Checkpoints: each series counts the leading sealed chunks already in an
 //! on-disk block (`persisted`) and those the checkpoint in progress covers
 //! (`checkpoint`). [`MemStore::cut_for_checkpoint`] also seals the head chunks, so
@@ -37,6 +41,7 @@ use hashbrown::HashTable;
 use parking_lot::RwLock;
 
 use crate::chunk::{Chunk, ChunkEncoder};
+use crate::histogram::{CounterResetHint, FloatHistogram, HistogramSample};
 use crate::postings::{PostingsIndex, SeriesId};
 use crate::{Error, Label, Labels, Matcher, Queryable, Sample, SeriesData};
 
@@ -80,6 +85,10 @@ struct SeriesSamples {
     persisted: usize,
     /// The leading `sealed` chunks the checkpoint in progress covers (at least `persisted`).
     checkpoint: usize,
+    /// Native histogram samples, oldest first, kept apart from the float chunks
+    /// (a timestamp holds a float or a histogram, never both). Only tests and
+    /// loaders write them; blocks and the write-ahead log do not hold them.
+    histograms: Vec<HistogramSample>,
 }
 
 /// Why an append into one series did not happen.
@@ -102,6 +111,15 @@ impl SeriesSamples {
     fn append(&mut self, labels: &Labels, timestamp: i64, value: f64) -> Result<Appended, AppendRefusal> {
         if self.removed {
             return Err(AppendRefusal::Removed);
+        }
+        if let Some(last) = self.histograms.last()
+            && timestamp <= last.timestamp
+        {
+            return Err(AppendRefusal::Rejected(Error::OutOfOrder {
+                labels: labels.to_string(),
+                last: last.timestamp,
+                got: timestamp,
+            }));
         }
         if let Some((last_timestamp, last_value)) = self.head.last() {
             if timestamp < last_timestamp {
@@ -131,7 +149,71 @@ impl SeriesSamples {
     }
 
     fn is_empty(&self) -> bool {
-        self.sealed.is_empty() && self.head.is_empty()
+        self.sealed.is_empty() && self.head.is_empty() && self.histograms.is_empty()
+    }
+
+    /// The timestamp of the newest float sample.
+    fn last_float_timestamp(&self) -> Option<i64> {
+        match self.head.last() {
+            Some((timestamp, _)) => Some(timestamp),
+            None => self.sealed.last().map(Chunk::max_time),
+        }
+    }
+
+    /// Appends a histogram sample. Its counter-reset hint is settled here, as
+    /// the store reads it back: gauges stay gauges; after another histogram
+    /// it says whether the counts went down; after a float or as the first
+    /// sample it is kept as given.
+    fn append_histogram(
+        &mut self,
+        labels: &Labels,
+        timestamp: i64,
+        mut histogram: FloatHistogram,
+    ) -> Result<Appended, AppendRefusal> {
+        if self.removed {
+            return Err(AppendRefusal::Removed);
+        }
+        let last_histogram = self.histograms.last().map(|sample| sample.timestamp);
+        let last = last_histogram.max(self.last_float_timestamp());
+        if let Some(last) = last {
+            if timestamp < last || (timestamp == last && last_histogram != Some(last)) {
+                return Err(AppendRefusal::Rejected(Error::OutOfOrder {
+                    labels: labels.to_string(),
+                    last,
+                    got: timestamp,
+                }));
+            }
+            if timestamp == last {
+                return match self.histograms.last() {
+                    Some(previous) if *previous.histogram == histogram => Ok(Appended::Duplicate),
+                    _ => Err(AppendRefusal::Rejected(Error::DuplicateTimestamp {
+                        labels: labels.to_string(),
+                        timestamp,
+                    })),
+                };
+            }
+        }
+        let previous = self.histograms.last().filter(|sample| Some(sample.timestamp) == last);
+        if let Some(previous) = previous
+            && histogram.counter_reset_hint != CounterResetHint::Gauge
+        {
+            histogram.counter_reset_hint = if histogram.detect_reset(&previous.histogram) {
+                CounterResetHint::CounterReset
+            } else {
+                CounterResetHint::NotCounterReset
+            };
+        }
+        self.histograms.push(HistogramSample { timestamp, histogram: Arc::new(histogram) });
+        Ok(Appended::New)
+    }
+
+    fn histograms_in_range(&self, start: i64, end: i64) -> Vec<HistogramSample> {
+        if self.histograms.is_empty() || start > end {
+            return Vec::new();
+        }
+        let from = self.histograms.partition_point(|sample| sample.timestamp < start);
+        let to = self.histograms.partition_point(|sample| sample.timestamp <= end);
+        self.histograms.get(from..to).map(<[HistogramSample]>::to_vec).unwrap_or_default()
     }
 
     /// Calls `visit` with each sample in `[start, end]`, in order, decoding only
@@ -166,6 +248,9 @@ impl SeriesSamples {
     }
 
     fn has_sample_in_range(&self, start: i64, end: i64) -> bool {
+        if self.histograms.iter().any(|sample| start <= sample.timestamp && sample.timestamp <= end) {
+            return true;
+        }
         let mut found = false;
         self.for_each_in_range(start, end, |_, _| {
             found = true;
@@ -185,7 +270,9 @@ impl SeriesSamples {
             dropped += self.head.len();
             self.head = ChunkEncoder::new();
         }
-        dropped
+        let old_histograms = self.histograms.partition_point(|sample| sample.timestamp < timestamp);
+        self.histograms.drain(..old_histograms);
+        dropped + old_histograms
     }
 
     /// Seals the head chunk (if it holds samples) and marks every sealed chunk
@@ -207,6 +294,8 @@ impl SeriesSamples {
         self.sealed.capacity() * size_of::<Chunk>()
             + self.sealed.iter().map(Chunk::heap_bytes).sum::<usize>()
             + self.head.heap_bytes()
+            + self.histograms.capacity() * size_of::<HistogramSample>()
+            + self.histograms.iter().map(|sample| histogram_heap_bytes(&sample.histogram)).sum::<usize>()
     }
 }
 
@@ -331,6 +420,26 @@ impl MemStore {
     pub fn append(&self, labels: &Labels, timestamp: i64, value: f64) -> Result<(), Error> {
         let series = self.get_or_create_series(labels);
         self.append_ref(&series, timestamp, value)
+    }
+
+    /// Appends one native histogram sample. Timestamps must grow within a
+    /// series across floats and histograms; the same histogram at the same
+    /// timestamp is accepted and ignored.
+    pub fn append_histogram(&self, labels: &Labels, timestamp: i64, histogram: FloatHistogram) -> Result<(), Error> {
+        loop {
+            let series = self.get_or_create_series(labels);
+            let outcome = series.0.samples.write().append_histogram(labels, timestamp, histogram.clone());
+            match outcome {
+                Ok(Appended::New) => {
+                    let stripe = series.0.id as usize % COUNTER_STRIPES;
+                    self.sample_counts[stripe].0.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Ok(Appended::Duplicate) => return Ok(()),
+                Err(AppendRefusal::Rejected(error)) => return Err(error),
+                Err(AppendRefusal::Removed) => {}
+            }
+        }
     }
 
     /// The handle of the series with exactly these labels, created if needed.
@@ -577,6 +686,16 @@ fn shard_of(hash: u64) -> usize {
     (hash >> 48) as usize % SHARD_COUNT
 }
 
+fn histogram_heap_bytes(histogram: &FloatHistogram) -> usize {
+    size_of::<FloatHistogram>()
+        + (histogram.positive_spans.capacity() + histogram.negative_spans.capacity())
+            * size_of::<crate::histogram::Span>()
+        + (histogram.positive_buckets.capacity()
+            + histogram.negative_buckets.capacity()
+            + histogram.custom_values.capacity())
+            * size_of::<f64>()
+}
+
 fn labels_heap_bytes(labels: &Labels) -> usize {
     labels.iter().map(|label| size_of::<Label>() + label.name.capacity() + label.value.capacity()).sum()
 }
@@ -587,8 +706,15 @@ impl Queryable for MemStore {
             .matching(matchers)
             .into_iter()
             .filter_map(|series| {
-                let samples = series.samples.read().samples_in_range(start, end);
-                (!samples.is_empty()).then(|| SeriesData { labels: series.labels.clone(), samples })
+                let guard = series.samples.read();
+                let samples = guard.samples_in_range(start, end);
+                let histograms = guard.histograms_in_range(start, end);
+                drop(guard);
+                (!samples.is_empty() || !histograms.is_empty()).then(|| SeriesData {
+                    labels: series.labels.clone(),
+                    samples,
+                    histograms,
+                })
             })
             .collect();
         result.sort_unstable_by(|left, right| left.labels.cmp(&right.labels));

@@ -3,7 +3,7 @@
 //! [`run_script`] parses a script and runs each `eval` against a fresh
 //! [`tsdb::MemStore`] per `load`/`clear` block, returning a [`FileReport`]:
 //! passed count, failures (line, query, expected, got) and skipped cases with
-//! their reason (native histograms, unsupported features). [`run_file`] and
+//! their reason (unsupported features). [`run_file`] and
 //! [`run_files`] wrap it for paths; [`Summary`] aggregates many files.
 //!
 //! Values are compared with Prometheus's `almost.Equal` (epsilon 1e-6).

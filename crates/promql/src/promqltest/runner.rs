@@ -1,19 +1,20 @@
 //! Runs parsed promqltest commands against the engine and judges each `eval`.
 //!
-//! A fresh [`MemStore`] backs each `load`/`clear` block. Series holding native
-//! histograms are not loaded; any `eval` whose selectors could match one is
-//! skipped with the reason, as are evals needing unsupported features.
+//! A fresh [`MemStore`] backs each `load`/`clear` block, native histograms
+//! included; `load_with_nhcb` also loads each classic histogram as a native
+//! histogram with custom buckets. Expected histograms are compared after
+//! compaction with promqltest's tolerance. Evals needing unsupported
+//! features are skipped with the reason.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
-use promql_parser::parser::Expr;
 use regex::Regex;
 use tsdb::{Labels, MemStore};
 
 use super::script::{Command, EvalCommand, EvalKind, Expectations, MessageMatch, SequenceValue, parse_script};
 use super::{CaseFailure, CaseSkip, FileReport};
-use crate::engine::matcher_groups;
 use crate::histogram::almost_equal;
 use crate::{Annotation, Engine, EngineOptions, Error, QueryResult, Value};
 
@@ -24,12 +25,10 @@ pub fn run_script_with_options(name: &str, text: &str, options: &EngineOptions) 
     let engine = Engine::new(options.clone());
     let mut report = FileReport { file: name.to_owned(), ..FileReport::default() };
     let mut store = MemStore::new();
-    let mut native_series: Vec<Labels> = Vec::new();
     for command in parse_script(text) {
         match command {
             Command::Clear => {
                 store = MemStore::new();
-                native_series.clear();
             }
             Command::Invalid { line, text, reason } => report.failures.push(CaseFailure {
                 file: name.to_owned(),
@@ -40,25 +39,34 @@ pub fn run_script_with_options(name: &str, text: &str, options: &EngineOptions) 
             }),
             Command::Load { line, interval, series, with_nhcb } => {
                 // Later lines for the same series and timestamp overwrite earlier ones.
-                let mut merged: BTreeMap<Labels, BTreeMap<i64, f64>> = BTreeMap::new();
+                let mut merged: BTreeMap<Labels, BTreeMap<i64, SequenceValue>> = BTreeMap::new();
                 for series_line in series {
-                    if series_line.native_histograms {
-                        native_series.push(series_line.labels.clone());
-                        continue;
-                    }
-                    if with_nhcb {
-                        native_series.push(nhcb_labels(&series_line.labels));
-                    }
                     let samples = merged.entry(series_line.labels.clone()).or_default();
                     for (index, value) in series_line.values.iter().enumerate() {
-                        if let SequenceValue::Value(value) = value {
-                            samples.insert(index as i64 * interval, *value);
+                        if !matches!(value, SequenceValue::Omitted) {
+                            samples.insert(index as i64 * interval, value.clone());
                         }
                     }
                 }
-                for (labels, samples) in merged {
+                let converted = if with_nhcb { classic_to_native(&merged) } else { Vec::new() };
+                let converted = converted.into_iter().map(|(labels, histograms)| {
+                    let samples: BTreeMap<i64, SequenceValue> = histograms
+                        .into_iter()
+                        .map(|(timestamp, histogram)| (timestamp, SequenceValue::Histogram(Arc::new(histogram))))
+                        .collect();
+                    (labels, samples)
+                });
+                let converted: Vec<_> = converted.collect();
+                for (labels, samples) in merged.into_iter().chain(converted) {
                     for (timestamp, value) in samples {
-                        if let Err(error) = store.append(&labels, timestamp, value) {
+                        let appended = match value {
+                            SequenceValue::Value(value) => store.append(&labels, timestamp, value),
+                            SequenceValue::Histogram(histogram) => {
+                                store.append_histogram(&labels, timestamp, (*histogram).clone())
+                            }
+                            SequenceValue::Omitted => Ok(()),
+                        };
+                        if let Err(error) = appended {
                             report.failures.push(CaseFailure {
                                 file: name.to_owned(),
                                 line,
@@ -82,12 +90,6 @@ pub fn run_script_with_options(name: &str, text: &str, options: &EngineOptions) 
                     report.skips.push(skip(reason.clone()));
                     continue;
                 }
-                if let Ok(expr) = promql_parser::parser::parse(&command.query)
-                    && touches_native_series(&expr, &native_series)
-                {
-                    report.skips.push(skip("native histograms are not supported yet".to_owned()));
-                    continue;
-                }
                 match run_eval(&engine, &store, &command) {
                     Outcome::Pass => report.passed += 1,
                     Outcome::Skip(reason) => report.skips.push(skip(reason)),
@@ -105,6 +107,72 @@ pub fn run_script_with_options(name: &str, text: &str, options: &EngineOptions) 
     report
 }
 
+/// `load_with_nhcb`: the classic histograms among `series` (`_bucket` series
+/// with an `le` label, with their `_count` and `_sum`) as native histograms
+/// with custom buckets, per timestamp at which every bucket has a value (the
+/// `+Inf` bucket is optional; without `_count`, the count is the last bucket's).
+fn classic_to_native(
+    series: &BTreeMap<Labels, BTreeMap<i64, SequenceValue>>,
+) -> Vec<(Labels, BTreeMap<i64, tsdb::FloatHistogram>)> {
+    type Samples = BTreeMap<i64, SequenceValue>;
+    #[derive(Default)]
+    struct Classic<'a> {
+        buckets: Vec<(f64, &'a Samples)>,
+        count: Option<&'a Samples>,
+        sum: Option<&'a Samples>,
+    }
+    let mut classics: BTreeMap<Labels, Classic<'_>> = BTreeMap::new();
+    for (labels, samples) in series {
+        let Some(name) = labels.metric_name() else { continue };
+        if name.ends_with("_bucket") {
+            let Some(bound) = labels.get("le").and_then(crate::histogram::parse_go_float) else { continue };
+            classics.entry(nhcb_labels(labels)).or_default().buckets.push((bound, samples));
+        } else if name.ends_with("_count") {
+            classics.entry(nhcb_labels(labels)).or_default().count = Some(samples);
+        } else if name.ends_with("_sum") {
+            classics.entry(nhcb_labels(labels)).or_default().sum = Some(samples);
+        }
+    }
+    let float_at = |samples: &Samples, timestamp: i64| match samples.get(&timestamp) {
+        Some(SequenceValue::Value(value)) if !tsdb::is_stale_nan(*value) => Some(*value),
+        _ => None,
+    };
+    let mut output = Vec::new();
+    for (labels, mut classic) in classics {
+        classic.buckets.sort_by(|left, right| left.0.total_cmp(&right.0));
+        classic.buckets.dedup_by(|later, earlier| later.0 == earlier.0);
+        if classic.buckets.is_empty() {
+            continue;
+        }
+        let timestamps: std::collections::BTreeSet<i64> =
+            classic.buckets.iter().flat_map(|(_, samples)| samples.keys().copied()).collect();
+        let mut histograms = BTreeMap::new();
+        'timestamps: for timestamp in timestamps {
+            let mut counts = Vec::with_capacity(classic.buckets.len());
+            let mut previous = 0.0;
+            for (_, samples) in &classic.buckets {
+                let Some(cumulative) = float_at(samples, timestamp) else { continue 'timestamps };
+                counts.push(cumulative - previous);
+                previous = cumulative;
+            }
+            let custom_values: Vec<f64> =
+                classic.buckets.iter().map(|(bound, _)| *bound).filter(|bound| bound.is_finite()).collect();
+            let histogram = tsdb::FloatHistogram {
+                schema: tsdb::histogram::CUSTOM_BUCKETS_SCHEMA,
+                count: classic.count.and_then(|samples| float_at(samples, timestamp)).unwrap_or(previous),
+                sum: classic.sum.and_then(|samples| float_at(samples, timestamp)).unwrap_or(0.0),
+                positive_spans: vec![tsdb::histogram::Span { offset: 0, length: counts.len() as u32 }],
+                positive_buckets: counts,
+                custom_values,
+                ..tsdb::FloatHistogram::default()
+            };
+            histograms.insert(timestamp, histogram);
+        }
+        output.push((labels, histograms));
+    }
+    output
+}
+
 /// The label set a classic histogram series would get as a native histogram with custom buckets.
 fn nhcb_labels(labels: &Labels) -> Labels {
     let mut builder = labels.to_builder();
@@ -114,44 +182,6 @@ fn nhcb_labels(labels: &Labels) -> Labels {
         builder.set(tsdb::METRIC_NAME, base.to_owned());
     }
     builder.build()
-}
-
-fn selectors(expr: &Expr, output: &mut Vec<promql_parser::parser::VectorSelector>) {
-    match expr {
-        Expr::VectorSelector(selector) => output.push(selector.clone()),
-        Expr::MatrixSelector(selector) => output.push(selector.vs.clone()),
-        Expr::Aggregate(aggregate) => {
-            selectors(&aggregate.expr, output);
-            if let Some(parameter) = &aggregate.param {
-                selectors(parameter, output);
-            }
-        }
-        Expr::Unary(unary) => selectors(&unary.expr, output),
-        Expr::Binary(binary) => {
-            selectors(&binary.lhs, output);
-            selectors(&binary.rhs, output);
-        }
-        Expr::Paren(paren) => selectors(&paren.expr, output),
-        Expr::Subquery(subquery) => selectors(&subquery.expr, output),
-        Expr::Call(call) => call.args.args.iter().for_each(|argument| selectors(argument, output)),
-        _ => {}
-    }
-}
-
-fn touches_native_series(expr: &Expr, native_series: &[Labels]) -> bool {
-    if native_series.is_empty() {
-        return false;
-    }
-    let mut found = Vec::new();
-    selectors(expr, &mut found);
-    found.iter().any(|selector| {
-        let Ok(groups) = matcher_groups(selector) else {
-            return false;
-        };
-        groups
-            .iter()
-            .any(|group| native_series.iter().any(|labels| group.iter().all(|matcher| matcher.matches_labels(labels))))
-    })
 }
 
 enum Outcome {
@@ -188,9 +218,6 @@ fn run_eval(engine: &Engine, store: &MemStore, command: &EvalCommand) -> Outcome
     let expectations = &command.expectations;
     let result = match result {
         Err(Error::Unsupported(feature)) => return Outcome::Skip(format!("unsupported: {feature}")),
-        Err(Error::NativeHistogramsUnsupported) => {
-            return Outcome::Skip("native histograms are not supported yet".to_owned());
-        }
         Err(error) => {
             if expectations.fail.is_empty() {
                 return fail("a successful evaluation", format!("error: {error}"));
@@ -258,7 +285,14 @@ fn render_value(value: &Value) -> String {
                 if index > 0 {
                     text.push_str(", ");
                 }
-                let _ = write!(text, "{labels} {}", sample.value);
+                match &sample.histogram {
+                    Some(histogram) => {
+                        let _ = write!(text, "{labels} {histogram}");
+                    }
+                    None => {
+                        let _ = write!(text, "{labels} {}", sample.value);
+                    }
+                }
             }
             text.push(']');
             text
@@ -269,8 +303,14 @@ fn render_value(value: &Value) -> String {
                 if index > 0 {
                     text.push_str(", ");
                 }
-                let points: Vec<String> =
-                    data.samples.iter().map(|sample| format!("{}@{}", sample.value, sample.timestamp)).collect();
+                let points: Vec<String> = merged_points(data)
+                    .iter()
+                    .map(|(timestamp, value)| match value {
+                        SequenceValue::Value(value) => format!("{value}@{timestamp}"),
+                        SequenceValue::Histogram(histogram) => format!("{histogram}@{timestamp}"),
+                        SequenceValue::Omitted => format!("_@{timestamp}"),
+                    })
+                    .collect();
                 let _ = write!(text, "{} [{}]", data.labels, points.join(" "));
             }
             text.push(']');
@@ -292,6 +332,7 @@ fn render_expected(command: &EvalCommand) -> String {
                 .iter()
                 .map(|value| match value {
                     SequenceValue::Value(value) => value.to_string(),
+                    SequenceValue::Histogram(histogram) => histogram.to_string(),
                     SequenceValue::Omitted => "_".to_owned(),
                 })
                 .collect();
@@ -301,15 +342,41 @@ fn render_expected(command: &EvalCommand) -> String {
     format!("[{}]", series.join(", "))
 }
 
-fn expected_points(values: &[SequenceValue], start: i64, step: i64) -> Vec<(i64, f64)> {
+fn expected_points(values: &[SequenceValue], start: i64, step: i64) -> Vec<(i64, SequenceValue)> {
     values
         .iter()
         .enumerate()
-        .filter_map(|(index, value)| match value {
-            SequenceValue::Value(value) => Some((start + index as i64 * step, *value)),
-            SequenceValue::Omitted => None,
-        })
+        .filter(|(_, value)| !matches!(value, SequenceValue::Omitted))
+        .map(|(index, value)| (start + index as i64 * step, value.clone()))
         .collect()
+}
+
+/// A series' float and histogram samples in timestamp order.
+fn merged_points(data: &tsdb::SeriesData) -> Vec<(i64, SequenceValue)> {
+    let mut points: Vec<(i64, SequenceValue)> = data
+        .samples
+        .iter()
+        .map(|sample| (sample.timestamp, SequenceValue::Value(sample.value)))
+        .chain(
+            data.histograms.iter().map(|sample| (sample.timestamp, SequenceValue::Histogram(sample.histogram.clone()))),
+        )
+        .collect();
+    points.sort_by_key(|(timestamp, _)| *timestamp);
+    points
+}
+
+/// Whether a result value matches the expected one, with promqltest's tolerance.
+fn values_match(expected: &SequenceValue, got: &SequenceValue) -> bool {
+    match (expected, got) {
+        (SequenceValue::Value(expected), SequenceValue::Value(got)) => almost_equal(*expected, *got, EPSILON),
+        (SequenceValue::Histogram(expected), SequenceValue::Histogram(got)) => {
+            // An expected gauge must come out a gauge; other hints are not compared.
+            let gauge = tsdb::histogram::CounterResetHint::Gauge;
+            (expected.counter_reset_hint != gauge || got.counter_reset_hint == gauge)
+                && expected.equals_with(got, |left, right| almost_equal(left, right, EPSILON))
+        }
+        _ => false,
+    }
 }
 
 fn check_matrix(command: &EvalCommand, series: &[tsdb::SeriesData], start: i64, step: i64) -> Outcome {
@@ -324,11 +391,12 @@ fn check_matrix(command: &EvalCommand, series: &[tsdb::SeriesData], start: i64, 
             return fail(expected, got());
         };
         let points = expected_points(&line.values, start, step);
-        if points.len() != data.samples.len() {
+        let got_points = merged_points(data);
+        if points.len() != got_points.len() {
             return fail(expected, got());
         }
-        for ((timestamp, value), sample) in points.iter().zip(&data.samples) {
-            if *timestamp != sample.timestamp || !almost_equal(*value, sample.value, EPSILON) {
+        for ((timestamp, value), (got_timestamp, got_value)) in points.iter().zip(&got_points) {
+            if timestamp != got_timestamp || !values_match(value, got_value) {
                 return fail(expected, got());
             }
         }
@@ -369,11 +437,15 @@ fn check_value(command: &EvalCommand, value: &Value) -> Outcome {
                 if expectations.ordered && index != expected_index {
                     return fail(format!("ordered {expected}"), render_value(value));
                 }
-                let expected_value = match line.values.first() {
-                    Some(SequenceValue::Value(expected_value)) => *expected_value,
-                    _ => return fail(expected, render_value(value)),
+                let Some(expected_value) = line.values.first() else {
+                    return fail(expected, render_value(value));
                 };
-                if !almost_equal(expected_value, elements[index].1.value, EPSILON) {
+                let sample = &elements[index].1;
+                let got = match &sample.histogram {
+                    Some(histogram) => SequenceValue::Histogram(histogram.clone()),
+                    None => SequenceValue::Value(sample.value),
+                };
+                if !values_match(expected_value, &got) {
                     return fail(expected, render_value(value));
                 }
             }

@@ -3,27 +3,30 @@
 //! Understands `load`/`load_with_nhcb`, `clear`, `eval instant`/`eval range`
 //! (and the legacy `eval_fail`/`eval_warn`/`eval_info`/`eval_ordered`), the
 //! `expect` lines, expected series with Prometheus's expanding value notation
-//! (`1+2x10`, `_x3`, `stale`, `-2-3x4`), and durations such as `1h5m` or
+//! (`1+2x10`, `_x3`, `stale`, `-2-3x4`, native histograms `{{…}}` with `xN`
+//! and `+{{…}}xN`, see [`crate::notation`]), and durations such as `1h5m` or
 //! `10s53ms`. It only parses; running is in the sibling `runner` module.
 
+use std::sync::Arc;
+
 use regex::Regex;
-use tsdb::{Labels, LabelsBuilder, STALE_NAN};
+use tsdb::{FloatHistogram, Labels, LabelsBuilder, STALE_NAN};
 
 use crate::histogram::parse_go_float;
 
-/// One value of an expanded series: a float, or a gap.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One value of an expanded series: a float, a native histogram, or a gap.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum SequenceValue {
     Value(f64),
+    Histogram(Arc<FloatHistogram>),
     Omitted,
 }
 
-/// A series line: labels and expanded values (or a note that it holds native histograms).
+/// A series line: labels and expanded values.
 #[derive(Debug, Clone)]
 pub(crate) struct SeriesLine {
     pub labels: Labels,
     pub values: Vec<SequenceValue>,
-    pub native_histograms: bool,
 }
 
 /// What an eval line expects besides the series.
@@ -62,7 +65,7 @@ pub(crate) struct EvalCommand {
     /// Expected series; a scalar expectation has empty labels and `scalar` set.
     pub series: Vec<SeriesLine>,
     pub scalar: Option<f64>,
-    /// Set when the expected output cannot be represented (native histograms).
+    /// Set when the expected output cannot be represented.
     pub unsupported: Option<String>,
 }
 
@@ -156,17 +159,12 @@ fn split_increment(text: &str) -> Option<(f64, f64)> {
 pub(crate) fn parse_values(text: &str) -> Result<(Vec<SequenceValue>, bool), String> {
     let mut values = Vec::new();
     let mut native = false;
-    let mut tokens = text.split_whitespace().peekable();
-    while let Some(token) = tokens.next() {
-        if token.contains("{{") {
+    for token in crate::notation::tokens(text) {
+        let token = token.as_str();
+        if token.starts_with("{{") {
             native = true;
-            let mut depth = token.matches("{{").count() as i64 - token.matches("}}").count() as i64;
-            while depth > 0 {
-                match tokens.next() {
-                    Some(next) => depth += next.matches("{{").count() as i64 - next.matches("}}").count() as i64,
-                    None => break,
-                }
-            }
+            let histograms = crate::notation::expand_histograms(token)?;
+            values.extend(histograms.into_iter().map(|histogram| SequenceValue::Histogram(Arc::new(histogram))));
             continue;
         }
         if token == "_" {
@@ -294,8 +292,8 @@ pub(crate) fn parse_series_descriptor(text: &str) -> Result<(Labels, &str), Stri
 
 fn parse_series_line(text: &str) -> Result<SeriesLine, String> {
     let (labels, rest) = parse_series_descriptor(text)?;
-    let (values, native_histograms) = parse_values(rest)?;
-    Ok(SeriesLine { labels, values, native_histograms })
+    let (values, _) = parse_values(rest)?;
+    Ok(SeriesLine { labels, values })
 }
 
 fn parse_message_match(rest: &str) -> Result<MessageMatch, String> {
@@ -455,12 +453,7 @@ pub(crate) fn parse_script(text: &str) -> Vec<Command> {
                 command.scalar = Some(value);
                 Ok(())
             } else {
-                parse_series_line(text).map(|series| {
-                    if series.native_histograms {
-                        command.unsupported = Some("native histograms in expected results".to_owned());
-                    }
-                    command.series.push(series);
-                })
+                parse_series_line(text).map(|series| command.series.push(series))
             };
             if let Err(reason) = result {
                 commands.push(Command::Invalid { line: *number, text: text.clone(), reason });
@@ -482,6 +475,7 @@ mod tests {
             .into_iter()
             .map(|value| match value {
                 SequenceValue::Value(value) => value,
+                SequenceValue::Histogram(_) => -1.0,
                 SequenceValue::Omitted => -999.0,
             })
             .collect()
@@ -506,7 +500,8 @@ mod tests {
     fn native_histograms_are_flagged() {
         let (values, native) = parse_values("1 {{schema:1 sum:3 count:22 buckets:[5 10 7]}} 2").expect("valid values");
         assert!(native);
-        assert_eq!(values.len(), 2);
+        assert_eq!(values.len(), 3);
+        assert!(matches!(&values[1], SequenceValue::Histogram(histogram) if histogram.count == 22.0));
     }
 
     #[test]

@@ -215,11 +215,32 @@ fn topk_orders_by_value_and_keeps_labels() {
 
 #[test]
 fn promqltest_runner_reports_failures_and_skips() {
-    let script = "load 1m\n  m 1 2 3\n  h {{schema:0 sum:1 count:1}}\n\neval instant at 2m m\n  m 3\n\neval instant at 2m m\n  m 4\n\neval instant at 1m h\n  h 1\n";
+    let script = "load 1m\n  m 1 2 3\n  h {{schema:0 sum:1 count:1 buckets:[1]}}+{{sum:2 count:1 buckets:[1]}}x2\n\neval instant at 2m m\n  m 3\n\neval instant at 2m m\n  m 4\n\neval instant at 1m h\n  h {{schema:0 sum:3 count:2 buckets:[2]}}\n\neval instant at 1m info(m)\n  m 2\n";
     let report = promql::promqltest::run_script("inline.test", script);
-    assert_eq!(report.passed, 1);
+    assert_eq!(report.passed, 2, "{report:?}");
     assert_eq!(report.failed(), 1);
     assert_eq!(report.failures[0].line, 8);
     assert_eq!(report.skipped(), 1);
-    assert!(report.skips[0].reason.contains("native histograms"));
+    assert!(report.skips[0].reason.contains("unsupported"));
+}
+
+#[test]
+fn native_histograms_are_selected_added_and_scaled() {
+    let store = tsdb::MemStore::new();
+    let labels = tsdb::Labels::from_pairs([("__name__", "h"), ("i", "1")]);
+    for (index, text) in ["{{sum:1 count:1 buckets:[1]}}", "{{sum:3 count:3 buckets:[1 2]}}"].iter().enumerate() {
+        let histogram = promql::notation::parse_histogram(text).expect("valid histogram");
+        store.append_histogram(&labels, index as i64 * 60_000, histogram).expect("appended");
+    }
+    let result = engine().instant_query(&store, "sum(h) * 2", 60_000).expect("query succeeds");
+    let promql::Value::Vector(samples) = result.value else { panic!("expected a vector") };
+    let histogram = samples[0].1.histogram.as_ref().expect("a histogram");
+    let expected = promql::notation::parse_histogram("{{count:6 sum:6 buckets:[2 4]}}").expect("valid histogram");
+    assert!(histogram.equals_with(&expected, |left, right| left == right), "{histogram}");
+    let result = engine().instant_query(&store, "histogram_count(rate(h[2m]))", 60_000).expect("query succeeds");
+    let promql::Value::Vector(samples) = result.value else { panic!("expected a vector") };
+    assert!(samples[0].1.value > 0.0);
+    let result = engine().instant_query(&store, "h > 1", 60_000).expect("query succeeds");
+    assert!(matches!(result.value, promql::Value::Vector(samples) if samples.is_empty()));
+    assert_eq!(result.infos.len(), 1);
 }

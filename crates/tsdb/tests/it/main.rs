@@ -70,7 +70,7 @@ impl ReferenceStore {
     fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<SeriesData> {
         self.matching(matchers, start, end)
             .into_iter()
-            .map(|(labels, samples)| SeriesData { labels, samples })
+            .map(|(labels, samples)| SeriesData { labels, samples, histograms: Vec::new() })
             .collect()
     }
 
@@ -253,7 +253,7 @@ proptest! {
         for data in &remaining {
             let full = &reference.series[&data.labels];
             let suffix = &full[full.len() - data.samples.len()..];
-            prop_assert_eq!(bit_exact(std::slice::from_ref(data)), bit_exact(&[SeriesData { labels: data.labels.clone(), samples: suffix.to_vec() }]));
+            prop_assert_eq!(bit_exact(std::slice::from_ref(data)), bit_exact(&[SeriesData { labels: data.labels.clone(), samples: suffix.to_vec(), histograms: Vec::new() }]));
         }
     }
 }
