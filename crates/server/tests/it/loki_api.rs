@@ -98,10 +98,13 @@ async fn pushed_json_and_protobuf_are_queryable_like_loki() {
     .await;
     assert_eq!(json["status"], "success");
     assert_eq!(json["data"]["resultType"], "streams");
-    let values = json["data"]["result"][0]["values"].as_array().expect("values").clone();
-    assert_eq!(values.len(), 2, "{json}");
-    assert_eq!(values[0][0], (now - 2_000_000_000).to_string());
-    assert!(values[0][1].as_str().expect("line").contains("504"));
+    // Structured metadata labels its entry, as in Loki: two streams come back.
+    let result = json["data"]["result"].as_array().expect("result");
+    assert_eq!(result.len(), 2, "{json}");
+    assert_eq!(result[0]["stream"], serde_json::json!({"job": "traefik", "log_type": "access"}));
+    assert_eq!(result[0]["values"][0][0], (now - 2_000_000_000).to_string());
+    assert!(result[0]["values"][0][1].as_str().expect("line").contains("504"));
+    assert_eq!(result[1]["stream"]["trace_id"], "0af7651916cd43dd8448eb211c80319c");
 
     // A metric query: the A12 expression's shape, as a range query (matrix).
     let query = r#"sum by (BackendAddr) (count_over_time({job="traefik"} | json | DownstreamStatus = 504 [1m]))"#;
