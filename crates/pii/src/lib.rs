@@ -20,6 +20,7 @@
 //! where lines come from (the Loki push path) or where the rules file lives
 //! (the catalog loader passes its text in).
 
+mod classify;
 mod error;
 mod rules;
 mod scan;

@@ -173,6 +173,8 @@ pub(crate) struct Compiled {
     /// The literal hints of at least three bytes, in each case variant
     /// (searched with Teddy, SIMD).
     pub(crate) literals: Option<LiteralSearcher>,
+    /// The patterns of `literals`, in pattern order.
+    pub(crate) literal_patterns: Vec<Vec<u8>>,
     /// For each literal pattern index, the rules it belongs to.
     pub(crate) literal_rules: Vec<Vec<usize>>,
     /// The shorter literal hints (`@`), each searched on its own with
@@ -325,7 +327,17 @@ impl RuleSet {
             .collect();
         let numeric_triggers =
             rules.iter().enumerate().filter_map(|(index, rule)| rule.numeric.map(|trigger| (index, trigger))).collect();
-        Ok(RuleSet { inner: Arc::new(Compiled { rules, literals, literal_rules, short_literals, numeric_triggers }) })
+        let literal_patterns = literal_patterns.into_iter().map(String::into_bytes).collect();
+        Ok(RuleSet {
+            inner: Arc::new(Compiled {
+                rules,
+                literals,
+                literal_patterns,
+                literal_rules,
+                short_literals,
+                numeric_triggers,
+            }),
+        })
     }
 
     /// The rules in file order.

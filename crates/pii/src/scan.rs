@@ -1,36 +1,52 @@
 //! The scanner: [`Redactor::redact`] finds every rule's matches in a line and
 //! replaces them.
 //!
-//! One line is scanned in three steps, none of which allocates when the line
-//! is clean:
+//! One line is scanned in four steps, none of which allocates when the line
+//! is clean (the masks live in a per-thread buffer):
 //!
-//! 1. The rules' literal hints of three bytes or more (`eyJ`, `bearer`, key
-//!    prefixes) are searched at once with Aho-Corasick's packed SIMD searcher
-//!    (Teddy), the shorter ones (`@`) each with memchr/memmem. Each hit
-//!    selects a window around it, bounded by `,{}[]<>` and line breaks.
-//! 2. A word-at-a-time pass jumps from digit to digit. A digit inside a word
-//!    (after a letter or digit: hex ids, `x86_64`) skips the rest of the word
-//!    at once, after a look at the letters before it (an IBAN's country code)
-//!    and at a colon after the word (an IPv6 group). Any other
-//!    digit starts a numeric run (digits joined by up to two of ` -./()`),
-//!    whose digit and dot counts decide which numeric rules look at it; a
-//!    digit next to a colon (or in a word next to one) measures the hex/colon
-//!    cluster around it for the `hex_colons` rules.
-//! 3. Each selected rule's regex runs on its window only. The window is a span
-//!    of the whole line, so `\b` and other look-around see the real
-//!    neighbours: a window search finds what a whole-line search finds there.
+//! 1. One AVX2 pass (portable fallback: [`crate::classify`]) turns the line
+//!    into bitmasks per 64 bytes: ASCII digits, ASCII letters and digits, and
+//!    the first byte of the short literal hint (`@`).
+//! 2. The literal hints: the short ones (`@`) from that mask (others with
+//!    memmem); the ones of three bytes or more (`eyJ`, `bearer`, key
+//!    prefixes) from a second, cache-hot nibble-table pass over case-folded
+//!    trigrams, each candidate checked against the patterns in their order,
+//!    which is exactly Teddy's leftmost-first iteration (the patterns are
+//!    read back from the packed searcher and checked against it; when that
+//!    fails, Teddy runs as before). Each hit selects a window around it,
+//!    bounded by `,{}[]<>` and line breaks.
+//! 3. The numeric pass jumps from digit to digit with bit scans. A digit
+//!    inside a word (after a letter or digit: hex ids, `x86_64`) skips the
+//!    rest of the word at once, after a look at the letters before it (an
+//!    IBAN's country code) and at a colon after the word (an IPv6 group). Any
+//!    other digit starts a numeric run (digits joined by up to two of
+//!    ` -./()`), whose digit and dot counts decide which numeric rules look
+//!    at it (a table answers "none" for most runs); a digit next to a colon
+//!    (or in a word next to one) measures the hex/colon cluster around it for
+//!    the `hex_colons` rules.
+//! 4. Each selected rule runs on its window only: first a dense DFA of its
+//!    pattern (the gate) asks whether the window holds any match at all, and
+//!    only then the regex finds them. The window is a span of the whole line,
+//!    so `\b` and other look-around see the real neighbours: a window search
+//!    finds what a whole-line search finds there.
 //!
 //! Matches then pass their rule's validator, overlapping matches are resolved
 //! (the longest wins; at equal length the rule earlier in the file), and each
-//! is checked against the exclusions.
+//! is checked against the exclusions. Every shortcut of steps 1, 2 and 4 is
+//! exact: the tests compare the results with all of them off, and with a
+//! naive whole-line scan.
 //!
-//! Performance (bench/pii.sh, Faro lines, 1 in 1000 with PII, one core of a
-//! shared machine): 330-565 MB/s, 5 to 11 times the naive regex-per-rule
-//! scan, short of the 1 GB/s target. Regex work is a few percent; the time
-//! goes to the byte loops over numeric runs and words (hex ids, timestamps)
-//! and to the Teddy and memchr literal searches, each a separate pass. The
-//! next step is one SIMD classification pass (digit, alphanumeric, colon
-//! bitmasks per 32 bytes) feeding both the runs and the word skips.
+//! Performance (bench pii-bench, Faro lines, 1 in 1000 with PII, one core of
+//! a shared, noisy machine, best of 3): 600-710 MB/s on-CPU, about 11 times
+//! the naive regex-per-rule scan (before: 565 MB/s), still short of the
+//! 1 GB/s target. Where the time goes now: about 40 % the numeric pass's
+//! per-event work (some 22 digit events per Faro line: runs, word skips,
+//! hex/colon checks), 15 % the classification pass (mostly the first touch
+//! of the line's memory), 9 % the trigram pass, 8 % the gates (a date and a
+//! browser version per line). The next steps: fold the trigram pass into the
+//! classification pass, and take whole words and runs that no rule can use
+//! out of the event loop with mask arithmetic (e.g. a carry-propagated
+//! "first digit of a letter-led word" mask) instead of one event each.
 //!
 //! Exclusion semantics: a match is excluded when an [`Exclusion`] has the same
 //! rule id and the matched text occurs in that exclusion's `sample` excerpt.
@@ -38,10 +54,19 @@
 //! are only marked so that they do not count.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::sync::Arc;
 
 use regex_automata::Input;
+use regex_automata::dfa::{Automaton, dense};
+use regex_automata::util::syntax;
 
+use crate::classify::{Classes, Trigrams, classify, next_clear, next_set, previous_clear, trigram_mask};
 use crate::rules::{Compiled, LiteralSearcher, RuleSet};
+
+/// The most a rule's gate DFA may take (bytes); a rule whose DFA would be
+/// larger goes without a gate.
+const GATE_SIZE_LIMIT: usize = 2 << 20;
 
 /// The most a literal hint's window reaches on each side of the hint.
 const HINT_REACH: usize = 1024;
@@ -107,6 +132,123 @@ impl Redaction<'_> {
 pub struct Redactor {
     rules: RuleSet,
     exclusions: Vec<Exclusion>,
+    plan: Arc<Plan>,
+}
+
+/// What the scanner derives from the rules once per redactor.
+#[derive(Debug)]
+struct Plan {
+    /// For each rule, a dense DFA of its pattern that tells cheaply whether
+    /// a window holds any match at all; the rule's regex then runs only on
+    /// windows that do (most numeric windows, timestamps and versions, hold
+    /// none). `None` when the DFA would be too large.
+    gates: Vec<Option<dense::DFA<Vec<u32>>>>,
+    /// The rules without a prefilter, run on every whole line.
+    unfiltered: Vec<usize>,
+    /// Whether some rule has a `hex_colons` prefilter.
+    hex_rules: bool,
+    /// Whether the numeric pass has anything to look for.
+    numeric: bool,
+    /// `possible[min(digits, 63)][min(dots, 7)]`: whether a numeric run with
+    /// that many digits and dots can meet some trigger without
+    /// `letters_before` (the saturated rows and columns answer for every
+    /// larger count), so most runs skip the trigger loop.
+    possible: [[bool; 8]; 64],
+    /// The first byte of the first short literal hint (`@`), found with the
+    /// byte classes rather than memchr.
+    hint: Option<u8>,
+    /// The long literal hints, when they could be recovered: the line's
+    /// trigram mask then gives their candidate positions and Teddy does not
+    /// run. `None`: Teddy (or the automaton) searches every line.
+    literals: Option<LongLiterals>,
+}
+
+/// The patterns of the packed literal searcher, in pattern order, and the
+/// trigram set of their first three bytes.
+#[derive(Debug)]
+struct LongLiterals {
+    patterns: Vec<Vec<u8>>,
+    trigrams: Trigrams,
+}
+
+impl LongLiterals {
+    /// The packed searcher's patterns, checked against the searcher itself:
+    /// each at least three bytes long, and a search of each alone must
+    /// report exactly it. Anything else (a pattern preferred over a longer
+    /// one) leaves the literals to Teddy.
+    fn recover(compiled: &Compiled) -> Option<LongLiterals> {
+        let Some(LiteralSearcher::Packed(searcher)) = &compiled.literals else { return None };
+        let patterns = compiled.literal_patterns.clone();
+        if patterns.len() != compiled.literal_rules.len() {
+            return None;
+        }
+        for (id, pattern) in patterns.iter().enumerate() {
+            let found = searcher.find(pattern)?;
+            if pattern.len() < 3
+                || found.pattern().as_usize() != id
+                || found.start() != 0
+                || found.end() != pattern.len()
+            {
+                return None;
+            }
+        }
+        let mut firsts: Vec<[u8; 3]> =
+            patterns.iter().map(|pattern| [pattern[0] | 0x20, pattern[1] | 0x20, pattern[2] | 0x20]).collect();
+        firsts.sort_unstable();
+        firsts.dedup();
+        Some(LongLiterals { trigrams: Trigrams::new(&firsts), patterns })
+    }
+
+    /// The pattern a leftmost-first search reports at `position`: the first
+    /// in pattern order that occurs there.
+    fn at(&self, bytes: &[u8], position: usize) -> Option<usize> {
+        let rest = bytes.get(position..)?;
+        self.patterns.iter().position(|pattern| rest.starts_with(pattern))
+    }
+}
+
+impl Plan {
+    fn new(compiled: &Compiled) -> Plan {
+        let gates = compiled.rules.iter().map(|rule| gate(rule.pattern())).collect();
+        let unfiltered = (0..compiled.rules.len()).filter(|&index| compiled.rules[index].is_unfiltered()).collect();
+        let hex_rules = compiled.rules.iter().any(|rule| rule.hex_colons.is_some());
+        let hint = compiled.short_literals.first().and_then(|(finder, _)| finder.needle().first().copied());
+        let mut possible = [[false; 8]; 64];
+        for (digits, row) in (0u32..).zip(possible.iter_mut()) {
+            for (dots, cell) in (0u32..).zip(row.iter_mut()) {
+                *cell = compiled.numeric_triggers.iter().any(|(_, trigger)| {
+                    let digits_fit = if digits == 63 {
+                        trigger.max_digits >= 63
+                    } else {
+                        (trigger.min_digits..=trigger.max_digits).contains(&digits)
+                    };
+                    trigger.letters_before.is_none() && digits_fit && (dots == 7 || dots >= trigger.min_dots)
+                });
+            }
+        }
+        let numeric = hex_rules || !compiled.numeric_triggers.is_empty();
+        let literals = LongLiterals::recover(compiled);
+        Plan { gates, unfiltered, hex_rules, possible, numeric, hint, literals }
+    }
+}
+
+/// The gate DFA of a pattern, compiled with the rules' syntax (ASCII classes,
+/// UTF-8 haystacks), so it accepts exactly the regex's language.
+fn gate(pattern: &str) -> Option<dense::DFA<Vec<u32>>> {
+    dense::Builder::new()
+        .configure(
+            dense::Config::new()
+                .dfa_size_limit(Some(GATE_SIZE_LIMIT))
+                .determinize_size_limit(Some(2 * GATE_SIZE_LIMIT)),
+        )
+        .syntax(syntax::Config::new().unicode(false).utf8(true))
+        .build(pattern)
+        .ok()
+}
+
+thread_local! {
+    /// The byte-class masks of the line being scanned, reused across lines.
+    static CLASSES: RefCell<Classes> = RefCell::new(Classes::default());
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -131,7 +273,8 @@ impl Searched {
 impl Redactor {
     /// A redactor for these rules; exclusions naming unknown rule ids never apply.
     pub fn new(rules: &RuleSet, exclusions: Vec<Exclusion>) -> Redactor {
-        Redactor { rules: rules.clone(), exclusions }
+        let plan = Arc::new(Plan::new(&rules.inner));
+        Redactor { rules: rules.clone(), exclusions, plan }
     }
 
     /// The rules this redactor applies.
@@ -142,16 +285,14 @@ impl Redactor {
     /// Finds and replaces every match in `line`. Never panics; the result's
     /// `line` borrows `line` when nothing matched.
     pub fn redact<'a>(&self, line: &'a str) -> Redaction<'a> {
-        let compiled = &*self.rules.inner;
-        let bytes = line.as_bytes();
+        let scan = Scan { compiled: &self.rules.inner, plan: &self.plan, bytes: line.as_bytes() };
         let mut candidates = Vec::new();
-        let mut searched = Searched { windows: Vec::new() };
-        search_literals(compiled, bytes, &mut candidates, &mut searched);
-        search_numeric(compiled, bytes, &mut candidates);
-        for (index, rule) in compiled.rules.iter().enumerate() {
-            if rule.is_unfiltered() {
-                search_window(compiled, bytes, index, 0, bytes.len(), &mut candidates);
-            }
+        CLASSES.with(|classes| match classes.try_borrow_mut() {
+            Ok(mut classes) => scan_classified(&scan, &mut classes, &mut candidates),
+            Err(_) => scan_classified(&scan, &mut Classes::default(), &mut candidates),
+        });
+        for &index in &scan.plan.unfiltered {
+            search_window(&scan, index, 0, scan.bytes.len(), &mut candidates);
         }
         if candidates.is_empty() {
             return Redaction { line: Cow::Borrowed(line), matches: Vec::new() };
@@ -188,20 +329,39 @@ impl Redactor {
     }
 }
 
+/// The literal hints and the numeric pass, with the line's byte classes.
+fn scan_classified(scan: &Scan, classes: &mut Classes, candidates: &mut Vec<Candidate>) {
+    classify(scan.bytes, scan.plan.hint.unwrap_or(0), classes);
+    let mut searched = Searched { windows: Vec::new() };
+    search_literals(scan, classes, candidates, &mut searched);
+    if scan.plan.numeric {
+        search_numeric(scan, classes, candidates);
+    }
+}
+
+/// One line being scanned, with the rules and the plan.
+struct Scan<'a> {
+    compiled: &'a Compiled,
+    plan: &'a Plan,
+    bytes: &'a [u8],
+}
+
 /// Runs rule `rule` on `bytes[start..end]` (look-around sees the whole line)
 /// and keeps the validated matches. Numeric windows never repeat in a line
 /// (runs are disjoint); hint windows are deduplicated by the caller.
-fn search_window(
-    compiled: &Compiled,
-    bytes: &[u8],
-    rule: usize,
-    start: usize,
-    end: usize,
-    candidates: &mut Vec<Candidate>,
-) {
-    let Some(compiled_rule) = compiled.rules.get(rule) else { return };
+fn search_window(scan: &Scan, rule: usize, start: usize, end: usize, candidates: &mut Vec<Candidate>) {
+    let bytes = scan.bytes;
+    let Some(compiled_rule) = scan.compiled.rules.get(rule) else { return };
     if start >= end || end > bytes.len() {
         return;
+    }
+    if let Some(Some(gate)) = scan.plan.gates.get(rule) {
+        // The same language and the same look-around context: no match for
+        // the gate means none for the regex. Errors fall through to the regex.
+        let probe = Input::new(bytes).span(start..end).earliest(true);
+        if let Ok(None) = gate.try_search_fwd(&probe) {
+            return;
+        }
     }
     let input = Input::new(bytes).span(start..end);
     for found in compiled_rule.regex.find_iter(input) {
@@ -220,18 +380,53 @@ fn is_hint_boundary(byte: u8) -> bool {
     matches!(byte, b',' | b'{' | b'}' | b'[' | b']' | b'<' | b'>' | b'\n' | b'\r')
 }
 
-fn search_literals(compiled: &Compiled, bytes: &[u8], candidates: &mut Vec<Candidate>, searched: &mut Searched) {
+fn search_literals(scan: &Scan, classes: &mut Classes, candidates: &mut Vec<Candidate>, searched: &mut Searched) {
+    let (compiled, bytes) = (scan.compiled, scan.bytes);
     for (finder, rules) in &compiled.short_literals {
+        let needle = finder.needle();
+        if needle.first().is_some_and(|&first| Some(first) == scan.plan.hint) {
+            // The hint byte's mask gives the candidates; non-overlapping hits
+            // like memmem's.
+            let mut from = 0;
+            let mut allowed = 0;
+            while let Some(hit_start) = next_set(&classes.hint, from) {
+                if hit_start >= bytes.len() {
+                    break;
+                }
+                from = hit_start + 1;
+                if hit_start >= allowed && bytes[hit_start..].starts_with(needle) {
+                    allowed = hit_start + needle.len();
+                    search_hint(scan, rules, hit_start, hit_start + needle.len(), candidates, searched);
+                }
+            }
+            continue;
+        }
         for hit_start in finder.find_iter(bytes) {
             let hit_end = hit_start + finder.needle().len();
-            search_hint(compiled, bytes, rules, hit_start, hit_end, candidates, searched);
+            search_hint(scan, rules, hit_start, hit_end, candidates, searched);
         }
     }
     let mut on_hit = |pattern: usize, start: usize, end: usize| {
         if let Some(rules) = compiled.literal_rules.get(pattern) {
-            search_hint(compiled, bytes, rules, start, end, candidates, searched);
+            search_hint(scan, rules, start, end, candidates, searched);
         }
     };
+    if let Some(literals) = &scan.plan.literals {
+        // Leftmost-first and non-overlapping, as Teddy's iteration.
+        trigram_mask(bytes, &literals.trigrams, &mut classes.literal);
+        let mut from = 0;
+        while let Some(position) = next_set(&classes.literal, from) {
+            match literals.at(bytes, position) {
+                Some(pattern) => {
+                    let end = position + literals.patterns[pattern].len();
+                    on_hit(pattern, position, end);
+                    from = end;
+                }
+                None => from = position + 1,
+            }
+        }
+        return;
+    }
     match &compiled.literals {
         None => {}
         Some(LiteralSearcher::Packed(searcher)) => {
@@ -249,14 +444,14 @@ fn search_literals(compiled: &Compiled, bytes: &[u8], candidates: &mut Vec<Candi
 
 /// Runs `rules` on the window around a literal hint at `hit_start..hit_end`.
 fn search_hint(
-    compiled: &Compiled,
-    bytes: &[u8],
+    scan: &Scan,
     rules: &[usize],
     hit_start: usize,
     hit_end: usize,
     candidates: &mut Vec<Candidate>,
     searched: &mut Searched,
 ) {
+    let bytes = scan.bytes;
     let lowest = hit_start.saturating_sub(HINT_REACH);
     let mut start = hit_start.min(bytes.len());
     while start > lowest && !is_hint_boundary(bytes[start - 1]) {
@@ -272,33 +467,8 @@ fn search_hint(
             continue;
         }
         searched.windows.push(Candidate { rule, start, end });
-        search_window(compiled, bytes, rule, start, end, candidates);
+        search_window(scan, rule, start, end, candidates);
     }
-}
-
-/// The position of the first ASCII digit at or after `from`, eight bytes at a time.
-fn next_digit(bytes: &[u8], from: usize) -> Option<usize> {
-    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const ZEROS: u64 = 0x3030_3030_3030_3030;
-    const BELOW_TEN: u64 = 0x7676_7676_7676_7676;
-    let rest = bytes.get(from..)?;
-    let mut chunks = rest.chunks_exact(8);
-    let mut offset = from;
-    for chunk in chunks.by_ref() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let shifted = u64::from_le_bytes(word) ^ ZEROS;
-        // A byte is a digit when (byte ^ 0x30) < 10: its high bit stays clear
-        // after adding 0x76 to its low seven bits, and it had no high bit.
-        let not_digit = ((shifted & LOW) + BELOW_TEN) | shifted;
-        let digits = !not_digit & HIGH;
-        if digits != 0 {
-            return Some(offset + (digits.trailing_zeros() / 8) as usize);
-        }
-        offset += 8;
-    }
-    chunks.remainder().iter().position(u8::is_ascii_digit).map(|position| offset + position)
 }
 
 fn is_run_separator(byte: u8) -> bool {
@@ -315,7 +485,9 @@ struct NumericRun {
     dots: u32,
 }
 
-fn numeric_run(bytes: &[u8], first_digit: usize) -> NumericRun {
+/// The numeric run from `first_digit`; its stretches of digits are measured
+/// with the digit mask.
+fn numeric_run(bytes: &[u8], digit: &[u64], first_digit: usize) -> NumericRun {
     let start = match first_digit.checked_sub(1).and_then(|index| bytes.get(index)) {
         Some(b'(' | b'+') => first_digit - 1,
         _ => first_digit,
@@ -325,20 +497,15 @@ fn numeric_run(bytes: &[u8], first_digit: usize) -> NumericRun {
     let mut dots = 0u32;
     let mut end;
     loop {
-        while let Some(byte) = bytes.get(position)
-            && byte.is_ascii_digit()
-        {
-            digits = digits.saturating_add(1);
-            position += 1;
-        }
-        end = position;
-        let mut after = position;
+        end = next_clear(digit, position).clamp(position, bytes.len());
+        digits = digits.saturating_add(u32::try_from(end - position).unwrap_or(u32::MAX));
+        let mut after = end;
         let mut separator_dots = 0;
-        while after < bytes.len() && after - position < 2 && is_run_separator(bytes[after]) {
+        while after < bytes.len() && after - end < 2 && is_run_separator(bytes[after]) {
             separator_dots += u32::from(bytes[after] == b'.');
             after += 1;
         }
-        if after > position && bytes.get(after).is_some_and(u8::is_ascii_digit) {
+        if after > end && bytes.get(after).is_some_and(u8::is_ascii_digit) {
             dots = dots.saturating_add(separator_dots);
             position = after;
             continue;
@@ -348,40 +515,44 @@ fn numeric_run(bytes: &[u8], first_digit: usize) -> NumericRun {
     NumericRun { start, end, digits, dots }
 }
 
-fn search_numeric(compiled: &Compiled, bytes: &[u8], candidates: &mut Vec<Candidate>) {
-    if compiled.numeric_triggers.is_empty() && compiled.rules.iter().all(|rule| rule.hex_colons.is_none()) {
-        return;
-    }
+/// The numeric pass: from digit to digit with the line's digit mask, over
+/// words with its alphanumeric mask (see the module docs).
+fn search_numeric(scan: &Scan, classes: &Classes, candidates: &mut Vec<Candidate>) {
+    let (compiled, bytes) = (scan.compiled, scan.bytes);
+    let (digit, alnum) = (classes.digit.as_slice(), classes.alnum.as_slice());
     let mut from = 0;
     let mut hex_done_until = 0;
-    while let Some(first_digit) = next_digit(bytes, from) {
+    while let Some(first_digit) = next_set(digit, from) {
+        if first_digit >= bytes.len() {
+            break;
+        }
         let previous = first_digit.checked_sub(1).and_then(|index| bytes.get(index)).copied();
         if previous.is_some_and(|byte| byte.is_ascii_alphanumeric()) {
             // Inside a word (a hex id, a version such as x86_64): no match can
             // start in the rest of the word, except one that starts at the
             // letters before this digit (an IBAN), or an IPv6 address whose
             // group ends the word at a colon. Skip the word.
-            let mut end = first_digit;
-            while bytes.get(end).is_some_and(u8::is_ascii_alphanumeric) {
-                end += 1;
-            }
+            let end = next_clear(alnum, first_digit).clamp(first_digit, bytes.len());
             if previous.is_some_and(|byte| byte.is_ascii_uppercase()) {
-                search_after_letters(compiled, bytes, first_digit, candidates);
+                search_after_letters(scan, first_digit, candidates);
             }
-            let mut word_start = first_digit;
-            while word_start > from && bytes[word_start - 1].is_ascii_alphanumeric() {
-                word_start -= 1;
-            }
-            let colon_before = word_start.checked_sub(1).and_then(|index| bytes.get(index)) == Some(&b':');
-            if (colon_before || bytes.get(end) == Some(&b':')) && first_digit >= hex_done_until {
-                hex_done_until = search_hex(compiled, bytes, first_digit, candidates);
+            if scan.plan.hex_rules && first_digit >= hex_done_until {
+                let colon_after = bytes.get(end) == Some(&b':');
+                let colon_before = !colon_after && {
+                    let word_start = previous_clear(alnum, first_digit).map_or(0, |index| index + 1).max(from);
+                    word_start.checked_sub(1).and_then(|index| bytes.get(index)) == Some(&b':')
+                };
+                if colon_before || colon_after {
+                    hex_done_until = search_hex(scan, first_digit, candidates);
+                }
             }
             from = end;
             continue;
         }
-        let run = numeric_run(bytes, first_digit);
+        let run = numeric_run(bytes, digit, first_digit);
         from = run.end.max(first_digit + 1);
-        for &(index, trigger) in &compiled.numeric_triggers {
+        let possible = scan.plan.possible[run.digits.min(63) as usize][run.dots.min(7) as usize];
+        for &(index, trigger) in compiled.numeric_triggers.iter().filter(|_| possible) {
             if run.digits < trigger.min_digits || run.digits > trigger.max_digits || run.dots < trigger.min_dots {
                 continue;
             }
@@ -391,47 +562,48 @@ fn search_numeric(compiled: &Compiled, bytes: &[u8], candidates: &mut Vec<Candid
                 continue;
             }
             if trigger.letters_before.is_none() {
-                search_window(compiled, bytes, index, run.start, run.end, candidates);
+                search_window(scan, index, run.start, run.end, candidates);
             }
         }
-        let next_to_colon = previous == Some(b':') || bytes.get(run.end) == Some(&b':');
-        if next_to_colon && first_digit >= hex_done_until {
-            hex_done_until = search_hex(compiled, bytes, first_digit, candidates);
+        if scan.plan.hex_rules && first_digit >= hex_done_until {
+            let next_to_colon = previous == Some(b':') || bytes.get(run.end) == Some(&b':');
+            if next_to_colon {
+                hex_done_until = search_hex(scan, first_digit, candidates);
+            }
         }
     }
 }
 
 /// The `letters_before` rules for a digit that follows an uppercase letter.
-fn search_after_letters(compiled: &Compiled, bytes: &[u8], first_digit: usize, candidates: &mut Vec<Candidate>) {
+fn search_after_letters(scan: &Scan, first_digit: usize, candidates: &mut Vec<Candidate>) {
+    let bytes = scan.bytes;
     let mut digits = 0u32;
     while bytes.get(first_digit + digits as usize).is_some_and(u8::is_ascii_digit) && digits < 2 {
         digits += 1;
     }
-    for (index, rule) in compiled.rules.iter().enumerate() {
-        let Some(trigger) = rule.numeric else { continue };
+    for &(index, trigger) in &scan.compiled.numeric_triggers {
         let Some(letters) = trigger.letters_before else { continue };
         if digits < trigger.min_digits.min(2) {
             continue;
         }
         if let Some((start, end)) = letters_window(bytes, first_digit, letters as usize) {
-            search_window(compiled, bytes, index, start, end, candidates);
+            search_window(scan, index, start, end, candidates);
         }
     }
 }
 
 /// The `hex_colons` rules on the hex/colon cluster around `position`; returns
 /// the cluster's end.
-fn search_hex(compiled: &Compiled, bytes: &[u8], position: usize, candidates: &mut Vec<Candidate>) -> usize {
-    let (start, end, colons) = hex_cluster(bytes, position);
-    let compressed = bytes[start..end].windows(2).any(|pair| pair == b"::");
-    for (index, rule) in compiled.rules.iter().enumerate() {
+fn search_hex(scan: &Scan, position: usize, candidates: &mut Vec<Candidate>) -> usize {
+    let (start, end, colons) = hex_cluster(scan.bytes, position);
+    let compressed = scan.bytes[start..end].windows(2).any(|pair| pair == b"::");
+    for (index, rule) in scan.compiled.rules.iter().enumerate() {
         if rule.hex_colons.is_some_and(|minimum| compressed || colons >= minimum) {
-            search_window(compiled, bytes, index, start, end, candidates);
+            search_window(scan, index, start, end, candidates);
         }
     }
     end
 }
-
 /// The window of a run that follows exactly `letters` uppercase letters: from
 /// the letters on over letters, digits and single spaces.
 fn letters_window(bytes: &[u8], first_digit: usize, letters: usize) -> Option<(usize, usize)> {
@@ -500,27 +672,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn next_digit_finds_digits_in_and_after_words() {
-        assert_eq!(next_digit(b"abcdefghij5", 0), Some(10));
-        assert_eq!(next_digit(b"a1", 0), Some(1));
-        assert_eq!(next_digit(b"abc", 0), None);
-        assert_eq!(next_digit(b"0123456789", 3), Some(3));
-        assert_eq!(next_digit(b"\xff\x80:/9", 0), Some(4));
-        assert_eq!(next_digit(b"ab", 5), None);
-    }
-
-    #[test]
-    fn next_digit_agrees_with_a_plain_search_on_every_byte() {
-        for byte in 0..=255u8 {
-            let mut line = vec![b'x'; 13];
-            line[9] = byte;
-            let expected = line.iter().position(u8::is_ascii_digit);
-            assert_eq!(next_digit(&line, 0), expected, "byte {byte}");
-        }
-    }
-
-    #[test]
     fn numeric_runs_join_separators() {
+        let numeric_run = |line: &[u8], first_digit: usize| {
+            let mut classes = Classes::default();
+            classify(line, 0, &mut classes);
+            numeric_run(line, &classes.digit, first_digit)
+        };
         let line = b"call (415) 555-2671 now";
         let run = numeric_run(line, 6);
         assert_eq!((run.start, run.end, run.digits), (5, 19, 10));
@@ -530,6 +687,75 @@ mod tests {
         let line = b"ip 10.0.0.1 up";
         let run = numeric_run(line, 3);
         assert_eq!((run.dots, run.digits), (3, 5));
+    }
+
+    fn shipped() -> RuleSet {
+        RuleSet::from_yaml(include_str!("../../../catalog/busflow/pii-rules.yaml"), "pii-rules.yaml")
+            .expect("the shipped rules are valid")
+    }
+
+    /// The shipped rules' redactor with every shortcut of the plan off:
+    /// Teddy and memchr for the hints, the regexes without gates.
+    fn without_shortcuts(redactor: &Redactor) -> Redactor {
+        let compiled = &redactor.rules.inner;
+        let plan = Plan {
+            gates: compiled.rules.iter().map(|_| None).collect(),
+            hint: None,
+            literals: None,
+            ..Plan::new(compiled)
+        };
+        Redactor { plan: Arc::new(plan), ..redactor.clone() }
+    }
+
+    #[test]
+    fn long_literals_are_taken_from_the_rule_set() {
+        let rules = shipped();
+        let literals = LongLiterals::recover(&rules.inner).expect("the shipped literals are recovered");
+        assert_eq!(literals.patterns.len(), rules.inner.literal_rules.len());
+        assert!(literals.patterns.iter().any(|pattern| pattern == b"eyJ"));
+        assert!(literals.patterns.iter().any(|pattern| pattern == b"Api-Key"));
+    }
+
+    #[test]
+    fn shortcuts_change_no_result() {
+        let redactor = Redactor::new(&shipped(), Vec::new());
+        let plain = without_shortcuts(&redactor);
+        assert!(redactor.plan.literals.is_some() && redactor.plan.hint == Some(b'@'));
+        let pieces = [
+            "jane.doe+tag@example.co.uk",
+            "@ noon",
+            "Authorization: Bearer abc123.def456-ghi",
+            "BEARER 9f8e7d6c5b4a",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+            "X-Api-Key: 0123abcd4567efgh89",
+            "API_KEY=abcdefghijklmnop",
+            "AKIAIOSFODNN7EXAMPLE",
+            "xoxb-123456789012-abcdefghij",
+            "glpat-abcdefghij0123456789",
+            "app api apikey",
+            "DE89 3704 0044 0532 0130 00",
+            "4111 1111 1111 1111",
+            "+49 151 12345678",
+            "(415) 555-2671",
+            "192.168.1.20",
+            "Chrome/120.0.0.0",
+            "2001:db8::1",
+            "2026-11-26T10:00:00.123Z",
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+        ];
+        let mut state = 0x853c_49e6_748f_ea9bu64;
+        for _ in 0..3000 {
+            let mut line = String::new();
+            for _ in 0..(state % 6 + 1) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                line.push_str(pieces[(state % pieces.len() as u64) as usize]);
+                line.push_str([" ", ",", "", "\"", ":", "x"][(state >> 8) as usize % 6]);
+            }
+            assert_eq!(redactor.redact(&line), plain.redact(&line), "{line:?}");
+        }
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! validators, exclusions from the catalog contract, rules-file errors, and
 //! properties (no panic, idempotence, raw values never kept).
 
+mod naive;
+
 use std::sync::OnceLock;
 
 use pii::{Error, Exclusion, Redactor, RuleSet, Validator};
