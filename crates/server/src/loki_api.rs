@@ -329,6 +329,18 @@ fn write_sample(out: &mut String, time_ns: i64, value: f64) {
     out.push(']');
 }
 
+/// `[item,item,...]`.
+fn write_list<T>(out: &mut String, items: &[T], mut write_item: impl FnMut(&mut String, &T)) {
+    out.push('[');
+    for (index, item) in items.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        write_item(out, item);
+    }
+    out.push(']');
+}
+
 /// `{"status":"success","data":{"resultType":...,"result":...,"stats":...}}`.
 fn success(value: &QueryValue, time_ns: i64, started: Instant) -> String {
     let mut out = String::with_capacity(256);
@@ -336,61 +348,41 @@ fn success(value: &QueryValue, time_ns: i64, started: Instant) -> String {
     let mut entries = 0usize;
     match value {
         QueryValue::Streams(streams) => {
-            out.push_str("\"streams\",\"result\":[");
-            for (index, stream) in streams.iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
-                }
+            out.push_str("\"streams\",\"result\":");
+            write_list(&mut out, streams, |out, stream| {
                 out.push_str("{\"stream\":");
-                json::write_labels(&mut out, &stream.labels);
-                out.push_str(",\"values\":[");
-                for (position, entry) in stream.entries.iter().enumerate() {
-                    if position > 0 {
-                        out.push(',');
-                    }
+                json::write_labels(out, &stream.labels);
+                out.push_str(",\"values\":");
+                write_list(out, &stream.entries, |out, entry| {
                     out.push('[');
-                    write_string(&mut out, &entry.timestamp_ns.to_string());
+                    write_string(out, &entry.timestamp_ns.to_string());
                     out.push(',');
-                    write_string(&mut out, &entry.line);
+                    write_string(out, &entry.line);
                     out.push(']');
-                }
+                });
                 entries += stream.entries.len();
-                out.push_str("]}");
-            }
-            out.push(']');
+                out.push('}');
+            });
         }
         QueryValue::Vector(samples) => {
-            out.push_str("\"vector\",\"result\":[");
-            for (index, (labels, value)) in samples.iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
-                }
+            out.push_str("\"vector\",\"result\":");
+            write_list(&mut out, samples, |out, (labels, value)| {
                 out.push_str("{\"metric\":");
-                json::write_labels(&mut out, labels);
+                json::write_labels(out, labels);
                 out.push_str(",\"value\":");
-                write_sample(&mut out, time_ns, *value);
+                write_sample(out, time_ns, *value);
                 out.push('}');
-            }
-            out.push(']');
+            });
         }
         QueryValue::Matrix(series) => {
-            out.push_str("\"matrix\",\"result\":[");
-            for (index, one) in series.iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
-                }
+            out.push_str("\"matrix\",\"result\":");
+            write_list(&mut out, series, |out, one| {
                 out.push_str("{\"metric\":");
-                json::write_labels(&mut out, &one.labels);
-                out.push_str(",\"values\":[");
-                for (position, (time, value)) in one.points.iter().enumerate() {
-                    if position > 0 {
-                        out.push(',');
-                    }
-                    write_sample(&mut out, *time, *value);
-                }
-                out.push_str("]}");
-            }
-            out.push(']');
+                json::write_labels(out, &one.labels);
+                out.push_str(",\"values\":");
+                write_list(out, &one.points, |out, (time, value)| write_sample(out, *time, *value));
+                out.push('}');
+            });
         }
         QueryValue::Scalar(value) => {
             out.push_str("\"scalar\",\"result\":");
