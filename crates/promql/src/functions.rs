@@ -77,22 +77,8 @@ pub(crate) fn format_float(value: f64) -> String {
     }
 }
 
-/// Go's `%g` with the shortest representation.
-pub(crate) fn format_go_g(value: f64) -> String {
-    if !value.is_finite() {
-        return format_float(value);
-    }
-    if value == 0.0 {
-        return if value.is_sign_negative() { "-0".to_owned() } else { "0".to_owned() };
-    }
-    let scientific = format!("{value:e}");
-    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((scientific.as_str(), "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    if !(-4..6).contains(&exponent) {
-        return format!("{mantissa}e{}{:02}", if exponent < 0 { '-' } else { '+' }, exponent.abs());
-    }
-    format!("{value}")
-}
+/// Go's `%g` with the shortest representation (shared with the histogram printer).
+pub(crate) use tsdb::histogram::format_go_g;
 
 /// Whether `name` is a valid label name (UTF-8, non-empty, as Prometheus 3 accepts).
 pub(crate) fn is_valid_label_name(name: &str) -> bool {
@@ -289,28 +275,9 @@ fn histogram_rate(
     }
     result.counter_reset_hint = CounterResetHint::Gauge;
     result.compact(0);
-    let range_start = range_end - range_ms;
-    let mut duration_to_start = (first.timestamp - range_start) as f64 / 1000.0;
-    let mut duration_to_end = (range_end - last.timestamp) as f64 / 1000.0;
-    let sampled_interval = (last.timestamp - first.timestamp) as f64 / 1000.0;
-    let average_between_samples = sampled_interval / (histograms.len() - 1) as f64;
-    let threshold = average_between_samples * 1.1;
-    if duration_to_start >= threshold {
-        duration_to_start = average_between_samples / 2.0;
-    }
-    if is_counter && result.count > 0.0 && first.histogram.count >= 0.0 {
-        let duration_to_zero = sampled_interval * (first.histogram.count / result.count);
-        if duration_to_zero < duration_to_start {
-            duration_to_start = duration_to_zero;
-        }
-    }
-    if duration_to_end >= threshold {
-        duration_to_end = average_between_samples / 2.0;
-    }
-    let mut factor = (sampled_interval + duration_to_start + duration_to_end) / sampled_interval;
-    if is_rate {
-        factor /= range_ms as f64 / 1000.0;
-    }
+    let counter = is_counter.then_some((first.histogram.count, result.count));
+    let factor =
+        extrapolation_factor(first.timestamp, last.timestamp, histograms.len(), range_end, range_ms, counter, is_rate);
     result.scale(factor);
     Some(result)
 }
@@ -356,6 +323,45 @@ fn linear_regression(samples: &[Sample], intercept_time: i64) -> (f64, f64) {
     (slope, intercept)
 }
 
+/// The factor by which Prometheus extrapolates the change between the first
+/// and last of `count` samples to the window `(range_end - range_ms,
+/// range_end]` (divided by the window's seconds for a rate). `counter` holds a
+/// counter's first value and its increase, which cap the extrapolation
+/// towards the start at the point where the counter would have been zero.
+fn extrapolation_factor(
+    first_ms: i64,
+    last_ms: i64,
+    count: usize,
+    range_end: i64,
+    range_ms: i64,
+    counter: Option<(f64, f64)>,
+    is_rate: bool,
+) -> f64 {
+    let range_start = range_end - range_ms;
+    let mut duration_to_start = (first_ms - range_start) as f64 / 1000.0;
+    let mut duration_to_end = (range_end - last_ms) as f64 / 1000.0;
+    let sampled_interval = (last_ms - first_ms) as f64 / 1000.0;
+    let average_between_samples = sampled_interval / (count - 1) as f64;
+    let threshold = average_between_samples * 1.1;
+    if duration_to_start >= threshold {
+        duration_to_start = average_between_samples / 2.0;
+    }
+    if let Some((first, increase)) = counter
+        && increase > 0.0
+        && first >= 0.0
+    {
+        duration_to_start = duration_to_start.min(sampled_interval * (first / increase));
+    }
+    if duration_to_end >= threshold {
+        duration_to_end = average_between_samples / 2.0;
+    }
+    let mut factor = (sampled_interval + duration_to_start + duration_to_end) / sampled_interval;
+    if is_rate {
+        factor /= range_ms as f64 / 1000.0;
+    }
+    factor
+}
+
 /// Prometheus's extrapolated `rate`, `increase` and `delta` over the samples of
 /// the window `(range_end - range_ms, range_end]`.
 fn extrapolated_rate(
@@ -368,7 +374,6 @@ fn extrapolated_rate(
     if samples.len() < 2 {
         return None;
     }
-    let range_start = range_end - range_ms;
     let first = samples[0];
     let last = samples[samples.len() - 1];
     let mut result = last.value - first.value;
@@ -381,30 +386,9 @@ fn extrapolated_rate(
             previous = sample.value;
         }
     }
-    let mut duration_to_start = (first.timestamp - range_start) as f64 / 1000.0;
-    let mut duration_to_end = (range_end - last.timestamp) as f64 / 1000.0;
-    let sampled_interval = (last.timestamp - first.timestamp) as f64 / 1000.0;
-    let average_between_samples = sampled_interval / (samples.len() - 1) as f64;
-    let threshold = average_between_samples * 1.1;
-    if duration_to_start >= threshold {
-        duration_to_start = average_between_samples / 2.0;
-    }
-    if is_counter {
-        let mut duration_to_zero = duration_to_start;
-        if result > 0.0 && first.value >= 0.0 {
-            duration_to_zero = sampled_interval * (first.value / result);
-        }
-        if duration_to_zero < duration_to_start {
-            duration_to_start = duration_to_zero;
-        }
-    }
-    if duration_to_end >= threshold {
-        duration_to_end = average_between_samples / 2.0;
-    }
-    let mut factor = (sampled_interval + duration_to_start + duration_to_end) / sampled_interval;
-    if is_rate {
-        factor /= range_ms as f64 / 1000.0;
-    }
+    let counter = is_counter.then_some((first.value, result));
+    let factor =
+        extrapolation_factor(first.timestamp, last.timestamp, samples.len(), range_end, range_ms, counter, is_rate);
     Some(result * factor)
 }
 
