@@ -403,15 +403,31 @@ fn parse_selector(name: &str, text: &str) -> Result<Vec<Vec<logql::StreamMatcher
     Ok(logql::selectors(&expr))
 }
 
+/// What every metadata request carries: its parameters, the service and the
+/// time range (the last six hours unless given).
+struct MetadataRequest {
+    params: Params,
+    service: Arc<LogService>,
+    start: i64,
+    end: i64,
+}
+
+impl MetadataRequest {
+    fn parse(state: &AppState, raw: Option<String>, headers: &HeaderMap, body: &Bytes) -> Result<Self, LokiError> {
+        let params = Params::loki(raw, headers, body)?;
+        let service = service(state)?;
+        let (start, end) = params.range(DEFAULT_METADATA_RANGE_NS)?;
+        Ok(Self { params, service, start, end })
+    }
+}
+
 async fn labels(
     State(state): State<Arc<AppState>>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, LokiError> {
-    let params = Params::loki(raw, &headers, &body)?;
-    let service = service(&state)?;
-    let (start, end) = params.range(DEFAULT_METADATA_RANGE_NS)?;
+    let MetadataRequest { service, start, end, .. } = MetadataRequest::parse(&state, raw, &headers, &body)?;
     let names = blocking(move || Ok(service.store.label_names(start, end))).await?;
     Ok(json_response(string_list_response(names, None)))
 }
@@ -422,9 +438,7 @@ async fn label_values(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, LokiError> {
-    let params = Params::loki(raw, &headers, &Bytes::new())?;
-    let service = service(&state)?;
-    let (start, end) = params.range(DEFAULT_METADATA_RANGE_NS)?;
+    let MetadataRequest { params, service, start, end } = MetadataRequest::parse(&state, raw, &headers, &Bytes::new())?;
     let groups = match params.get("query") {
         Some(query) if !query.trim().is_empty() => parse_selector("query", query)?,
         _ => vec![Vec::new()],
@@ -446,9 +460,7 @@ async fn series(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, LokiError> {
-    let params = Params::loki(raw, &headers, &body)?;
-    let service = service(&state)?;
-    let (start, end) = params.range(DEFAULT_METADATA_RANGE_NS)?;
+    let MetadataRequest { params, service, start, end } = MetadataRequest::parse(&state, raw, &headers, &body)?;
     let mut groups = Vec::new();
     for selector in params.all("match[]").into_iter().chain(params.all("match")) {
         groups.extend(parse_selector("match[]", selector)?);
