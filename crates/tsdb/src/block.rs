@@ -16,7 +16,7 @@
 //! ```text
 //! header, 72 bytes:
 //!   magic "ABBLOCK" 0x01 | min_time i64 | max_time i64 | series u64 | chunks u64
-//!   | samples u64 | wal_segment u64 | index_offset u64 | CRC-32 of bytes 0..64 u32 | 0u32
+//!   | samples u64 | wal_segment u64 | index_offset u64 | CRC-32 of bytes 0..64 u32 | reserved, 0u32
 //! series entries, from byte 72, in label order:
 //!   varint label count, (varint length, name, varint length, value)*,
 //!   varint chunk count, (sample count u16, varint length, Gorilla chunk bytes)*
@@ -209,6 +209,9 @@ fn decode_header(path: &Path, header: &[u8]) -> Result<(BlockMeta, u64), BlockEr
     let checksum = u32::from_le_bytes(header[64..68].try_into().unwrap_or([0; 4]));
     if crc32fast::hash(&header[0..64]) != checksum {
         return Err(corrupt(path, "header checksum mismatch"));
+    }
+    if header[68..72] != [0; 4] {
+        return Err(corrupt(path, "reserved header bytes are not zero"));
     }
     let meta = BlockMeta {
         sequence: 0,
@@ -503,6 +506,29 @@ mod tests {
         store.cut_for_checkpoint();
         let second = write_block(directory.path(), 2, 3, &store).expect("write").expect("a block");
         assert_eq!((second.series, second.samples, second.min_time), (1, 1, 300 * 15_000));
+    }
+
+    /// Every single flipped bit of a block, header, body and footer alike, is refused as damage.
+    #[test]
+    fn every_flipped_bit_is_detected() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        write_block(directory.path(), 1, 1, &store_with(3)).expect("write").expect("a block");
+        let path = block_path(directory.path(), 1);
+        let original = std::fs::read(&path).expect("read");
+        for position in 0..original.len() {
+            for bit in [0x01u8, 0x80] {
+                let mut bytes = original.clone();
+                bytes[position] ^= bit;
+                std::fs::write(&path, &bytes).expect("write");
+                let mut handed_out = 0;
+                let result = read_block(&path, 1, |_, _| handed_out += 1);
+                assert!(
+                    matches!(result, Err(BlockError::Corrupt { .. })),
+                    "bit {bit:#x} of byte {position}: {result:?}"
+                );
+                assert_eq!(handed_out, 0);
+            }
+        }
     }
 
     proptest! {
