@@ -1,90 +1,231 @@
 //! Byte classes of a line as bitmasks, for the scanner: for each 64-byte
-//! block, one bit per byte telling whether it is an ASCII digit, one telling
-//! whether it is an ASCII letter or digit, and one telling whether it is the
-//! hint byte (the first byte of a short literal hint, `@`); and, in a second
-//! pass, one telling where a case-folded trigram of a set (the long literal
-//! hints' first three bytes) may start, with Teddy's nibble tables. The
-//! numeric pass then jumps from digit to digit and over words with bit scans
-//! instead of byte loops, and the hints are found without passes of their
-//! own. On x86_64 with AVX2 (detected at run time) both passes are vector
-//! code; this module holds the crate's only `unsafe` code (the intrinsics,
-//! their unaligned loads, and calls of the AVX2 functions after detection),
-//! behind the safe [`classify`] and [`trigram_mask`]. The portable versions
-//! compute the same masks and the tests hold them equal on every byte value
-//! and on pseudo-random blocks and lines.
+//! block, one bit per byte telling whether it is an ASCII digit, an ASCII
+//! letter or digit, the hint byte (the first byte of a short literal hint,
+//! `@`), and where a case-folded trigram of a set (the long literal hints'
+//! first three bytes) may start, with Teddy's nibble tables; derived from
+//! those and the uppercase, colon and hex-digit classes, where a numeric run
+//! can start, which digits follow an uppercase letter, and how many colons
+//! sit in hex/colon runs. The numeric pass then jumps from event to event
+//! with bit scans instead of byte loops, and the hints are found without
+//! passes of their own.
+//!
+//! All of it is one pass over the line. On x86_64 with AVX2 (detected at run
+//! time) the per-block work is vector code, inlined into the pass; this
+//! module holds the crate's only `unsafe` code (the intrinsics, their
+//! unaligned loads, and the call of the AVX2 pass after detection), behind
+//! the safe [`classify`]. The portable version computes the same masks and
+//! the tests hold them equal on every byte value and on pseudo-random
+//! blocks and lines.
 
 /// The masks of one line: `digit[i] >> j & 1` is set when byte `64 * i + j`
 /// is an ASCII digit, `alnum` likewise for ASCII letters and digits, `hint`
-/// for the hint byte. Bits
-/// past the end of the line are clear, and there is always one more block
-/// than the line needs (all clear), so a scan for a clear bit always ends.
+/// for the hint byte. Bits past the end of the line are clear, and there is
+/// always one more block than the line needs (all clear), so a scan for a
+/// clear bit always ends.
 #[derive(Debug, Default)]
 pub(crate) struct Classes {
     pub(crate) digit: Vec<u64>,
     pub(crate) alnum: Vec<u64>,
     pub(crate) hint: Vec<u64>,
-    /// Where a long literal hint may start (see [`trigram_mask`]).
+    /// The digits that do not follow an ASCII letter or digit and start a
+    /// numeric run (digits joined by one or two of ` -./()`) of at least
+    /// the `min_span` bytes [`classify`] was given: where a numeric run a
+    /// rule looks at can start.
+    pub(crate) runs: Vec<u64>,
+    /// The separators of numeric runs, then the bytes of numeric runs
+    /// (digits and the separators that join them); scratch space.
+    joined: Vec<u64>,
+    /// The digits that follow an ASCII uppercase letter (an IBAN's country code).
+    pub(crate) upper_digit: Vec<u64>,
+    /// Where a trigram of the set may start (all clear without a set).
     pub(crate) literal: Vec<u64>,
+    /// How many colons have a hex digit on both sides. Without a `::` in the
+    /// line, a run of hex digits and colons holding `n` colons has at least
+    /// `n - 2` of them.
+    pub(crate) inner_colons: u32,
+    /// Whether the line holds `::`.
+    pub(crate) double_colon: bool,
 }
 
-/// Fills `classes` for `bytes` and the hint byte `hint`, reusing its buffers.
-pub(crate) fn classify(bytes: &[u8], hint: u8, classes: &mut Classes) {
-    let blocks = bytes.len() / 64 + 1;
-    classes.digit.clear();
-    classes.alnum.clear();
-    classes.hint.clear();
-    classes.digit.reserve(blocks + 1);
-    classes.alnum.reserve(blocks + 1);
-    classes.hint.reserve(blocks + 1);
-    let mut chunks = bytes.chunks_exact(64);
-    let block = block_classifier();
-    let mut push = |(digit, alnum, hint): Masks| {
-        classes.digit.push(digit);
-        classes.alnum.push(alnum);
-        classes.hint.push(hint);
-    };
-    for chunk in chunks.by_ref() {
-        let Ok(full) = <&[u8; 64]>::try_from(chunk) else { continue };
-        push(block(full, hint));
-    }
-    // The tail, padded with bytes that are neither digits, letters nor the
-    // hint byte; for a line whose length is a multiple of 64 this is the
-    // all-clear extra block.
-    let rest = chunks.remainder();
-    let pad = if hint == 0 { b' ' } else { 0 };
-    let mut padded = [pad; 64];
-    padded[..rest.len()].copy_from_slice(rest);
-    push(block(&padded, hint));
-    if !rest.is_empty() {
-        push((0, 0, 0));
-    }
-}
-
-/// A block's digit, alphanumeric and hint-byte masks.
-type Masks = (u64, u64, u64);
-type BlockClassifier = fn(&[u8; 64], u8) -> Masks;
-
-fn block_classifier() -> BlockClassifier {
+/// Fills `classes` for `bytes`, the hint byte `hint`, the trigram set
+/// (none: no literal positions) and the shortest numeric run of interest,
+/// reusing its buffers.
+pub(crate) fn classify(bytes: &[u8], hint: u8, trigrams: Option<&Trigrams>, min_span: usize, classes: &mut Classes) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
-            return avx2::block;
+            // SAFETY: the CPU supports AVX2.
+            unsafe { avx2::classify(bytes, hint, trigrams, classes) };
+            keep_long_runs(classes, min_span);
+            return;
         }
     }
-    block_portable
+    fill(bytes, hint, classes, |window| {
+        (block_portable(window, hint), trigrams.map_or(0, |trigrams| trigram_block_portable(window, trigrams)))
+    });
+    keep_long_runs(classes, min_span);
 }
 
-/// The digit, alphanumeric and hint-byte masks of one block, a byte at a time.
-pub(crate) fn block_portable(block: &[u8; 64], hint: u8) -> Masks {
-    let mut digit = 0u64;
-    let mut alnum = 0u64;
-    let mut hinted = 0u64;
-    for (index, &byte) in block.iter().enumerate() {
-        digit |= u64::from(byte.is_ascii_digit()) << index;
-        alnum |= u64::from(byte.is_ascii_alphanumeric()) << index;
-        hinted |= u64::from(byte == hint) << index;
+/// Narrows [`Classes::runs`] from every digit that can start a run to those
+/// whose run holds at least `min_span` bytes (digits and joining
+/// separators). The numeric pass measures runs exactly as they are joined
+/// here: stretches of digits joined by one or two separators.
+fn keep_long_runs(classes: &mut Classes, min_span: usize) {
+    if min_span <= 1 {
+        return;
     }
-    (digit, alnum, hinted)
+    let span = min_span.min(64);
+    let (digit, joined) = (&classes.digit, &mut classes.joined);
+    let blocks = digit.len();
+    let before = |now: u64, then: u64, by: u32| now << by | then >> (64 - by);
+    let after = |now: u64, next: u64, by: u32| now >> by | next << (64 - by);
+    // `joined` holds the separators; each block becomes its run bytes.
+    let mut last_separators = 0;
+    for index in 0..blocks {
+        let (digits, separators) = (digit[index], joined[index]);
+        let last_digits = index.checked_sub(1).map_or(0, |last| digit[last]);
+        let next_digits = digit.get(index + 1).copied().unwrap_or(0);
+        let next_separators = joined.get(index + 1).copied().unwrap_or(0);
+        let digit_before = before(digits, last_digits, 1);
+        let digit_after = after(digits, next_digits, 1);
+        let single = separators & digit_before & digit_after;
+        let first_of_two =
+            separators & digit_before & after(separators, next_separators, 1) & after(digits, next_digits, 2);
+        let second_of_two =
+            separators & before(separators, last_separators, 1) & before(digits, last_digits, 2) & digit_after;
+        last_separators = separators;
+        joined[index] = digits | single | first_of_two | second_of_two;
+    }
+    for index in 0..blocks {
+        let (run, next) = (joined[index], joined.get(index + 1).copied().unwrap_or(0));
+        let mut long = run;
+        for by in 1..span as u32 {
+            long &= after(run, next, by);
+        }
+        classes.runs[index] &= long;
+    }
+}
+
+/// The bytes a block's masks are computed from: its 64 bytes and the two
+/// after them (for the trigrams that start at its last bytes).
+type Window = [u8; 66];
+
+/// The pass over the line: hands each block's window (padded past the end
+/// with bytes in no class) to `block`, which returns the block's masks and
+/// trigram bits, and derives the rest.
+#[inline(always)]
+fn fill(bytes: &[u8], hint: u8, classes: &mut Classes, block: impl Fn(&Window) -> (Masks, u64)) {
+    let blocks = bytes.len() / 64 + 2;
+    for masks in [
+        &mut classes.digit,
+        &mut classes.alnum,
+        &mut classes.hint,
+        &mut classes.runs,
+        &mut classes.joined,
+        &mut classes.upper_digit,
+        &mut classes.literal,
+    ] {
+        masks.clear();
+        masks.reserve(blocks);
+    }
+    let (mut inner_colons, mut double_colon) = (0, false);
+    let mut last = Masks::default();
+    let pad = if hint == 0 { b' ' } else { 0 };
+    let mut start = 0;
+    // The blocks of the line, then (when the line's length is not a
+    // multiple of 64) one all-clear block.
+    while start <= bytes.len() {
+        let (masks, mut literal) =
+            match bytes.get(start..start + 66).and_then(|window| <&Window>::try_from(window).ok()) {
+                Some(window) => block(window),
+                None => {
+                    let rest = &bytes[start..];
+                    let mut padded: Window = [pad; 66];
+                    padded[..rest.len()].copy_from_slice(rest);
+                    block(&padded)
+                }
+            };
+        if bytes.len() - start < 64 {
+            // Trigrams starting past the end stay clear.
+            literal &= (1u64 << (bytes.len() - start)) - 1;
+        }
+        // Each "before" mask has the bit of byte i set when byte i - 1 is in
+        // the class; the last block's top bit carries over.
+        let before = |now: u64, then: u64| now << 1 | then >> 63;
+        let colon_before = before(masks.colon, last.colon);
+        classes.digit.push(masks.digit);
+        classes.alnum.push(masks.alnum);
+        classes.hint.push(masks.hint);
+        classes.literal.push(literal);
+        classes.runs.push(masks.digit & !before(masks.alnum, last.alnum));
+        classes.joined.push(masks.separator);
+        classes.upper_digit.push(masks.digit & before(masks.upper, last.upper));
+        let hex_before_colon = masks.hex << 2 | last.hex >> 62;
+        inner_colons += (masks.hex & colon_before & hex_before_colon).count_ones();
+        double_colon |= masks.colon & colon_before != 0;
+        last = masks;
+        start += 64;
+    }
+    if !bytes.len().is_multiple_of(64) {
+        for masks in [
+            &mut classes.digit,
+            &mut classes.alnum,
+            &mut classes.hint,
+            &mut classes.runs,
+            &mut classes.joined,
+            &mut classes.upper_digit,
+            &mut classes.literal,
+        ] {
+            masks.push(0);
+        }
+    }
+    classes.inner_colons = inner_colons;
+    classes.double_colon = double_colon;
+}
+
+/// A block's masks, one bit per byte: ASCII digits, letters and digits, the
+/// hint byte, uppercase letters, colons, hex digits and the separators of
+/// numeric runs (` -./()`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Masks {
+    pub(crate) digit: u64,
+    pub(crate) alnum: u64,
+    pub(crate) hint: u64,
+    pub(crate) upper: u64,
+    pub(crate) colon: u64,
+    pub(crate) hex: u64,
+    pub(crate) separator: u64,
+}
+
+/// Whether a byte joins digits into a numeric run (one or two in a row).
+pub(crate) fn is_run_separator(byte: u8) -> bool {
+    matches!(byte, b' ' | b'-' | b'.' | b'/' | b'(' | b')')
+}
+
+/// A block's masks, a byte at a time (from the first 64 bytes of `window`).
+pub(crate) fn block_portable(window: &[u8], hint: u8) -> Masks {
+    let mut masks = Masks::default();
+    for (index, &byte) in window.iter().take(64).enumerate() {
+        masks.digit |= u64::from(byte.is_ascii_digit()) << index;
+        masks.alnum |= u64::from(byte.is_ascii_alphanumeric()) << index;
+        masks.hint |= u64::from(byte == hint) << index;
+        masks.upper |= u64::from(byte.is_ascii_uppercase()) << index;
+        masks.colon |= u64::from(byte == b':') << index;
+        masks.hex |= u64::from(byte.is_ascii_hexdigit()) << index;
+        masks.separator |= u64::from(is_run_separator(byte)) << index;
+    }
+    masks
+}
+
+/// A block's trigram bits, a byte at a time: bit `i` is set when the
+/// trigram at `window[i..i + 3]` passes.
+fn trigram_block_portable(window: &Window, trigrams: &Trigrams) -> u64 {
+    let mut bits = 0u64;
+    for (index, trigram) in window.windows(3).enumerate() {
+        let buckets = trigrams.passes(0, trigram[0]) & trigrams.passes(1, trigram[1]) & trigrams.passes(2, trigram[2]);
+        bits |= u64::from(buckets != 0) << index;
+    }
+    bits
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -95,54 +236,68 @@ mod avx2 {
         _mm256_shuffle_epi8, _mm256_srli_epi16, _mm256_sub_epi8,
     };
 
-    use super::{Masks, Trigrams};
+    use super::{Classes, Masks, Trigrams, Window};
 
-    /// [`super::trigram_mask_portable`] with AVX2; only called after
-    /// `is_x86_feature_detected!("avx2")`.
-    pub(super) fn trigram_mask(bytes: &[u8], trigrams: &Trigrams, mask: &mut Vec<u64>) {
-        // SAFETY: only called when the CPU supports AVX2.
-        unsafe { trigram_mask_avx2(bytes, trigrams, mask) }
+    /// The trigram set's nibble tables, each row in both lanes.
+    struct Tables {
+        low: [__m256i; 3],
+        high: [__m256i; 3],
     }
 
+    /// [`super::classify`] with the per-block work in AVX2.
+    ///
+    /// # Safety
+    ///
+    /// The CPU supports AVX2.
     #[target_feature(enable = "avx2")]
-    fn trigram_mask_avx2(bytes: &[u8], trigrams: &Trigrams, mask: &mut Vec<u64>) {
+    pub(super) unsafe fn classify(bytes: &[u8], hint: u8, trigrams: Option<&Trigrams>, classes: &mut Classes) {
+        // Ask for every cache line of the line at once, so the blocks' loads
+        // overlap instead of waiting one after another.
+        for offset in (0..bytes.len()).step_by(64) {
+            // SAFETY: a prefetch of an address inside `bytes`; it never faults.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(bytes.as_ptr().add(offset).cast())
+            };
+        }
+        super::fill(bytes, hint, classes, |window| block(window, hint, trigrams));
+    }
+
+    /// One block's masks and trigram bits. Not inlined: inlined into the
+    /// pass, the compiler moved the masks through vector registers a byte
+    /// at a time, which took several times as long.
+    #[target_feature(enable = "avx2")]
+    #[inline(never)]
+    fn block(window: &Window, hint: u8, trigrams: Option<&Trigrams>) -> (Masks, u64) {
+        let pointer = window.as_ptr();
+        // SAFETY: `window` is 66 readable bytes; both loads are unaligned
+        // loads of 32 bytes inside its first 64.
+        let (low, high) = unsafe {
+            (_mm256_loadu_si256(pointer.cast::<__m256i>()), _mm256_loadu_si256(pointer.add(32).cast::<__m256i>()))
+        };
+        let (low, high) = (half(low, hint), half(high, hint));
+        let masks = Masks {
+            digit: low.digit | high.digit << 32,
+            alnum: low.alnum | high.alnum << 32,
+            hint: low.hint | high.hint << 32,
+            upper: low.upper | high.upper << 32,
+            colon: low.colon | high.colon << 32,
+            hex: low.hex | high.hex << 32,
+            separator: low.separator | high.separator << 32,
+        };
+        let Some(trigrams) = trigrams else { return (masks, 0) };
+        // The tables are loaded for every block: held across blocks, they
+        // would be spilled and rebuilt a byte at a time.
         let table = |row: &[u8; 16]| {
             // SAFETY: an unaligned 16-byte load of a 16-byte array.
             _mm256_broadcastsi128_si256(unsafe { _mm_loadu_si128(row.as_ptr().cast()) })
         };
-        let low = [table(&trigrams.low[0]), table(&trigrams.low[1]), table(&trigrams.low[2])];
-        let high = [table(&trigrams.high[0]), table(&trigrams.high[1]), table(&trigrams.high[2])];
-        let blocks = bytes.len().div_ceil(64);
-        for block in 0..blocks {
-            let mut bits = 0u64;
-            for part in 0..2 {
-                let start = block * 64 + part * 32;
-                let half = if start + 34 <= bytes.len() {
-                    // SAFETY: `start..start + 34` is inside `bytes`.
-                    unsafe { trigram_half(bytes.as_ptr().add(start), &low, &high) }
-                } else {
-                    let mut window = [0u8; 34];
-                    let rest = bytes.get(start..).unwrap_or_default();
-                    window[..rest.len()].copy_from_slice(rest);
-                    // SAFETY: `window` has 34 bytes.
-                    unsafe { trigram_half(window.as_ptr(), &low, &high) }
-                };
-                bits |= half << (part * 32);
-            }
-            // Positions past the line's end stay clear, as in the portable version.
-            let valid = bytes.len() - block * 64;
-            if valid < 64 {
-                bits &= (1u64 << valid) - 1;
-            }
-            mask.push(bits);
-        }
-    }
-
-    /// [`super::block_portable`] with AVX2; only handed out after
-    /// `is_x86_feature_detected!("avx2")`.
-    pub(super) fn block(block: &[u8; 64], hint: u8) -> Masks {
-        // SAFETY: this function is only selected when the CPU supports AVX2.
-        unsafe { block_avx2(block, hint) }
+        let tables = Tables {
+            low: [table(&trigrams.low[0]), table(&trigrams.low[1]), table(&trigrams.low[2])],
+            high: [table(&trigrams.high[0]), table(&trigrams.high[1]), table(&trigrams.high[2])],
+        };
+        // SAFETY: 34 bytes from offsets 0 and 32 are inside the 66.
+        let literal = unsafe { trigram_half(pointer, &tables) | trigram_half(pointer.add(32), &tables) << 32 };
+        (masks, literal)
     }
 
     /// The trigram bits of the 32 positions from `pointer`.
@@ -152,7 +307,7 @@ mod avx2 {
     /// The CPU supports AVX2 and 34 bytes from `pointer` are readable.
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn trigram_half(pointer: *const u8, low: &[__m256i; 3], high: &[__m256i; 3]) -> u64 {
+    unsafe fn trigram_half(pointer: *const u8, tables: &Tables) -> u64 {
         let nibble = _mm256_set1_epi8(0x0f);
         let case = _mm256_set1_epi8(0x20);
         let mut buckets = _mm256_set1_epi8(-1);
@@ -163,8 +318,8 @@ mod avx2 {
             let low_nibbles = _mm256_and_si256(folded, nibble);
             let high_nibbles = _mm256_and_si256(_mm256_srli_epi16(folded, 4), nibble);
             let passes = _mm256_and_si256(
-                _mm256_shuffle_epi8(low[offset], low_nibbles),
-                _mm256_shuffle_epi8(high[offset], high_nibbles),
+                _mm256_shuffle_epi8(tables.low[offset], low_nibbles),
+                _mm256_shuffle_epi8(tables.high[offset], high_nibbles),
             );
             buckets = _mm256_and_si256(buckets, passes);
         }
@@ -172,30 +327,68 @@ mod avx2 {
         u64::from(!(_mm256_movemask_epi8(none) as u32))
     }
 
+    /// The masks of 32 bytes, in the low halves.
     #[target_feature(enable = "avx2")]
-    fn block_avx2(block: &[u8; 64], hint: u8) -> Masks {
-        let pointer = block.as_ptr().cast::<__m256i>();
-        // SAFETY: `block` is 64 readable bytes; both loads are unaligned loads
-        // of 32 bytes inside it.
-        let (low, high) = unsafe { (_mm256_loadu_si256(pointer), _mm256_loadu_si256(pointer.add(1))) };
-        let (low_digit, low_alnum, low_hint) = half(low, hint);
-        let (high_digit, high_alnum, high_hint) = half(high, hint);
-        (low_digit | high_digit << 32, low_alnum | high_alnum << 32, low_hint | high_hint << 32)
+    #[inline]
+    fn half(bytes: __m256i, hint: u8) -> Masks {
+        let digit = within::<b'0', 9>(bytes);
+        let folded = _mm256_or_si256(bytes, _mm256_set1_epi8(0x20));
+        let letter = within::<b'a', 25>(folded);
+        let hex_letter = within::<b'a', 5>(folded);
+        Masks {
+            digit: mask(digit),
+            alnum: mask(_mm256_or_si256(digit, letter)),
+            hint: mask(_mm256_cmpeq_epi8(bytes, _mm256_set1_epi8(hint as i8))),
+            upper: mask(within::<b'A', 25>(bytes)),
+            colon: mask(equal::<b':'>(bytes)),
+            hex: mask(_mm256_or_si256(digit, hex_letter)),
+            separator: mask(_mm256_or_si256(
+                _mm256_or_si256(equal::<b' '>(bytes), equal::<b'-'>(bytes)),
+                _mm256_or_si256(
+                    _mm256_or_si256(equal::<b'.'>(bytes), equal::<b'/'>(bytes)),
+                    _mm256_or_si256(equal::<b'('>(bytes), equal::<b')'>(bytes)),
+                ),
+            )),
+        }
     }
 
+    /// The bytes equal to `BYTE`.
     #[target_feature(enable = "avx2")]
-    fn half(bytes: __m256i, hint: u8) -> Masks {
-        // A byte is a digit when byte - '0' (wrapping) is at most 9, a letter
-        // when (byte | 0x20) - 'a' is at most 25 (unsigned).
-        let shifted = _mm256_sub_epi8(bytes, _mm256_set1_epi8(b'0' as i8));
-        let digit = _mm256_cmpeq_epi8(_mm256_min_epu8(shifted, _mm256_set1_epi8(9)), shifted);
-        let folded = _mm256_or_si256(bytes, _mm256_set1_epi8(0x20));
-        let letter_offset = _mm256_sub_epi8(folded, _mm256_set1_epi8(b'a' as i8));
-        let letter = _mm256_cmpeq_epi8(_mm256_min_epu8(letter_offset, _mm256_set1_epi8(25)), letter_offset);
-        let alnum = _mm256_or_si256(digit, letter);
-        let hinted = _mm256_cmpeq_epi8(bytes, _mm256_set1_epi8(hint as i8));
-        let mask = |vector| u64::from(_mm256_movemask_epi8(vector) as u32);
-        (mask(digit), mask(alnum), mask(hinted))
+    #[inline]
+    fn equal<const BYTE: u8>(bytes: __m256i) -> __m256i {
+        _mm256_cmpeq_epi8(bytes, _mm256_set1_epi8(BYTE as i8))
+    }
+
+    /// The bytes in the range of `WIDTH + 1` bytes from `FIRST`: those for
+    /// which byte - FIRST (wrapping) is at most `WIDTH` (unsigned).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn within<const FIRST: u8, const WIDTH: u8>(bytes: __m256i) -> __m256i {
+        let offset = _mm256_sub_epi8(bytes, _mm256_set1_epi8(FIRST as i8));
+        _mm256_cmpeq_epi8(_mm256_min_epu8(offset, _mm256_set1_epi8(WIDTH as i8)), offset)
+    }
+
+    /// One bit per byte of a comparison result.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn mask(vector: __m256i) -> u64 {
+        u64::from(_mm256_movemask_epi8(vector) as u32)
+    }
+
+    /// The per-block work alone, for the tests; `None` without AVX2.
+    #[cfg(test)]
+    pub(super) fn block_for_tests(window: &Window, hint: u8, trigrams: Option<&Trigrams>) -> Option<(Masks, u64)> {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return None;
+        }
+        // SAFETY: the CPU supports AVX2 (checked above).
+        Some(unsafe { block_with_tables(window, hint, trigrams) })
+    }
+
+    #[cfg(test)]
+    #[target_feature(enable = "avx2")]
+    fn block_with_tables(window: &Window, hint: u8, trigrams: Option<&Trigrams>) -> (Masks, u64) {
+        block(window, hint, trigrams)
     }
 }
 
@@ -228,37 +421,6 @@ impl Trigrams {
     fn passes(&self, offset: usize, byte: u8) -> u8 {
         let folded = byte | 0x20;
         self.low[offset][usize::from(folded & 15)] & self.high[offset][usize::from(folded >> 4)]
-    }
-}
-
-/// Fills `mask` (one bit per byte, as [`Classes`], plus an all-clear block)
-/// with the positions where a trigram of `trigrams` may start.
-pub(crate) fn trigram_mask(bytes: &[u8], trigrams: &Trigrams, mask: &mut Vec<u64>) {
-    mask.clear();
-    mask.reserve(bytes.len() / 64 + 2);
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            avx2::trigram_mask(bytes, trigrams, mask);
-            mask.push(0);
-            return;
-        }
-    }
-    trigram_mask_portable(bytes, trigrams, mask);
-    mask.push(0);
-}
-
-/// [`trigram_mask`] a byte at a time (without the extra block).
-pub(crate) fn trigram_mask_portable(bytes: &[u8], trigrams: &Trigrams, mask: &mut Vec<u64>) {
-    for (block, chunk) in bytes.chunks(64).enumerate() {
-        let mut bits = 0u64;
-        for index in 0..chunk.len() {
-            let at = block * 64 + index;
-            let byte = |offset: usize| bytes.get(at + offset).copied().unwrap_or(0);
-            let buckets = trigrams.passes(0, byte(0)) & trigrams.passes(1, byte(1)) & trigrams.passes(2, byte(2));
-            bits |= u64::from(buckets != 0) << index;
-        }
-        mask.push(bits);
     }
 }
 
@@ -318,8 +480,20 @@ mod tests {
 
     fn classes(bytes: &[u8]) -> Classes {
         let mut classes = Classes::default();
-        classify(bytes, b'@', &mut classes);
+        classify(bytes, b'@', None, 1, &mut classes);
         classes
+    }
+
+    /// The block's masks and trigram bits from the vector code (when the
+    /// CPU has it), checked equal to the portable ones, which are returned.
+    fn block_checked(window: &Window, hint: u8, trigrams: Option<&Trigrams>) -> (Masks, u64) {
+        let portable =
+            (block_portable(window, hint), trigrams.map_or(0, |trigrams| trigram_block_portable(window, trigrams)));
+        #[cfg(target_arch = "x86_64")]
+        if let Some(vector) = avx2::block_for_tests(window, hint, trigrams) {
+            assert_eq!(vector, portable, "{window:?} hint {hint}");
+        }
+        portable
     }
 
     fn bit(words: &[u64], position: usize) -> bool {
@@ -330,14 +504,17 @@ mod tests {
     fn every_byte_value_is_classified_like_the_std_predicates() {
         for byte in 0..=255u8 {
             for position in [0usize, 5, 31, 32, 33, 63] {
-                let mut block = [b'-'; 64];
+                let mut block = [b'-'; 66];
                 block[position] = byte;
                 for hint in [b'@', 0, 0xff, byte] {
-                    let expected = block_portable(&block, hint);
-                    assert_eq!(block_classifier()(&block, hint), expected, "byte {byte} at {position}");
-                    assert_eq!(expected.0 >> position & 1 == 1, byte.is_ascii_digit());
-                    assert_eq!(expected.1 >> position & 1 == 1, byte.is_ascii_alphanumeric());
-                    assert_eq!(expected.2 >> position & 1 == 1, byte == hint);
+                    let (expected, _) = block_checked(&block, hint, None);
+                    let set = |mask: u64| mask >> position & 1 == 1;
+                    assert_eq!(set(expected.digit), byte.is_ascii_digit());
+                    assert_eq!(set(expected.alnum), byte.is_ascii_alphanumeric());
+                    assert_eq!(set(expected.hint), byte == hint);
+                    assert_eq!(set(expected.upper), byte.is_ascii_uppercase());
+                    assert_eq!(set(expected.colon), byte == b':');
+                    assert_eq!(set(expected.hex), byte.is_ascii_hexdigit());
                 }
             }
         }
@@ -347,7 +524,7 @@ mod tests {
     fn vector_and_portable_agree_on_pseudo_random_blocks() {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..2000 {
-            let mut block = [0u8; 64];
+            let mut block = [0u8; 66];
             for byte in &mut block {
                 state ^= state << 13;
                 state ^= state >> 7;
@@ -355,7 +532,7 @@ mod tests {
                 *byte = (state >> 24) as u8;
             }
             let hint = block[7];
-            assert_eq!(block_classifier()(&block, hint), block_portable(&block, hint));
+            block_checked(&block, hint, None);
         }
     }
 
@@ -382,43 +559,105 @@ mod tests {
         }
     }
 
+    /// The bytes of the numeric run from the digit at `start`, a byte at a
+    /// time: digits, and one or two separators when a digit follows them.
+    fn run_length(line: &[u8], start: usize) -> usize {
+        let mut end = start;
+        loop {
+            while line.get(end).is_some_and(u8::is_ascii_digit) {
+                end += 1;
+            }
+            let separators = line[end..].iter().take(2).take_while(|&&byte| is_run_separator(byte)).count();
+            match (1..=separators).find(|&count| line.get(end + count).is_some_and(u8::is_ascii_digit)) {
+                Some(count) => end += count,
+                None => return end - start,
+            }
+        }
+    }
+
+    #[test]
+    fn derived_masks_and_colon_counts_agree_with_plain_loops() {
+        let pieces: [&[u8]; 16] = [
+            b"AB12",
+            b"x7",
+            b" 42",
+            b"fe80::1",
+            b"08:00:00",
+            b"a:b:c",
+            b"\":\"",
+            b"DE89 3704",
+            b"::",
+            b"2026-11-20",
+            b"120.0.0.0",
+            b"(415) 555-2671",
+            b"1 - 2",
+            b"5..6",
+            b"7---8",
+            b"e4:5a:6b",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for round in 0..1500 {
+            let mut line = Vec::new();
+            while line.len() < (state % 200) as usize {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                line.extend_from_slice(pieces[(state % 16) as usize]);
+            }
+            let min_span = [1, 2, 3, 7, 13, 64, 100][round % 7];
+            let mut found = Classes::default();
+            classify(&line, b'@', None, min_span, &mut found);
+            let before = |index: usize, test: fn(&u8) -> bool| index > 0 && test(&line[index - 1]);
+            for position in 0..found.digit.len() * 64 {
+                let digit = line.get(position).is_some_and(u8::is_ascii_digit);
+                let free = digit && !before(position, u8::is_ascii_alphanumeric);
+                let long = free && (min_span <= 1 || run_length(&line, position) >= min_span.min(64));
+                assert_eq!(bit(&found.runs, position), long, "{line:?} {position} {min_span}");
+                let upper_digit = digit && before(position, u8::is_ascii_uppercase);
+                assert_eq!(bit(&found.upper_digit, position), upper_digit, "{line:?} {position}");
+            }
+            let inner = (1..line.len().saturating_sub(1))
+                .filter(|&index| {
+                    line[index] == b':' && line[index - 1].is_ascii_hexdigit() && line[index + 1].is_ascii_hexdigit()
+                })
+                .count();
+            assert_eq!(found.inner_colons as usize, inner, "{line:?}");
+            assert_eq!(found.double_colon, line.windows(2).any(|pair| pair == b"::"), "{line:?}");
+        }
+    }
+
     #[test]
     fn trigram_masks_are_exact_for_lone_buckets_and_agree_with_the_portable_version() {
         let trigrams = Trigrams::new(&[*b"eyJ", *b"bea", *b"sk_", *b"AKI", *b"ghp", *b"api"]);
         let line: Vec<u8> =
             b"x eyJhb Bearer SK_LIVE app Api-Key aki\xff ghp_ api".iter().copied().cycle().take(333).collect();
-        for length in [0usize, 1, 2, 3, 31, 32, 33, 34, 63, 64, 65, 100, 333] {
+        let literal = |bytes: &[u8]| {
+            let mut classes = Classes::default();
+            classify(bytes, b'@', Some(&trigrams), 1, &mut classes);
+            classes.literal
+        };
+        for length in [0usize, 1, 2, 3, 31, 32, 33, 34, 63, 64, 65, 66, 67, 100, 128, 130, 333] {
             let bytes = &line[..length];
-            let mut fast = Vec::new();
-            trigram_mask(bytes, &trigrams, &mut fast);
-            let mut portable = Vec::new();
-            trigram_mask_portable(bytes, &trigrams, &mut portable);
-            portable.push(0);
-            assert_eq!(fast, portable, "length {length}");
-            for position in 0..length {
+            let found = literal(bytes);
+            assert_eq!(found.len(), length / 64 + 1 + usize::from(length % 64 != 0));
+            for position in 0..found.len() * 64 {
                 let window = bytes.get(position..position + 3).map(|window| {
                     let folded: Vec<u8> = window.iter().map(|byte| byte | 0x20).collect();
                     [&b"eyj"[..], b"bea", b"sk\x7f", b"aki", b"ghp", b"api"].contains(&folded.as_slice())
                 });
-                assert_eq!(bit(&fast, position), window.unwrap_or(false), "{length} {position}");
+                assert_eq!(bit(&found, position), window.unwrap_or(false), "{length} {position}");
             }
         }
         let mut state = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..300 {
-            let bytes: Vec<u8> = (0..150)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    b"eyJbeasK_kiAghpxo@"[(state % 18) as usize]
-                })
-                .collect();
-            let mut fast = Vec::new();
-            trigram_mask(&bytes, &trigrams, &mut fast);
-            let mut portable = Vec::new();
-            trigram_mask_portable(&bytes, &trigrams, &mut portable);
-            portable.push(0);
-            assert_eq!(fast, portable);
+            let mut window = [0u8; 66];
+            for byte in &mut window {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *byte = b"eyJbeasK_kiAghpxo@"[(state % 18) as usize];
+            }
+            block_checked(&window, b'@', Some(&trigrams));
         }
     }
 

@@ -61,7 +61,7 @@ use regex_automata::Input;
 use regex_automata::dfa::{Automaton, dense};
 use regex_automata::util::syntax;
 
-use crate::classify::{Classes, Trigrams, classify, next_clear, next_set, previous_clear, trigram_mask};
+use crate::classify::{Classes, Trigrams, classify, is_run_separator, next_clear, next_set, previous_clear};
 use crate::rules::{Compiled, LiteralSearcher, RuleSet};
 
 /// The most a rule's gate DFA may take (bytes); a rule whose DFA would be
@@ -147,6 +147,22 @@ struct Plan {
     unfiltered: Vec<usize>,
     /// Whether some rule has a `hex_colons` prefilter.
     hex_rules: bool,
+    /// The smallest `hex_colons` of the rules: a line with fewer inner
+    /// colons plus two (see [`Classes::inner_colons`]) and without `::` has
+    /// no hex/colon run any rule looks at.
+    min_hex_colons: u32,
+    /// The fewest bytes a numeric run that `possible` lets through can
+    /// span (its digits and dots; `k` dots need `k / 2` gaps, rounded up,
+    /// so at least that many digits plus one): shorter runs are not visited.
+    min_span: usize,
+    /// Whether some rule has a `letters_before` prefilter.
+    letters_rules: bool,
+    /// Whether the numeric pass takes its events from the derived masks
+    /// (numeric runs from [`Classes::runs`], letter-led digits from
+    /// [`Classes::upper_digit`]) when no hex/colon run can qualify, instead
+    /// of visiting every digit of every word. Off only in tests, which
+    /// compare both.
+    mask_events: bool,
     /// Whether the numeric pass has anything to look for.
     numeric: bool,
     /// `possible[min(digits, 63)][min(dots, 7)]`: whether a numeric run with
@@ -212,6 +228,8 @@ impl Plan {
         let gates = compiled.rules.iter().map(|rule| gate(rule.pattern())).collect();
         let unfiltered = (0..compiled.rules.len()).filter(|&index| compiled.rules[index].is_unfiltered()).collect();
         let hex_rules = compiled.rules.iter().any(|rule| rule.hex_colons.is_some());
+        let min_hex_colons = compiled.rules.iter().filter_map(|rule| rule.hex_colons).min().unwrap_or(u32::MAX);
+        let letters_rules = compiled.numeric_triggers.iter().any(|(_, trigger)| trigger.letters_before.is_some());
         let hint = compiled.short_literals.first().and_then(|(finder, _)| finder.needle().first().copied());
         let mut possible = [[false; 8]; 64];
         for (digits, row) in (0u32..).zip(possible.iter_mut()) {
@@ -226,9 +244,29 @@ impl Plan {
                 });
             }
         }
+        let min_span = (0..64usize)
+            .flat_map(|digits| (0..8usize).map(move |dots| (digits, dots)))
+            .filter(|&(digits, dots)| possible[digits][dots])
+            // `dots` dots take at least half as many gaps between stretches
+            // of digits (a gap is one or two separators).
+            .map(|(digits, dots)| digits.max(dots.div_ceil(2) + 1) + dots)
+            .min()
+            .unwrap_or(usize::MAX);
         let numeric = hex_rules || !compiled.numeric_triggers.is_empty();
         let literals = LongLiterals::recover(compiled);
-        Plan { gates, unfiltered, hex_rules, possible, numeric, hint, literals }
+        Plan {
+            gates,
+            unfiltered,
+            hex_rules,
+            min_hex_colons,
+            min_span,
+            letters_rules,
+            mask_events: true,
+            possible,
+            numeric,
+            hint,
+            literals,
+        }
     }
 }
 
@@ -331,7 +369,9 @@ impl Redactor {
 
 /// The literal hints and the numeric pass, with the line's byte classes.
 fn scan_classified(scan: &Scan, classes: &mut Classes, candidates: &mut Vec<Candidate>) {
-    classify(scan.bytes, scan.plan.hint.unwrap_or(0), classes);
+    let trigrams = scan.plan.literals.as_ref().map(|literals| &literals.trigrams);
+    let min_span = if scan.plan.mask_events { scan.plan.min_span } else { 1 };
+    classify(scan.bytes, scan.plan.hint.unwrap_or(0), trigrams, min_span, classes);
     let mut searched = Searched { windows: Vec::new() };
     search_literals(scan, classes, candidates, &mut searched);
     if scan.plan.numeric {
@@ -413,7 +453,6 @@ fn search_literals(scan: &Scan, classes: &mut Classes, candidates: &mut Vec<Cand
     };
     if let Some(literals) = &scan.plan.literals {
         // Leftmost-first and non-overlapping, as Teddy's iteration.
-        trigram_mask(bytes, &literals.trigrams, &mut classes.literal);
         let mut from = 0;
         while let Some(position) = next_set(&classes.literal, from) {
             match literals.at(bytes, position) {
@@ -471,10 +510,6 @@ fn search_hint(
     }
 }
 
-fn is_run_separator(byte: u8) -> bool {
-    matches!(byte, b' ' | b'-' | b'.' | b'/' | b'(' | b')')
-}
-
 /// A maximal run of digits joined by at most two separators.
 struct NumericRun {
     /// The first digit, or the `(`/`+` just before it.
@@ -515,10 +550,63 @@ fn numeric_run(bytes: &[u8], digit: &[u64], first_digit: usize) -> NumericRun {
     NumericRun { start, end, digits, dots }
 }
 
-/// The numeric pass: from digit to digit with the line's digit mask, over
-/// words with its alphanumeric mask (see the module docs).
+/// The numeric pass (see the module docs). When no hex/colon run of the line
+/// can qualify, its events come from the derived masks: every numeric run
+/// from its first digit, and the digits after uppercase letters; the digits
+/// inside words are not visited at all. Otherwise every digit is visited.
 fn search_numeric(scan: &Scan, classes: &Classes, candidates: &mut Vec<Candidate>) {
-    let (compiled, bytes) = (scan.compiled, scan.bytes);
+    let hex_possible =
+        scan.plan.hex_rules && (classes.double_colon || classes.inner_colons + 2 >= scan.plan.min_hex_colons);
+    if hex_possible || !scan.plan.mask_events {
+        search_numeric_by_digit(scan, classes, candidates);
+        return;
+    }
+    let bytes = scan.bytes;
+    let mut from = 0;
+    while let Some(first_digit) = next_set(&classes.runs, from) {
+        if first_digit >= bytes.len() {
+            break;
+        }
+        let run = numeric_run(bytes, &classes.digit, first_digit);
+        from = run.end.max(first_digit + 1);
+        search_run(scan, &run, candidates);
+    }
+    if scan.plan.letters_rules {
+        let mut from = 0;
+        while let Some(first_digit) = next_set(&classes.upper_digit, from) {
+            if first_digit >= bytes.len() {
+                break;
+            }
+            search_after_letters(scan, first_digit, candidates);
+            from = first_digit + 1;
+        }
+    }
+}
+
+/// The numeric rules whose triggers a run meets (not the `letters_before` ones).
+fn search_run(scan: &Scan, run: &NumericRun, candidates: &mut Vec<Candidate>) {
+    if !scan.plan.possible[run.digits.min(63) as usize][run.dots.min(7) as usize] {
+        return;
+    }
+    for &(index, trigger) in &scan.compiled.numeric_triggers {
+        if run.digits < trigger.min_digits || run.digits > trigger.max_digits || run.dots < trigger.min_dots {
+            continue;
+        }
+        if let Some(plus) = trigger.plus
+            && plus != (scan.bytes.get(run.start) == Some(&b'+'))
+        {
+            continue;
+        }
+        if trigger.letters_before.is_none() {
+            search_window(scan, index, run.start, run.end, candidates);
+        }
+    }
+}
+
+/// The numeric pass from digit to digit with the line's digit mask, over
+/// words with its alphanumeric mask, looking for hex/colon runs too.
+fn search_numeric_by_digit(scan: &Scan, classes: &Classes, candidates: &mut Vec<Candidate>) {
+    let bytes = scan.bytes;
     let (digit, alnum) = (classes.digit.as_slice(), classes.alnum.as_slice());
     let mut from = 0;
     let mut hex_done_until = 0;
@@ -551,20 +639,7 @@ fn search_numeric(scan: &Scan, classes: &Classes, candidates: &mut Vec<Candidate
         }
         let run = numeric_run(bytes, digit, first_digit);
         from = run.end.max(first_digit + 1);
-        let possible = scan.plan.possible[run.digits.min(63) as usize][run.dots.min(7) as usize];
-        for &(index, trigger) in compiled.numeric_triggers.iter().filter(|_| possible) {
-            if run.digits < trigger.min_digits || run.digits > trigger.max_digits || run.dots < trigger.min_dots {
-                continue;
-            }
-            if let Some(plus) = trigger.plus
-                && plus != (bytes.get(run.start) == Some(&b'+'))
-            {
-                continue;
-            }
-            if trigger.letters_before.is_none() {
-                search_window(scan, index, run.start, run.end, candidates);
-            }
-        }
+        search_run(scan, &run, candidates);
         if scan.plan.hex_rules && first_digit >= hex_done_until {
             let next_to_colon = previous == Some(b':') || bytes.get(run.end) == Some(&b':');
             if next_to_colon {
@@ -675,7 +750,7 @@ mod tests {
     fn numeric_runs_join_separators() {
         let numeric_run = |line: &[u8], first_digit: usize| {
             let mut classes = Classes::default();
-            classify(line, 0, &mut classes);
+            classify(line, 0, None, 1, &mut classes);
             numeric_run(line, &classes.digit, first_digit)
         };
         let line = b"call (415) 555-2671 now";
@@ -702,6 +777,7 @@ mod tests {
             gates: compiled.rules.iter().map(|_| None).collect(),
             hint: None,
             literals: None,
+            mask_events: false,
             ..Plan::new(compiled)
         };
         Redactor { plan: Arc::new(plan), ..redactor.clone() }
@@ -743,6 +819,12 @@ mod tests {
             "2001:db8::1",
             "2026-11-26T10:00:00.123Z",
             "4bf92f3577b34da6a3ce929d0e0e4736",
+            "fe80:0:0:0:202:b3ff:fe1e:8329",
+            "00:1a:2b:3c:4d:5e",
+            "12:30:45",
+            "x64.10.0.0.1",
+            "GB82WEST12345698765432",
+            "AB12CD34",
         ];
         let mut state = 0x853c_49e6_748f_ea9bu64;
         for _ in 0..3000 {
