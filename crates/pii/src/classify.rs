@@ -71,7 +71,7 @@ pub(crate) fn classify(bytes: &[u8], hint: u8, trigrams: Option<&Trigrams>, min_
 /// separators). The numeric pass measures runs exactly as they are joined
 /// here: stretches of digits joined by one or two separators.
 fn keep_long_runs(classes: &mut Classes, min_span: usize) {
-    if min_span <= 1 {
+    if min_span <= 1 || classes.runs.iter().all(|&runs| runs == 0) {
         return;
     }
     let span = min_span.min(64);
@@ -96,13 +96,19 @@ fn keep_long_runs(classes: &mut Classes, min_span: usize) {
         last_separators = separators;
         joined[index] = digits | single | first_of_two | second_of_two;
     }
-    for index in 0..blocks {
-        let (run, next) = (joined[index], joined.get(index + 1).copied().unwrap_or(0));
-        let mut long = run;
-        for by in 1..span as u32 {
-            long &= after(run, next, by);
+    // Doubling: after a round, bit i is set when the `have` bytes from i
+    // are run bytes. Each block reads the next block's previous round.
+    let mut have = 1;
+    while have < span {
+        let take = have.min(span - have);
+        for index in 0..blocks {
+            let next = joined.get(index + 1).copied().unwrap_or(0);
+            joined[index] &= after(joined[index], next, take as u32);
         }
-        classes.runs[index] &= long;
+        have += take;
+    }
+    for (runs, long) in classes.runs.iter_mut().zip(joined.iter()) {
+        *runs &= long;
     }
 }
 

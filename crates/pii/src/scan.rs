@@ -4,26 +4,31 @@
 //! One line is scanned in four steps, none of which allocates when the line
 //! is clean (the masks live in a per-thread buffer):
 //!
-//! 1. One AVX2 pass (portable fallback: [`crate::classify`]) turns the line
-//!    into bitmasks per 64 bytes: ASCII digits, ASCII letters and digits, and
-//!    the first byte of the short literal hint (`@`).
-//! 2. The literal hints: the short ones (`@`) from that mask (others with
-//!    memmem); the ones of three bytes or more (`eyJ`, `bearer`, key
-//!    prefixes) from a second, cache-hot nibble-table pass over case-folded
-//!    trigrams, each candidate checked against the patterns in their order,
-//!    which is exactly Teddy's leftmost-first iteration (the patterns are
-//!    read back from the packed searcher and checked against it; when that
-//!    fails, Teddy runs as before). Each hit selects a window around it,
-//!    bounded by `,{}[]<>` and line breaks.
-//! 3. The numeric pass jumps from digit to digit with bit scans. A digit
-//!    inside a word (after a letter or digit: hex ids, `x86_64`) skips the
-//!    rest of the word at once, after a look at the letters before it (an
-//!    IBAN's country code) and at a colon after the word (an IPv6 group). Any
-//!    other digit starts a numeric run (digits joined by up to two of
-//!    ` -./()`), whose digit and dot counts decide which numeric rules look
-//!    at it (a table answers "none" for most runs); a digit next to a colon
-//!    (or in a word next to one) measures the hex/colon cluster around it for
-//!    the `hex_colons` rules.
+//! 1. One pass (AVX2, portable fallback: [`crate::classify`]) turns the line
+//!    into bitmasks per 64 bytes: ASCII digits, ASCII letters and digits,
+//!    the first byte of the short literal hint (`@`), where a long literal
+//!    hint's case-folded first three bytes (`eyJ`, `bea`, key prefixes) may
+//!    start (Teddy's nibble tables), and, derived with shifts and carries,
+//!    the first digits of numeric runs (digits joined by one or two of
+//!    ` -./()`, not inside a word) that span at least as many bytes as the
+//!    shortest run some rule looks at, the digits after an uppercase letter,
+//!    and the count of colons between hex digits.
+//! 2. The literal hints: the short ones (`@`) from their mask (others with
+//!    memmem); the long ones from the trigram mask, each candidate checked
+//!    against the patterns in their order, which is exactly Teddy's
+//!    leftmost-first iteration (the patterns are read back from the packed
+//!    searcher and checked against it; when that fails, Teddy runs as
+//!    before). Each hit selects a window around it, bounded by `,{}[]<>`
+//!    and line breaks.
+//! 3. The numeric pass jumps with bit scans to the long runs' first digits
+//!    only: each run's digit and dot counts decide which numeric rules look
+//!    at it (a table answers "none" for most); the digits after uppercase
+//!    letters open the `letters_before` windows (an IBAN's country code).
+//!    Short runs (times, ids, versions) and the digits inside words (hex
+//!    ids, `x86_64`) are never visited. Only when the line holds `::` or
+//!    enough colons between hex digits for a `hex_colons` rule does the pass
+//!    visit every digit instead, measuring the hex/colon cluster next to a
+//!    colon.
 //! 4. Each selected rule runs on its window only: first a dense DFA of its
 //!    pattern (the gate) asks whether the window holds any match at all, and
 //!    only then the regex finds them. The window is a span of the whole line,
@@ -32,21 +37,19 @@
 //!
 //! Matches then pass their rule's validator, overlapping matches are resolved
 //! (the longest wins; at equal length the rule earlier in the file), and each
-//! is checked against the exclusions. Every shortcut of steps 1, 2 and 4 is
-//! exact: the tests compare the results with all of them off, and with a
-//! naive whole-line scan.
+//! is checked against the exclusions. Every shortcut of steps 1 to 4 is
+//! exact: the tests compare the results with all of them off (and the
+//! numeric pass visiting every digit), and with a naive whole-line scan.
 //!
 //! Performance (bench pii-bench, Faro lines, 1 in 1000 with PII, one core of
-//! a shared, noisy machine, best of 3): 600-710 MB/s on-CPU, about 11 times
-//! the naive regex-per-rule scan (before: 565 MB/s), still short of the
-//! 1 GB/s target. Where the time goes now: about 40 % the numeric pass's
-//! per-event work (some 22 digit events per Faro line: runs, word skips,
-//! hex/colon checks), 15 % the classification pass (mostly the first touch
-//! of the line's memory), 9 % the trigram pass, 8 % the gates (a date and a
-//! browser version per line). The next steps: fold the trigram pass into the
-//! classification pass, and take whole words and runs that no rule can use
-//! out of the event loop with mask arithmetic (e.g. a carry-propagated
-//! "first digit of a letter-led word" mask) instead of one event each.
+//! a shared, noisy machine, best of 3): about 765 MB/s, 12 times the naive
+//! regex-per-rule scan, short of the 1 GB/s target. Where the time goes now:
+//! about a third in the classification pass (mostly waiting for the line's
+//! memory: 256 MB do not stay in any cache; on data that fits in the cache
+//! the whole scan runs about 15 % faster), a tenth in joining the run masks,
+//! 15 % in the remaining numeric runs (dates, product versions such as
+//! Chrome/120.0.0.0, measurement values), 12 % in the gates and regexes of
+//! the windows those select.
 //!
 //! Exclusion semantics: a match is excluded when an [`Exclusion`] has the same
 //! rule id and the matched text occurs in that exclusion's `sample` excerpt.
