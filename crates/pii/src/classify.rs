@@ -47,6 +47,21 @@ pub(crate) struct Classes {
     pub(crate) double_colon: bool,
 }
 
+impl Classes {
+    /// Every mask with one word per block.
+    fn per_block(&mut self) -> [&mut Vec<u64>; 7] {
+        [
+            &mut self.digit,
+            &mut self.alnum,
+            &mut self.hint,
+            &mut self.runs,
+            &mut self.joined,
+            &mut self.upper_digit,
+            &mut self.literal,
+        ]
+    }
+}
+
 /// Fills `classes` for `bytes`, the hint byte `hint`, the trigram set
 /// (none: no literal positions) and the shortest numeric run of interest,
 /// reusing its buffers.
@@ -122,15 +137,7 @@ type Window = [u8; 66];
 #[inline(always)]
 fn fill(bytes: &[u8], hint: u8, classes: &mut Classes, block: impl Fn(&Window) -> (Masks, u64)) {
     let blocks = bytes.len() / 64 + 2;
-    for masks in [
-        &mut classes.digit,
-        &mut classes.alnum,
-        &mut classes.hint,
-        &mut classes.runs,
-        &mut classes.joined,
-        &mut classes.upper_digit,
-        &mut classes.literal,
-    ] {
+    for masks in classes.per_block() {
         masks.clear();
         masks.reserve(blocks);
     }
@@ -173,15 +180,7 @@ fn fill(bytes: &[u8], hint: u8, classes: &mut Classes, block: impl Fn(&Window) -
         start += 64;
     }
     if !bytes.len().is_multiple_of(64) {
-        for masks in [
-            &mut classes.digit,
-            &mut classes.alnum,
-            &mut classes.hint,
-            &mut classes.runs,
-            &mut classes.joined,
-            &mut classes.upper_digit,
-            &mut classes.literal,
-        ] {
+        for masks in classes.per_block() {
             masks.push(0);
         }
     }
