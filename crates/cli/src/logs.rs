@@ -70,6 +70,7 @@ pub(crate) fn open(
     redact_streams: &[String],
     fsync: wal::FsyncPolicy,
     flags: &LogFlags,
+    query_timeout: Duration,
 ) -> anyhow::Result<Arc<server::LogService>> {
     let directory = data.join("logs");
     let retention_time = flags.log_retention_time.or_else(|| catalog_retention(catalog)).unwrap_or(DEFAULT_RETENTION);
@@ -109,7 +110,7 @@ pub(crate) fn open(
     }
     Ok(Arc::new(server::LogService {
         store: Arc::new(store),
-        engine: logql::Engine::default(),
+        engine: logql::Engine { limits: logql::Limits { timeout: Some(query_timeout), ..logql::Limits::default() } },
         redaction,
         decode: logstore::push::DecodeOptions::default(),
     }))

@@ -170,7 +170,7 @@ struct NotifyFlags {
 /// Limits and defaults of PromQL evaluation, named as Prometheus names them.
 #[derive(Debug, clap::Args)]
 struct QueryFlags {
-    /// Longest a query may run before it is aborted.
+    /// Longest a query may run before it is aborted (PromQL and LogQL alike).
     #[arg(long = "query.timeout", value_name = "DURATION", default_value = "2m", value_parser = parse_duration_flag)]
     timeout: std::time::Duration,
     /// Most samples a single query may load into memory.
@@ -273,7 +273,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     let store = std::sync::Arc::new(tsdb::MemStore::new());
     let wal_options = wal::WalOptions { fsync: wal_fsync, ..wal::WalOptions::default() };
     let durable = storage::open(&config.data, store.clone(), wal_options, &storage_flags)?;
-    let log_service = logs::open(&config.data, &catalog, &config.redact_streams, wal_fsync, &log_flags)?;
+    let log_service = logs::open(&config.data, &catalog, &config.redact_streams, wal_fsync, &log_flags, query.timeout)?;
     for path in &backfill {
         load_backfill(path, &store)?;
     }

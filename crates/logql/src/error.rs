@@ -3,7 +3,7 @@
 //! [`ParseError`] carries the byte offset of the fault and renders as Loki does,
 //! `parse error at line 1, col 14: ...`. [`Error`] is what the engine returns;
 //! [`Error::is_bad_request`] tells the HTTP layer whether the caller (400) or the
-//! store (500) is at fault. Nothing here knows HTTP status codes themselves.
+//! store (500) is at fault, [`Error::is_timeout`] whether the query ran out of time. Nothing here knows HTTP status codes themselves.
 
 use crate::source::SourceError;
 
@@ -57,6 +57,9 @@ pub enum Error {
     /// The query exceeded one of the engine's limits.
     #[error("{0}")]
     Limit(String),
+    /// The query ran longer than the engine's timeout.
+    #[error("{0}")]
+    Timeout(String),
     /// The log store failed.
     #[error(transparent)]
     Source(#[from] SourceError),
@@ -68,8 +71,13 @@ impl Error {
         match self {
             Error::Parse(_) | Error::Pipeline { .. } | Error::InvalidQuery(_) | Error::Limit(_) => true,
             Error::Source(SourceError::Limit(_)) => true,
-            Error::Source(SourceError::Storage(_)) => false,
+            Error::Source(SourceError::Storage(_)) | Error::Timeout(_) => false,
         }
+    }
+
+    /// Whether the query ran out of time (HTTP 503, as Prometheus answers a timeout).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout(_))
     }
 }
 

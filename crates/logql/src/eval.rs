@@ -27,6 +27,9 @@ use tsdb::Labels;
 use crate::ast::*;
 use crate::error::Error;
 use crate::pipeline::{ERROR_LABEL, Pipeline, Row};
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
 use crate::source::{Entry, LogSource, MatchOp};
 use crate::value::{Direction, QueryValue, Series, Stream, StreamEntry};
 
@@ -41,11 +44,76 @@ pub struct Limits {
     pub max_points: usize,
     /// How far back an instant log query looks from its time.
     pub instant_log_lookback_ns: i64,
+    /// How long one query may run; `None`: no bound.
+    pub timeout: Option<Duration>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_entries: 5000, max_series: 500, max_points: 11_000, instant_log_lookback_ns: 3_600_000_000_000 }
+        Self {
+            max_entries: 5000,
+            max_series: 500,
+            max_points: 11_000,
+            instant_log_lookback_ns: 3_600_000_000_000,
+            timeout: Some(Duration::from_secs(120)),
+        }
+    }
+}
+
+/// How many entries a query reads between two looks at the clock.
+const ENTRIES_PER_CLOCK_CHECK: u32 = 1024;
+
+/// When a query must be done.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: Option<Instant>,
+    timeout: Duration,
+}
+
+impl Deadline {
+    fn start(timeout: Option<Duration>) -> Self {
+        Self {
+            at: timeout.and_then(|timeout| Instant::now().checked_add(timeout)),
+            timeout: timeout.unwrap_or(Duration::MAX),
+        }
+    }
+
+    fn passed(&self) -> bool {
+        self.at.is_some_and(|at| Instant::now() >= at)
+    }
+
+    fn error(&self) -> Error {
+        Error::Timeout(format!("query timed out after {:?}", self.timeout))
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        if self.passed() { Err(self.error()) } else { Ok(()) }
+    }
+}
+
+/// Counts the entries a store hands out and looks at the deadline every
+/// [`ENTRIES_PER_CLOCK_CHECK`] of them; once it has passed, asks the store to stop.
+struct Clock {
+    deadline: Deadline,
+    entries: u32,
+    timed_out: bool,
+}
+
+impl Clock {
+    fn new(deadline: Deadline) -> Self {
+        Self { deadline, entries: 0, timed_out: false }
+    }
+
+    fn tick(&mut self) -> ControlFlow<()> {
+        self.entries = self.entries.wrapping_add(1);
+        if self.entries.is_multiple_of(ENTRIES_PER_CLOCK_CHECK) && self.deadline.passed() {
+            self.timed_out = true;
+        }
+        if self.timed_out { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    }
+
+    fn finish(&self) -> Result<(), Error> {
+        if self.timed_out { Err(self.deadline.error()) } else { Ok(()) }
     }
 }
 
@@ -101,15 +169,17 @@ impl Engine {
         limit: usize,
         direction: Direction,
     ) -> Result<QueryValue, Error> {
+        let deadline = Deadline::start(self.limits.timeout);
         match expr {
             Expr::Log(log) => {
                 let start = time_ns.saturating_sub(self.limits.instant_log_lookback_ns).saturating_add(1);
-                let streams = self.log_query(source, log, start, time_ns.saturating_add(1), limit, direction)?;
+                let streams =
+                    self.log_query(source, log, start, time_ns.saturating_add(1), limit, direction, deadline)?;
                 Ok(QueryValue::Streams(streams))
             }
             Expr::Metric(metric) => {
                 let mut cache = RangeCache::new();
-                self.load(source, metric, time_ns, time_ns, &mut cache)?;
+                self.load(source, metric, time_ns, time_ns, &mut cache, deadline)?;
                 match self.evaluate(metric, time_ns, &cache)? {
                     StepValue::Scalar(value) => Ok(QueryValue::Scalar(value)),
                     StepValue::Vector(mut vector) => {
@@ -156,8 +226,11 @@ impl Engine {
         if end_ns < start_ns {
             return Err(Error::InvalidQuery("the query time range is invalid: end is before start".to_string()));
         }
+        let deadline = Deadline::start(self.limits.timeout);
         match expr {
-            Expr::Log(log) => Ok(QueryValue::Streams(self.log_query(source, log, start_ns, end_ns, limit, direction)?)),
+            Expr::Log(log) => {
+                Ok(QueryValue::Streams(self.log_query(source, log, start_ns, end_ns, limit, direction, deadline)?))
+            }
             Expr::Metric(metric) => {
                 if step_ns <= 0 {
                     return Err(Error::InvalidQuery(
@@ -173,10 +246,11 @@ impl Engine {
                     )));
                 }
                 let mut cache = RangeCache::new();
-                self.load(source, metric, start_ns, end_ns, &mut cache)?;
+                self.load(source, metric, start_ns, end_ns, &mut cache, deadline)?;
                 let mut series: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
                 let mut time = start_ns;
                 while time <= end_ns {
+                    deadline.check()?;
                     match self.evaluate(metric, time, &cache)? {
                         StepValue::Scalar(value) => series.entry(Labels::empty()).or_default().push((time, value)),
                         StepValue::Vector(vector) => {
@@ -207,6 +281,7 @@ impl Engine {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn log_query(
         &self,
         source: &dyn LogSource,
@@ -215,6 +290,7 @@ impl Engine {
         end_ns: i64,
         limit: usize,
         direction: Direction,
+        deadline: Deadline,
     ) -> Result<Vec<Stream>, Error> {
         if limit > self.limits.max_entries {
             return Err(Error::Limit(format!(
@@ -241,8 +317,10 @@ impl Engine {
             Direction::Forward => (left.timestamp_ns, left.sequence).cmp(&(right.timestamp_ns, right.sequence)),
             Direction::Backward => (right.timestamp_ns, right.sequence).cmp(&(left.timestamp_ns, left.sequence)),
         };
+        let mut clock = Clock::new(deadline);
         source.select(&log.matchers, start_ns, end_ns, &mut |stream: &Labels, entry: Entry<'_>| {
-            let Some(processed) = pipeline.process(stream, &entry, &mut row) else { return };
+            clock.tick()?;
+            let Some(processed) = pipeline.process(stream, &entry, &mut row) else { return ControlFlow::Continue(()) };
             let labels = if processed.use_row { intern(&mut interner, row.pairs()) } else { stream.clone() };
             sequence += 1;
             kept.push(Kept {
@@ -256,7 +334,9 @@ impl Engine {
                 kept.select_nth_unstable_by(limit - 1, order);
                 kept.truncate(limit);
             }
+            ControlFlow::Continue(())
         })?;
+        clock.finish()?;
         kept.sort_by(order);
         kept.truncate(limit);
         let mut streams: Vec<Stream> = Vec::new();
@@ -284,27 +364,29 @@ impl Engine {
         first_ns: i64,
         last_ns: i64,
         cache: &mut RangeCache,
+        deadline: Deadline,
     ) -> Result<(), Error> {
         match expr {
-            MetricExpr::Range { .. } => self.load_range(source, expr, None, first_ns, last_ns, cache),
+            MetricExpr::Range { .. } => self.load_range(source, expr, None, first_ns, last_ns, cache, deadline),
             MetricExpr::Aggregate { op: VectorOp::Sum, grouping, expr: inner, .. } => {
                 match pushed_down_grouping(grouping.as_ref(), inner) {
-                    Some(pushed) => self.load_range(source, inner, Some(&pushed), first_ns, last_ns, cache),
-                    None => self.load(source, inner, first_ns, last_ns, cache),
+                    Some(pushed) => self.load_range(source, inner, Some(&pushed), first_ns, last_ns, cache, deadline),
+                    None => self.load(source, inner, first_ns, last_ns, cache, deadline),
                 }
             }
             MetricExpr::Aggregate { expr: inner, .. } | MetricExpr::LabelReplace { expr: inner, .. } => {
-                self.load(source, inner, first_ns, last_ns, cache)
+                self.load(source, inner, first_ns, last_ns, cache, deadline)
             }
             MetricExpr::Binary { lhs, rhs, .. } => {
-                self.load(source, lhs, first_ns, last_ns, cache)?;
-                self.load(source, rhs, first_ns, last_ns, cache)
+                self.load(source, lhs, first_ns, last_ns, cache, deadline)?;
+                self.load(source, rhs, first_ns, last_ns, cache, deadline)
             }
             MetricExpr::Number(_) | MetricExpr::Vector(_) => Ok(()),
         }
     }
 
     /// Loads one range aggregation, grouped by `pushed` when a parent `sum` allows it.
+    #[allow(clippy::too_many_arguments)]
     fn load_range(
         &self,
         source: &dyn LogSource,
@@ -313,15 +395,16 @@ impl Engine {
         first_ns: i64,
         last_ns: i64,
         cache: &mut RangeCache,
+        deadline: Deadline,
     ) -> Result<(), Error> {
         let MetricExpr::Range { op, log, unwrap, range_ns, offset_ns, grouping, .. } = expr else {
-            return self.load(source, expr, first_ns, last_ns, cache);
+            return self.load(source, expr, first_ns, last_ns, cache, deadline);
         };
         // Windows are (t - offset - range, t - offset]; the source reads [start, end).
         let start = first_ns.saturating_sub(*offset_ns).saturating_sub(*range_ns).saturating_add(1);
         let end = last_ns.saturating_sub(*offset_ns).saturating_add(1);
         let grouping = grouping.as_ref().or(pushed);
-        let data = self.range_data(source, *op, log, unwrap.as_ref(), grouping, start, end)?;
+        let data = self.range_data(source, *op, log, unwrap.as_ref(), grouping, start, end, deadline)?;
         cache.insert(node_key(expr), data);
         Ok(())
     }
@@ -336,6 +419,7 @@ impl Engine {
         grouping: Option<&Grouping>,
         start_ns: i64,
         end_ns: i64,
+        deadline: Deadline,
     ) -> Result<RangeData, Error> {
         let mut pipeline = Pipeline::new(&log.stages, unwrap);
         if let Some(Grouping { without: false, labels }) = grouping {
@@ -348,11 +432,13 @@ impl Engine {
         let mut grouped_pairs: Vec<(String, String)> = Vec::new();
         let max_series = self.limits.max_series.saturating_mul(100).max(10_000);
         let mut too_many = false;
+        let mut clock = Clock::new(deadline);
         source.select(&log.matchers, start_ns, end_ns, &mut |stream: &Labels, entry: Entry<'_>| {
             if too_many {
-                return;
+                return ControlFlow::Break(());
             }
-            let Some(processed) = pipeline.process(stream, &entry, &mut row) else { return };
+            clock.tick()?;
+            let Some(processed) = pipeline.process(stream, &entry, &mut row) else { return ControlFlow::Continue(()) };
             let value = match op {
                 RangeOp::CountOverTime | RangeOp::AbsentOverTime => 1.0,
                 RangeOp::Rate if unwrap.is_none() => 1.0,
@@ -391,7 +477,9 @@ impl Engine {
             if series.len() > max_series {
                 too_many = true;
             }
+            ControlFlow::Continue(())
         })?;
+        clock.finish()?;
         if too_many {
             return Err(Error::Limit(format!(
                 "maximum number of series ({}) reached for a single query",

@@ -6,6 +6,8 @@
 //! Stream labels are [`tsdb::Labels`], so metric queries over logs produce the
 //! same label sets as PromQL and flow into the rules engine unchanged.
 
+use std::ops::ControlFlow;
+
 use tsdb::Labels;
 
 /// How a stream matcher compares a label value.
@@ -85,12 +87,13 @@ pub enum SourceError {
 pub trait LogSource: Send + Sync {
     /// Calls `visit` for every entry with `start_ns <= timestamp_ns < end_ns` of
     /// every stream matching all `matchers`: stream after stream, each stream's
-    /// entries in timestamp order (equal timestamps in push order).
+    /// entries in timestamp order (equal timestamps in push order). When `visit`
+    /// answers [`ControlFlow::Break`], the store stops reading and returns `Ok`.
     fn select(
         &self,
         matchers: &[StreamMatcher],
         start_ns: i64,
         end_ns: i64,
-        visit: &mut dyn FnMut(&Labels, Entry<'_>),
+        visit: &mut dyn FnMut(&Labels, Entry<'_>) -> ControlFlow<()>,
     ) -> Result<(), SourceError>;
 }

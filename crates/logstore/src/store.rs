@@ -35,6 +35,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::hash::Hasher;
 use std::io;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -958,7 +959,7 @@ impl LogSource for LogStore {
         matchers: &[StreamMatcher],
         start_ns: i64,
         end_ns: i64,
-        visit: &mut dyn FnMut(&Labels, Entry<'_>),
+        visit: &mut dyn FnMut(&Labels, Entry<'_>) -> ControlFlow<()>,
     ) -> Result<(), SourceError> {
         if start_ns >= end_ns {
             return Ok(());
@@ -988,7 +989,9 @@ impl LogSource for LogStore {
         };
         snapshots.sort_by(|a, b| a.labels.cmp(&b.labels));
         for snapshot in snapshots {
-            visit_stream(&snapshot, start_ns, end_ns, visit)?;
+            if visit_stream(&snapshot, start_ns, end_ns, visit)?.is_break() {
+                break;
+            }
         }
         Ok(())
     }
@@ -998,13 +1001,13 @@ impl LogSource for LogStore {
 /// equal timestamps in push order: chunks were sealed in push order and the
 /// head holds the newest pushes, so a stable sort of chunks-then-head by
 /// timestamp is exact. When the pieces do not overlap, no sort is needed and
-/// chunks are decoded one at a time.
+/// chunks are decoded one at a time. Stops when `visit` breaks, and says so.
 fn visit_stream(
     snapshot: &StreamSnapshot,
     start_ns: i64,
     end_ns: i64,
-    visit: &mut dyn FnMut(&Labels, Entry<'_>),
-) -> Result<(), SourceError> {
+    visit: &mut dyn FnMut(&Labels, Entry<'_>) -> ControlFlow<()>,
+) -> Result<ControlFlow<()>, SourceError> {
     let ranges = snapshot.chunks.iter().map(|chunk| (chunk.min_ts, chunk.max_ts)).chain(
         snapshot.head.first().zip(snapshot.head.last()).map(|(first, last)| (first.timestamp_ns, last.timestamp_ns)),
     );
@@ -1026,16 +1029,16 @@ fn visit_stream(
         visit(
             &snapshot.labels,
             Entry { timestamp_ns: entry.timestamp_ns, line: &entry.line, metadata: &entry.metadata },
-        );
+        )
     };
     if ordered {
         for chunk in &snapshot.chunks {
-            for entry in decode(chunk)?.iter().filter(|entry| in_range(entry)) {
-                emit(entry);
+            let entries = decode(chunk)?;
+            if entries.iter().filter(|entry| in_range(entry)).try_for_each(&mut emit).is_break() {
+                return Ok(ControlFlow::Break(()));
             }
         }
-        snapshot.head.iter().for_each(&mut emit);
-        return Ok(());
+        return Ok(snapshot.head.iter().try_for_each(&mut emit));
     }
     let mut all: Vec<PushEntry> = Vec::new();
     for chunk in &snapshot.chunks {
@@ -1043,8 +1046,7 @@ fn visit_stream(
     }
     all.extend(snapshot.head.iter().cloned());
     all.sort_by_key(|entry| entry.timestamp_ns);
-    all.iter().for_each(emit);
-    Ok(())
+    Ok(all.iter().try_for_each(emit))
 }
 
 #[cfg(test)]

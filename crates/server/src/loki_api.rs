@@ -64,6 +64,8 @@ impl From<logql::Error> for LokiError {
     fn from(error: logql::Error) -> Self {
         if error.is_bad_request() {
             Self::bad_request(error.to_string())
+        } else if error.is_timeout() {
+            Self { status: StatusCode::SERVICE_UNAVAILABLE, message: error.to_string() }
         } else {
             Self::internal("log query failed", error)
         }

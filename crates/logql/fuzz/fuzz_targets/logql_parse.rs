@@ -18,13 +18,15 @@ impl LogSource for Tiny {
         matchers: &[StreamMatcher],
         start_ns: i64,
         end_ns: i64,
-        visit: &mut dyn FnMut(&Labels, Entry<'_>),
+        visit: &mut dyn FnMut(&Labels, Entry<'_>) -> std::ops::ControlFlow<()>,
     ) -> Result<(), SourceError> {
         for (labels, entries) in &self.streams {
             if matchers.iter().all(|matcher| matcher.matches_labels(labels)) {
                 for (timestamp_ns, line) in entries {
                     if *timestamp_ns >= start_ns && *timestamp_ns < end_ns {
-                        visit(labels, Entry { timestamp_ns: *timestamp_ns, line, metadata: &self.metadata });
+                        if visit(labels, Entry { timestamp_ns: *timestamp_ns, line, metadata: &self.metadata }).is_break() {
+                            return Ok(());
+                        }
                     }
                 }
             }

@@ -238,6 +238,65 @@ fn limits_are_enforced() {
     assert_eq!(error.to_string(), "log store: disk on fire");
 }
 
+/// A source of `entries` lines that counts how many it handed out.
+struct Endless {
+    entries: usize,
+    handed_out: std::sync::atomic::AtomicUsize,
+}
+
+impl LogSource for Endless {
+    fn select(
+        &self,
+        _: &[StreamMatcher],
+        start_ns: i64,
+        _: i64,
+        visit: &mut dyn FnMut(&Labels, Entry<'_>) -> ControlFlow<()>,
+    ) -> Result<(), SourceError> {
+        let stream = labels(&[("job", "app")]);
+        for index in 0..self.entries {
+            self.handed_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let entry = Entry { timestamp_ns: start_ns + index as i64, line: "level=info msg=tick", metadata: &[] };
+            if visit(&stream, entry).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_query_past_its_timeout_stops_reading_and_fails_as_a_timeout() {
+    let timed_out =
+        Engine { limits: logql::Limits { timeout: Some(std::time::Duration::ZERO), ..logql::Limits::default() } };
+    let queries = [r#"{job="app"} | logfmt"#, r#"sum(count_over_time({job="app"} | logfmt [1h]))"#];
+    for query in queries {
+        let source = Endless { entries: 1_000_000, handed_out: Default::default() };
+        let error = timed_out
+            .range_query(&source, query, at(0), at(60), SECOND, 100, Direction::Forward)
+            .expect_err("no time left");
+        assert!(error.is_timeout() && !error.is_bad_request(), "{query}: {error}");
+        assert_eq!(error.to_string(), "query timed out after 0ns");
+        // The store was asked to stop at the first look at the clock.
+        assert_eq!(source.handed_out.into_inner(), 1024, "{query}");
+    }
+    // A range query's steps look at the clock too, however little they read.
+    let error = timed_out
+        .range_query(&source_with_one_line(), queries[1], at(0), at(60), SECOND, 100, Direction::Forward)
+        .expect_err("no time left");
+    assert!(error.is_timeout());
+    // With time left, the same query reads everything.
+    let source = Endless { entries: 5_000, handed_out: Default::default() };
+    let result = Engine::default().range_query(&source, queries[1], at(0), at(60), SECOND, 100, Direction::Forward);
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(source.handed_out.into_inner(), 5_000);
+}
+
+fn source_with_one_line() -> MemSource {
+    let mut source = MemSource::default();
+    source.push(&[("job", "app")], at(30), "level=info msg=tick");
+    source
+}
+
 #[test]
 fn parser_parameters_and_label_stages() {
     let source = app_source();

@@ -6,6 +6,8 @@ mod errors;
 mod logs;
 mod metrics;
 
+use std::ops::ControlFlow;
+
 use logql::{Direction, Engine, Entry, LogSource, QueryValue, SourceError, StreamMatcher};
 use tsdb::Labels;
 
@@ -57,15 +59,18 @@ impl LogSource for MemSource {
         matchers: &[StreamMatcher],
         start_ns: i64,
         end_ns: i64,
-        visit: &mut dyn FnMut(&Labels, Entry<'_>),
+        visit: &mut dyn FnMut(&Labels, Entry<'_>) -> ControlFlow<()>,
     ) -> Result<(), SourceError> {
         for (labels, entries) in &self.streams {
             if !matchers.iter().all(|matcher| matcher.matches_labels(labels)) {
                 continue;
             }
             for (timestamp_ns, line, metadata) in entries {
-                if *timestamp_ns >= start_ns && *timestamp_ns < end_ns {
-                    visit(labels, Entry { timestamp_ns: *timestamp_ns, line, metadata });
+                if *timestamp_ns >= start_ns
+                    && *timestamp_ns < end_ns
+                    && visit(labels, Entry { timestamp_ns: *timestamp_ns, line, metadata }).is_break()
+                {
+                    return Ok(());
                 }
             }
         }
@@ -82,7 +87,7 @@ impl LogSource for BrokenSource {
         _: &[StreamMatcher],
         _: i64,
         _: i64,
-        _: &mut dyn FnMut(&Labels, Entry<'_>),
+        _: &mut dyn FnMut(&Labels, Entry<'_>) -> ControlFlow<()>,
     ) -> Result<(), SourceError> {
         Err(SourceError::Storage("disk on fire".to_string()))
     }

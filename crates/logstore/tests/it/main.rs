@@ -34,7 +34,8 @@ pub fn select_all(store: &LogStore, matchers: &[StreamMatcher]) -> Vec<(Labels, 
     let mut out = Vec::new();
     store
         .select(matchers, i64::MIN, i64::MAX, &mut |labels, entry| {
-            out.push((labels.clone(), entry.timestamp_ns, entry.line.to_owned()))
+            out.push((labels.clone(), entry.timestamp_ns, entry.line.to_owned()));
+            std::ops::ControlFlow::Continue(())
         })
         .expect("select");
     out

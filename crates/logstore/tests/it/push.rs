@@ -270,7 +270,8 @@ fn a_decoded_push_is_stored_and_read_back_with_its_metadata() {
     assert_eq!((stats.entries_appended, stats.status_code()), (3, 204));
     let mut seen = Vec::new();
     logql::LogSource::select(&store, &[crate::equal("job", "alloy")], i64::MIN, i64::MAX, &mut |labels, entry| {
-        seen.push((labels.get("pod").unwrap().to_owned(), entry.line.to_owned(), entry.metadata.to_vec()))
+        seen.push((labels.get("pod").unwrap().to_owned(), entry.line.to_owned(), entry.metadata.to_vec()));
+        std::ops::ControlFlow::Continue(())
     })
     .unwrap();
     assert_eq!(

@@ -2,6 +2,7 @@
 //! logs, retention, validation, dedup, ordering, concurrency, label queries.
 
 use std::fs;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +51,12 @@ fn restart_replays_the_log() {
     assert_eq!((replay.wal_records, replay.wal_entries, replay.blocks_loaded), (11, 501, 0));
     assert_eq!(lines(&store)[..500], expected("a", 0..500)[..]);
     let mut seen = Vec::new();
-    store.select(&[equal("job", "b")], i64::MIN, i64::MAX, &mut |_, entry| seen.push(entry.metadata.to_vec())).unwrap();
+    store
+        .select(&[equal("job", "b")], i64::MIN, i64::MAX, &mut |_, entry| {
+            seen.push(entry.metadata.to_vec());
+            ControlFlow::Continue(())
+        })
+        .unwrap();
     assert_eq!(seen, vec![vec![("trace_id".to_owned(), "abc".to_owned())]]);
     assert_eq!(store.stats().entries, 501);
 }
@@ -240,7 +246,8 @@ fn select_visits_stream_by_stream_within_the_time_range() {
     let mut visited = Vec::new();
     store
         .select(&[regex], start, end, &mut |labels, entry| {
-            visited.push((labels.get("job").unwrap().to_owned(), entry.line.to_owned()))
+            visited.push((labels.get("job").unwrap().to_owned(), entry.line.to_owned()));
+            ControlFlow::Continue(())
         })
         .unwrap();
     let wanted: Vec<(String, String)> = ["a", "b"]
@@ -452,7 +459,10 @@ fn concurrent_appends_queries_and_checkpoints() {
                         &[StreamMatcher::new("job", MatchOp::RegexMatch, ".+").unwrap()],
                         i64::MIN,
                         i64::MAX,
-                        &mut |labels, entry| per_stream.entry(labels.clone()).or_default().push(entry.timestamp_ns),
+                        &mut |labels, entry| {
+                            per_stream.entry(labels.clone()).or_default().push(entry.timestamp_ns);
+                            ControlFlow::Continue(())
+                        },
                     )
                     .unwrap();
                 for timestamps in per_stream.values() {

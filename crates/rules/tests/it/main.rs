@@ -313,7 +313,7 @@ impl logql::LogSource for ThreeLines {
         matchers: &[logql::StreamMatcher],
         start_ns: i64,
         end_ns: i64,
-        visit: &mut dyn FnMut(&Labels, logql::Entry<'_>),
+        visit: &mut dyn FnMut(&Labels, logql::Entry<'_>) -> std::ops::ControlFlow<()>,
     ) -> Result<(), logql::SourceError> {
         let labels = Labels::from_pairs([("job", "grafana")]);
         if !matchers.iter().all(|matcher| matcher.matches_labels(&labels)) {
@@ -323,7 +323,9 @@ impl logql::LogSource for ThreeLines {
             let timestamp_ns = minute * MINUTE * 1_000_000;
             if (start_ns..end_ns).contains(&timestamp_ns) {
                 let entry = logql::Entry { timestamp_ns, line: "tenant_id=acme sso_claim=missing", metadata: &[] };
-                visit(&labels, entry);
+                if visit(&labels, entry).is_break() {
+                    break;
+                }
             }
         }
         Ok(())

@@ -56,6 +56,30 @@ fn encode(text: &str) -> String {
 }
 
 #[tokio::test]
+async fn a_log_query_out_of_time_answers_503() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let state = state_with_logs(directory.path());
+    let logs = state.logs().expect("logs");
+    state.set_logs(Arc::new(server::LogService {
+        store: logs.store.clone(),
+        engine: logql::Engine {
+            limits: logql::Limits { timeout: Some(std::time::Duration::ZERO), ..logql::Limits::default() },
+        },
+        redaction: None,
+        decode: logstore::push::DecodeOptions::default(),
+    }));
+    let end = now_ns();
+    let uri = format!(
+        "/loki/api/v1/query_range?query={}&start={}&end={end}&step=60",
+        encode(r#"sum(count_over_time({job="app"}[5m]))"#),
+        end - 3_600_000_000_000
+    );
+    let (status, body) = send(&state, Request::get(uri).body(Body::empty()).expect("request")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body, "query timed out after 0ns\n");
+}
+
+#[tokio::test]
 async fn pushed_json_and_protobuf_are_queryable_like_loki() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let state = state_with_logs(directory.path());
