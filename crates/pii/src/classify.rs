@@ -256,14 +256,6 @@ mod avx2 {
     /// The CPU supports AVX2.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn classify(bytes: &[u8], hint: u8, trigrams: Option<&Trigrams>, classes: &mut Classes) {
-        // Ask for every cache line of the line at once, so the blocks' loads
-        // overlap instead of waiting one after another.
-        for offset in (0..bytes.len()).step_by(64) {
-            // SAFETY: a prefetch of an address inside `bytes`; it never faults.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(bytes.as_ptr().add(offset).cast())
-            };
-        }
         super::fill(bytes, hint, classes, |window| block(window, hint, trigrams));
     }
 
@@ -387,13 +379,7 @@ mod avx2 {
             return None;
         }
         // SAFETY: the CPU supports AVX2 (checked above).
-        Some(unsafe { block_with_tables(window, hint, trigrams) })
-    }
-
-    #[cfg(test)]
-    #[target_feature(enable = "avx2")]
-    fn block_with_tables(window: &Window, hint: u8, trigrams: Option<&Trigrams>) -> (Masks, u64) {
-        block(window, hint, trigrams)
+        Some(unsafe { block(window, hint, trigrams) })
     }
 }
 

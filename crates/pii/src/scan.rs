@@ -148,12 +148,10 @@ struct Plan {
     gates: Vec<Option<dense::DFA<Vec<u32>>>>,
     /// The rules without a prefilter, run on every whole line.
     unfiltered: Vec<usize>,
-    /// Whether some rule has a `hex_colons` prefilter.
-    hex_rules: bool,
-    /// The smallest `hex_colons` of the rules: a line with fewer inner
-    /// colons plus two (see [`Classes::inner_colons`]) and without `::` has
-    /// no hex/colon run any rule looks at.
-    min_hex_colons: u32,
+    /// The smallest `hex_colons` of the rules (`None`: no rule has one): a
+    /// line with fewer inner colons plus two (see [`Classes::inner_colons`])
+    /// and without `::` has no hex/colon run any rule looks at.
+    min_hex_colons: Option<u32>,
     /// The fewest bytes a numeric run that `possible` lets through can
     /// span (its digits and dots; `k` dots need `k / 2` gaps, rounded up,
     /// so at least that many digits plus one): shorter runs are not visited.
@@ -230,8 +228,7 @@ impl Plan {
     fn new(compiled: &Compiled) -> Plan {
         let gates = compiled.rules.iter().map(|rule| gate(rule.pattern())).collect();
         let unfiltered = (0..compiled.rules.len()).filter(|&index| compiled.rules[index].is_unfiltered()).collect();
-        let hex_rules = compiled.rules.iter().any(|rule| rule.hex_colons.is_some());
-        let min_hex_colons = compiled.rules.iter().filter_map(|rule| rule.hex_colons).min().unwrap_or(u32::MAX);
+        let min_hex_colons = compiled.rules.iter().filter_map(|rule| rule.hex_colons).min();
         let letters_rules = compiled.numeric_triggers.iter().any(|(_, trigger)| trigger.letters_before.is_some());
         let hint = compiled.short_literals.first().and_then(|(finder, _)| finder.needle().first().copied());
         let mut possible = [[false; 8]; 64];
@@ -255,12 +252,11 @@ impl Plan {
             .map(|(digits, dots)| digits.max(dots.div_ceil(2) + 1) + dots)
             .min()
             .unwrap_or(usize::MAX);
-        let numeric = hex_rules || !compiled.numeric_triggers.is_empty();
+        let numeric = min_hex_colons.is_some() || !compiled.numeric_triggers.is_empty();
         let literals = LongLiterals::recover(compiled);
         Plan {
             gates,
             unfiltered,
-            hex_rules,
             min_hex_colons,
             min_span,
             letters_rules,
@@ -559,7 +555,7 @@ fn numeric_run(bytes: &[u8], digit: &[u64], first_digit: usize) -> NumericRun {
 /// inside words are not visited at all. Otherwise every digit is visited.
 fn search_numeric(scan: &Scan, classes: &Classes, candidates: &mut Vec<Candidate>) {
     let hex_possible =
-        scan.plan.hex_rules && (classes.double_colon || classes.inner_colons + 2 >= scan.plan.min_hex_colons);
+        scan.plan.min_hex_colons.is_some_and(|minimum| classes.double_colon || classes.inner_colons + 2 >= minimum);
     if hex_possible || !scan.plan.mask_events {
         search_numeric_by_digit(scan, classes, candidates);
         return;
@@ -627,7 +623,7 @@ fn search_numeric_by_digit(scan: &Scan, classes: &Classes, candidates: &mut Vec<
             if previous.is_some_and(|byte| byte.is_ascii_uppercase()) {
                 search_after_letters(scan, first_digit, candidates);
             }
-            if scan.plan.hex_rules && first_digit >= hex_done_until {
+            if scan.plan.min_hex_colons.is_some() && first_digit >= hex_done_until {
                 let colon_after = bytes.get(end) == Some(&b':');
                 let colon_before = !colon_after && {
                     let word_start = previous_clear(alnum, first_digit).map_or(0, |index| index + 1).max(from);
@@ -643,7 +639,7 @@ fn search_numeric_by_digit(scan: &Scan, classes: &Classes, candidates: &mut Vec<
         let run = numeric_run(bytes, digit, first_digit);
         from = run.end.max(first_digit + 1);
         search_run(scan, &run, candidates);
-        if scan.plan.hex_rules && first_digit >= hex_done_until {
+        if scan.plan.min_hex_colons.is_some() && first_digit >= hex_done_until {
             let next_to_colon = previous == Some(b':') || bytes.get(run.end) == Some(&b':');
             if next_to_colon {
                 hex_done_until = search_hex(scan, first_digit, candidates);
