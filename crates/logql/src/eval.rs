@@ -17,19 +17,20 @@
 //! A metric query whose series carry `__error__` fails with Loki's pipeline
 //! error, unless a filter removed the errors.
 //!
-//! The engine reads no clock and does no I/O of its own; it has no timeout
-//! (run it on a worker thread with the caller's deadline).
+//! The engine does no I/O of its own. Its one clock is the query timeout
+//! ([`Limits::timeout`]): it looks at it every `ENTRIES_PER_CLOCK_CHECK` (1,024)
+//! entries read and at every step of a range query, and once the deadline
+//! has passed it asks the store to stop and fails with [`Error::Timeout`].
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
 
 use tsdb::Labels;
 
 use crate::ast::*;
 use crate::error::Error;
 use crate::pipeline::{ERROR_LABEL, Pipeline, Row};
-use std::ops::ControlFlow;
-use std::time::{Duration, Instant};
-
 use crate::source::{Entry, LogSource, MatchOp};
 use crate::value::{Direction, QueryValue, Series, Stream, StreamEntry};
 

@@ -11,6 +11,11 @@ use super::state;
 
 /// A server state with a log store in `directory` and the catalog's redaction.
 fn state_with_logs(directory: &std::path::Path) -> Arc<server::AppState> {
+    state_with_engine(directory, logql::Engine::default())
+}
+
+/// [`state_with_logs`] with this LogQL engine.
+fn state_with_engine(directory: &std::path::Path, engine: logql::Engine) -> Arc<server::AppState> {
     let state = state();
     let options = logstore::LogStoreOptions { fsync: wal::FsyncPolicy::Never, ..Default::default() };
     let (store, _) = logstore::LogStore::open(directory, options).expect("log store");
@@ -19,7 +24,7 @@ fn state_with_logs(directory: &std::path::Path) -> Arc<server::AppState> {
     let redaction = pii::StreamRedaction::new(redactor, &[pii::DEFAULT_STREAMS.to_owned()]).expect("redaction");
     state.set_logs(Arc::new(server::LogService {
         store: Arc::new(store),
-        engine: logql::Engine::default(),
+        engine,
         redaction: Some(redaction),
         decode: logstore::push::DecodeOptions::default(),
     }));
@@ -58,16 +63,10 @@ fn encode(text: &str) -> String {
 #[tokio::test]
 async fn a_log_query_out_of_time_answers_503() {
     let directory = tempfile::tempdir().expect("temporary directory");
-    let state = state_with_logs(directory.path());
-    let logs = state.logs().expect("logs");
-    state.set_logs(Arc::new(server::LogService {
-        store: logs.store.clone(),
-        engine: logql::Engine {
-            limits: logql::Limits { timeout: Some(std::time::Duration::ZERO), ..logql::Limits::default() },
-        },
-        redaction: None,
-        decode: logstore::push::DecodeOptions::default(),
-    }));
+    let engine = logql::Engine {
+        limits: logql::Limits { timeout: Some(std::time::Duration::ZERO), ..logql::Limits::default() },
+    };
+    let state = state_with_engine(directory.path(), engine);
     let end = now_ns();
     let uri = format!(
         "/loki/api/v1/query_range?query={}&start={}&end={end}&step=60",
