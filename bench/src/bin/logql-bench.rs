@@ -13,6 +13,7 @@
 
 use std::time::{Duration, Instant};
 
+use alertbook_bench::Random;
 use logql::{Direction, Engine, QueryValue};
 use logstore::push::{PushEntry, PushStream};
 use tsdb::Labels;
@@ -24,24 +25,8 @@ const START_NS: i64 = 1_795_651_200_000_000_000;
 /// Entries per append, about what one shipper's push carries.
 const BATCH: usize = 1_000;
 
-/// xorshift64*: deterministic data without a dependency.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[(self.next() % items.len() as u64) as usize]
-    }
-}
-
 fn build() -> Vec<PushStream> {
-    let mut random = Random(0x9e37_79b9_7f4a_7c15);
+    let mut random = Random::new(0x9e37_79b9_7f4a_7c15);
     let services = ["billing", "checkout", "search", "auth"];
     let methods = ["GET", "GET", "GET", "POST", "PUT", "DELETE"];
     let paths = ["/api/v1/orders", "/api/v1/users/42", "/healthz", "/static/app.js", "/api/v1/search?q=bus"];
@@ -66,23 +51,23 @@ fn build() -> Vec<PushStream> {
             let method = random.pick(&methods);
             let path = random.pick(&paths);
             let status = random.pick(&statuses);
-            let duration_ms = random.next() % 2_000;
+            let duration_ms = random.next_u64() % 2_000;
             let line = if traefik {
                 format!(
                     r#"{{"ClientHost":"203.0.113.{}","ClientPort":"{}","DownstreamContentSize":{},"DownstreamStatus":{status},"Duration":{},"OriginStatus":{status},"RequestHost":"busflow.example","RequestMethod":"{method}","RequestPath":"{path}","RequestProtocol":"HTTP/2.0","RouterName":"api@docker","ServiceName":"api@docker","BackendAddr":"10.0.{}.{}:8080","StartUTC":"2026-11-26T00:00:00Z","entryPointName":"websecure","level":"info","msg":"","time":"2026-11-26T00:00:00Z"}}"#,
-                    random.next() % 255,
-                    30_000 + random.next() % 30_000,
-                    random.next() % 100_000,
+                    random.next_u64() % 255,
+                    30_000 + random.next_u64() % 30_000,
+                    random.next_u64() % 100_000,
                     duration_ms * 1_000_000,
-                    random.next() % 4,
-                    random.next() % 255,
+                    random.next_u64() % 4,
+                    random.next_u64() % 255,
                 )
             } else {
                 format!(
                     r#"ts=2026-11-26T00:00:00Z level={} caller=http.go:{} method={method} path={path} status={status} duration={duration_ms}ms tenant_id=t{} msg="request served""#,
                     random.pick(&["info", "info", "info", "warn", "error", "debug"]),
-                    random.next() % 400,
-                    random.next() % 20,
+                    random.next_u64() % 400,
+                    random.next_u64() % 20,
                 )
             };
             entries.push(PushEntry { timestamp_ns, line, metadata: Vec::new() });

@@ -255,10 +255,6 @@ const ERRORS: &[(&str, &str)] = &[
     ("RangeError", "Maximum call stack size exceeded"),
 ];
 
-fn pick<'a>(random: &mut Random, items: &'a [&'a str]) -> &'a str {
-    items[(random.next_u64() % items.len() as u64) as usize]
-}
-
 fn hex(random: &mut Random, length: usize) -> String {
     let mut text = String::with_capacity(length);
     while text.len() < length {
@@ -313,7 +309,7 @@ fn iban(random: &mut Random) -> String {
 
 fn pii_value(random: &mut Random) -> String {
     match random.next_u64() % 11 {
-        0 => format!("{}.{}@example.com", pick(random, &["jane", "john", "maria", "li"]), hex(random, 4)),
+        0 => format!("{}.{}@example.com", random.pick(&["jane", "john", "maria", "li"]), hex(random, 4)),
         1 => format!("+49151{}", digits(random, 8)),
         2 => format!("0151 {}", digits(random, 7)),
         3 => format!("(415) 555-{}", digits(random, 4)),
@@ -340,14 +336,14 @@ fn generate(target_bytes: usize, pii_rate: f64, seed: u64) -> Vec<String> {
         let (hour, minute, second) = ((seconds / 3600) % 24, (seconds / 60) % 60, seconds % 60);
         let day = 20 + (seconds / 86_400) % 7;
         let timestamp = format!("2026-11-{day:02}T{hour:02}:{minute:02}:{second:02}.{:03}Z", millis % 1000);
-        let route = format!("{}/{}", pick(&mut random, ROUTES), random.next_u64() % 100_000);
+        let route = format!("{}/{}", random.pick(ROUTES), random.next_u64() % 100_000);
         let session = hex(&mut random, 16);
         let trace = hex(&mut random, 32);
         let span = hex(&mut random, 16);
-        let user_agent = pick(&mut random, USER_AGENTS);
+        let user_agent = random.pick(USER_AGENTS);
         let version = format!("4.{}.{}", random.next_u64() % 20, random.next_u64() % 10);
         let with_pii = random.unit() < pii_rate;
-        let mut message = pick(&mut random, MESSAGES).to_owned();
+        let mut message = random.pick(MESSAGES).to_owned();
         if with_pii {
             message = format!("\u{1}{message} for {}", pii_value(&mut random));
         }
@@ -369,7 +365,7 @@ fn generate(target_bytes: usize, pii_rate: f64, seed: u64) -> Vec<String> {
         let line = match random.next_u64() % 10 {
             0..=5 => format!(
                 r#"{{"timestamp":"{timestamp}","kind":"log","level":"{}","message":"{message}",{common}"#,
-                pick(&mut random, &["info", "info", "debug", "warn"])
+                random.pick(&["info", "info", "debug", "warn"])
             ),
             6 => {
                 let (kind, value) = ERRORS[(random.next_u64() % ERRORS.len() as u64) as usize];
@@ -407,7 +403,7 @@ fn generate(target_bytes: usize, pii_rate: f64, seed: u64) -> Vec<String> {
             ),
             _ => format!(
                 r#"{{"timestamp":"{timestamp}","kind":"event","name":"{}","attributes":{{"step":"{}","message":"{message}"}},{common}"#,
-                pick(&mut random, &["trip_selected", "seat_chosen", "checkout_started"]),
+                random.pick(&["trip_selected", "seat_chosen", "checkout_started"]),
                 random.next_u64() % 5
             ),
         };
