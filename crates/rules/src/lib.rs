@@ -15,8 +15,9 @@
 //! each evaluation is passed in, and the only clock it reads is a monotonic one
 //! to measure how long evaluations take. Files (the state snapshot) are touched
 //! only by [`Snapshot::write_atomically`] and [`Snapshot::read`], and time flows
-//! only from the [`Clock`] given to the scheduler. Groups whose datasource is
-//! not `metrics` (logs, SQL, Docker) are listed but not evaluated here.
+//! only from the [`Clock`] given to the scheduler. Groups of `logs`, `sql` and
+//! `docker` datasources run only when the caller supplies that datasource;
+//! otherwise they are listed, with an error naming the missing datasource.
 
 mod alert;
 pub mod budgets;

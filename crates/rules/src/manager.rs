@@ -84,7 +84,14 @@ impl Manager {
                         Some(logs) => (logs, true),
                         None => (options.datasource.clone(), false),
                     },
-                    _ => (options.datasource.clone(), false),
+                    // SQL and Docker groups run when the caller resolves a datasource for them
+                    // (the configured postgres or docker datasource); otherwise they are listed
+                    // with an error saying so.
+                    catalog::Datasource::Sql | catalog::Datasource::Docker => match resolved {
+                        Some(source) => (source, true),
+                        None => (options.datasource.clone(), false),
+                    },
+                    catalog::Datasource::Probe => (options.datasource.clone(), false),
                 };
                 let group_options = GroupOptions {
                     datasource,

@@ -74,7 +74,7 @@ pub async fn run(
     for index in 0..manager.group_count() {
         let Some((name, interval_ms, evaluated_here)) = manager.group_schedule(index) else { continue };
         if !evaluated_here {
-            tracing::debug!(group = %name, "group not evaluated by the metrics rule engine");
+            tracing::debug!(group = %name, "group not evaluated: its datasource is not configured");
             continue;
         }
         tasks.spawn(run_group(

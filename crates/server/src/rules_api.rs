@@ -131,7 +131,7 @@ fn write_rule(out: &mut String, group: &GroupStatus, rule: &RuleStatus, exclude_
     let last_error = if group.evaluated_here {
         rule.last_error.as_deref().unwrap_or("")
     } else {
-        not_here = format!("not evaluated by the metrics rule engine (datasource {})", group.datasource.as_str());
+        not_here = format!("no {} datasource configured", group.datasource.as_str());
         &not_here
     };
     write_string(out, last_error);

@@ -57,11 +57,16 @@ async fn rules_and_alerts_render_like_prometheus() {
     assert_eq!(alert["activeAt"], "2026-01-01T00:00:00Z");
     assert_eq!(alert["value"], "8.64e+04");
     assert_eq!(alert["annotations"]["summary"], "certificate api.busflow.example expires in 1d 0h 0m 0s");
-    // Groups of other datasources are listed, flagged as evaluated elsewhere.
-    let logs = groups.iter().flat_map(|group| group["rules"].as_array().into_iter().flatten()).find(|rule| {
-        rule["lastError"].as_str().is_some_and(|error| error.contains("not evaluated by the metrics rule engine"))
-    });
-    assert!(logs.is_some(), "{body}");
+    // Groups whose datasource is not configured are listed with an error naming it.
+    let rule_error = |alertname: &str| {
+        groups
+            .iter()
+            .flat_map(|group| group["rules"].as_array().into_iter().flatten())
+            .find(|rule| rule["name"] == alertname)
+            .and_then(|rule| rule["lastError"].as_str().map(str::to_owned))
+    };
+    assert_eq!(rule_error("PgCronJobFailed").as_deref(), Some("no sql datasource configured"), "{body}");
+    assert_eq!(rule_error("PostgresExporterDsnGateOpen").as_deref(), Some("no docker datasource configured"), "{body}");
 
     let (status, _, body) = get(state.clone(), "/api/v1/rules?type=record").await;
     assert_eq!(status, StatusCode::OK);
