@@ -8,4 +8,5 @@
 //! `alertbook_datasource_errors_total`.
 
 pub mod docker;
+pub mod health;
 pub mod sql;
