@@ -14,9 +14,10 @@
 //!   - job_name: node
 //!     static_configs:
 //!       - targets: [127.0.0.1:9100]
-//! datasources:               # remote Prometheus-compatible query APIs (see the datasources module)
+//! datasources:               # query APIs, PostgreSQL, Docker Engines (see the datasources module)
 //!   mimir: {type: prometheus, url: https://mimir.example/prometheus, timeout: 30s}
-//! rule_datasources:          # rule group name -> datasource; other groups query the embedded store
+//!   sql: {type: postgres, url_file: /run/secrets/busflow_ro_dsn}
+//! rule_datasources:          # rule group name -> datasource; other metrics groups query the embedded store
 //!   busflow-api-slo: mimir
 //! logs:
 //!   redact_streams: ['{job="faro"}']  # streams PII-redacted at ingest (the default); [] turns redaction off
@@ -148,7 +149,11 @@ impl Config {
 /// Reads and validates a configuration file.
 pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     let source = SourceFile::read(path).map_err(|diagnostic| Diagnostics(vec![diagnostic]))?;
-    let raw: RawConfig = source.parse_yaml().map_err(|diagnostic| Diagnostics(vec![diagnostic]))?;
+    let raw: RawConfig = source.parse_yaml().map_err(|diagnostic| {
+        let mut diagnostics = vec![diagnostic];
+        crate::datasources::mask_secrets(&mut diagnostics, &[]);
+        Diagnostics(diagnostics)
+    })?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut errors: Vec<Diagnostic> = Vec::new();
     let mut config = Config::default();
@@ -219,7 +224,12 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
             }
         }
     }
-    if errors.is_empty() { Ok(config) } else { Err(Diagnostics(errors)) }
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        crate::datasources::mask_secrets(&mut errors, &crate::datasources::inline_secrets(&raw.datasources));
+        Err(Diagnostics(errors))
+    }
 }
 
 #[cfg(test)]

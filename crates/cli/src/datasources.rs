@@ -1,5 +1,6 @@
 //! The `datasources:` and `rule_datasources:` sections of `alertbook.yaml`:
-//! remote Prometheus-compatible query APIs, and which rule groups they answer.
+//! remote Prometheus-compatible query APIs, PostgreSQL servers and Docker
+//! Engines, and which rule groups they answer.
 //!
 //! ```yaml
 //! datasources:
@@ -11,43 +12,85 @@
 //!     headers: {X-Scope-OrgID: busflow}
 //!     basic_auth: {username: alertbook, password_file: secrets/mimir}   # or password: ...
 //!     # bearer_token: ... or bearer_token_file: ...  (not together with basic_auth)
+//!   sql:
+//!     type: postgres              # for `datasource: sql` groups
+//!     url_file: /run/secrets/busflow_ro_dsn   # a postgres:// URL, password included
+//!     # or: url: postgres://alertbook_ro@db:5432/busflow  with  password_file: secrets/pg
+//!     statement_timeout: 10s      # [default: 10s]
+//!     lock_timeout: 5s            # [default: 5s]
+//!     max_connections: 2          # [default: 2]
+//!   docker:
+//!     type: docker                # for `datasource: docker` groups
+//!     host: unix:///var/run/docker.sock   # or tcp://HOST:2376 with the three tls_*_file
+//!     # tls_ca_file: ca.pem, tls_cert_file: cert.pem, tls_key_file: key.pem
 //! rule_datasources:               # rule group name -> datasource name
 //!   busflow-api-slo: mimir
+//!   busflow-pg-cron-replica: replica   # a sql group may use another postgres datasource
 //! ```
 //!
-//! Groups not listed query alertbook's embedded store. Recorded series and
-//! `ALERTS` of every group are written to the embedded store, whichever
-//! datasource the group reads. Validation reports every error at its
-//! `file:line:col`; the group names are checked against the catalog once it
-//! is loaded ([`check_groups`]). Building the HTTP clients is left to
-//! `alertbook run`.
+//! Metrics groups not listed query alertbook's embedded store; `sql` groups
+//! not listed use the datasource named `sql`, `docker` groups the one named
+//! `docker`. Recorded series and `ALERTS` of every group are written to the
+//! embedded store, whichever datasource the group reads. Validation reports
+//! every error at its `file:line:col`; the group names are checked against
+//! the catalog once it is loaded ([`check_groups`]).
+//!
+//! Secrets (passwords, tokens, PostgreSQL URLs) never appear in errors: a
+//! `url` that carries a password is refused (it belongs in `url_file` or
+//! `password_file`), and every diagnostic of the file has URL passwords and
+//! inline secrets masked in its source line ([`mask_secrets`]).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use catalog::{Diagnostic, Diagnostics, SourceFile};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
+use sources::health::{DatasourceType, HealthMetrics};
 
-/// One entry of `datasources:`, as written.
+/// One entry of `datasources:`, as written: the fields of every type, checked against `type` in [`validate`].
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDatasource {
     #[serde(rename = "type")]
     kind: Spanned<String>,
-    url: Spanned<String>,
+    #[serde(default)]
+    url: Option<Spanned<String>>,
+    // prometheus
     #[serde(default)]
     timeout: Option<Spanned<String>>,
     #[serde(default)]
     method: Option<Spanned<String>>,
     #[serde(default)]
-    headers: BTreeMap<String, Spanned<String>>,
+    headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     #[serde(default)]
     basic_auth: Option<Spanned<RawBasicAuth>>,
     #[serde(default)]
     bearer_token: Option<Spanned<String>>,
     #[serde(default)]
     bearer_token_file: Option<Spanned<String>>,
+    // postgres
+    #[serde(default)]
+    url_file: Option<Spanned<String>>,
+    #[serde(default)]
+    password_file: Option<Spanned<String>>,
+    #[serde(default)]
+    statement_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    lock_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    max_connections: Option<Spanned<u32>>,
+    // docker
+    #[serde(default)]
+    host: Option<Spanned<String>>,
+    #[serde(default)]
+    tls_ca_file: Option<Spanned<String>>,
+    #[serde(default)]
+    tls_cert_file: Option<Spanned<String>>,
+    #[serde(default)]
+    tls_key_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,7 +103,32 @@ pub struct RawBasicAuth {
     password_file: Option<Spanned<String>>,
 }
 
-/// A rule group read from a remote datasource.
+/// The Docker Engine a `type: docker` datasource reads (validated; the
+/// Docker datasource is built from it in `alertbook run`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerConfig {
+    pub name: String,
+    pub host: DockerHost,
+}
+
+/// Where the Docker Engine API listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DockerHost {
+    /// `unix:///var/run/docker.sock`
+    Unix(PathBuf),
+    /// `tcp://HOST:PORT`, always with TLS and a client certificate.
+    Tcp { address: String, tls: DockerTls },
+}
+
+/// The client's TLS files (paths resolved against the configuration's directory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerTls {
+    pub ca_file: PathBuf,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// A rule group read from a datasource other than its default.
 #[derive(Debug, Clone)]
 pub struct RuleDatasource {
     pub group: String,
@@ -73,10 +141,52 @@ pub struct RuleDatasource {
 #[derive(Debug, Clone, Default)]
 pub struct Datasources {
     pub remote: BTreeMap<String, rules::PrometheusOptions>,
+    pub postgres: BTreeMap<String, sources::sql::PostgresOptions>,
+    pub docker: BTreeMap<String, DockerConfig>,
     pub rule_datasources: Vec<RuleDatasource>,
 }
 
-/// Validates both sections; relative secret files are read from `base`.
+/// The datasource a `datasource: sql` group uses unless `rule_datasources` names another.
+pub const DEFAULT_SQL: &str = "sql";
+/// The datasource a `datasource: docker` group uses unless `rule_datasources` names another.
+pub const DEFAULT_DOCKER: &str = "docker";
+
+impl Datasources {
+    /// The type of the datasource named `name`.
+    pub fn kind(&self, name: &str) -> Option<DatasourceType> {
+        if self.remote.contains_key(name) {
+            Some(DatasourceType::Prometheus)
+        } else if self.postgres.contains_key(name) {
+            Some(DatasourceType::Postgres)
+        } else if self.docker.contains_key(name) {
+            Some(DatasourceType::Docker)
+        } else {
+            None
+        }
+    }
+
+    /// One line per datasource for `alertbook check` and the logs: name, type and
+    /// where it points (servers as `user@host:port/database`, never a password).
+    pub fn summary(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (name, options) in &self.remote {
+            lines.push(format!("{name} (prometheus {})", options.url));
+        }
+        for (name, options) in &self.postgres {
+            lines.push(format!("{name} (postgres {})", options.server()));
+        }
+        for (name, docker) in &self.docker {
+            let host = match &docker.host {
+                DockerHost::Unix(path) => format!("unix://{}", path.display()),
+                DockerHost::Tcp { address, .. } => format!("tcp://{address} with TLS"),
+            };
+            lines.push(format!("{name} (docker {host})"));
+        }
+        lines
+    }
+}
+
+/// Validates both sections; relative files are read from `base`.
 pub fn validate(
     source: &SourceFile,
     raw_datasources: &BTreeMap<String, Spanned<RawDatasource>>,
@@ -86,8 +196,40 @@ pub fn validate(
 ) -> Datasources {
     let mut validated = Datasources::default();
     for (name, raw) in raw_datasources {
-        if let Some(options) = validate_datasource(source, name, raw, base, errors) {
-            validated.remote.insert(name.clone(), options);
+        let kind = &raw.value.kind;
+        match kind.value.as_str() {
+            "prometheus" => {
+                if let Some(options) = validate_prometheus(source, name, raw, base, errors) {
+                    validated.remote.insert(name.clone(), options);
+                }
+            }
+            "postgres" => {
+                if let Some(options) = validate_postgres(source, name, raw, base, errors) {
+                    validated.postgres.insert(name.clone(), options);
+                }
+            }
+            "docker" => {
+                if let Some(docker) = validate_docker(source, name, raw, base, errors) {
+                    validated.docker.insert(name.clone(), docker);
+                }
+            }
+            other => errors.push(source.error_at_value(
+                kind,
+                format!("datasource {name:?} has type {other:?}; the types are prometheus, postgres and docker"),
+            )),
+        }
+        let reserved = match name.as_str() {
+            DEFAULT_SQL => Some("postgres"),
+            DEFAULT_DOCKER => Some("docker"),
+            _ => None,
+        };
+        if let Some(expected) = reserved.filter(|expected| *expected != kind.value) {
+            errors.push(source.error_at_value(
+                kind,
+                format!(
+                    "the datasource named {name:?} answers `datasource: {name}` groups, so its type must be {expected}"
+                ),
+            ));
         }
     }
     for (group, datasource) in raw_rule_datasources {
@@ -113,7 +255,30 @@ pub fn validate(
     validated
 }
 
-fn validate_datasource(
+/// Reports the fields set on an entry whose type does not take them.
+fn reject_fields(
+    source: &SourceFile,
+    name: &str,
+    kind: &str,
+    fields: &[(&str, Option<&serde_saphyr::Location>)],
+    errors: &mut Vec<Diagnostic>,
+) {
+    for (field, location) in fields {
+        if let Some(location) = location {
+            errors.push(
+                source
+                    .error_at_location(location, format!("{field} is not a setting of a {kind} datasource ({name:?})")),
+            );
+        }
+    }
+}
+
+/// Where a field was written, for [`reject_fields`].
+fn at<T>(field: &Option<Spanned<T>>) -> Option<&serde_saphyr::Location> {
+    field.as_ref().map(|spanned| &spanned.referenced)
+}
+
+fn validate_prometheus(
     source: &SourceFile,
     name: &str,
     spanned: &Spanned<RawDatasource>,
@@ -122,24 +287,35 @@ fn validate_datasource(
 ) -> Option<rules::PrometheusOptions> {
     let raw = &spanned.value;
     let errors_before = errors.len();
-    if raw.kind.value != "prometheus" {
-        errors.push(source.error_at_value(
-            &raw.kind,
-            format!("datasource {name:?} has type {:?}; the supported type is prometheus", raw.kind.value),
-        ));
+    reject_fields(
+        source,
+        name,
+        "prometheus",
+        &[
+            ("url_file", at(&raw.url_file)),
+            ("password_file", at(&raw.password_file)),
+            ("statement_timeout", at(&raw.statement_timeout)),
+            ("lock_timeout", at(&raw.lock_timeout)),
+            ("max_connections", at(&raw.max_connections)),
+            ("host", at(&raw.host)),
+            ("tls_ca_file", at(&raw.tls_ca_file)),
+            ("tls_cert_file", at(&raw.tls_cert_file)),
+            ("tls_key_file", at(&raw.tls_key_file)),
+        ],
+        errors,
+    );
+    let Some(url) = &raw.url else {
+        errors.push(source.error_at_value(spanned, format!("prometheus datasource {name:?} needs url")));
+        return None;
+    };
+    if let Err(error) = rules::remote::query_endpoint(&url.value) {
+        errors.push(source.error_at_value(url, error.to_string()));
     }
-    if let Err(error) = rules::remote::query_endpoint(&raw.url.value) {
-        errors.push(source.error_at_value(&raw.url, error.to_string()));
-    }
-    let mut options = rules::PrometheusOptions::new(raw.url.value.clone());
-    if let Some(timeout) = &raw.timeout {
-        match catalog::duration::parse_duration(&timeout.value) {
-            Ok(duration) if duration.is_zero() => {
-                errors.push(source.error_at_value(timeout, "timeout must be greater than zero"))
-            }
-            Ok(duration) => options.timeout = duration,
-            Err(error) => errors.push(source.error_at_value(timeout, format!("timeout: {error}"))),
-        }
+    let mut options = rules::PrometheusOptions::new(url.value.clone());
+    if let Some(duration) =
+        raw.timeout.as_ref().and_then(|timeout| positive_duration(source, "timeout", timeout, errors))
+    {
+        options.timeout = duration;
     }
     if let Some(method) = &raw.method {
         match method.value.to_ascii_uppercase().as_str() {
@@ -148,7 +324,7 @@ fn validate_datasource(
             _ => errors.push(source.error_at_value(method, format!("method {:?} is not GET or POST", method.value))),
         }
     }
-    for (header, value) in &raw.headers {
+    for (header, value) in raw.headers.iter().flat_map(|headers| &headers.value) {
         if header.eq_ignore_ascii_case("authorization") {
             errors.push(source.error_at_value(value, "set Authorization with basic_auth or bearer_token"));
         } else if let Err(error) = rules::remote::check_header(header, &value.value) {
@@ -176,6 +352,214 @@ fn validate_datasource(
     (errors.len() == errors_before).then_some(options)
 }
 
+fn validate_postgres(
+    source: &SourceFile,
+    name: &str,
+    spanned: &Spanned<RawDatasource>,
+    base: &Path,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<sources::sql::PostgresOptions> {
+    let raw = &spanned.value;
+    let errors_before = errors.len();
+    reject_fields(
+        source,
+        name,
+        "postgres",
+        &[
+            ("timeout", at(&raw.timeout)),
+            ("method", at(&raw.method)),
+            ("headers", at(&raw.headers)),
+            ("basic_auth", at(&raw.basic_auth)),
+            ("bearer_token", at(&raw.bearer_token)),
+            ("bearer_token_file", at(&raw.bearer_token_file)),
+            ("host", at(&raw.host)),
+            ("tls_ca_file", at(&raw.tls_ca_file)),
+            ("tls_cert_file", at(&raw.tls_cert_file)),
+            ("tls_key_file", at(&raw.tls_key_file)),
+        ],
+        errors,
+    );
+    // The URL from url_file (password included), or url (without a password) and password_file.
+    let (url, password, located) = match (&raw.url, &raw.url_file) {
+        (Some(_), Some(file)) => {
+            errors.push(source.error_at_value(file, "url and url_file are mutually exclusive"));
+            return None;
+        }
+        (None, None) => {
+            errors.push(source.error_at_value(
+                spanned,
+                format!("postgres datasource {name:?} needs url_file, or url and password_file"),
+            ));
+            return None;
+        }
+        (None, Some(file)) => {
+            if let Some(password_file) = &raw.password_file {
+                errors.push(
+                    source.error_at_value(password_file, "with url_file, the password belongs in the URL of that file"),
+                );
+            }
+            let url = read_secret_file(source, "url_file", file, base, errors)?;
+            (url, None, Diagnostic { message: String::new(), ..source.error_at_value(file, "") })
+        }
+        (Some(url), None) => {
+            if url_has_password(&url.value) {
+                errors.push(source.error_at_value(
+                    url,
+                    "url carries a password: put the password in password_file, or the whole URL in url_file",
+                ));
+                return None;
+            }
+            let password = match &raw.password_file {
+                Some(file) => Some(read_secret_file(source, "password_file", file, base, errors)?),
+                None => None,
+            };
+            (url.value.clone(), password, source.error_at_value(url, ""))
+        }
+    };
+    let mut options = match sources::sql::PostgresOptions::from_url(name, &url, password.as_deref()) {
+        Ok(options) => options,
+        Err(error) => {
+            // The message never repeats the URL; the location is the url or url_file line.
+            errors.push(Diagnostic { message: error.to_string(), ..located });
+            return None;
+        }
+    };
+    if let Some(duration) = raw
+        .statement_timeout
+        .as_ref()
+        .and_then(|timeout| positive_duration(source, "statement_timeout", timeout, errors))
+    {
+        options.statement_timeout = duration;
+    }
+    if let Some(duration) =
+        raw.lock_timeout.as_ref().and_then(|timeout| positive_duration(source, "lock_timeout", timeout, errors))
+    {
+        options.lock_timeout = duration;
+    }
+    if let Some(max) = &raw.max_connections {
+        if max.value == 0 || max.value > 100 {
+            errors.push(source.error_at_value(max, "max_connections must be between 1 and 100"));
+        } else {
+            options.max_connections = max.value;
+        }
+    }
+    (errors.len() == errors_before).then_some(options)
+}
+
+fn validate_docker(
+    source: &SourceFile,
+    name: &str,
+    spanned: &Spanned<RawDatasource>,
+    base: &Path,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<DockerConfig> {
+    let raw = &spanned.value;
+    let errors_before = errors.len();
+    reject_fields(
+        source,
+        name,
+        "docker",
+        &[
+            ("url", at(&raw.url)),
+            ("timeout", at(&raw.timeout)),
+            ("method", at(&raw.method)),
+            ("headers", at(&raw.headers)),
+            ("basic_auth", at(&raw.basic_auth)),
+            ("bearer_token", at(&raw.bearer_token)),
+            ("bearer_token_file", at(&raw.bearer_token_file)),
+            ("url_file", at(&raw.url_file)),
+            ("password_file", at(&raw.password_file)),
+            ("statement_timeout", at(&raw.statement_timeout)),
+            ("lock_timeout", at(&raw.lock_timeout)),
+            ("max_connections", at(&raw.max_connections)),
+        ],
+        errors,
+    );
+    let Some(host) = &raw.host else {
+        errors.push(source.error_at_value(
+            spanned,
+            format!("docker datasource {name:?} needs host (unix:///var/run/docker.sock or tcp://HOST:2376)"),
+        ));
+        return None;
+    };
+    let tls_files =
+        [("tls_ca_file", &raw.tls_ca_file), ("tls_cert_file", &raw.tls_cert_file), ("tls_key_file", &raw.tls_key_file)];
+    let docker_host = if let Some(path) = host.value.strip_prefix("unix://") {
+        if !path.starts_with('/') {
+            errors.push(source.error_at_value(
+                host,
+                "a unix:// host needs an absolute socket path, such as unix:///var/run/docker.sock",
+            ));
+        }
+        for (field, file) in &tls_files {
+            if let Some(file) = file {
+                errors.push(source.error_at_value(file, format!("{field} applies to tcp:// hosts only")));
+            }
+        }
+        DockerHost::Unix(PathBuf::from(path))
+    } else if let Some(address) = host.value.strip_prefix("tcp://") {
+        let address = address.trim_end_matches('/');
+        let valid_port = address
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port > 0));
+        if !valid_port {
+            errors.push(source.error_at_value(host, format!("{:?} is not tcp://HOST:PORT", host.value)));
+        }
+        let mut paths = Vec::new();
+        for (field, file) in &tls_files {
+            match file {
+                Some(file) => {
+                    let path = base.join(&file.value);
+                    if let Err(error) = std::fs::File::open(&path) {
+                        errors.push(source.error_at_value(file, format!("cannot read {field} {:?}: {error}", file.value)));
+                    }
+                    paths.push(path);
+                }
+                None => errors.push(source.error_at_value(
+                    host,
+                    format!("a tcp:// host needs {field} (with tls_ca_file, tls_cert_file and tls_key_file): the Docker API over plain TCP has no authentication"),
+                )),
+            }
+        }
+        let [ca_file, cert_file, key_file] = <[PathBuf; 3]>::try_from(paths).unwrap_or_default();
+        DockerHost::Tcp { address: address.to_owned(), tls: DockerTls { ca_file, cert_file, key_file } }
+    } else {
+        errors.push(
+            source.error_at_value(host, format!("host {:?} is neither unix:///PATH nor tcp://HOST:PORT", host.value)),
+        );
+        return None;
+    };
+    (errors.len() == errors_before).then(|| DockerConfig { name: name.to_owned(), host: docker_host })
+}
+
+/// A duration greater than zero, such as `10s`.
+fn positive_duration(
+    source: &SourceFile,
+    key: &str,
+    value: &Spanned<String>,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<Duration> {
+    match catalog::duration::parse_duration(&value.value) {
+        Ok(duration) if duration.is_zero() => {
+            errors.push(source.error_at_value(value, format!("{key} must be greater than zero")));
+            None
+        }
+        Ok(duration) => Some(duration),
+        Err(error) => {
+            errors.push(source.error_at_value(value, format!("{key}: {error}")));
+            None
+        }
+    }
+}
+
+/// Whether `postgres://user:password@host` carries a password.
+fn url_has_password(url: &str) -> bool {
+    url.split_once("://")
+        .and_then(|(_, rest)| rest.split(['/', '?']).next())
+        .and_then(|authority| authority.rsplit_once('@'))
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}
+
 /// A secret given inline or in a file (relative to `base`, trailing newline dropped); at most one of both.
 fn secret(
     source: &SourceFile,
@@ -191,29 +575,123 @@ fn secret(
             None
         }
         (Some(inline), None) => Some(inline.value.clone()),
-        (None, Some(file)) => match std::fs::read_to_string(base.join(&file.value)) {
-            Ok(text) => Some(text.trim_end_matches(['\r', '\n']).to_owned()),
-            Err(error) => {
-                errors.push(source.error_at_value(file, format!("cannot read {key}_file {:?}: {error}", file.value)));
-                None
-            }
-        },
+        (None, Some(file)) => read_secret_file(source, &format!("{key}_file"), file, base, errors),
         (None, None) => None,
     }
 }
 
-/// Checks `rule_datasources` against the catalog: every group exists and reads metrics.
+/// The contents of a secret file, trailing newline dropped; an error names the file, never what it holds.
+fn read_secret_file(
+    source: &SourceFile,
+    key: &str,
+    file: &Spanned<String>,
+    base: &Path,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<String> {
+    match std::fs::read_to_string(base.join(&file.value)) {
+        Ok(text) => {
+            let text = text.trim_end_matches(['\r', '\n']).to_owned();
+            if text.is_empty() {
+                errors.push(source.error_at_value(file, format!("{key} {:?} is empty", file.value)));
+                return None;
+            }
+            Some(text)
+        }
+        Err(error) => {
+            errors.push(source.error_at_value(file, format!("cannot read {key} {:?}: {error}", file.value)));
+            None
+        }
+    }
+}
+
+/// Masks secrets in the source lines (and messages) of `diagnostics`: the
+/// password of every `scheme://user:password@` in the line, and the inline
+/// secrets of the configuration (`password:`, `bearer_token:`). Characters are
+/// replaced one for one with `*`, so carets still point at their column.
+pub fn mask_secrets(diagnostics: &mut [Diagnostic], inline_secrets: &[String]) {
+    for diagnostic in diagnostics {
+        if let Some(snippet) = &mut diagnostic.snippet {
+            *snippet = mask_text(snippet, inline_secrets);
+        }
+        diagnostic.message = mask_text(&diagnostic.message, inline_secrets);
+    }
+}
+
+fn mask_text(text: &str, inline_secrets: &[String]) -> String {
+    let mut masked = mask_url_passwords(text);
+    for secret in inline_secrets.iter().filter(|secret| !secret.is_empty()) {
+        masked = masked.replace(secret.as_str(), &"*".repeat(secret.chars().count()));
+    }
+    masked
+}
+
+/// `postgres://user:pw@host` → `postgres://user:**@host`, anywhere in `text`.
+fn mask_url_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(position) = rest.find("://") {
+        let (before, after) = rest.split_at(position + 3);
+        out.push_str(before);
+        let authority_end = after
+            .find(|c: char| {
+                c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == ',' || c == '}' || c == '"' || c == '\''
+            })
+            .unwrap_or(after.len());
+        let authority = &after[..authority_end];
+        match authority
+            .rsplit_once('@')
+            .and_then(|(userinfo, host)| userinfo.split_once(':').map(|(user, password)| (user, password, host)))
+        {
+            Some((user, password, host)) => {
+                out.push_str(user);
+                out.push(':');
+                out.push_str(&"*".repeat(password.chars().count()));
+                out.push('@');
+                out.push_str(host);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &after[authority_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The inline secrets of the raw sections, for [`mask_secrets`].
+pub fn inline_secrets(raw_datasources: &BTreeMap<String, Spanned<RawDatasource>>) -> Vec<String> {
+    let mut secrets = Vec::new();
+    for raw in raw_datasources.values() {
+        let raw = &raw.value;
+        secrets.extend(raw.bearer_token.as_ref().map(|token| token.value.clone()));
+        if let Some(basic) = &raw.basic_auth {
+            secrets.extend(basic.value.password.as_ref().map(|password| password.value.clone()));
+        }
+    }
+    secrets
+}
+
+/// Checks `rule_datasources` against the catalog: every group exists and the
+/// datasource's type fits the group's (prometheus for metrics groups, postgres
+/// for `sql`, docker for `docker`).
 pub fn check_groups(datasources: &Datasources, catalog: &catalog::Catalog) -> Result<(), Diagnostics> {
     let mut errors = Vec::new();
     for entry in &datasources.rule_datasources {
         let groups: Vec<&catalog::RuleGroup> =
             catalog.rule_files.iter().flat_map(|file| &file.groups).filter(|group| group.name == entry.group).collect();
+        let kind = datasources.kind(&entry.datasource);
         let message = if groups.is_empty() {
             format!("rule_datasources names rule group {:?}, which no rule file of the catalog has", entry.group)
-        } else if groups.iter().any(|group| group.datasource != catalog::Datasource::Metrics) {
+        } else if let Some(group) = groups.iter().find(|group| expected_type(group.datasource) != kind) {
+            let needed = match expected_type(group.datasource) {
+                Some(kind) => format!("a {kind} datasource"),
+                None => "no configured datasource".to_owned(),
+            };
             format!(
-                "rule group {:?} does not read metrics; only metrics groups can use a remote datasource",
-                entry.group
+                "rule group {:?} reads {}, so it needs {needed}; {:?} is {}",
+                entry.group,
+                group.datasource.as_str(),
+                entry.datasource,
+                kind.map_or("unknown", DatasourceType::as_str)
             )
         } else {
             continue;
@@ -223,33 +701,88 @@ pub fn check_groups(datasources: &Datasources, catalog: &catalog::Catalog) -> Re
     if errors.is_empty() { Ok(()) } else { Err(Diagnostics(errors)) }
 }
 
-/// Builds one client per datasource and the resolver that gives each listed group its datasource.
-pub fn resolver(datasources: &Datasources) -> anyhow::Result<Option<rules::DatasourceResolver>> {
-    if datasources.rule_datasources.is_empty() {
-        return Ok(None);
+/// The datasource type a group of `datasource` can be given.
+fn expected_type(datasource: catalog::Datasource) -> Option<DatasourceType> {
+    match datasource {
+        catalog::Datasource::Metrics => Some(DatasourceType::Prometheus),
+        catalog::Datasource::Sql => Some(DatasourceType::Postgres),
+        catalog::Datasource::Docker => Some(DatasourceType::Docker),
+        catalog::Datasource::Logs | catalog::Datasource::Probe => None,
     }
-    let mut clients: BTreeMap<String, std::sync::Arc<dyn rules::Datasource>> = BTreeMap::new();
+}
+
+/// The built datasources, by name, reporting their health into one set of metrics.
+pub struct Built {
+    by_name: BTreeMap<String, Arc<dyn rules::Datasource>>,
+    rule_datasources: BTreeMap<String, String>,
+}
+
+/// Builds one client per prometheus and postgres datasource; `docker` holds the
+/// Docker datasources `alertbook run` built from [`Datasources::docker`].
+/// PostgreSQL connects lazily: a server that is down is a rule error and
+/// `alertbook_datasource_up 0`, not a failed start.
+pub fn build(
+    datasources: &Datasources,
+    health: &HealthMetrics,
+    docker: BTreeMap<String, Arc<dyn rules::Datasource>>,
+) -> anyhow::Result<Built> {
+    let mut by_name: BTreeMap<String, Arc<dyn rules::Datasource>> = docker;
     for (name, options) in &datasources.remote {
         let client = rules::PrometheusDatasource::new(options)
             .map_err(|error| anyhow::anyhow!("datasource {name:?}: {error}"))?;
         tracing::info!(datasource = %name, endpoint = %client.endpoint(), "remote datasource configured");
-        clients.insert(name.clone(), std::sync::Arc::new(client));
+        let monitored =
+            sources::health::Monitored { inner: client, health: health.datasource(name, DatasourceType::Prometheus) };
+        by_name.insert(name.clone(), Arc::new(monitored));
     }
-    let by_group: BTreeMap<String, std::sync::Arc<dyn rules::Datasource>> = datasources
-        .rule_datasources
-        .iter()
-        .filter_map(|entry| clients.get(&entry.datasource).map(|client| (entry.group.clone(), client.clone())))
-        .collect();
-    Ok(Some(std::sync::Arc::new(move |_file: &str, group: &catalog::RuleGroup| by_group.get(&group.name).cloned())))
+    for (name, options) in &datasources.postgres {
+        let postgres =
+            sources::sql::PostgresDatasource::new(options.clone(), health.datasource(name, DatasourceType::Postgres))
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
+        tracing::info!(datasource = %name, server = %postgres.server(), "postgres datasource configured");
+        by_name.insert(name.clone(), Arc::new(postgres));
+    }
+    let rule_datasources =
+        datasources.rule_datasources.iter().map(|entry| (entry.group.clone(), entry.datasource.clone())).collect();
+    Ok(Built { by_name, rule_datasources })
+}
+
+impl Built {
+    /// The resolver of the rule manager: a listed group gets its datasource,
+    /// an unlisted `sql` or `docker` group the datasource of that name.
+    pub fn resolver(self) -> Option<rules::DatasourceResolver> {
+        if self.by_name.is_empty() {
+            return None;
+        }
+        Some(Arc::new(move |_file: &str, group: &catalog::RuleGroup| {
+            let name = match self.rule_datasources.get(&group.name) {
+                Some(name) => name.as_str(),
+                None => match group.datasource {
+                    catalog::Datasource::Sql => DEFAULT_SQL,
+                    catalog::Datasource::Docker => DEFAULT_DOCKER,
+                    _ => return None,
+                },
+            };
+            self.by_name.get(name).cloned()
+        }))
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    fn load(text: &str) -> Result<crate::config::Config, catalog::Diagnostics> {
-        let directory = tempfile::tempdir().expect("temporary directory");
-        let path = directory.path().join("alertbook.yaml");
+    fn load_in(directory: &std::path::Path, text: &str) -> Result<crate::config::Config, catalog::Diagnostics> {
+        let path = directory.join("alertbook.yaml");
         std::fs::write(&path, text).expect("write");
         crate::config::load(&path)
+    }
+
+    fn load(text: &str) -> Result<crate::config::Config, catalog::Diagnostics> {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        load_in(directory.path(), text)
+    }
+
+    fn located(diagnostics: &catalog::Diagnostics) -> Vec<(usize, usize)> {
+        diagnostics.iter().map(|error| (error.line, error.column)).collect()
     }
 
     #[test]
@@ -273,8 +806,125 @@ mod tests {
             "datasources:\n  mimir:\n    type: influx\n    url: mimir:8080\n    timeout: soon\nrule_datasources:\n  slo: thanos\n",
         )
         .expect_err("invalid");
-        let located: Vec<(usize, usize)> = diagnostics.iter().map(|error| (error.line, error.column)).collect();
-        assert_eq!(located, vec![(3, 11), (4, 10), (5, 14), (7, 8)], "{diagnostics}");
+        assert_eq!(located(&diagnostics), vec![(3, 11), (7, 8)], "{diagnostics}");
         assert!(diagnostics.iter().last().is_some_and(|error| error.message.contains("\"thanos\"")));
+        let diagnostics =
+            load("datasources:\n  mimir:\n    type: prometheus\n    url: mimir:8080\n    timeout: soon\n")
+                .expect_err("invalid");
+        assert_eq!(located(&diagnostics), vec![(4, 10), (5, 14)], "{diagnostics}");
+    }
+
+    #[test]
+    fn postgres_from_url_file_or_url_and_password_file() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(directory.path().join("dsn"), "postgres://alertbook_ro:dsn-pw-91@db:5433/busflow\n")
+            .expect("write");
+        std::fs::write(directory.path().join("pg-password"), "file-pw-22\n").expect("write");
+        let config = load_in(
+            directory.path(),
+            "datasources:\n  sql: {type: postgres, url_file: dsn}\n  replica:\n    type: postgres\n    url: postgres://alertbook_ro@replica:5432/busflow\n    password_file: pg-password\n    statement_timeout: 3s\n    lock_timeout: 1s\n    max_connections: 4\nrule_datasources:\n  busflow-pg-cron: replica\n",
+        )
+        .unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+        let sql = &config.datasources.postgres["sql"];
+        assert_eq!(sql.server(), "alertbook_ro@db:5433/busflow");
+        assert_eq!(sql.statement_timeout, sources::sql::DEFAULT_STATEMENT_TIMEOUT);
+        let replica = &config.datasources.postgres["replica"];
+        assert_eq!(replica.server(), "alertbook_ro@replica:5432/busflow");
+        assert_eq!(replica.statement_timeout, std::time::Duration::from_secs(3));
+        assert_eq!(replica.lock_timeout, std::time::Duration::from_secs(1));
+        assert_eq!(replica.max_connections, 4);
+        assert_eq!(replica.redact("file-pw-22"), "<redacted>");
+        let summary = config.datasources.summary().join(", ");
+        assert_eq!(
+            summary,
+            "replica (postgres alertbook_ro@replica:5432/busflow), sql (postgres alertbook_ro@db:5433/busflow)"
+        );
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("dsn-pw-91") && !debug.contains("file-pw-22"), "{debug}");
+
+        let catalog = catalog::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog/busflow"))
+            .unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+        super::check_groups(&config.datasources, &catalog).unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+    }
+
+    #[test]
+    fn postgres_errors_are_located_and_never_show_a_secret() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(directory.path().join("bad-dsn"), "mysql://root:file-secret-55@db/x\n").expect("write");
+        let diagnostics = load_in(
+            directory.path(),
+            "datasources:\n  sql: {type: postgres, url: 'postgres://ro:inline-secret-77@db/busflow', statement_timeout: 0s}\n  other:\n    type: postgres\n    url_file: bad-dsn\n  third:\n    type: postgres\n    url_file: missing-file\n    password_file: pw\n    host: unix:///var/run/docker.sock\n  fourth: {type: postgres, max_connections: 0}\n",
+        )
+        .expect_err("invalid");
+        let text = diagnostics.to_string();
+        assert!(!text.contains("inline-secret-77") && !text.contains("file-secret-55"), "{text}");
+        assert!(text.contains("postgres://ro:****************@db/busflow"), "the line is shown, masked: {text}");
+        assert_eq!(located(&diagnostics), vec![(11, 11), (5, 15), (2, 30), (10, 11), (9, 20), (8, 15)], "{text}");
+        let messages: Vec<&str> = diagnostics.iter().map(|error| error.message.as_str()).collect();
+        assert!(messages[0].contains("needs url_file, or url and password_file"), "{text}");
+        assert!(messages[1].contains("must start with postgres://"), "{text}");
+        assert!(messages[2].contains("url carries a password"), "{text}");
+        assert!(messages[3].contains("host is not a setting of a postgres datasource"), "{text}");
+        assert!(messages[4].contains("with url_file, the password belongs in the URL of that file"), "{text}");
+        assert!(messages[5].contains("cannot read url_file \"missing-file\""), "{text}");
+    }
+
+    #[test]
+    fn a_yaml_error_on_a_line_with_a_password_masks_it() {
+        let diagnostics =
+            load("datasources:\n  sql: {type: postgres, url: postgres://ro:yaml-secret-13@db/x, tiemout: 1s}\n")
+                .expect_err("unknown field");
+        let text = diagnostics.to_string();
+        assert!(!text.contains("yaml-secret-13"), "{text}");
+        assert_eq!(located(&diagnostics)[0].0, 2, "{text}");
+    }
+
+    #[test]
+    fn docker_hosts() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        for file in ["ca.pem", "cert.pem", "key.pem"] {
+            std::fs::write(directory.path().join(file), "-----BEGIN CERTIFICATE-----\n").expect("write");
+        }
+        let config = load_in(
+            directory.path(),
+            "datasources:\n  docker: {type: docker, host: 'unix:///var/run/docker.sock'}\n  swarm:\n    type: docker\n    host: tcp://manager.busflow:2376\n    tls_ca_file: ca.pem\n    tls_cert_file: cert.pem\n    tls_key_file: key.pem\n",
+        )
+        .unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+        assert_eq!(config.datasources.docker["docker"].host, super::DockerHost::Unix("/var/run/docker.sock".into()));
+        let super::DockerHost::Tcp { address, tls } = &config.datasources.docker["swarm"].host else {
+            panic!("tcp host expected")
+        };
+        assert_eq!(address, "manager.busflow:2376");
+        assert_eq!(tls.key_file, directory.path().join("key.pem"));
+
+        let diagnostics = load_in(
+            directory.path(),
+            "datasources:\n  docker: {type: docker, host: 'tcp://manager:2376', tls_ca_file: ca.pem}\n  local:\n    type: docker\n    host: unix:///run/docker.sock\n    tls_key_file: key.pem\n  bad: {type: docker, host: 'http://x'}\n  sql: {type: docker, host: 'unix:///x'}\n",
+        )
+        .expect_err("invalid");
+        let text = diagnostics.to_string();
+        assert_eq!(located(&diagnostics), vec![(7, 29), (2, 32), (2, 32), (6, 19), (8, 15)], "{text}");
+        assert!(text.contains("needs tls_cert_file") && text.contains("needs tls_key_file"), "{text}");
+        assert!(text.contains("tls_key_file applies to tcp:// hosts only"), "{text}");
+        assert!(text.contains("the datasource named \"sql\" answers `datasource: sql` groups"), "{text}");
+    }
+
+    #[test]
+    fn a_group_needs_a_datasource_of_its_kind() {
+        let config = load(
+            "datasources:\n  mimir: {type: prometheus, url: 'http://mimir:8080'}\n  replica: {type: postgres, url: 'postgres://ro@db/x'}\nrule_datasources:\n  busflow-pg-cron: mimir\n  busflow-api: replica\n",
+        )
+        .unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+        let catalog = catalog::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog/busflow"))
+            .unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+        let diagnostics = super::check_groups(&config.datasources, &catalog).expect_err("mismatched");
+        let text = diagnostics.to_string();
+        assert_eq!(located(&diagnostics), vec![(6, 16), (5, 20)], "{text}");
+        assert!(
+            text.contains(
+                "rule group \"busflow-pg-cron\" reads sql, so it needs a postgres datasource; \"mimir\" is prometheus"
+            ),
+            "{text}"
+        );
     }
 }

@@ -66,7 +66,7 @@ pub fn manager(
     engine: promql::Engine,
     data: &Path,
     external_url: String,
-    datasources: &crate::datasources::Datasources,
+    datasources: crate::datasources::Built,
     logs: Option<Arc<dyn rules::Datasource>>,
 ) -> anyhow::Result<Arc<rules::Manager>> {
     let datasource = rules::EmbeddedDatasource::new(durable.store().clone(), engine);
@@ -74,7 +74,7 @@ pub fn manager(
     options.sink = Arc::new(DurableSink(durable));
     options.static_series = rules::budgets::budget_series(catalog);
     options.external_url = external_url;
-    options.resolve_datasource = crate::datasources::resolver(datasources)?;
+    options.resolve_datasource = datasources.resolver();
     options.logs_datasource = logs;
     let state_file = data.join(STATE_FILE);
     options.state_file = Some(state_file.clone());

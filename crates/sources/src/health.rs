@@ -67,6 +67,13 @@ impl HealthMetrics {
     /// `alertbook_datasource_errors_total`.
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self::default();
+        metrics.register_in(registry);
+        metrics
+    }
+
+    /// Registers these families (made before the registry existed) into `registry`.
+    pub fn register_in(&self, registry: &mut Registry) {
+        let metrics = self;
         registry.register(
             "alertbook_datasource_up",
             "Whether the last attempt to reach the datasource succeeded (1) or failed (0)",
@@ -77,7 +84,6 @@ impl HealthMetrics {
             "Failed attempts to reach or query the datasource",
             metrics.errors.clone(),
         );
-        metrics
     }
 
     /// The handle of one datasource. Its `up` series starts at 0 until the
@@ -126,6 +132,26 @@ impl DatasourceHealth {
     }
 }
 
+/// A datasource whose every query is reported to its health: an unreachable
+/// datasource is down, a query it answers with an error is up (for
+/// datasources that do not report their own health).
+pub struct Monitored<D> {
+    pub inner: D,
+    pub health: DatasourceHealth,
+}
+
+impl<D: rules::Datasource> rules::Datasource for Monitored<D> {
+    fn query(&self, query: &str, time_ms: i64) -> Result<Vec<(tsdb::Labels, f64)>, rules::DatasourceError> {
+        let outcome = self.inner.query(query, time_ms);
+        match &outcome {
+            Ok(_) => self.health.record_success(),
+            Err(rules::DatasourceError::Unavailable(_)) => self.health.record_error(false),
+            Err(_) => self.health.record_error(true),
+        }
+        outcome
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +171,33 @@ mod tests {
         assert!(text.contains("alertbook_datasource_up{datasource=\"docker\",type=\"docker\"} 0"), "{text}");
         assert!(text.contains("alertbook_datasource_errors_total{datasource=\"docker\",type=\"docker\"} 2"), "{text}");
         assert!(text.contains("alertbook_datasource_errors_total{datasource=\"sql\",type=\"postgres\"} 0"), "{text}");
+    }
+
+    struct Answers(Result<Vec<(tsdb::Labels, f64)>, rules::DatasourceError>);
+
+    impl rules::Datasource for Answers {
+        fn query(&self, _query: &str, _time_ms: i64) -> Result<Vec<(tsdb::Labels, f64)>, rules::DatasourceError> {
+            self.0.clone()
+        }
+    }
+
+    #[test]
+    fn monitored_datasources_report_each_query() {
+        use rules::Datasource as _;
+        let health = DatasourceHealth::detached();
+        let up = Monitored { inner: Answers(Ok(Vec::new())), health: health.clone() };
+        assert!(up.query("up", 0).is_ok());
+        assert_eq!((health.up(), health.errors()), (1, 0));
+        let bad_query =
+            Monitored { inner: Answers(Err(rules::DatasourceError::Query("parse".into()))), health: health.clone() };
+        assert!(bad_query.query("up(", 0).is_err());
+        assert_eq!((health.up(), health.errors()), (1, 1));
+        let down = Monitored {
+            inner: Answers(Err(rules::DatasourceError::Unavailable("refused".into()))),
+            health: health.clone(),
+        };
+        assert!(down.query("up", 0).is_err());
+        assert_eq!((health.up(), health.errors()), (0, 2));
     }
 
     #[test]

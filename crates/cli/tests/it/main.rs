@@ -47,7 +47,7 @@ fn check_of_the_shipped_catalog_prints_the_summary() {
     let output = alertbook(&["check", "catalog/busflow"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
-    assert!(text.starts_with("catalog/busflow: 12 alerts, "), "{text}");
+    assert!(text.starts_with("catalog/busflow: 13 alerts, "), "{text}");
     assert!(text.contains("triage steps (") && text.contains(" checks), 12 contracts"), "{text}");
     // Without arguments the default catalog is checked.
     let output = alertbook(&["check"]);
@@ -95,7 +95,7 @@ fn runbook_by_id_and_by_alertname_print_the_same_entry() {
 #[test]
 fn runbook_lists_every_alert_and_renders_the_checked_in_markdown() {
     let list = stdout(&alertbook(&["runbook"]));
-    assert_eq!(list.lines().count(), 13, "{list}");
+    assert_eq!(list.lines().count(), 14, "{list}");
     assert!(list.contains("A12  StudioTraefikMultiNetworkRouting"));
     let markdown = stdout(&alertbook(&["runbook", "--markdown"]));
     let checked_in = std::fs::read_to_string(workspace_root().join("catalog/busflow/runbook.md")).expect("runbook.md");
