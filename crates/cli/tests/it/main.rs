@@ -3,6 +3,7 @@
 mod alerting;
 mod durability;
 mod logs;
+mod postgres;
 mod scraping;
 
 use std::path::{Path, PathBuf};
