@@ -927,4 +927,44 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn sql_groups_read_the_datasource_named_sql_unless_listed() {
+        let config = load(
+            "datasources:\n  sql: {type: postgres, url: 'postgres://ro@primary/x'}\n  replica: {type: postgres, url: 'postgres://ro@replica/x'}\nrule_datasources:\n  busflow-pg-cron-replica: replica\n",
+        )
+        .unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+        let health = sources::health::HealthMetrics::new();
+        let built = super::build(&config.datasources, &health, Default::default()).expect("built");
+        let by_name: std::collections::BTreeMap<String, *const ()> = built
+            .by_name
+            .iter()
+            .map(|(name, datasource)| (name.clone(), std::sync::Arc::as_ptr(datasource) as *const ()))
+            .collect();
+        let resolve = built.resolver().expect("a resolver");
+        let group = |name: &str, datasource: catalog::Datasource| catalog::RuleGroup {
+            name: name.to_owned(),
+            interval: None,
+            limit: None,
+            query_offset: None,
+            labels: Default::default(),
+            datasource,
+            rules: Vec::new(),
+        };
+        let resolved = |group: &catalog::RuleGroup| {
+            resolve("rules.yaml", group).map(|datasource| std::sync::Arc::as_ptr(&datasource) as *const ())
+        };
+        assert_eq!(resolved(&group("busflow-pg-cron", catalog::Datasource::Sql)), Some(by_name["sql"]));
+        assert_eq!(resolved(&group("busflow-pg-cron-replica", catalog::Datasource::Sql)), Some(by_name["replica"]));
+        assert_eq!(
+            resolved(&group("busflow-api", catalog::Datasource::Metrics)),
+            None,
+            "metrics groups keep the embedded store"
+        );
+        assert_eq!(
+            resolved(&group("busflow-swarm", catalog::Datasource::Docker)),
+            None,
+            "no docker datasource is built"
+        );
+    }
 }
