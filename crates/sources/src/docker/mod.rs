@@ -11,9 +11,10 @@
 //! not one per rule. The datasource implements [`rules::Datasource`]: a true
 //! condition is one sample without labels and value 1, false is no sample.
 //!
-//! The Engine API version is negotiated on the first request (down from
-//! bollard's newest to what the daemon speaks; 1.41 is the oldest accepted) and
-//! again after the connection is lost. A missing socket, a refused connection
+//! On connecting (the first read, and again after the connection was lost)
+//! `GET /version` gives the Engine's API version, which must be 1.41 or newer
+//! (Docker 20.10); bollard 0.21 sends the list requests without a version
+//! prefix, which the Engine answers at its own version. A missing socket, a refused connection
 //! or a node that is not a swarm manager is an error naming the datasource and
 //! the host; the next evaluation retries. Every read is reported to the
 //! [`HealthHook`] (one call per API round, not per rule).

@@ -1,0 +1,1 @@
+//! Against the real Docker daemon (started by scripts/peers/docker.sh).
