@@ -32,7 +32,8 @@ fi
 if ! "${docker_command[@]}" info >/dev/null 2>&1; then
     log=${ALERTBOOK_DOCKERD_LOG:-/tmp/alertbook-dockerd.log}
     echo "starting dockerd (log: $log)"
-    "${sudo_command[@]}" sh -c "nohup dockerd >'$log' 2>&1 </dev/null &"
+    # The socket belongs to the invoking user's group, so the tests can read it without sudo.
+    "${sudo_command[@]}" sh -c "nohup dockerd --group '$(id -gn)' >'$log' 2>&1 </dev/null &"
     docker_command=("${sudo_command[@]}" docker)
     for _ in $(seq 1 120); do
         "${docker_command[@]}" info >/dev/null 2>&1 && break

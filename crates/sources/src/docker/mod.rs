@@ -22,8 +22,9 @@
 //! It only reads: no call here creates, updates or removes anything in the
 //! swarm, and secret values are never requested (the Engine API does not
 //! return them). The client is blocking, like the [`rules::Datasource`]
-//! trait: the datasource owns a one-thread runtime for bollard and callers
-//! run it on blocking threads.
+//! trait: the datasource owns a one-thread runtime for bollard, and callers
+//! query it from blocking threads (the rules scheduler's `spawn_blocking`,
+//! `alertbook test rules`), never from an async worker thread.
 
 pub mod condition;
 mod error;
@@ -111,7 +112,8 @@ struct Cache {
 pub struct DockerDatasource {
     options: DockerOptions,
     endpoint: Endpoint,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped (see the `Drop` impl).
+    runtime: Option<tokio::runtime::Runtime>,
     cache: Mutex<Cache>,
     health: Option<Arc<dyn HealthHook>>,
     reads: AtomicU64,
@@ -130,9 +132,7 @@ impl DockerDatasource {
     pub fn connect(options: &DockerOptions) -> Result<Self, DockerError> {
         let endpoint = parse_host(options)?;
         if let Endpoint::Tls(_, files) = &endpoint {
-            for path in [&files.ca_file, &files.cert_file, &files.key_file] {
-                check_readable(&options.name, path)?;
-            }
+            check_tls_files(&options.name, files)?;
         }
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|error| {
             DockerError::Unreachable {
@@ -144,7 +144,7 @@ impl DockerDatasource {
         let datasource = Self {
             options: options.clone(),
             endpoint,
-            runtime,
+            runtime: Some(runtime),
             cache: Mutex::new(Cache { client: None, last: None }),
             health: None,
             reads: AtomicU64::new(0),
@@ -256,12 +256,12 @@ impl DockerDatasource {
             Some(client) => client.clone(),
             None => {
                 let client = self.client()?;
-                let client = self.runtime.block_on(self.negotiate(client))?;
+                let client = self.block_on(self.negotiate(client))?;
                 cache.client = Some(client.clone());
                 client
             }
         };
-        let result = self.runtime.block_on(async {
+        let result = self.block_on(async {
             tokio::time::timeout(self.options.timeout, fetch(&docker))
                 .await
                 .unwrap_or(Err(("/services", bollard::errors::Error::RequestTimeoutError)))
@@ -281,6 +281,10 @@ impl DockerDatasource {
                 Err(error)
             }
         }
+    }
+
+    fn block_on<T>(&self, future: impl std::future::Future<Output = T>) -> T {
+        self.runtime.as_ref().expect("the runtime lives until drop").block_on(future)
     }
 
     async fn negotiate(&self, client: Docker) -> Result<Docker, DockerError> {
@@ -325,6 +329,16 @@ impl DockerDatasource {
             }
             Error::SocketNotFoundError(path) => self.unreachable(format!("no socket at {path}")),
             other => self.unreachable(describe(&other)),
+        }
+    }
+}
+
+impl Drop for DockerDatasource {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which panics on an async thread (the server
+        // may drop the last rules manager there); this shuts it down without waiting.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }
@@ -391,12 +405,42 @@ fn parse_host(options: &DockerOptions) -> Result<Endpoint, DockerError> {
     Err(invalid("expected unix:///path/to/docker.sock or tcp://HOST:PORT"))
 }
 
-fn check_readable(datasource: &str, path: &Path) -> Result<(), DockerError> {
-    std::fs::File::open(path).map(drop).map_err(|error| DockerError::TlsFile {
+/// Reads the CA, the client certificate and its key now, so that a bad file
+/// fails at startup (bollard loads the key only during the handshake). The
+/// error names the file and the reason, never its content.
+fn check_tls_files(datasource: &str, files: &TlsFiles) -> Result<(), DockerError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let tls_error = |path: &Path, reason: String| DockerError::TlsFile {
         datasource: datasource.to_owned(),
         path: path.to_owned(),
-        reason: error.kind().to_string(),
-    })
+        reason,
+    };
+    let read_certificates = |path: &Path| -> Result<(), DockerError> {
+        let bytes = std::fs::read(path).map_err(|error| tls_error(path, error.kind().to_string()))?;
+        let certificates = CertificateDer::pem_slice_iter(&bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| tls_error(path, "not a PEM certificate file".into()))?;
+        if certificates.is_empty() {
+            return Err(tls_error(path, "holds no PEM certificate".into()));
+        }
+        Ok(())
+    };
+    read_certificates(&files.ca_file)?;
+    read_certificates(&files.cert_file)?;
+    let path = files.key_file.as_path();
+    let bytes = std::fs::read(path).map_err(|error| tls_error(path, error.kind().to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(&bytes)
+        .map_err(|_| tls_error(path, "holds no PEM private key (PKCS#8, PKCS#1 or SEC1)".into()))?;
+    // bollard signs with the process-wide provider; ring is the one alertbook builds.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .ok_or_else(|| tls_error(path, "no TLS crypto provider is installed".into()))?;
+    provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|_| tls_error(path, "the private key is of an unsupported type".into()))?;
+    Ok(())
 }
 
 /// An error with its causes, which hold the useful part (connection refused, no such file).
@@ -441,6 +485,12 @@ mod tests {
         let error = parse_host(&options("ssh://host")).unwrap_err().to_string();
         assert!(error.contains("expected unix://"), "{error}");
         assert!(parse_host(&options("unix://relative.sock")).is_err());
+    }
+
+    #[tokio::test]
+    async fn dropping_on_an_async_thread_does_not_panic() {
+        let datasource = DockerDatasource::connect(&options("unix:///nonexistent.sock")).expect("connect");
+        drop(datasource);
     }
 
     #[test]

@@ -3,57 +3,77 @@
 //! the tcp:// path, and the Engine's
 //! 503 answer on a node that is not a swarm manager.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use sources::docker::{DockerDatasource, DockerError, DockerOptions};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
+use sources::docker::{DockerDatasource, DockerError, DockerOptions, TlsFiles};
 
 use super::{a8_condition, fixtures};
 
 /// Serves one HTTP/1.1 answer per connection: `/version` from the recording,
 /// the list endpoints from `set` or, when `swarm` is false, the Engine's 503.
-fn start_engine(set: &'static str, swarm: Arc<AtomicBool>) -> String {
+/// With `tls`, connections are TLS and must present a client certificate.
+fn start_engine_with(set: &'static str, swarm: Arc<AtomicBool>, tls: Option<Arc<ServerConfig>>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = listener.local_addr().expect("address");
     std::thread::spawn(move || {
         for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            let mut request_line = String::new();
-            if reader.read_line(&mut request_line).is_err() {
-                continue;
-            }
-            loop {
-                let mut header = String::new();
-                if reader.read_line(&mut header).is_err() || header == "\r\n" || header.is_empty() {
-                    break;
+            let Ok(stream) = stream else { continue };
+            match &tls {
+                None => answer(stream, set, &swarm),
+                Some(config) => {
+                    let connection = ServerConnection::new(config.clone()).expect("TLS connection");
+                    answer(StreamOwned::new(connection, stream), set, &swarm);
                 }
             }
-            let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-            let endpoint = path.split('?').next().unwrap_or_default().rsplit('/').next().unwrap_or_default();
-            let (status, body) = if endpoint == "version" {
-                ("200 OK", std::fs::read(fixtures().join(set).join("version.json")).expect("version"))
-            } else if !swarm.load(Ordering::SeqCst) {
-                ("503 Service Unavailable", std::fs::read(fixtures().join("not-swarm-manager.json")).expect("503"))
-            } else if too_new(&path) {
-                let message = r#"{"message":"client version is too new. Maximum supported API version is 1.41"}"#;
-                ("400 Bad Request", message.as_bytes().to_vec())
-            } else {
-                match std::fs::read(fixtures().join(set).join(format!("{endpoint}.json"))) {
-                    Ok(body) => ("200 OK", body),
-                    Err(_) => ("404 Not Found", br#"{"message":"page not found"}"#.to_vec()),
-                }
-            };
-            let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&body));
         }
     });
     format!("tcp://{address}")
+}
+
+fn start_engine(set: &'static str, swarm: Arc<AtomicBool>) -> String {
+    start_engine_with(set, swarm, None)
+}
+
+fn answer(stream: impl Read + Write, set: &str, swarm: &AtomicBool) {
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).is_err() || header == "\r\n" || header.is_empty() {
+            break;
+        }
+    }
+    let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let endpoint = path.split('?').next().unwrap_or_default().rsplit('/').next().unwrap_or_default();
+    let (status, body) = if endpoint == "version" {
+        ("200 OK", std::fs::read(fixtures().join(set).join("version.json")).expect("version"))
+    } else if !swarm.load(Ordering::SeqCst) {
+        ("503 Service Unavailable", std::fs::read(fixtures().join("not-swarm-manager.json")).expect("503"))
+    } else if too_new(&path) {
+        let message = r#"{"message":"client version is too new. Maximum supported API version is 1.41"}"#;
+        ("400 Bad Request", message.as_bytes().to_vec())
+    } else {
+        match std::fs::read(fixtures().join(set).join(format!("{endpoint}.json"))) {
+            Ok(body) => ("200 OK", body),
+            Err(_) => ("404 Not Found", br#"{"message":"page not found"}"#.to_vec()),
+        }
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let stream = reader.get_mut();
+    let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&body)).and_then(|()| stream.flush());
 }
 
 /// A versioned path above 1.41, which Engine 20.10 refuses (unversioned paths get its own version).
@@ -117,4 +137,48 @@ fn a_closed_port_is_unreachable() {
         )),
         "{message}"
     );
+}
+
+/// A server that trusts the test CA for client certificates.
+fn tls_server_config() -> Arc<ServerConfig> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let directory = fixtures().join("tls");
+    let mut roots = RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(directory.join("ca.pem")).expect("ca")).expect("add ca");
+    let verifier = WebPkiClientVerifier::builder(Arc::new(roots)).build().expect("client verifier");
+    let chain = vec![CertificateDer::from_pem_file(directory.join("server.pem")).expect("server certificate")];
+    let key = PrivateKeyDer::from_pem_file(directory.join("server-key.pem")).expect("server key");
+    Arc::new(ServerConfig::builder().with_client_cert_verifier(verifier).with_single_cert(chain, key).expect("server"))
+}
+
+fn tls_files(ca: &str, cert: &str, key: &str) -> TlsFiles {
+    let directory = fixtures().join("tls");
+    TlsFiles { ca_file: directory.join(ca), cert_file: directory.join(cert), key_file: directory.join(key) }
+}
+
+#[test]
+fn a_tls_engine_is_read_with_the_client_certificate() {
+    let host = start_engine_with("busflow", Arc::new(AtomicBool::new(true)), Some(tls_server_config()));
+    let mut options = DockerOptions::new("remote-tls", host.clone());
+    options.tls = Some(tls_files("ca.pem", "cert.pem", "key.pem"));
+    let datasource = DockerDatasource::connect(&options).expect("connect");
+    let reading = datasource.reading(1_000).expect("reading over TLS");
+    assert_eq!(reading.snapshot.services["stateful_worker"].replicas, 2);
+
+    // A CA that did not sign the server's certificate: the handshake fails, naming the host.
+    options.tls = Some(tls_files("cert.pem", "cert.pem", "key.pem"));
+    let error = DockerDatasource::connect(&options).expect("connect").reading(1_000).expect_err("untrusted server");
+    assert!(matches!(error, DockerError::Unreachable { .. }), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("docker datasource `remote-tls`: cannot reach the Docker Engine at {host}")),
+        "{error}"
+    );
+
+    // A key file that holds no key fails at startup, naming the file only.
+    options.tls = Some(tls_files("ca.pem", "cert.pem", "ca.pem"));
+    let error = DockerDatasource::connect(&options).expect_err("bad key").to_string();
+    assert!(error.contains("cannot use TLS file") && error.contains("tls/ca.pem: holds no PEM private key"), "{error}");
+    assert!(!error.contains("BEGIN"), "{error}");
 }
