@@ -111,7 +111,7 @@ pub fn lookup(bindings: &Value, path: &[String]) -> Option<Value> {
 pub fn evaluate(condition: &Expr, bindings: &Value) -> Result<Vec<(Labels, f64)>, ConditionError> {
     let value = condition
         .evaluate(&|path: &[String]| lookup(bindings, path))
-        .map_err(|error| ConditionError::new(error.offset, error.message))?;
+        .map_err(|error| ConditionError::new(error.offset, redact_environment(error.message, bindings)))?;
     match value {
         Value::Bool(true) => Ok(vec![(Labels::empty(), 1.0)]),
         Value::Bool(false) | Value::Null => Ok(Vec::new()),
@@ -121,6 +121,24 @@ pub fn evaluate(condition: &Expr, bindings: &Value) -> Result<Vec<(Labels, f64)>
             format!("a Docker condition must give true, false or a number, not {}", type_name(&other)),
         )),
     }
+}
+
+/// Replaces every service environment value quoted in `message` (the
+/// expression language names the value it could not use, as in `"…" is not a
+/// number`), since a value may be a credential.
+fn redact_environment(mut message: String, bindings: &Value) -> String {
+    let services = bindings.get("services").and_then(Value::as_object);
+    for service in services.into_iter().flat_map(|services| services.values()) {
+        for value in service.get("env").and_then(Value::as_object).into_iter().flat_map(|env| env.values()) {
+            if let Some(text) = value.as_str().filter(|text| !text.is_empty()) {
+                let quoted = format!("{text:?}");
+                if message.contains(&quoted) {
+                    message = message.replace(&quoted, "<environment value>");
+                }
+            }
+        }
+    }
+    message
 }
 
 fn type_name(value: &Value) -> &'static str {
@@ -217,6 +235,18 @@ mod tests {
     fn non_numeric_results_name_the_type_not_the_value() {
         let error = run("services.api.env.A").unwrap_err();
         assert_eq!(error.message, "a Docker condition must give true, false or a number, not text");
+    }
+
+    #[test]
+    fn environment_values_never_reach_error_messages() {
+        let mut bindings = bindings();
+        bindings["services"]["api"]["env"]["DSN"] = Value::from("postgres://u:hunter2@db/x");
+        let parsed = parse("services.api.env.DSN > 1").unwrap();
+        let error = evaluate(&parsed, &bindings).unwrap_err();
+        assert_eq!(error.message, "<environment value> is not a number");
+        let parsed = parse("services.api.env > 1").unwrap();
+        let error = evaluate(&parsed, &bindings).unwrap_err();
+        assert!(!error.message.contains("hunter2"), "{}", error.message);
     }
 
     #[test]

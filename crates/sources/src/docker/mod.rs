@@ -97,10 +97,16 @@ enum Endpoint {
 }
 
 /// A snapshot and the JSON tree conditions read, built once per read.
-#[derive(Debug)]
 pub struct Reading {
     pub snapshot: Snapshot,
     pub bindings: Value,
+}
+
+impl std::fmt::Debug for Reading {
+    /// The snapshot only: the tree holds environment values, which are never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reading").field("snapshot", &self.snapshot).finish_non_exhaustive()
+    }
 }
 
 struct Cache {
