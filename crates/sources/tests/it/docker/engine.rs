@@ -19,17 +19,22 @@ use super::{a8_condition, fixtures};
 /// Serves one HTTP/1.1 answer per connection: `/version` from the recording,
 /// the list endpoints from `set` or, when `swarm` is false, the Engine's 503.
 /// With `tls`, connections are TLS and must present a client certificate.
-fn start_engine_with(set: &'static str, swarm: Arc<AtomicBool>, tls: Option<Arc<ServerConfig>>) -> String {
+fn start_engine_with(
+    set: &'static str,
+    swarm: Arc<AtomicBool>,
+    tls: Option<Arc<ServerConfig>>,
+    api_version: &'static str,
+) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = listener.local_addr().expect("address");
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
             match &tls {
-                None => answer(stream, set, &swarm),
+                None => answer(stream, set, &swarm, api_version),
                 Some(config) => {
                     let connection = ServerConnection::new(config.clone()).expect("TLS connection");
-                    answer(StreamOwned::new(connection, stream), set, &swarm);
+                    answer(StreamOwned::new(connection, stream), set, &swarm, api_version);
                 }
             }
         }
@@ -38,10 +43,10 @@ fn start_engine_with(set: &'static str, swarm: Arc<AtomicBool>, tls: Option<Arc<
 }
 
 fn start_engine(set: &'static str, swarm: Arc<AtomicBool>) -> String {
-    start_engine_with(set, swarm, None)
+    start_engine_with(set, swarm, None, "1.41")
 }
 
-fn answer(stream: impl Read + Write, set: &str, swarm: &AtomicBool) {
+fn answer(stream: impl Read + Write, set: &str, swarm: &AtomicBool, api_version: &str) {
     let mut reader = BufReader::new(stream);
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
@@ -56,7 +61,11 @@ fn answer(stream: impl Read + Write, set: &str, swarm: &AtomicBool) {
     let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_owned();
     let endpoint = path.split('?').next().unwrap_or_default().rsplit('/').next().unwrap_or_default();
     let (status, body) = if endpoint == "version" {
-        ("200 OK", std::fs::read(fixtures().join(set).join("version.json")).expect("version"))
+        let recorded = std::fs::read_to_string(fixtures().join(set).join("version.json")).expect("version");
+        (
+            "200 OK",
+            recorded.replace(r#""ApiVersion": "1.41""#, &format!(r#""ApiVersion": "{api_version}""#)).into_bytes(),
+        )
     } else if !swarm.load(Ordering::SeqCst) {
         ("503 Service Unavailable", std::fs::read(fixtures().join("not-swarm-manager.json")).expect("503"))
     } else if too_new(&path) {
@@ -158,7 +167,7 @@ fn tls_files(ca: &str, cert: &str, key: &str) -> TlsFiles {
 
 #[test]
 fn a_tls_engine_is_read_with_the_client_certificate() {
-    let host = start_engine_with("busflow", Arc::new(AtomicBool::new(true)), Some(tls_server_config()));
+    let host = start_engine_with("busflow", Arc::new(AtomicBool::new(true)), Some(tls_server_config()), "1.41");
     let mut options = DockerOptions::new("remote-tls", host.clone());
     options.tls = Some(tls_files("ca.pem", "cert.pem", "key.pem"));
     let datasource = DockerDatasource::connect(&options).expect("connect");
@@ -181,4 +190,17 @@ fn a_tls_engine_is_read_with_the_client_certificate() {
     let error = DockerDatasource::connect(&options).expect_err("bad key").to_string();
     assert!(error.contains("cannot use TLS file") && error.contains("tls/ca.pem: holds no PEM private key"), "{error}");
     assert!(!error.contains("BEGIN"), "{error}");
+}
+
+#[test]
+fn an_engine_older_than_api_1_41_is_refused_by_name() {
+    let host = start_engine_with("busflow", Arc::new(AtomicBool::new(true)), None, "1.40");
+    let datasource = DockerDatasource::connect(&DockerOptions::new("old", host.clone())).expect("connect");
+    let error = datasource.reading(1_000).expect_err("too old");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "docker datasource `old`: the Engine API at {host} supports version 1.40; alertbook needs 1.41 or newer"
+        )
+    );
 }
