@@ -332,3 +332,35 @@ fn an_absent_daemon_is_a_rule_error_naming_the_datasource() {
     );
     assert_eq!(datasource.reads(), reads);
 }
+
+#[test]
+fn a_failed_read_is_shared_by_the_rules_of_one_evaluation() {
+    let hook = Arc::new(CountingHook::default());
+    let options = DockerOptions::new("docker", "unix:///nonexistent/docker.sock");
+    let datasource = Arc::new(DockerDatasource::connect(&options).expect("connect").with_health(hook.clone()));
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let path = directory.path().join("swarm.rules.yaml");
+    std::fs::write(
+        &path,
+        "groups:\n  - name: swarm\n    datasource: docker\n    rules:\n\
+         \x20     - alert: A\n        expr: services.a.replicas > 0\n\
+         \x20     - alert: B\n        expr: secrets.b.exists\n\
+         \x20     - alert: C\n        expr: count(networks) > 0\n",
+    )
+    .expect("write rules");
+    let files = catalog::load_rules(&[path]).unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+    let mut manager_options = rules::ManagerOptions::embedded(rules::EmbeddedDatasource::new(
+        Arc::new(tsdb::MemStore::new()),
+        promql::Engine::default(),
+    ));
+    let docker = datasource.clone();
+    manager_options.resolve_datasource =
+        Some(Arc::new(move |_: &str, _: &catalog::RuleGroup| Some(docker.clone() as Arc<dyn rules::Datasource>)));
+    let manager = rules::Manager::new(&files, manager_options);
+    let (_, errors) = manager.evaluate_group(0, 60_000);
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(manager.statuses()[0].rules.iter().all(|rule| rule.health == rules::Health::Err));
+    assert_eq!(hook.failed.load(Ordering::SeqCst), 1, "three rules, one attempt");
+    manager.evaluate_group(0, 120_000);
+    assert_eq!(hook.failed.load(Ordering::SeqCst), 2, "the next evaluation tries again");
+}
