@@ -286,7 +286,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     // Every datasource reports alertbook_datasource_up and _errors_total; the
     // families are registered into the server's registry once it exists.
     let datasource_health = sources::health::HealthMetrics::new();
-    let docker_datasources = docker_datasources(&config.datasources, &datasource_health);
+    let docker_datasources = docker_datasources(&config.datasources, &datasource_health)?;
     let built_datasources = datasources::build(&config.datasources, &datasource_health, docker_datasources)?;
     let rule_manager = evaluation::manager(
         &catalog,
@@ -351,18 +351,33 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
 
 /// The Docker Engine datasources of `alertbook run`, built from the validated
 /// `type: docker` entries ([`datasources::DockerConfig`]), each reporting to
-/// `health` as `type="docker"`. The Docker Engine datasource is not part of
-/// this build yet: the entries are validated and logged, and `datasource:
-/// docker` groups stay listed with "no docker datasource configured".
+/// `health` as `type="docker"`. Building one checks its host and TLS files
+/// but does not contact the Engine, so alertbook starts while dockerd is down
+/// (the datasource then reports itself down and its rules fail until it answers).
 fn docker_datasources(
     datasources: &datasources::Datasources,
     health: &sources::health::HealthMetrics,
-) -> std::collections::BTreeMap<String, std::sync::Arc<dyn rules::Datasource>> {
-    let _ = health;
+) -> anyhow::Result<std::collections::BTreeMap<String, std::sync::Arc<dyn rules::Datasource>>> {
+    let mut built = std::collections::BTreeMap::new();
     for docker in datasources.docker.values() {
-        tracing::warn!(datasource = %docker.name, "docker datasource configured but not evaluated: this build has no Docker Engine datasource yet");
+        let (host, tls) = match &docker.host {
+            datasources::DockerHost::Unix(path) => (format!("unix://{}", path.display()), None),
+            datasources::DockerHost::Tcp { address, tls } => (
+                format!("tcp://{address}"),
+                Some(sources::docker::TlsFiles {
+                    ca_file: tls.ca_file.clone(),
+                    cert_file: tls.cert_file.clone(),
+                    key_file: tls.key_file.clone(),
+                }),
+            ),
+        };
+        let mut options = sources::docker::DockerOptions::new(docker.name.clone(), host);
+        options.tls = tls;
+        let hook = health.datasource(&docker.name, sources::health::DatasourceType::Docker);
+        let datasource = sources::docker::DockerDatasource::connect(&options)?.with_health(std::sync::Arc::new(hook));
+        built.insert(docker.name.clone(), std::sync::Arc::new(datasource) as std::sync::Arc<dyn rules::Datasource>);
     }
-    std::collections::BTreeMap::new()
+    Ok(built)
 }
 
 async fn shutdown_signal() {
