@@ -27,12 +27,63 @@ pub fn validate(datasource: RawDatasource, query: &str) -> Result<(), QueryError
     }
 }
 
-/// Parses PromQL; promql-parser's messages carry no position, so the error
-/// points at the start of the expression.
+/// Parses PromQL. promql-parser's messages carry no position, so the error
+/// points where Prometheus points for the same input when the message allows
+/// it (see [`promql_error_offset`]); the message reads as promtool's:
+/// `could not parse expression: 1:13: parse error: unexpected end of input`.
 pub fn validate_promql(query: &str) -> Result<(), QueryError> {
-    promql_parser::parser::parse(query)
-        .map(|_| ())
-        .map_err(|message| QueryError { offset: 0, message: format!("invalid PromQL: {message}") })
+    promql_parser::parser::parse(query).map(|_| ()).map_err(|message| {
+        let offset = promql_error_offset(query, &message);
+        let before = &query[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        let message = if message == "invalid promql query" && ends_too_early(query) {
+            "unexpected end of input".to_owned()
+        } else {
+            message
+        };
+        QueryError { offset, message: format!("could not parse expression: {line}:{column}: parse error: {message}") }
+    })
+}
+
+/// Where a PromQL parse error is, from promql-parser's message: the token it
+/// quotes, or, for an input that ends too early, the end of the input,
+/// trailing newline included, where Prometheus's lexer reports
+/// `unexpected end of input`.
+pub fn promql_error_offset(query: &str, message: &str) -> usize {
+    for quote in ['\'', '"'] {
+        let mut parts = message.split(quote);
+        parts.next();
+        if let Some(token) = parts.next()
+            && !token.is_empty()
+            && let Some(index) = query.find(token)
+        {
+            return index;
+        }
+    }
+    if (message == "invalid promql query" && ends_too_early(query))
+        || message.contains("unexpected end of input")
+        || message.contains("EOF")
+    {
+        return query.len();
+    }
+    query.len() - query.trim_start().len()
+}
+
+/// Whether a query that does not parse stops where more must follow: after
+/// an operator, an opening bracket, a comma or a keyword that takes an operand.
+fn ends_too_early(query: &str) -> bool {
+    const TAKES_OPERAND: &[&str] =
+        &["and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "offset", "bool"];
+    let trimmed = query.trim_end();
+    let opened = |open: char, close: char| trimmed.matches(open).count() > trimmed.matches(close).count();
+    trimmed.ends_with(['+', '-', '*', '/', '%', '^', '(', ',', '{', '[', '=', '~', '!', '<', '>', '@'])
+        || TAKES_OPERAND
+            .iter()
+            .any(|word| trimmed.rsplit(|c: char| c.is_whitespace() || c == ')').next() == Some(*word))
+        || opened('(', ')')
+        || opened('{', '}')
+        || opened('[', ']')
 }
 
 /// Parses LogQL with alertbook's LogQL parser.

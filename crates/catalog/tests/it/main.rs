@@ -167,7 +167,8 @@ fn invalid_promql_in_a_rule_is_located() {
     let root = copy_catalog();
     edit(root.path(), "rules/metrics.rules.yaml", "> 0.02", "> > 0.02");
     let diagnostics = errors_of(root.path());
-    let diagnostic = diagnostics.iter().find(|d| d.message.contains("invalid PromQL")).expect("PromQL error");
+    let diagnostic =
+        diagnostics.iter().find(|d| d.message.contains("could not parse expression")).expect("PromQL error");
     assert!(diagnostic.path.ends_with("rules/metrics.rules.yaml"));
     assert_eq!(
         diagnostic.line,
