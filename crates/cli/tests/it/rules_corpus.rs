@@ -218,3 +218,51 @@ fn fields_newer_than_debian_promtool_are_accepted() {
         assert!(text.contains("field labels not found") && text.contains("field query_offset not found"), "{text}");
     }
 }
+
+/// Expressions whose error position differs from Prometheus's, and why.
+const KNOWN_POSITION_DIFFERENCES: &[(&str, &str)] = &[
+    ("rate(x)", "a type error: Prometheus points at the argument, alertbook at the function name the message quotes"),
+    ("avg_over_time(x[5m:1m:1m])", "`5m:1m:1m` reads as one token, as a metric name with colons would"),
+    ("x)", "Prometheus's lexer reports a stray `)` one column after it"),
+];
+
+/// The `L:C` promtool or alertbook gives inside the expression.
+fn expression_position(output: &str) -> Option<String> {
+    let (_, rest) = output.split_once("could not parse expression: ")?;
+    let mut parts = rest.splitn(3, ':');
+    Some(format!("{}:{}", parts.next()?, parts.next()?))
+}
+
+#[test]
+fn promql_parse_errors_are_at_prometheus_positions() {
+    let Some(promtool) = promtool() else { return };
+    let expressions = std::fs::read_to_string(workspace_root().join("testdata/promql-parse-errors/expressions.txt"))
+        .expect("expressions");
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let path = directory.path().join("bad.rules.yml");
+    let path_text = path.to_str().expect("utf-8 path");
+    let mut agreeing = 0;
+    let mut differences = Vec::new();
+    for expression in expressions.lines().filter(|line| !line.is_empty()) {
+        // The file keeps `\n` as written: a double-quoted YAML string reads it as a newline.
+        let quoted = expression.replace('"', "\\\"");
+        std::fs::write(&path, format!("groups:\n- name: a\n  rules:\n  - alert: X\n    expr: \"{quoted}\"\n"))
+            .expect("write rule file");
+        let theirs = Command::new(promtool).args(["check", "rules", path_text]).output().expect("promtool runs");
+        let ours = alertbook(&["check", path_text]);
+        assert!(!theirs.status.success() && !ours.status.success(), "{expression}: both must refuse it");
+        let theirs = expression_position(&format!("{}{}", stdout(&theirs), stderr(&theirs)));
+        let ours = expression_position(&stderr(&ours));
+        assert!(theirs.is_some() && ours.is_some(), "{expression}: promtool {theirs:?}, alertbook {ours:?}");
+        if KNOWN_POSITION_DIFFERENCES.iter().any(|(known, _)| *known == expression) {
+            continue;
+        }
+        if theirs == ours {
+            agreeing += 1;
+        } else {
+            differences.push(format!("{expression}: promtool {theirs:?}, alertbook {ours:?}"));
+        }
+    }
+    assert!(differences.is_empty(), "positions differ:\n{}", differences.join("\n"));
+    assert!(agreeing >= 20, "only {agreeing} expressions compared");
+}
