@@ -63,7 +63,7 @@ fn check_of_a_broken_rule_file_exits_1_with_a_located_error() {
     let output = alertbook(&["check", path.to_str().expect("utf-8 path")]);
     assert_eq!(output.status.code(), Some(1));
     let text = stderr(&output);
-    assert!(text.contains("bad.rules.yaml:5:15: error: group \"g\", rule 1, \"X\": could not parse expression: 1:5: parse error: unexpected end of input"), "{text}");
+    assert!(text.contains("bad.rules.yaml:5:19: error: group \"g\", rule 1, \"X\": could not parse expression: 1:5: parse error: unclosed left parenthesis"), "{text}");
     assert!(text.contains("5 |         expr: sum("), "{text}");
 }
 
