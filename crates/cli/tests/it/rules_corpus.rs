@@ -51,6 +51,16 @@ fn corpus() -> PathBuf {
 fn promtool_positions(output: &str) -> Vec<(usize, Option<usize>)> {
     let mut positions = Vec::new();
     for line in output.lines() {
+        // YAML errors: `file: yaml: line 5: mapping values are not allowed in this context`,
+        // `  line 3: field labels not found in type rulefmt.RuleGroup`.
+        let yaml_line =
+            line.split_once("yaml: line ").map(|(_, rest)| rest).or_else(|| line.trim_start().strip_prefix("line "));
+        if let Some(number) =
+            yaml_line.and_then(|rest| rest.split_once(':')).and_then(|(number, _)| number.parse().ok())
+        {
+            positions.push((number, None));
+            continue;
+        }
         let Some((_, rest)) = line.split_once(": ") else { continue };
         let Some((position, message)) = rest.split_once(": ") else { continue };
         let Some((line_number, _)) = position.split_once(':') else { continue };
