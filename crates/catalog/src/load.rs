@@ -682,6 +682,22 @@ fn parse_rule_file(source: &mut SourceFile, options: RuleFileOptions) -> Result<
     Err(Diagnostic::file(&source.path, "too many unknown fields"))
 }
 
+/// The 1-based line where a second YAML document starts, if any: Prometheus
+/// reads only the first (Prometheus 3 warns: "Multiple document yaml rules
+/// files are not supported, only the first document is processed").
+pub fn second_document_line(text: &str) -> Option<usize> {
+    let first = first_document(text);
+    let kept = first.split('\n').count();
+    let original: Vec<&str> = text.split('\n').collect();
+    first
+        .split('\n')
+        .zip(&original)
+        .position(|(kept_line, original_line)| kept_line != *original_line)
+        .or_else(|| (original.len() > kept).then_some(kept))
+        .filter(|&index| original[index..].iter().any(|line| !line.trim().is_empty()))
+        .map(|index| index + 1)
+}
+
 /// `text` with every line from the second YAML document on made empty: a
 /// document starts at a `---` line after content, or after a `...` end marker.
 fn first_document(text: &str) -> String {

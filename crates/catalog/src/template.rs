@@ -112,7 +112,33 @@ fn undefined_variable(original: &str) -> Option<ExpandError> {
             None => (rest, ""),
         };
         if inside {
-            text.push_str(part);
+            // String literals in an action hold no variables: `{{ printf "$%s" }}`.
+            let mut quote: Option<char> = None;
+            let mut escaped = false;
+            for character in part.chars() {
+                let blank = match quote {
+                    Some(open) => {
+                        if escaped {
+                            escaped = false;
+                        } else if character == '\\' && open == '"' {
+                            escaped = true;
+                        } else if character == open {
+                            quote = None;
+                        }
+                        true
+                    }
+                    None if character == '"' || character == '`' => {
+                        quote = Some(character);
+                        true
+                    }
+                    None => false,
+                };
+                if blank && character != '\n' {
+                    text.push_str(&" ".repeat(character.len_utf8()));
+                } else {
+                    text.push(character);
+                }
+            }
         } else {
             text.extend(part.chars().map(|c| if c == '\n' { '\n' } else { ' ' }));
             // Keep byte offsets: a multi-byte character becomes as many spaces.
@@ -790,6 +816,11 @@ mod tests {
     #[test]
     fn undefined_variables_and_syntax_errors_are_reported() {
         assert!(check("t", "Instance {{ $label.foo }} down").is_err());
+        assert!(check("t", "costs $5: {{ printf \"$%.2f\" $value }}").is_ok());
+        assert!(check("t", "{{ range $i, $e := query \"up\" }}{{ $e.Labels.job }}{{ end }}").is_ok());
+        assert!(check("t", "{{ value }}").is_ok(), "an argument count is checked when the alert fires");
+        let error = check("t", "ok {{ nosuchfunc 1 }}").expect_err("undefined function");
+        assert_eq!((error.line, error.column, error.message.as_str()), (1, 7, "function \"nosuchfunc\" not defined"));
         let error = check("t", "{{ $labels.x ").expect_err("unclosed action");
         assert_eq!(error.line, 1);
         assert!(check("t", "{{ with query \"up\" }}{{ . | first | value | humanize }}{{ end }}").is_ok());

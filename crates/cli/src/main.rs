@@ -410,6 +410,13 @@ fn check(paths: Vec<PathBuf>, rule_options: catalog::RuleFileOptions) -> anyhow:
         } else {
             match classify_file(path) {
                 FileKind::Rules => catalog::load_rules_with(std::slice::from_ref(path), rule_options).map(|files| {
+                    let text = std::fs::read_to_string(path).unwrap_or_default();
+                    if let Some(line) = catalog::second_document_line(&text) {
+                        eprintln!(
+                            "{}:{line}:1: warning: only the first YAML document of a rule file is read, as in Prometheus",
+                            path.display()
+                        );
+                    }
                     for duplicate in files.iter().flat_map(catalog::duplicate_rules) {
                         eprintln!(
                             "{}: warning: duplicate rule {} with labels {:?}; might cause inconsistency while recording expressions",

@@ -276,3 +276,19 @@ fn promql_parse_errors_are_at_prometheus_positions() {
     assert!(differences.is_empty(), "positions differ:\n{}", differences.join("\n"));
     assert!(agreeing >= 20, "only {agreeing} expressions compared");
 }
+
+#[test]
+fn only_the_first_yaml_document_of_a_rule_file_counts() {
+    // The second document does not even parse; Prometheus reads the first only.
+    let output = alertbook(&["check", "testdata/rules-corpus/cases/multidoc_bad.yml"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).ends_with(": 1 rules\n"), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains("multidoc_bad.yml:6:1: warning: only the first YAML document of a rule file is read"),
+        "{}",
+        stderr(&output)
+    );
+    // A leading `---` starts the first document and `...` ends it: no warning.
+    let output = alertbook(&["check", "testdata/rules-corpus/cases/leading_document_marker.yml"]);
+    assert!(output.status.success() && !stderr(&output).contains("warning"), "{}", stderr(&output));
+}
