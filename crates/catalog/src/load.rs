@@ -694,7 +694,13 @@ pub fn second_document_line(text: &str) -> Option<usize> {
         .zip(&original)
         .position(|(kept_line, original_line)| kept_line != *original_line)
         .or_else(|| (original.len() > kept).then_some(kept))
-        .filter(|&index| original[index..].iter().any(|line| !line.trim().is_empty()))
+        .filter(|&index| {
+            // Only markers, blanks and comments after the first document are no second document.
+            original[index..]
+                .iter()
+                .map(|line| line.trim())
+                .any(|line| !(line.is_empty() || line.starts_with('#') || line == "..." || line == "---"))
+        })
         .map(|index| index + 1)
 }
 
