@@ -26,7 +26,8 @@ pub mod template;
 pub use contracts::{Contract, ContractKind};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use load::{
-    DuplicateRule, LoadOptions, RuleFileOptions, duplicate_rules, load, load_rules, load_rules_with, load_with,
+    DuplicateRule, LoadOptions, NameValidation, RuleFileOptions, duplicate_rules, load, load_rules, load_rules_with,
+    load_with, second_document_line,
 };
 pub use model::*;
 pub use source::SourceFile;

@@ -603,12 +603,65 @@ fn duration_field(
 pub struct RuleFileOptions {
     /// Skip fields the rule-file format does not know (promtool's `--ignore-unknown-fields`).
     pub ignore_unknown_fields: bool,
+    /// Which metric and label names are valid.
+    pub name_validation: NameValidation,
+}
+
+/// Prometheus's name validation schemes for metric and label names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NameValidation {
+    /// `[a-zA-Z_:][a-zA-Z0-9_:]*` for metric names, `[a-zA-Z_][a-zA-Z0-9_]*` for
+    /// label names: Prometheus 2 and every Prometheus-compatible tool.
+    #[default]
+    Legacy,
+    /// Any non-empty UTF-8 string: Prometheus 3's default (`utf8`).
+    Utf8,
+}
+
+impl NameValidation {
+    fn is_valid_metric_name(self, name: &str) -> bool {
+        match self {
+            Self::Legacy => is_legacy_metric_name(name),
+            Self::Utf8 => !name.is_empty(),
+        }
+    }
+
+    fn is_valid_label_name(self, name: &str) -> bool {
+        match self {
+            Self::Legacy => is_identifier(name),
+            Self::Utf8 => !name.is_empty(),
+        }
+    }
+
+    /// What to add to a refusal of `name` under this scheme: a name only the
+    /// UTF-8 scheme accepts is reported as such.
+    fn refusal_note(self, name: &str) -> &'static str {
+        if self == Self::Legacy && !name.is_empty() {
+            "; Prometheus 3 accepts it under the utf8 name validation scheme (--name-validation-scheme utf8)"
+        } else {
+            ""
+        }
+    }
+}
+
+fn is_legacy_metric_name(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
 /// Parses a rule file; with `ignore_unknown_fields`, each unknown key (and the
 /// block under it) is blanked out and parsing retried, keeping line numbers.
+///
+/// Only the first YAML document counts, as in Prometheus (its decoder reads one
+/// document; Prometheus 3 warns about the others): the rest of the file is
+/// blanked out, keeping line numbers. An empty or null document is a file of
+/// 0 groups.
 fn parse_rule_file(source: &mut SourceFile, options: RuleFileOptions) -> Result<RawRuleFile, Diagnostic> {
     const MOST_UNKNOWN_FIELDS: usize = 1000;
+    source.text = first_document(&source.text);
+    if document_is_null(&source.text) {
+        return Ok(RawRuleFile::default());
+    }
     for _ in 0..MOST_UNKNOWN_FIELDS {
         match source.parse_yaml::<RawRuleFile>() {
             Ok(raw) => return Ok(raw),
@@ -627,6 +680,65 @@ fn parse_rule_file(source: &mut SourceFile, options: RuleFileOptions) -> Result<
         }
     }
     Err(Diagnostic::file(&source.path, "too many unknown fields"))
+}
+
+/// The 1-based line where a second YAML document starts, if any: Prometheus
+/// reads only the first (Prometheus 3 warns: "Multiple document yaml rules
+/// files are not supported, only the first document is processed").
+pub fn second_document_line(text: &str) -> Option<usize> {
+    let first = first_document(text);
+    let kept = first.split('\n').count();
+    let original: Vec<&str> = text.split('\n').collect();
+    first
+        .split('\n')
+        .zip(&original)
+        .position(|(kept_line, original_line)| kept_line != *original_line)
+        .or_else(|| (original.len() > kept).then_some(kept))
+        .filter(|&index| {
+            // Only markers, blanks and comments after the first document are no second document.
+            original[index..]
+                .iter()
+                .map(|line| line.trim())
+                .any(|line| !(line.is_empty() || line.starts_with('#') || line == "..." || line == "---"))
+        })
+        .map(|index| index + 1)
+}
+
+/// `text` with every line from the second YAML document on made empty: a
+/// document starts at a `---` line after content, or after a `...` end marker.
+fn first_document(text: &str) -> String {
+    let mut seen_content = false;
+    let mut ended = false;
+    let mut lines: Vec<&str> = Vec::new();
+    for line in text.split('\n') {
+        let marker =
+            |mark: &str| line.starts_with(mark) && line[mark.len()..].chars().next().is_none_or(char::is_whitespace);
+        if !ended && ((marker("---") && seen_content) || marker("...")) {
+            ended = true;
+        }
+        if ended {
+            lines.push("");
+            continue;
+        }
+        let trimmed = line.trim();
+        if !trimmed.is_empty() && !trimmed.starts_with('#') && !trimmed.starts_with('%') && !marker("---") {
+            seen_content = true;
+        }
+        lines.push(line);
+    }
+    lines.join("\n")
+}
+
+/// Whether a single-document text holds nothing but comments, markers and a null.
+fn document_is_null(text: &str) -> bool {
+    let content: Vec<&str> = text
+        .lines()
+        .map(|line| line.split(" #").next().unwrap_or(line).trim())
+        .filter(|line| !line.is_empty() && !line.starts_with('#') && !line.starts_with('%'))
+        .map(|line| line.strip_prefix("---").map_or(line, str::trim))
+        .filter(|line| !line.is_empty())
+        .collect();
+    matches!(content.as_slice(), [] | ["null" | "Null" | "NULL" | "~"])
 }
 
 /// `text` with the key at 1-based `line` and its indented block replaced by
@@ -682,16 +794,24 @@ fn load_rule_file_with(
         }
     };
     let before = errors.len();
+    let scheme = options.name_validation;
     let mut groups = Vec::new();
     let mut locations = Vec::new();
     let mut group_names = BTreeSet::new();
-    for raw_group in raw.groups {
-        if raw_group.name.value.is_empty() {
-            errors.push(source.error_at_value(&raw_group.name, "group name must not be empty"));
-        } else if !group_names.insert(raw_group.name.value.clone()) {
+    for spanned_group in raw.groups {
+        let group_location = spanned_group.referenced;
+        let raw_group = spanned_group.value;
+        let name = raw_group.name.as_ref().and_then(|name| name.value.clone()).unwrap_or_default();
+        // As rulefmt, both group errors point at the group.
+        if name.is_empty() {
+            errors.push(source.error_at_location(&group_location, "Groupname must not be empty"));
+        } else if !group_names.insert(name.clone()) {
             errors.push(
-                source.error_at_value(&raw_group.name, format!("{:?}: repeated group name", raw_group.name.value)),
+                source.error_at_location(&group_location, format!("groupname: {name:?} is repeated in the same file")),
             );
+        }
+        for (label, value) in &raw_group.labels {
+            check_label(&source, scheme, label, value, &format!("group {name:?}"), errors);
         }
         let datasource = raw_group.datasource.as_ref().map_or(RawDatasource::Metrics, |spanned| spanned.value);
         if datasource == RawDatasource::Probe
@@ -705,55 +825,102 @@ fn load_rule_file_with(
         let interval = duration_field(&source, &raw_group.interval, "interval", errors);
         let query_offset = duration_field(&source, &raw_group.query_offset, "query_offset", errors);
         let mut rules = Vec::new();
-        for spanned_rule in raw_group.rules {
+        for (index, spanned_rule) in raw_group.rules.into_iter().enumerate() {
             let raw_rule = spanned_rule.value;
             let rule_location = spanned_rule.referenced;
-            let kind = match (&raw_rule.alert, &raw_rule.record) {
-                (Some(alert), None) => {
-                    if !is_identifier(&alert.value) {
-                        errors.push(source.error_at_value(alert, format!("invalid alert name {:?}", alert.value)));
-                    }
-                    RuleKind::Alert(alert.value.clone())
-                }
+            let alert = set_text(&raw_rule.alert);
+            let record = set_text(&raw_rule.record);
+            let rule_name = alert.as_ref().or(record.as_ref()).map_or("", |name| name.value.as_str());
+            // promtool's context: `group "g", rule 2, "Name": ...`.
+            let context = format!("group {name:?}, rule {}, {rule_name:?}", index + 1);
+            let kind = match (&alert, &record) {
+                // Alert names are label values: any non-empty string.
+                (Some(alert), None) => RuleKind::Alert(alert.value.clone()),
                 (None, Some(record)) => {
-                    let valid =
-                        record.value.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-                            && record.value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
-                    if !valid {
-                        errors.push(
-                            source.error_at_value(record, format!("invalid recording rule name {:?}", record.value)),
-                        );
-                    }
-                    if raw_rule.for_duration.is_some()
-                        || raw_rule.keep_firing_for.is_some()
-                        || !raw_rule.annotations.is_empty()
-                    {
-                        errors.push(source.error_at_location(
-                            &rule_location,
-                            "a recording rule cannot have `for`, `keep_firing_for` or `annotations`",
+                    if !scheme.is_valid_metric_name(&record.value) {
+                        errors.push(source.error_at_value(
+                            record,
+                            format!(
+                                "{context}: invalid recording rule name: {}{}",
+                                record.value,
+                                refusal_note(scheme, &record.value, NameValidation::is_valid_metric_name)
+                            ),
                         ));
+                    } else if record.value.contains(['{', '}']) {
+                        errors.push(source.error_at_value(
+                            record,
+                            format!(
+                                "{context}: braces present in the recording rule name; should it be in expr?: {}",
+                                record.value
+                            ),
+                        ));
+                    }
+                    for (field, present) in [
+                        ("annotations", !raw_rule.annotations.is_empty()),
+                        ("for", has_nonzero_duration(&raw_rule.for_duration)),
+                        ("keep_firing_for", has_nonzero_duration(&raw_rule.keep_firing_for)),
+                    ] {
+                        if present {
+                            errors.push(source.error_at_value(
+                                record,
+                                format!("{context}: invalid field '{field}' in recording rule"),
+                            ));
+                        }
                     }
                     RuleKind::Record(record.value.clone())
                 }
-                (Some(alert), Some(_)) => {
-                    errors.push(source.error_at_value(alert, "a rule has either `alert` or `record`, not both"));
+                (Some(_), Some(record)) => {
+                    errors.push(
+                        source
+                            .error_at_value(record, format!("{context}: only one of 'record' and 'alert' must be set")),
+                    );
                     continue;
                 }
                 (None, None) => {
-                    errors.push(source.error_at_location(&rule_location, "a rule needs `alert` or `record`"));
+                    errors.push(source.error_at_location(
+                        &rule_location,
+                        format!("{context}: one of 'record' or 'alert' must be set"),
+                    ));
                     continue;
                 }
             };
-            if raw_rule.expr.value.trim().is_empty() {
-                errors.push(source.error_at_value(&raw_rule.expr, "expr must not be empty"));
-            } else {
-                let result = match datasource {
-                    RawDatasource::Docker => validate_docker_condition(&raw_rule.expr.value),
-                    RawDatasource::Logs => queries::validate_logql_rule(&raw_rule.expr.value),
-                    other => queries::validate(other, &raw_rule.expr.value),
-                };
-                if let Err(error) = result {
-                    errors.push(source.error_in_value(&raw_rule.expr, error.offset, error.message));
+            let expr = set_text(&raw_rule.expr);
+            match &expr {
+                None => {
+                    let location = raw_rule.expr.as_ref().map_or(rule_location, |expr| expr.referenced);
+                    errors.push(
+                        source.error_at_location(&location, format!("{context}: field 'expr' must be set in rule")),
+                    );
+                }
+                Some(expr) => {
+                    let result = match datasource {
+                        RawDatasource::Docker => validate_docker_condition(&expr.value),
+                        RawDatasource::Logs => queries::validate_logql_rule(&expr.value),
+                        other => queries::validate(other, &expr.value),
+                    };
+                    if let Err(error) = result {
+                        // An error at the very end of a block scalar is shown on its last line.
+                        let offset = if error.offset == expr.value.len() {
+                            expr.value.trim_end_matches('\n').len()
+                        } else {
+                            error.offset
+                        };
+                        errors.push(source.error_in_value(expr, offset, format!("{context}: {}", error.message)));
+                    }
+                }
+            }
+            for (label, value) in &raw_rule.labels {
+                check_label(&source, scheme, label, value, &context, errors);
+            }
+            for (annotation, value) in &raw_rule.annotations {
+                if !scheme.is_valid_label_name(annotation) {
+                    errors.push(source.error_at_value(
+                        value,
+                        format!(
+                            "{context}: invalid annotation name: {annotation}{}",
+                            refusal_note(scheme, annotation, NameValidation::is_valid_label_name)
+                        ),
+                    ));
                 }
             }
             if let RuleKind::Alert(alert) = &kind {
@@ -761,52 +928,91 @@ fn load_rule_file_with(
                 let templates =
                     templates.chain(raw_rule.annotations.iter().map(|(name, value)| ("annotation", name, value)));
                 for (what, name, value) in templates {
-                    if let Err(error) = crate::template::check(&format!("__alert_{alert}"), &value.value) {
-                        let offset = offset_of(&value.value, error.line, error.column);
+                    let Some(text) = &value.value else { continue };
+                    if let Err(error) = crate::template::check(&format!("__alert_{alert}"), text) {
+                        let offset = offset_of(text, error.line, error.column);
+                        let spanned = Spanned::new(text.clone(), value.referenced, value.defined);
                         errors.push(source.error_in_value(
-                            value,
+                            &spanned,
                             offset,
-                            format!("{what} {name:?}: invalid template: {}", error.message),
+                            format!("{context}: {what} {name:?}: invalid template: {}", error.message),
                         ));
                     }
-                }
-            }
-            for name in raw_rule.labels.keys().chain(raw_rule.annotations.keys()) {
-                if !is_identifier(name) {
-                    errors.push(
-                        source.error_at_location(&rule_location, format!("invalid label or annotation name {name:?}")),
-                    );
                 }
             }
             let for_duration = duration_field(&source, &raw_rule.for_duration, "for", errors).unwrap_or_default();
             let keep_firing_for =
                 duration_field(&source, &raw_rule.keep_firing_for, "keep_firing_for", errors).unwrap_or_default();
+            let annotations: BTreeMap<String, Spanned<String>> = raw_rule
+                .annotations
+                .into_iter()
+                .map(|(name, value)| {
+                    (name, Spanned::new(value.value.unwrap_or_default(), value.referenced, value.defined))
+                })
+                .collect();
             locations.push(RawRuleLocation {
-                alert: raw_rule.alert.clone(),
-                runbook_id: raw_rule.annotations.get("runbook_id").cloned(),
-                runbook_url: raw_rule.annotations.get("runbook_url").cloned(),
+                alert: alert.clone(),
+                runbook_id: annotations.get("runbook_id").cloned(),
+                runbook_url: annotations.get("runbook_url").cloned(),
             });
             rules.push(Rule {
                 kind,
-                expr: raw_rule.expr.value.trim_end().to_owned(),
+                expr: expr.map(|expr| expr.value.trim_end().to_owned()).unwrap_or_default(),
                 for_duration,
                 keep_firing_for,
-                labels: raw_rule.labels.into_iter().map(|(name, value)| (name, value.value)).collect(),
-                annotations: raw_rule.annotations.into_iter().map(|(name, value)| (name, value.value)).collect(),
+                labels: raw_rule
+                    .labels
+                    .into_iter()
+                    .map(|(name, value)| (name, value.value.unwrap_or_default()))
+                    .collect(),
+                annotations: annotations.into_iter().map(|(name, value)| (name, value.value)).collect(),
                 line: rule_location.line() as usize,
             });
         }
         groups.push(RuleGroup {
-            name: raw_group.name.value,
+            name,
             interval,
             limit: raw_group.limit,
             query_offset,
-            labels: raw_group.labels,
+            labels: raw_group.labels.into_iter().map(|(name, value)| (name, value.value.unwrap_or_default())).collect(),
             datasource,
             rules,
         });
     }
     (errors.len() == before).then(|| (RuleFile { path: path.to_owned(), groups }, source, locations))
+}
+
+/// A string field that is set: present, not null, not empty (rulefmt's test).
+fn set_text(field: &Option<Spanned<Option<String>>>) -> Option<Spanned<String>> {
+    let field = field.as_ref()?;
+    let text = field.value.as_ref().filter(|text| !text.is_empty())?;
+    Some(Spanned::new(text.clone(), field.referenced, field.defined))
+}
+
+/// Whether a duration field holds a non-zero duration (rulefmt compares with 0).
+fn has_nonzero_duration(field: &Option<Spanned<String>>) -> bool {
+    field.as_ref().is_some_and(|field| parse_duration(&field.value).map_or(true, |duration| !duration.is_zero()))
+}
+
+/// The note added to a name refused under `scheme`, when the UTF-8 scheme would take it.
+fn refusal_note(scheme: NameValidation, name: &str, valid: fn(NameValidation, &str) -> bool) -> &'static str {
+    if valid(NameValidation::Utf8, name) { scheme.refusal_note(name) } else { "" }
+}
+
+/// A rule's or group's label: a valid name other than `__name__` (values are any string).
+fn check_label(
+    source: &SourceFile,
+    scheme: NameValidation,
+    label: &str,
+    value: &Spanned<Option<String>>,
+    context: &str,
+    errors: &mut Vec<Diagnostic>,
+) {
+    if !scheme.is_valid_label_name(label) || label == "__name__" {
+        let note =
+            if label == "__name__" { "" } else { refusal_note(scheme, label, NameValidation::is_valid_label_name) };
+        errors.push(source.error_at_value(value, format!("{context}: invalid label name: {label}{note}")));
+    }
 }
 
 /// The byte offset of a 1-based line and column in `text` (0 when unknown).

@@ -27,12 +27,186 @@ pub fn validate(datasource: RawDatasource, query: &str) -> Result<(), QueryError
     }
 }
 
-/// Parses PromQL; promql-parser's messages carry no position, so the error
-/// points at the start of the expression.
+/// Parses PromQL. promql-parser's messages carry no position, so the error
+/// points where Prometheus points for the same input (see
+/// [`promql_error_offset`]); the message reads as promtool's:
+/// `could not parse expression: 1:13: parse error: unexpected end of input`.
 pub fn validate_promql(query: &str) -> Result<(), QueryError> {
-    promql_parser::parser::parse(query)
-        .map(|_| ())
-        .map_err(|message| QueryError { offset: 0, message: format!("invalid PromQL: {message}") })
+    promql_parser::parser::parse(query).map(|_| ()).map_err(|message| {
+        let (offset, message) = promql_parse_error(query, message);
+        let before = &query[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        QueryError { offset, message: format!("could not parse expression: {line}:{column}: parse error: {message}") }
+    })
+}
+
+/// The byte offset and message of a PromQL parse error: promql-parser's
+/// generic `invalid promql query` becomes Prometheus's `unexpected end of
+/// input` or `unexpected "<token>"` at the offending token.
+pub fn promql_parse_error(query: &str, message: String) -> (usize, String) {
+    let offset = promql_error_offset(query, &message);
+    if message != "invalid promql query" {
+        return (offset, message);
+    }
+    if offset >= query.len() {
+        return (offset, "unexpected end of input".to_owned());
+    }
+    let token = promql_tokens(query).into_iter().find(|token| token.start == offset);
+    match token {
+        Some(token) => (offset, format!("unexpected {:?}", &query[token.start..token.end])),
+        None => (offset, message),
+    }
+}
+
+/// Where a PromQL parse error is, as a byte offset into `query`.
+///
+/// promql-parser reports no position, so it is derived from the tokens: the
+/// error is at the first token after which the query can no longer be
+/// completed into one that parses (completions tried: an operand, a label
+/// matcher, a duration, a grouping, then the brackets still open), which is
+/// the token Prometheus's parser stops at (`sum(x) by` is fine so far,
+/// `sum(rate(x[5m]) by` is not: Prometheus says `1:17: unexpected <by>`). When
+/// every prefix can be completed, the input ended too early and the error is
+/// at its end, trailing newline included, as Prometheus's `unexpected end of
+/// input`. Messages that quote a name (`unknown function with name "foo"`)
+/// point at it.
+pub fn promql_error_offset(query: &str, message: &str) -> usize {
+    for quote in ['\'', '"'] {
+        let mut parts = message.split(quote);
+        parts.next();
+        if let Some(token) = parts.next()
+            && !token.is_empty()
+            && let Some(index) = query.find(token)
+        {
+            return index;
+        }
+    }
+    if !is_syntax_error(message) {
+        // A well-formed query with a wrong meaning: Prometheus points at the start.
+        return query.len() - query.trim_start().len();
+    }
+    let tokens = promql_tokens(query);
+    const MOST_TOKENS: usize = 400;
+    if tokens.len() > MOST_TOKENS {
+        return query.len() - query.trim_start().len();
+    }
+    for (index, token) in tokens.iter().enumerate() {
+        if !can_be_completed(query, &tokens[..=index]) {
+            return token.start;
+        }
+    }
+    query.len()
+}
+
+/// A token of a PromQL query: its byte range.
+#[derive(Debug, Clone, Copy)]
+struct Token {
+    start: usize,
+    end: usize,
+}
+
+/// Splits PromQL into tokens (names, numbers and durations, strings,
+/// operators, brackets); blanks and comments are skipped.
+fn promql_tokens(query: &str) -> Vec<Token> {
+    let bytes = query.as_bytes();
+    let mut tokens = Vec::new();
+    let mut position = 0;
+    while position < bytes.len() {
+        let byte = bytes[position];
+        let start = position;
+        if byte.is_ascii_whitespace() {
+            position += 1;
+            continue;
+        }
+        if byte == b'#' {
+            while position < bytes.len() && bytes[position] != b'\n' {
+                position += 1;
+            }
+            continue;
+        }
+        let is_word =
+            |byte: u8| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b':' || byte == b'.' || byte >= 0x80;
+        if byte == b'"' || byte == b'\'' || byte == b'`' {
+            position += 1;
+            while position < bytes.len() && bytes[position] != byte {
+                if bytes[position] == b'\\' && byte != b'`' {
+                    position += 1;
+                }
+                position += 1;
+            }
+            position = (position + 1).min(bytes.len());
+        } else if is_word(byte) {
+            position += 1;
+            while position < bytes.len() {
+                let next = bytes[position];
+                let exponent_sign = (next == b'+' || next == b'-')
+                    && matches!(bytes[position - 1], b'e' | b'E')
+                    && bytes[start].is_ascii_digit();
+                if is_word(next) || exponent_sign {
+                    position += 1;
+                } else {
+                    break;
+                }
+            }
+        } else {
+            let two = query.get(position..position + 2).unwrap_or("");
+            position += if ["==", "!=", ">=", "<=", "=~", "!~"].contains(&two) { 2 } else { 1 };
+        }
+        while position < bytes.len() && !query.is_char_boundary(position) {
+            position += 1;
+        }
+        tokens.push(Token { start, end: position.min(bytes.len()) });
+    }
+    tokens
+}
+
+/// Whether the query made of `tokens` can be completed into one that parses.
+fn can_be_completed(query: &str, tokens: &[Token]) -> bool {
+    const FILLERS: &[&str] =
+        &["", " x", " 1", "[5m]", " 5m", "5m", " \"v\"", "=\"v\"", " (x)", " (x) x", " (x) (x)", " x[5m]", "x=\"v\""];
+    let Some(last) = tokens.last() else { return true };
+    let prefix = &query[..last.end];
+    let mut closers = Vec::new();
+    for token in tokens {
+        match &query[token.start..token.end] {
+            "(" => closers.push(')'),
+            "{" => closers.push('}'),
+            "[" => closers.push(']'),
+            ")" | "}" | "]" => {
+                closers.pop();
+            }
+            _ => {}
+        }
+    }
+    let closing: String = closers.iter().rev().collect();
+    FILLERS.iter().any(|filler| {
+        ["", " x", " (x)"].iter().any(|operand| {
+            match promql_parser::parser::parse(&format!("{prefix}{filler}{closing}{operand}")) {
+                Ok(_) => true,
+                // Well-formed but wrong in meaning (the fillers' types, argument counts): the syntax goes on.
+                Err(message) => !is_syntax_error(&message),
+            }
+        })
+    })
+}
+
+/// Whether a promql-parser message is about syntax, not about types,
+/// argument counts or matchers of a well-formed query.
+fn is_syntax_error(message: &str) -> bool {
+    const MEANING: &[&str] = &[
+        "expected type",
+        "argument",
+        "at least one non-empty matcher",
+        "unknown function",
+        "vector matching",
+        "only allowed",
+        "not allowed",
+        "must be",
+        "label duplicated",
+        "no grouping",
+    ];
+    message.is_empty() || !MEANING.iter().any(|meaning| message.contains(meaning))
 }
 
 /// Parses LogQL with alertbook's LogQL parser.

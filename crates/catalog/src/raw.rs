@@ -125,45 +125,71 @@ pub struct RawBranch {
 }
 
 /// A Prometheus rule file, with alertbook's optional per-group `datasource`.
-#[derive(Debug, Deserialize)]
+///
+/// As Prometheus's `rulefmt` (YAML v3 into Go structs): a field written with no
+/// value (`rules:`, `labels:`, `expr:`) is null and reads as the field's zero
+/// value, so `rules:` alone is a group of 0 rules and `expr:` alone is an
+/// unset expression that validation then refuses.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRuleFile {
-    pub groups: Vec<RawRuleGroup>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub groups: Vec<Spanned<RawRuleGroup>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRuleGroup {
-    pub name: Spanned<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub name: Option<Spanned<Option<String>>>,
     #[serde(default)]
     pub interval: Option<Spanned<String>>,
     #[serde(default)]
     pub limit: Option<u64>,
     #[serde(default)]
     pub query_offset: Option<Spanned<String>>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub labels: BTreeMap<String, Spanned<Option<String>>>,
     /// alertbook extension: `metrics` (PromQL, the default), `logs`, `sql`, `docker`.
     #[serde(default)]
     pub datasource: Option<Spanned<RawDatasource>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub rules: Vec<Spanned<RawRule>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
-    #[serde(default)]
-    pub record: Option<Spanned<String>>,
-    #[serde(default)]
-    pub alert: Option<Spanned<String>>,
-    pub expr: Spanned<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub record: Option<Spanned<Option<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub alert: Option<Spanned<Option<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub expr: Option<Spanned<Option<String>>>,
     #[serde(default, rename = "for")]
     pub for_duration: Option<Spanned<String>>,
     #[serde(default)]
     pub keep_firing_for: Option<Spanned<String>>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, Spanned<String>>,
-    #[serde(default)]
-    pub annotations: BTreeMap<String, Spanned<String>>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub labels: BTreeMap<String, Spanned<Option<String>>>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub annotations: BTreeMap<String, Spanned<Option<String>>>,
+}
+
+/// A null value (a key written with nothing after it) reads as the default.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// A key that is written is present, even with a null value (kept with its location).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }

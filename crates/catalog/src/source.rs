@@ -63,7 +63,14 @@ impl SourceFile {
             // Block scalar: the value starts on the next line, indented.
             let first_line = if block_scalar { line + 1 } else { line };
             let target = first_line + newlines;
-            let text = self.line_text(target).unwrap_or_default();
+            // A block scalar's lines keep what they are indented beyond its first line.
+            // (The value's location is its `key: |` line or its first content line.)
+            let after_indicator = line
+                .checked_sub(1)
+                .and_then(|previous| self.line_text(previous))
+                .is_some_and(|previous| previous.trim_end().ends_with(['|', '>', '-', '+']));
+            let indent_line = if block_scalar || after_indicator { first_line } else { target };
+            let text = self.line_text(indent_line).unwrap_or_default();
             let indent = text.len() - text.trim_start().len();
             let within = before.rsplit('\n').next().unwrap_or("").chars().count();
             return self.error_at(target, indent + within + 1, message);

@@ -76,10 +76,167 @@ pub fn expand(
     template.execute_to_string(&root).map_err(|error| located(error, HEADER.len()))
 }
 
-/// Parses and executes `text` against synthetic data, as a load-time check.
+/// Parses `text` behind the header with Prometheus's function map, as a
+/// load-time check: Prometheus's `ParseTest`, which `promtool check rules`
+/// runs. Syntax errors and undefined functions are refused; a call with the
+/// wrong number of arguments (`{{ value }}`) parses and fails only when the
+/// alert fires, as in Prometheus.
 pub fn check(name: &str, text: &str) -> Result<(), ExpandError> {
+    if !text.contains("{{") {
+        return Ok(());
+    }
     let query: QueryFunction = Arc::new(|_| Ok(vec![QuerySample { labels: BTreeMap::new(), value: 0.0 }]));
-    expand(name, text, &TemplateData::default(), Some(query)).map(|_| ())
+    let functions = function_map(&TemplateData::default(), Some(query));
+    let known = |word: &str| functions.contains_key(word) || GO_BUILTINS.contains(&word);
+    undefined_function(text, known).map_or(Ok(()), Err)?;
+    undefined_variable(text).map_or(Ok(()), Err)?;
+    Template::new(name)
+        .missing_key(MissingKey::ZeroValue)
+        .funcs(functions.clone())
+        .parse(&format!("{HEADER}{text}"))
+        .map(|_| ())
+        .map_err(|error| located(error, HEADER.len()))
+}
+
+/// The first `$name` a template reads that neither the header nor the
+/// template declares (`$x :=`, `range $i, $e :=`), as Go's parser refuses it.
+fn undefined_variable(original: &str) -> Option<ExpandError> {
+    // Only actions declare and read variables: blank the text around them, keeping offsets.
+    let mut text = String::with_capacity(original.len());
+    let mut inside = false;
+    let mut rest = original;
+    while !rest.is_empty() {
+        let marker = if inside { "}}" } else { "{{" };
+        let (part, next) = match rest.find(marker) {
+            Some(index) => (&rest[..index + marker.len()], &rest[index + marker.len()..]),
+            None => (rest, ""),
+        };
+        if inside {
+            // String literals in an action hold no variables: `{{ printf "$%s" }}`.
+            let mut quote: Option<char> = None;
+            let mut escaped = false;
+            for character in part.chars() {
+                let blank = match quote {
+                    Some(open) => {
+                        if escaped {
+                            escaped = false;
+                        } else if character == '\\' && open == '"' {
+                            escaped = true;
+                        } else if character == open {
+                            quote = None;
+                        }
+                        true
+                    }
+                    None if character == '"' || character == '`' => {
+                        quote = Some(character);
+                        true
+                    }
+                    None => false,
+                };
+                if blank && character != '\n' {
+                    text.push_str(&" ".repeat(character.len_utf8()));
+                } else {
+                    text.push(character);
+                }
+            }
+        } else {
+            text.extend(part.chars().map(|c| if c == '\n' { '\n' } else { ' ' }));
+            // Keep byte offsets: a multi-byte character becomes as many spaces.
+            let blanked: usize = part.chars().map(|c| c.len_utf8() - 1).sum();
+            text.push_str(&" ".repeat(blanked));
+        }
+        inside = !inside;
+        rest = next;
+    }
+    let text = text.as_str();
+    let variables: Vec<(usize, &str)> = text
+        .match_indices('$')
+        .map(|(index, _)| {
+            let name_length = text[index + 1..]
+                .char_indices()
+                .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
+                .map_or(text.len() - index - 1, |(length, _)| length);
+            (index, &text[index + 1..index + 1 + name_length])
+        })
+        .filter(|(_, name)| !name.is_empty())
+        .collect();
+    let declared: Vec<&str> = variables
+        .iter()
+        .filter(|(index, name)| {
+            let after = text[index + 1 + name.len()..].trim_start();
+            after.starts_with(":=") || after.starts_with('=') || after.starts_with(',')
+        })
+        .map(|(_, name)| *name)
+        .chain(["labels", "externalLabels", "externalURL", "value"])
+        .collect();
+    let (index, name) = variables.into_iter().find(|(_, name)| !declared.contains(name))?;
+    let line = text[..index].matches('\n').count() + 1;
+    let column = text[..index].rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    Some(ExpandError { line, column, message: format!("undefined variable \"${name}\"") })
+}
+
+/// Go's predefined template functions and the words of its action syntax.
+const GO_BUILTINS: &[&str] = &[
+    "and", "or", "not", "len", "index", "slice", "print", "printf", "println", "html", "js", "urlquery", "call", "eq",
+    "ne", "lt", "le", "gt", "ge", "if", "else", "end", "range", "with", "define", "template", "block", "break",
+    "continue", "nil", "true", "false",
+];
+
+/// The first bare word inside an action that names no function, as Go's
+/// template parser refuses it (`function "x" not defined`); words inside
+/// strings, fields (`.x`) and variables (`$x`) are not function names.
+fn undefined_function(text: &str, known: impl Fn(&str) -> bool) -> Option<ExpandError> {
+    let mut rest = text;
+    let mut consumed = 0;
+    while let Some(start) = rest.find("{{") {
+        let action_start = consumed + start + 2;
+        let action = &text[action_start..];
+        let end = action.find("}}").unwrap_or(action.len());
+        let action = &action[..end];
+        let mut characters = action.char_indices().peekable();
+        let mut previous = ' ';
+        while let Some((index, character)) = characters.next() {
+            if character == '"' || character == '`' {
+                let mut escaped = false;
+                for (_, inner) in characters.by_ref() {
+                    if character == '"' && inner == '\\' && !escaped {
+                        escaped = true;
+                        continue;
+                    }
+                    if inner == character && !escaped {
+                        break;
+                    }
+                    escaped = false;
+                }
+                previous = character;
+                continue;
+            }
+            if character.is_alphabetic() || character == '_' {
+                let mut word_end = index + character.len_utf8();
+                while let Some(&(next_index, next)) = characters.peek() {
+                    if !(next.is_alphanumeric() || next == '_') {
+                        break;
+                    }
+                    word_end = next_index + next.len_utf8();
+                    characters.next();
+                }
+                let word = &action[index..word_end];
+                let is_field_or_variable = previous == '.' || previous == '$' || previous.is_alphanumeric();
+                if !is_field_or_variable && !known(word) {
+                    let position = action_start + index;
+                    let line = text[..position].matches('\n').count() + 1;
+                    let column = text[..position].rsplit('\n').next().unwrap_or("").chars().count() + 1;
+                    return Some(ExpandError { line, column, message: format!("function {word:?} not defined") });
+                }
+                previous = 'a';
+                continue;
+            }
+            previous = character;
+        }
+        consumed = action_start + end;
+        rest = &text[consumed.min(text.len())..];
+    }
+    None
 }
 
 fn located(error: TemplateError, header_length: usize) -> ExpandError {
@@ -659,6 +816,11 @@ mod tests {
     #[test]
     fn undefined_variables_and_syntax_errors_are_reported() {
         assert!(check("t", "Instance {{ $label.foo }} down").is_err());
+        assert!(check("t", "costs $5: {{ printf \"$%.2f\" $value }}").is_ok());
+        assert!(check("t", "{{ range $i, $e := query \"up\" }}{{ $e.Labels.job }}{{ end }}").is_ok());
+        assert!(check("t", "{{ value }}").is_ok(), "an argument count is checked when the alert fires");
+        let error = check("t", "ok {{ nosuchfunc 1 }}").expect_err("undefined function");
+        assert_eq!((error.line, error.column, error.message.as_str()), (1, 7, "function \"nosuchfunc\" not defined"));
         let error = check("t", "{{ $labels.x ").expect_err("unclosed action");
         assert_eq!(error.line, 1);
         assert!(check("t", "{{ with query \"up\" }}{{ . | first | value | humanize }}{{ end }}").is_ok());

@@ -43,6 +43,20 @@ pub const SELF_SCRAPE_JOB: &str = "alertbook";
 /// How often alertbook scrapes itself.
 pub const SELF_SCRAPE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// The keys of a configuration file; `alertbook check` tells a configuration
+/// from a rule file by them.
+pub const TOP_LEVEL_KEYS: &[&str] = &[
+    "catalog",
+    "listen",
+    "data",
+    "global",
+    "scrape_self",
+    "scrape_configs",
+    "datasources",
+    "rule_datasources",
+    "logs",
+];
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {

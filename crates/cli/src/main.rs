@@ -48,8 +48,10 @@ enum Command {
     ///
     /// A directory with a catalog.yaml is checked as a catalog: runbook entries, triage
     /// steps, contracts and rule files, and the links between them. A file is checked as a
-    /// rule file when it has `groups`, as a contract when it has `kind`, else as a
-    /// configuration file. All errors are printed at once as file:line:col with the source
+    /// contract when it has `kind`, as a configuration file when it has one of the
+    /// configuration's keys (`catalog`, `listen`, `scrape_configs`...), else as a Prometheus
+    /// rule file, accepted exactly as `promtool check rules` accepts it (an empty file is a
+    /// rule file of 0 groups). All errors are printed at once as file:line:col with the source
     /// line; the exit status is 1 when any error was found. Without PATH, checks the
     /// default catalog.
     Check {
@@ -59,6 +61,10 @@ enum Command {
         /// A configuration file (alertbook.yaml) to check, with the catalog it names.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Which metric and label names rule files may use: `legacy` ([a-zA-Z_:][a-zA-Z0-9_:]*,
+        /// Prometheus 2) or `utf8` (any UTF-8 string, Prometheus 3's default).
+        #[arg(long, value_name = "SCHEME", default_value = "legacy", value_parser = ["legacy", "utf8"])]
+        name_validation_scheme: String,
     },
     /// List the runbook's alerts, or print one entry by ID (A3) or alertname (PiiLeakDetected).
     Runbook {
@@ -213,7 +219,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(arguments) => run(arguments),
-        Command::Check { paths, config } => check(paths, config),
+        Command::Check { paths, config, name_validation_scheme } => {
+            let name_validation = match name_validation_scheme.as_str() {
+                "utf8" => catalog::NameValidation::Utf8,
+                _ => catalog::NameValidation::Legacy,
+            };
+            check(paths, config, catalog::RuleFileOptions { name_validation, ..Default::default() })
+        }
         Command::Runbook { key, catalog, markdown } => runbook(key, &catalog, markdown),
         Command::Test(TestCommand::Promql { files, quiet }) => test_promql(&files, quiet),
         Command::Test(TestCommand::Rules { files, run, ignore_unknown_fields, junit }) => {
@@ -409,8 +421,10 @@ fn classify_file(path: &Path) -> FileKind {
         FileKind::Rules
     } else if has_key("kind") {
         FileKind::Contract
-    } else {
+    } else if config::TOP_LEVEL_KEYS.iter().any(|key| has_key(key)) {
         FileKind::Config
+    } else {
+        FileKind::Rules
     }
 }
 
@@ -420,7 +434,11 @@ enum FileKind {
     Config,
 }
 
-fn check(paths: Vec<PathBuf>, config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+fn check(
+    paths: Vec<PathBuf>,
+    config_path: Option<PathBuf>,
+    rule_options: catalog::RuleFileOptions,
+) -> anyhow::Result<ExitCode> {
     let paths =
         if paths.is_empty() && config_path.is_none() { vec![PathBuf::from(config::DEFAULT_CATALOG)] } else { paths };
     let mut failed = false;
@@ -439,7 +457,14 @@ fn check(paths: Vec<PathBuf>, config_path: Option<PathBuf>) -> anyhow::Result<Ex
             Err(catalog::Diagnostics(vec![catalog::Diagnostic::file(path, "no such file or directory")]))
         } else {
             match classify_file(path) {
-                FileKind::Rules => catalog::load_rules(std::slice::from_ref(path)).map(|files| {
+                FileKind::Rules => catalog::load_rules_with(std::slice::from_ref(path), rule_options).map(|files| {
+                    let text = std::fs::read_to_string(path).unwrap_or_default();
+                    if let Some(line) = catalog::second_document_line(&text) {
+                        eprintln!(
+                            "{}:{line}:1: warning: only the first YAML document of a rule file is read, as in Prometheus",
+                            path.display()
+                        );
+                    }
                     for duplicate in files.iter().flat_map(catalog::duplicate_rules) {
                         eprintln!(
                             "{}: warning: duplicate rule {} with labels {:?}; might cause inconsistency while recording expressions",

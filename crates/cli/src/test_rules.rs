@@ -266,7 +266,8 @@ fn run_file(path: &Path, options: &Options) -> FileOutcome {
             Err(error) => outcome.errors.push(format!("    rule_files: {pattern:?}: {error}")),
         }
     }
-    let rule_options = catalog::RuleFileOptions { ignore_unknown_fields: options.ignore_unknown_fields };
+    let rule_options =
+        catalog::RuleFileOptions { ignore_unknown_fields: options.ignore_unknown_fields, ..Default::default() };
     let rule_files = match catalog::load_rules_with(&rule_paths, rule_options) {
         Ok(files) => files,
         Err(diagnostics) => {

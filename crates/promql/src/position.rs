@@ -2,7 +2,8 @@
 //!
 //! `promql-parser` keeps no positions in its AST nor in its error messages, so
 //! this module derives them from the query text: parse errors point at the
-//! token the message quotes (or the end of input), annotations point at the
+//! token Prometheus's parser stops at (found from the tokens by
+//! `catalog::queries::promql_error_offset`) or the end of input, annotations point at the
 //! first occurrence of the annotated sub-expression after an anchor such as
 //! the enclosing function name. Positions are 1-based line and column
 //! (columns count characters). It never fails: when nothing is found it
@@ -22,30 +23,13 @@ pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// Builds a parse error with a position guessed from the parser's message.
+/// Builds a parse error at the position Prometheus reports for the same
+/// query: the offending token or the end of the input
+/// (`catalog::queries::promql_parse_error`, shared with `alertbook check`).
 pub(crate) fn parse_error(query: &str, message: String) -> Error {
-    let offset = guess_error_offset(query, &message);
+    let (offset, message) = catalog::queries::promql_parse_error(query, message);
     let (line, column) = line_column(query, offset);
     Error::Parse { message, line, column, offset }
-}
-
-fn guess_error_offset(query: &str, message: &str) -> usize {
-    // Messages quote the offending token as 'token' or "token".
-    for quote in ['\'', '"'] {
-        let mut parts = message.split(quote);
-        parts.next();
-        if let Some(token) = parts.next()
-            && !token.is_empty()
-            && let Some(index) = query.find(token)
-        {
-            return index;
-        }
-    }
-    let trimmed = query.trim_end();
-    if message.contains("unexpected end of input") || message.contains("EOF") {
-        return trimmed.len();
-    }
-    query.len() - query.trim_start().len()
 }
 
 /// Where `expr` appears in `query`, searched after the first occurrence of

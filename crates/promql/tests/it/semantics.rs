@@ -165,9 +165,16 @@ fn parse_errors_carry_a_position() {
     let Error::Parse { line, column, .. } = error else {
         panic!("expected a parse error, got {error:?}");
     };
-    assert_eq!(line, 1);
-    assert!(column >= 1);
+    // Prometheus: `1:16: parse error: unclosed left parenthesis`, at the end of the input.
+    assert_eq!((line, column), (1, 16));
     assert!(error.to_string().contains("best-effort position"));
+    // Prometheus: `2:15: parse error: unexpected <by>`, the token it stops at.
+    let error =
+        engine().instant_query(&MemStore::new(), "sum(\n  x) by (job) by (instance)", 0).expect_err("two groupings");
+    let Error::Parse { line, column, .. } = error else {
+        panic!("expected a parse error, got {error:?}");
+    };
+    assert_eq!((line, column), (2, 15));
 }
 
 #[test]

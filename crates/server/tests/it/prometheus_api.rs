@@ -91,8 +91,12 @@ async fn errors_have_prometheus_shape() {
     assert_eq!(body["status"], "error");
     assert_eq!(body["errorType"], "bad_data");
     let message = body["error"].as_str().expect("message");
-    assert!(message.starts_with("invalid parameter \"query\": 1:"), "{message}");
-    assert!(message.contains("parse error"), "{message}");
+    // Prometheus answers `1:16: parse error: unclosed left parenthesis` for this query: the end of the input.
+    assert_eq!(message, "invalid parameter \"query\": 1:16: parse error: unclosed left parenthesis");
+    // The offending token, as Prometheus's `1:17: parse error: unexpected <by> in aggregation`.
+    let (_, body) = get("/api/v1/query?query=sum(rate(x%5B5m%5D)%20by%20(job)").await;
+    let message = body["error"].as_str().expect("message");
+    assert!(message.starts_with("invalid parameter \"query\": 1:17: parse error: "), "{message}");
 
     let (status, body) = get("/api/v1/query?query=up&time=yesterday").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
