@@ -156,6 +156,18 @@ pub fn populate(
     group_labels: &Labels,
     target_labels: &Labels,
 ) -> Result<Option<Target>, String> {
+    let Some(relabeled) =
+        relabel::relabel(&discovered_labels(config, group_labels, target_labels), &config.relabel_configs)
+    else {
+        return Ok(None);
+    };
+    target_from_relabeled(config, relabeled)
+}
+
+/// A group member's labels before relabeling: group and target labels with
+/// the job's defaults (`job`, `__scheme__`, `__metrics_path__`, interval,
+/// timeout, `__param_*`) where not set.
+pub fn discovered_labels(config: &ScrapeConfig, group_labels: &Labels, target_labels: &Labels) -> Labels {
     let mut builder = LabelsBuilder::default();
     for label in group_labels.iter().chain(target_labels.iter()) {
         builder.set(label.name.clone(), label.value.clone());
@@ -180,9 +192,10 @@ pub fn populate(
             builder.set(label, first.clone());
         }
     }
-    let Some(relabeled) = relabel::relabel(&builder.build(), &config.relabel_configs) else {
-        return Ok(None);
-    };
+    builder.build()
+}
+
+fn target_from_relabeled(config: &ScrapeConfig, relabeled: Labels) -> Result<Option<Target>, String> {
     let Some(address) = relabeled.get(ADDRESS_LABEL) else {
         return Ok(None);
     };
@@ -260,7 +273,14 @@ pub fn populate(
 /// Every target of a job from its groups, in order, duplicates (same labels)
 /// removed; unusable targets are logged and skipped.
 pub fn discover(config: &ScrapeConfig, groups: &[TargetGroup]) -> Vec<Target> {
+    discover_with_dropped(config, groups).0
+}
+
+/// [`discover`], and the labels before relabeling of the targets relabeling
+/// dropped (for the targets API's `droppedTargets`).
+pub fn discover_with_dropped(config: &ScrapeConfig, groups: &[TargetGroup]) -> (Vec<Target>, Vec<Labels>) {
     let mut targets: Vec<Target> = Vec::new();
+    let mut dropped = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for group in groups {
         for target_labels in &group.targets {
@@ -270,14 +290,14 @@ pub fn discover(config: &ScrapeConfig, groups: &[TargetGroup]) -> Vec<Target> {
                         targets.push(target);
                     }
                 }
-                Ok(None) => {}
+                Ok(None) => dropped.push(discovered_labels(config, &group.labels, target_labels)),
                 Err(message) => {
                     tracing::warn!(job = %config.job_name, source = %group.source, error = %message, "target dropped")
                 }
             }
         }
     }
-    targets
+    (targets, dropped)
 }
 
 #[cfg(test)]
