@@ -10,6 +10,8 @@ mod loki_api;
 mod prometheus_api;
 mod remote_write;
 mod rules_api;
+mod shape;
+mod status_api;
 
 fn state() -> std::sync::Arc<server::AppState> {
     state_with(std::sync::Arc::new(tsdb::MemStore::new()))
