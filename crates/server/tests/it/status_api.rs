@@ -176,12 +176,13 @@ async fn format_query_prints_as_prometheus() {
 #[tokio::test]
 async fn status_config_flags_runtimeinfo_buildinfo_and_alertmanagers() {
     let state = super::state();
-    let mut status = server::ServerStatus::default();
-    status.config_yaml = "global:\n  scrape_interval: 1m\n".into();
-    status.flags.insert("query.lookback-delta".into(), "5m".into());
-    status.alertmanagers.push("http://127.0.0.1:9093/api/v2/alerts".into());
-    status.storage_retention = "15d".into();
-    state.set_status(status);
+    state.set_status(server::ServerStatus {
+        config_yaml: "global:\n  scrape_interval: 1m\n".into(),
+        flags: [("query.lookback-delta".to_owned(), "5m".to_owned())].into(),
+        alertmanagers: vec!["http://127.0.0.1:9093/api/v2/alerts".into()],
+        storage_retention: "15d".into(),
+        ..Default::default()
+    });
     for (uri, fixture_name, maps) in [
         ("/api/v1/status/config", "status_config.json", &[][..]),
         ("/api/v1/status/flags", "status_flags.json", &["data"][..]),
@@ -328,9 +329,10 @@ async fn federation_serves_the_latest_samples_as_text() {
     store.append(&series("up", "gone"), now - 10_000, tsdb::STALE_NAN).expect("append");
     store.append(&series("process_bytes", "a"), now - 15_000, 2_391_512.0).expect("append");
     let state = super::state_with(store);
-    let mut status = server::ServerStatus::default();
-    status.external_labels = Labels::from_pairs([("region", "eu"), ("job", "ignored")]);
-    state.set_status(status);
+    state.set_status(server::ServerStatus {
+        external_labels: Labels::from_pairs([("region", "eu"), ("job", "ignored")]),
+        ..Default::default()
+    });
     let (code, content_type, body) =
         get_text(&state, "/federate?match[]=up&match[]=%7B__name__%3D%22process_bytes%22%7D").await;
     assert_eq!(code, StatusCode::OK);
