@@ -12,6 +12,7 @@
 mod federate;
 mod json;
 mod loki_api;
+mod loki_explore;
 pub mod metrics;
 mod params;
 mod prometheus_api;
@@ -29,6 +30,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use catalog::Catalog;
+
+/// How many pushes a live tail may fall behind before it misses some.
+const TAIL_BACKLOG: usize = 1024;
 
 /// Shared, read-mostly state of the server.
 #[derive(Debug)]
@@ -55,6 +59,8 @@ pub struct AppState {
     pub targets: Arc<scrape::status::Targets>,
     /// Configuration, flags and start time (`/api/v1/status/...`).
     status: std::sync::RwLock<Arc<ServerStatus>>,
+    /// Pushed streams, as stored (redacted), for `/loki/api/v1/tail`.
+    tails: tokio::sync::broadcast::Sender<Arc<Vec<logstore::PushStream>>>,
 }
 
 /// What the status endpoints report about the running server; the CLI fills it.
@@ -142,7 +148,20 @@ impl AppState {
             exemplars: Arc::default(),
             targets: Arc::default(),
             status: std::sync::RwLock::new(Arc::default()),
+            tails: tokio::sync::broadcast::channel(TAIL_BACKLOG).0,
         })
+    }
+
+    /// Hands pushed streams to the live tails, if any listen.
+    pub(crate) fn publish_to_tails(&self, streams: &[logstore::PushStream]) {
+        if self.tails.receiver_count() > 0 {
+            let _ = self.tails.send(Arc::new(streams.to_vec()));
+        }
+    }
+
+    /// A receiver of every push from now on.
+    pub(crate) fn subscribe_to_pushes(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<logstore::PushStream>>> {
+        self.tails.subscribe()
     }
 
     /// Sets what the status endpoints report.
@@ -186,6 +205,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
+        .route("/ready", get(ready))
         .merge(runbook::routes())
         .merge(prometheus_api::routes())
         .merge(status_api::routes())

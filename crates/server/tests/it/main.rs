@@ -7,6 +7,7 @@ use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 
 mod loki_api;
+mod loki_explore;
 mod prometheus_api;
 mod remote_write;
 mod rules_api;

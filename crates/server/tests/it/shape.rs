@@ -1,6 +1,6 @@
 //! Structural comparison of an answer with a documented example answer: the
-//! same keys with the same JSON types, array elements shaped like the
-//! example's first element, and, at the paths named as maps, any keys whose
+//! same keys with the same JSON types, each array element shaped like one of
+//! the example's elements, and, at the paths named as maps, any keys whose
 //! values are shaped like the example's first value.
 
 use serde_json::Value;
@@ -57,9 +57,26 @@ fn compare(documented: &Value, actual: &Value, path: &str, maps: &[&str]) -> Res
             Ok(())
         }
         (Value::Array(documented), Value::Array(actual)) => {
-            let Some(example) = documented.first() else { return Ok(()) };
+            if documented.is_empty() {
+                return Ok(());
+            }
+            // Each answered element must be shaped like one of the documented ones.
             for value in actual {
-                compare(example, value, &format!("{path}[]"), maps)?;
+                let mut first_difference = None;
+                for example in documented {
+                    match compare(example, value, &format!("{path}[]"), maps) {
+                        Ok(()) => {
+                            first_difference = None;
+                            break;
+                        }
+                        Err(difference) => {
+                            first_difference.get_or_insert(difference);
+                        }
+                    }
+                }
+                if let Some(difference) = first_difference {
+                    return Err(difference);
+                }
             }
             Ok(())
         }
