@@ -356,3 +356,80 @@ async fn federation_serves_the_latest_samples_as_text() {
     let (code, _, error) = get_text(&state, "/federate?match[]=up%7B").await;
     assert_eq!(code, StatusCode::BAD_REQUEST, "{error}");
 }
+
+/// Expressions of every syntactic kind, short and long.
+const FORMAT_CORPUS: &[&str] = &[
+    "foo/bar",
+    r#"sum by(job)(rate(http_requests_total{job="api",code=~"5.."}[5m])) / on(job) group_left sum by(job)(rate(http_requests_total[5m])) > 0.01"#,
+    r#"histogram_quantile(0.99, sum by (le, service) (rate(request_duration_seconds_bucket{environment="production", service=~"checkout|payment|booking-api"}[5m])))"#,
+    "up == bool 0",
+    "-(node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) * 100",
+    r#"topk(5, sum without (instance) (rate(container_cpu_usage_seconds_total{namespace!="kube-system"}[1m] offset 1h)))"#,
+    "max_over_time(deriv(rate(x[1m])[10m:1m])[1h:5m])",
+    "a + ignoring(instance) group_right(job) b",
+    r#"label_replace(up, "host", "$1", "instance", "(.*):.*")"#,
+    "(((up)))",
+    "absent_over_time(up{job=\"db\"}[15m]) unless on() vector(0)",
+    "count by (le) (http_request_duration_seconds_bucket) and on (le) count(up)",
+    "1.5e3 * 2",
+    "quantile(0.9, rate(latency_seconds_sum[5m]) / rate(latency_seconds_count[5m]))",
+];
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
+}
+
+/// format_query prints every expression of the corpus exactly as a real
+/// Prometheus (the Debian package) does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn format_query_matches_a_real_prometheus() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let port = free_port();
+    let config = directory.path().join("prometheus.yml");
+    std::fs::write(&config, "global:\n  scrape_interval: 1m\nscrape_configs: []\n").expect("write config");
+    let mut prometheus = tokio::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", directory.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("prometheus is installed (Debian package prometheus; scripts/test installs it)");
+    let ask_prometheus = |query: String| async move {
+        let path = format!(
+            "/api/v1/format_query?query={}",
+            form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>()
+        );
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.ok()?;
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let (_, body) = text.split_once("\r\n\r\n")?;
+        serde_json::from_str::<Value>(body.trim()).ok()
+    };
+    let mut ready = false;
+    for _ in 0..80 {
+        if ask_prometheus("up".into()).await.is_some() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(ready, "prometheus did not answer within 20s");
+    let state = super::state();
+    let mut differences = Vec::new();
+    for query in FORMAT_CORPUS {
+        let expected = ask_prometheus((*query).to_owned()).await.expect("prometheus answers");
+        let encoded: String = form_urlencoded::byte_serialize(query.as_bytes()).collect();
+        let (_, answer) = get_json(&state, &format!("/api/v1/format_query?query={encoded}")).await;
+        if answer != expected {
+            differences.push(format!("{query}\n  prometheus: {expected}\n  alertbook:  {answer}"));
+        }
+    }
+    let _ = prometheus.kill().await;
+    assert!(differences.is_empty(), "format_query differs from Prometheus:\n{}", differences.join("\n"));
+}
