@@ -2,9 +2,11 @@
 //!
 //! Key items: [`AppState`] (what handlers read), [`router`] (every route) and
 //! [`serve`] (binds and runs until shutdown). It serves the health endpoints,
-//! the runbook (HTML or Markdown), Prometheus's query API and its rule and
-//! alert API, remote write, Loki's push and query API ([`LogService`]), and
-//! alertbook's own metrics (`/metrics`, [`metrics::Metrics`]).
+//! the runbook (HTML or Markdown), Prometheus's query API, its rule and
+//! alert API, its status and discovery API (metadata, exemplars, targets,
+//! status, `/federate`; [`ServerStatus`]), remote write, Loki's push, query
+//! and exploration API with the live tail ([`LogService`]), and alertbook's
+//! own metrics (`/metrics`, [`metrics::Metrics`]).
 //!
 //! It owns no domain logic: it maps requests onto the catalog and the engines
 //! and their results onto HTTP, one error-to-status mapping for all.
