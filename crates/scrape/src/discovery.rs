@@ -124,7 +124,8 @@ pub struct Target {
     /// The labels attached to every sample of the target (`job`, `instance`,
     /// group labels; no `__` labels).
     pub labels: Labels,
-    /// The labels after relabeling, `__` labels included (for the targets API).
+    /// The labels before relabeling, `__meta_*` and the job's defaults
+    /// included (the targets API's `discoveredLabels`, as Prometheus shows them).
     pub discovered: Labels,
     /// The URL scraped.
     pub url: String,
@@ -156,12 +157,11 @@ pub fn populate(
     group_labels: &Labels,
     target_labels: &Labels,
 ) -> Result<Option<Target>, String> {
-    let Some(relabeled) =
-        relabel::relabel(&discovered_labels(config, group_labels, target_labels), &config.relabel_configs)
-    else {
+    let discovered = discovered_labels(config, group_labels, target_labels);
+    let Some(relabeled) = relabel::relabel(&discovered, &config.relabel_configs) else {
         return Ok(None);
     };
-    target_from_relabeled(config, relabeled)
+    target_from_relabeled(config, relabeled, discovered)
 }
 
 /// A group member's labels before relabeling: group and target labels with
@@ -195,7 +195,11 @@ pub fn discovered_labels(config: &ScrapeConfig, group_labels: &Labels, target_la
     builder.build()
 }
 
-fn target_from_relabeled(config: &ScrapeConfig, relabeled: Labels) -> Result<Option<Target>, String> {
+fn target_from_relabeled(
+    config: &ScrapeConfig,
+    relabeled: Labels,
+    discovered: Labels,
+) -> Result<Option<Target>, String> {
     let Some(address) = relabeled.get(ADDRESS_LABEL) else {
         return Ok(None);
     };
@@ -254,20 +258,7 @@ fn target_from_relabeled(config: &ScrapeConfig, relabeled: Labels) -> Result<Opt
     if labels.get(INSTANCE_LABEL).is_none() {
         labels.set(INSTANCE_LABEL, address);
     }
-    let discovered = relabeled.to_builder();
-    let mut discovered_without_meta = discovered.clone();
-    for label in &relabeled {
-        if label.name.starts_with(META_LABEL_PREFIX) {
-            discovered_without_meta.delete(&label.name);
-        }
-    }
-    Ok(Some(Target {
-        labels: labels.build(),
-        discovered: discovered_without_meta.build(),
-        url,
-        scrape_interval,
-        scrape_timeout,
-    }))
+    Ok(Some(Target { labels: labels.build(), discovered, url, scrape_interval, scrape_timeout }))
 }
 
 /// Every target of a job from its groups, in order, duplicates (same labels)
@@ -325,6 +316,10 @@ mod tests {
         assert_eq!(target.url, "http://a:9100/metrics?module=http%202xx");
         assert_eq!(target.discovered.get("__param_module"), Some("http 2xx"));
         assert_eq!(target.discovered.get("__scrape_interval__"), Some("60s"));
+        // Before relabeling, as the targets API shows them.
+        assert_eq!(target.discovered.get("__address__"), Some("a:9100"));
+        assert_eq!(target.discovered.get("team"), Some("infra"));
+        assert_eq!(target.discovered.get("instance"), None);
     }
 
     #[test]
