@@ -433,3 +433,100 @@ async fn format_query_matches_a_real_prometheus() {
     let _ = prometheus.kill().await;
     assert!(differences.is_empty(), "format_query differs from Prometheus:\n{}", differences.join("\n"));
 }
+
+/// An exporter whose samples carry their own timestamps, so that a real
+/// Prometheus and alertbook store exactly the same samples.
+async fn timestamped_exporter(now_ms: i64) -> std::net::SocketAddr {
+    let body = format!(
+        "# TYPE demo_requests_total counter\n\
+demo_requests_total{{path=\"/a\",code=\"200\"}} 1027 {t}\n\
+demo_requests_total{{path=\"/b\",code=\"500\"}} 3 {t}\n\
+# TYPE demo_memory_bytes gauge\n\
+demo_memory_bytes 2391512 {t}\n\
+demo_ratio{{note=\"quote \\\" and \\\\ backslash\"}} 0.000012 {t}\n\
+demo_old 1 {old}\n",
+        t = now_ms - 5_000,
+        old = now_ms - 3_600_000,
+    );
+    let app = axum::Router::new().route("/metrics", axum::routing::get(move || async move { body }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    address
+}
+
+/// `/federate` answers byte for byte as a real Prometheus holding the same samples.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn federation_matches_a_real_prometheus() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let now = chrono::Utc::now().timestamp_millis();
+    let exporter = timestamped_exporter(now).await;
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let port = free_port();
+    let config = directory.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: ['{exporter}']\n"),
+    )
+    .expect("write config");
+    let mut prometheus = tokio::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", directory.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("prometheus is installed (Debian package prometheus; scripts/test installs it)");
+    let selector = form_urlencoded::byte_serialize(br#"{job="demo",__name__=~"demo_.*"}"#).collect::<String>();
+    let path = format!("/federate?match[]={selector}");
+    let federate_prometheus = |path: String| async move {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/plain\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.ok()?;
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        // Prometheus answers chunked: take the chunks' payload.
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            let mut rest = body;
+            let mut payload = String::new();
+            while let Some((size, after)) = rest.split_once("\r\n") {
+                let size = usize::from_str_radix(size.trim(), 16).ok()?;
+                if size == 0 {
+                    break;
+                }
+                payload.push_str(after.get(..size)?);
+                rest = after.get(size + 2..)?;
+            }
+            return Some(payload);
+        }
+        Some(body.to_owned())
+    };
+    let mut expected = String::new();
+    for _ in 0..80 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        if let Some(body) = federate_prometheus(path.clone()).await
+            && body.contains("demo_ratio")
+        {
+            expected = body;
+            break;
+        }
+    }
+    let _ = prometheus.kill().await;
+    assert!(expected.contains("demo_ratio"), "prometheus federated nothing within 20s: {expected:?}");
+
+    let state = super::state();
+    let job = scrape::ScrapeConfig::with_static_targets("demo", &[&exporter.to_string()], Default::default());
+    let targets = scrape::discovery::discover(&job, &job.static_configs);
+    let context = scrape::ScrapeContext::new(state.durable.clone(), Arc::new(|_: &Labels| true), Default::default())
+        .expect("client");
+    let mut scraper = scrape::TargetScraper::new(Arc::new(job), targets[0].clone(), Arc::new(context));
+    assert!(scraper.scrape_once(chrono::Utc::now().timestamp_millis()).await.up);
+    let (status, _, answer) = get_text(&state, &path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!answer.contains("demo_old"), "outside the lookback delta: {answer}");
+    assert_eq!(answer, expected);
+}
