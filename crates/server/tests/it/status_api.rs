@@ -455,9 +455,11 @@ demo_old 1 {old}\n",
     address
 }
 
-/// `/federate` answers byte for byte as a real Prometheus holding the same samples.
+/// `/federate` answers byte for byte as a real Prometheus holding the same
+/// samples, and the status, target, metadata and exemplar endpoints answer in
+/// the shapes that Prometheus answers in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn federation_matches_a_real_prometheus() {
+async fn federation_and_status_answers_match_a_real_prometheus() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let now = chrono::Utc::now().timestamp_millis();
     let exporter = timestamped_exporter(now).await;
@@ -515,18 +517,52 @@ async fn federation_matches_a_real_prometheus() {
             break;
         }
     }
-    let _ = prometheus.kill().await;
     assert!(expected.contains("demo_ratio"), "prometheus federated nothing within 20s: {expected:?}");
 
     let state = super::state();
     let job = scrape::ScrapeConfig::with_static_targets("demo", &[&exporter.to_string()], Default::default());
     let targets = scrape::discovery::discover(&job, &job.static_configs);
     let context = scrape::ScrapeContext::new(state.durable.clone(), Arc::new(|_: &Labels| true), Default::default())
-        .expect("client");
+        .expect("client")
+        .with_stores(state.metadata.clone(), state.exemplars.clone(), state.targets.clone());
     let mut scraper = scrape::TargetScraper::new(Arc::new(job), targets[0].clone(), Arc::new(context));
     assert!(scraper.scrape_once(chrono::Utc::now().timestamp_millis()).await.up);
+    state.targets.set_pool("demo", scrape::status::Pool { active: vec![scraper.status().clone()], dropped: vec![] });
     let (status, _, answer) = get_text(&state, &path).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!answer.contains("demo_old"), "outside the lookback delta: {answer}");
     assert_eq!(answer, expected);
+
+    // The same endpoints answer in the shape the real Prometheus answers in.
+    let label_maps = [
+        "data.activeTargets[].discoveredLabels",
+        "data.activeTargets[].labels",
+        "data.droppedTargets[].discoveredLabels",
+        "data[].target",
+        "data[].seriesLabels",
+        "data[].exemplars[].labels",
+    ];
+    for path in [
+        "/api/v1/targets",
+        "/api/v1/targets/metadata?metric=demo_memory_bytes",
+        "/api/v1/targets/metadata",
+        "/api/v1/metadata",
+        "/api/v1/metadata?metric=demo_requests_total&limit=1",
+        "/api/v1/status/tsdb",
+        "/api/v1/status/runtimeinfo",
+        "/api/v1/status/buildinfo",
+        "/api/v1/alertmanagers",
+        "/api/v1/query_exemplars?query=demo_requests_total",
+        "/api/v1/format_query?query=demo_memory_bytes",
+    ] {
+        let body = federate_prometheus(path.to_owned()).await.unwrap_or_default();
+        let real: Value = serde_json::from_str(body.trim()).unwrap_or_else(|error| panic!("{path}: {error}: {body}"));
+        let (_, ours) = get_json(&state, path).await;
+        let mut maps: Vec<&str> = label_maps.to_vec();
+        if path.starts_with("/api/v1/metadata") {
+            maps.push("data");
+        }
+        assert_same_shape(&real, &ours, &maps);
+    }
+    let _ = prometheus.kill().await;
 }
