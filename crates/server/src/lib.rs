@@ -154,11 +154,14 @@ impl AppState {
         })
     }
 
-    /// Hands pushed streams to the live tails, if any listen.
-    pub(crate) fn publish_to_tails(&self, streams: &[logstore::PushStream]) {
-        if self.tails.receiver_count() > 0 {
-            let _ = self.tails.send(Arc::new(streams.to_vec()));
-        }
+    /// Whether any live tail listens.
+    pub(crate) fn has_tails(&self) -> bool {
+        self.tails.receiver_count() > 0
+    }
+
+    /// Hands stored streams to the live tails.
+    pub(crate) fn publish_to_tails(&self, streams: Vec<logstore::PushStream>) {
+        let _ = self.tails.send(Arc::new(streams));
     }
 
     /// A receiver of every push from now on.

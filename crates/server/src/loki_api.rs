@@ -203,12 +203,15 @@ async fn push(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Byte
                     })?;
             let matched = service.redact(&mut streams);
             metrics_state.metrics.observe_pii_matches(matched);
-            // Live tails see the lines as stored: redacted.
-            metrics_state.publish_to_tails(&streams);
+            // Live tails see the lines as stored (redacted), once they are stored.
+            let for_tails = metrics_state.has_tails().then(|| streams.clone());
             let stats = service
                 .store
                 .append(streams)
                 .map_err(|error| LokiError::internal("cannot write the log entries to the write-ahead log", error))?;
+            if let Some(streams) = for_tails {
+                metrics_state.publish_to_tails(streams);
+            }
             metrics_state.metrics.observe_log_push(stats.entries_appended, stats.bytes_appended, stats.rejected.len());
             match stats.loki_message() {
                 None => Ok(()),
