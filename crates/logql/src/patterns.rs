@@ -225,3 +225,72 @@ mod tests {
         assert_eq!(patterns[1].total(), 10);
     }
 }
+
+#[cfg(test)]
+mod measurements {
+    //! Not a test: prints the miner's throughput on varied lines.
+    //! `cargo test --release -p logql --lib patterns::measurements -- --ignored --nocapture`
+
+    use super::*;
+
+    #[test]
+    #[ignore = "a measurement, run by hand"]
+    fn mining_200k_lines_of_eight_formats() {
+        let mut lines = Vec::with_capacity(200_000);
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for index in 0..200_000u64 {
+            let value = next();
+            let line = match value % 8 {
+                0 => format!(
+                    "ts=2026-12-02T13:{:02}:{:02} caller=grpc_logging.go:66 level=info method=/cortex.Ingester/Push duration={}ms msg=gRPC",
+                    index % 60,
+                    value % 60,
+                    value % 900
+                ),
+                1 => format!("GET /api/bookings/{} HTTP/1.1 200 {} {}ms", value % 100_000, value % 5000, value % 300),
+                2 => format!(
+                    "{{\"level\":\"warn\",\"msg\":\"slow query\",\"table\":\"bookings\",\"took_ms\":{}}}",
+                    value % 2000
+                ),
+                3 => format!("connection to db-{} refused after {} retries", value % 4, value % 9),
+                4 => format!("user {} logged in from 10.0.{}.{}", value % 10_000, value % 255, (value >> 8) % 255),
+                5 => format!(
+                    "level=error msg=\"payment failed\" provider=stripe code={} order={}",
+                    value % 50,
+                    value % 1_000_000
+                ),
+                6 => format!("cache miss key=route:{}:{} size={}B", value % 100, value % 7, value % 4096),
+                _ => format!("worker {} finished job {} in {}s", value % 16, value % 1_000_000, value % 90),
+            };
+            lines.push(line);
+        }
+        let bytes: usize = lines.iter().map(String::len).sum();
+        let started = std::time::Instant::now();
+        let mut miner = Miner::new(10_000_000_000);
+        for (index, line) in lines.iter().enumerate() {
+            miner.add(index as i64 * 1_000_000, line);
+        }
+        let patterns = miner.patterns();
+        let seconds = started.elapsed().as_secs_f64();
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!(
+            "{} lines ({:.1} MB) -> {} patterns in {:.3}s: {:.0} lines/s, {:.1} MB/s; load {}",
+            lines.len(),
+            bytes as f64 / 1e6,
+            patterns.len(),
+            seconds,
+            lines.len() as f64 / seconds,
+            bytes as f64 / 1e6 / seconds,
+            load.trim()
+        );
+        for pattern in patterns.iter().take(10) {
+            println!("{:>7} {}", pattern.total(), pattern.pattern);
+        }
+    }
+}
