@@ -61,8 +61,19 @@ fn alertbook_scrapes_itself_and_a_real_prometheus() {
     .expect("write");
     let catalog = super::workspace_root().join("catalog/busflow");
     let data = directory.path().join("data");
-    let server =
-        start_with(&data, port, &["--config", &config.to_string_lossy(), "--catalog", &catalog.to_string_lossy()]);
+    let alertmanager = format!("http://127.0.0.1:{}", free_port());
+    let server = start_with(
+        &data,
+        port,
+        &[
+            "--config",
+            &config.to_string_lossy(),
+            "--catalog",
+            &catalog.to_string_lossy(),
+            "--alertmanager.url",
+            &alertmanager,
+        ],
+    );
     let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
 
     let metrics = client.get(format!("{}/metrics", server.url)).send().expect("GET /metrics");
@@ -136,6 +147,13 @@ fn alertbook_scrapes_itself_and_a_real_prometheus() {
     let flags = get("/api/v1/status/flags");
     assert_eq!(flags["data"]["listen"], format!("127.0.0.1:{port}"), "{flags}");
     assert_eq!(flags["data"]["query.lookback-delta"], "5m", "{flags}");
+    let alertmanagers = get("/api/v1/alertmanagers");
+    assert_eq!(
+        alertmanagers["data"]["activeAlertmanagers"],
+        serde_json::json!([{"url": format!("{alertmanager}/api/v2/alerts")}]),
+        "{alertmanagers}"
+    );
+    assert_eq!(flags["data"]["alertmanager.url"], alertmanager.as_str(), "{flags}");
     let runtime = get("/api/v1/status/runtimeinfo");
     assert!(runtime["data"]["timeSeriesCount"].as_u64().unwrap_or(0) > 10, "{runtime}");
     prometheus.stop();
