@@ -14,6 +14,7 @@ mod log_input;
 mod logs;
 mod replay;
 mod scraping;
+mod status;
 mod storage;
 mod test_rules;
 
@@ -21,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -281,6 +282,23 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let catalog = load_catalog(&config.catalog)?;
     datasources::check_groups(&config.datasources, &catalog).map_err(|diagnostics| anyhow::anyhow!("{diagnostics}"))?;
+    let flags = status::run_flags(&Cli::command(), std::env::args_os());
+    let server_status = server::ServerStatus {
+        config_yaml: status::effective_yaml(status::read_config_text(config_path.as_deref()).as_deref(), &config),
+        alertmanagers: notify_flags
+            .alertmanagers
+            .iter()
+            .map(|url| format!("{}/api/v2/alerts", url.trim_end_matches('/')))
+            .collect(),
+        storage_retention: if storage_flags.retention_time.is_zero() {
+            String::new()
+        } else {
+            flags.get("storage.retention.time").cloned().unwrap_or_default()
+        },
+        flags,
+        external_labels: config.external_labels.clone(),
+        ..server::ServerStatus::default()
+    };
     std::fs::create_dir_all(&config.data)
         .with_context(|| format!("cannot create the data directory {}", config.data.display()))?;
     tracing::info!(catalog = %config.catalog.display(), summary = %catalog.summary(), data = %config.data.display(), "catalog loaded");
@@ -342,6 +360,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         state.max_series.store(max_series, std::sync::atomic::Ordering::Relaxed);
         state.set_rules(rule_manager.clone());
         state.set_logs(log_service);
+        state.set_status(server_status);
         let scraping = scraping::start(&state, config.scrape_jobs());
         let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager, notifier);
         let served = server::serve(config.listen, state, shutdown_signal()).await;

@@ -1,7 +1,7 @@
 //! Starting the scrape jobs of `alertbook run`: the configured jobs and the
 //! self-scrape, appending through the server's durable store, counted in the
 //! server's metrics registry, under the same active-series limit as remote
-//! write.
+//! write; metadata, exemplars and target status go to the server's stores.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,6 +16,7 @@ pub fn start(state: &server::AppState, jobs: Vec<scrape::ScrapeConfig>) -> scrap
     let admit: scrape::Admit = Arc::new(move |_| max_series == 0 || store.series_count() < max_series);
     match scrape::ScrapeContext::new(state.durable.clone(), admit, metrics) {
         Ok(context) => {
+            let context = context.with_stores(state.metadata.clone(), state.exemplars.clone(), state.targets.clone());
             for job in &jobs {
                 tracing::info!(job = %job.job_name, interval = ?job.scrape_interval, "scraping");
             }

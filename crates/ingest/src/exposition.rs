@@ -231,6 +231,17 @@ pub struct SampleRef<'a> {
     /// The type of the family the sample belongs to (`Unknown` when the
     /// sample's name does not belong to the family of the last `# TYPE` line).
     pub metric_type: MetricType,
+    /// The OpenMetrics exemplar of the line, if it had one.
+    pub exemplar: Option<&'a ParsedExemplar>,
+}
+
+/// An OpenMetrics exemplar (`# {trace_id="..."} value [timestamp]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedExemplar {
+    pub labels: Labels,
+    pub value: f64,
+    /// Milliseconds since the epoch, when the exemplar had a timestamp.
+    pub timestamp: Option<i64>,
 }
 
 impl<'a> SampleRef<'a> {
@@ -327,6 +338,8 @@ pub struct Parser {
     finished_families: hashbrown::HashSet<String>,
     labels: Vec<(Piece, Piece)>,
     exemplar_labels: Vec<(Piece, Piece)>,
+    /// The exemplar of the line last parsed.
+    exemplar: Option<ParsedExemplar>,
     scratch: String,
 }
 
@@ -340,6 +353,7 @@ impl Parser {
             finished_families: hashbrown::HashSet::new(),
             labels: Vec::with_capacity(16),
             exemplar_labels: Vec::new(),
+            exemplar: None,
             scratch: String::new(),
         }
     }
@@ -405,6 +419,7 @@ impl Parser {
                 timestamp,
                 value,
                 metric_type,
+                exemplar: self.exemplar.as_ref(),
             }),
             ParsedLine::Help { family, help } => {
                 Entry::Help { family: family.resolve(line, scratch), help: help.resolve(line, scratch) }
@@ -426,6 +441,7 @@ impl Parser {
         }
         self.scratch.clear();
         self.labels.clear();
+        self.exemplar = None;
         let bytes = line.as_bytes();
         let start = match self.format {
             Format::PrometheusText => skip_blanks(bytes, 0),
@@ -669,7 +685,8 @@ impl Parser {
         Err((timestamp_end, ParseErrorKind::TrailingText))
     }
 
-    /// `# {labels} value [timestamp]`, starting at the `#`; validated and dropped.
+    /// `# {labels} value [timestamp]`, starting at the `#`; validated and kept
+    /// for the line's sample.
     fn parse_exemplar(&mut self, line: &str, start: usize) -> LineResult<()> {
         let bytes = line.as_bytes();
         if bytes.get(start + 1) != Some(&b' ') || bytes.get(start + 2) != Some(&b'{') {
@@ -694,16 +711,24 @@ impl Parser {
         }
         let value_start = labels_end + 1;
         let value_end = scan_while(bytes, value_start, |byte| byte != b' ');
-        if parse_float(&line[value_start..value_end]).is_none() {
+        let Some(value) = parse_float(&line[value_start..value_end]) else {
             return Err((value_start, ParseErrorKind::InvalidExemplar("invalid value")));
-        }
-        if value_end == bytes.len() {
-            return Ok(());
-        }
-        let timestamp_start = value_end + 1;
-        if parse_seconds_timestamp(&line[timestamp_start..]).is_none() {
-            return Err((timestamp_start, ParseErrorKind::InvalidExemplar("invalid timestamp")));
-        }
+        };
+        let timestamp = if value_end == bytes.len() {
+            None
+        } else {
+            let timestamp_start = value_end + 1;
+            let Some(timestamp) = parse_seconds_timestamp(&line[timestamp_start..]) else {
+                return Err((timestamp_start, ParseErrorKind::InvalidExemplar("invalid timestamp")));
+            };
+            Some(timestamp)
+        };
+        let labels = Labels::from_pairs(
+            self.exemplar_labels
+                .iter()
+                .map(|(name, value)| (name.resolve(line, &self.scratch), value.resolve(line, &self.scratch))),
+        );
+        self.exemplar = Some(ParsedExemplar { labels, value, timestamp });
         Ok(())
     }
 

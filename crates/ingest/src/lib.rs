@@ -11,12 +11,18 @@
 //! [`remote_write`] decodes Prometheus remote-write 1.0 requests and appends
 //! them.
 //!
+//! [`metadata`] keeps the `# TYPE`/`# HELP`/`# UNIT` of scraped and
+//! remote-written families, [`exemplars`] a bounded ring of exemplars; both
+//! in memory only, for the query API.
+//!
 //! This crate does no networking and never reads the wall clock: it parses what
 //! it is given and appends what it parsed. Scraping lives elsewhere.
 
 pub mod backfill;
 pub mod durable;
+pub mod exemplars;
 pub mod exposition;
+pub mod metadata;
 pub mod remote_write;
 
 pub use backfill::{BackfillOptions, BackfillReport, load_file, load_reader};

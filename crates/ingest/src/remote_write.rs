@@ -165,6 +165,55 @@ pub fn append(
     Ok(outcome)
 }
 
+/// What [`record_extras`] kept of a request's metadata and exemplars.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExtrasOutcome {
+    pub metadata: usize,
+    pub exemplars_stored: usize,
+    pub exemplars_refused: usize,
+}
+
+/// Records the request's `metadata` in `metadata` and its series' exemplars
+/// in `exemplars` (series with invalid labels are skipped, as their samples are).
+pub fn record_extras(
+    request: &WriteRequest,
+    metadata: &crate::metadata::MetadataStore,
+    exemplars: &crate::exemplars::ExemplarStore,
+) -> ExtrasOutcome {
+    let mut outcome = ExtrasOutcome::default();
+    for entry in &request.metadata {
+        metadata.record(
+            &entry.metric_family_name,
+            crate::metadata::MetricMetadata {
+                metric_type: crate::metadata::remote_write_type(entry.r#type),
+                help: entry.help.clone(),
+                unit: entry.unit.clone(),
+            },
+        );
+        outcome.metadata += 1;
+    }
+    for series in request.timeseries.iter().filter(|series| !series.exemplars.is_empty()) {
+        let Ok(labels) = series_labels(&series.labels) else { continue };
+        for exemplar in &series.exemplars {
+            let stored = exemplars.add(
+                &labels,
+                crate::exemplars::Exemplar {
+                    labels: Labels::from_pairs(
+                        exemplar.labels.iter().map(|label| (label.name.as_str(), label.value.as_str())),
+                    ),
+                    value: exemplar.value,
+                    timestamp: exemplar.timestamp,
+                },
+            );
+            match stored {
+                Ok(()) => outcome.exemplars_stored += 1,
+                Err(_) => outcome.exemplars_refused += 1,
+            }
+        }
+    }
+    outcome
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +268,33 @@ mod tests {
         assert_eq!(outcome.duplicates, 1);
         assert_eq!(outcome.invalid_series, 1);
         assert!(outcome.first_error.is_some());
+    }
+
+    #[test]
+    fn metadata_and_exemplars_are_recorded() {
+        let mut with_exemplar = series("request_seconds_bucket", &[(1000, 3.0)]);
+        with_exemplar.exemplars.push(Exemplar {
+            labels: vec![Label { name: "trace_id".into(), value: "abc".into() }],
+            value: 0.12,
+            timestamp: 990,
+        });
+        let request = WriteRequest {
+            timeseries: vec![with_exemplar],
+            metadata: vec![MetricMetadata {
+                r#type: 3,
+                metric_family_name: "request_seconds".into(),
+                help: "Request latency.".into(),
+                unit: "seconds".into(),
+            }],
+        };
+        let metadata = crate::metadata::MetadataStore::default();
+        let exemplars = crate::exemplars::ExemplarStore::new(10);
+        let outcome = record_extras(&request, &metadata, &exemplars);
+        assert_eq!((outcome.metadata, outcome.exemplars_stored), (1, 1));
+        let families = metadata.select(Some("request_seconds"), None, None);
+        assert_eq!(families[0].1[0].metric_type, crate::exposition::MetricType::Histogram);
+        assert_eq!(families[0].1[0].unit, "seconds");
+        let found = exemplars.select(&[vec![Matcher::equal("job", "api")]], 0, 2000);
+        assert_eq!(found[0].exemplars[0].labels.get("trace_id"), Some("abc"));
     }
 }

@@ -7,7 +7,10 @@
 //! [`parse`] turns a query into an [`Expr`] (or a [`ParseError`] with a line and
 //! column); [`Engine`] runs instant and range queries over a [`LogSource`] and
 //! returns a [`QueryValue`]. [`selectors`] lists the stream selectors of a
-//! query, for the `series` endpoint and the rule checker. The crate does no I/O
+//! query, for the `series` endpoint and the rule checker. [`patterns`] mines
+//! log patterns (Drain) and [`detect`] finds fields and offerable labels, for
+//! Loki's `patterns`, `detected_fields` and `detected_labels` endpoints. The
+//! crate does no I/O
 //! and never reads a clock: every time is passed in.
 //!
 //! Supported: stream selectors; line filters `|= != |~ !~` (with `or`);
@@ -27,12 +30,14 @@
 //! `__preserve_error__`.
 
 pub mod ast;
+pub mod detect;
 pub mod error;
 pub mod eval;
 pub mod ip;
 pub mod lexer;
 pub mod parser;
 pub mod parsers;
+pub mod patterns;
 pub mod pipeline;
 pub mod source;
 pub mod template;

@@ -25,6 +25,7 @@ mod store;
 pub use block::{BlockError, BlockMeta};
 pub use push::{DecodeOptions, PushEntry, PushError, PushStream};
 pub use store::{
-    AppendStats, Error, LogStore, LogStoreOptions, LogStoreStats, MaintainReport, RejectReason, Rejection, ReplayStats,
+    AppendStats, Error, IndexStats, LogStore, LogStoreOptions, LogStoreStats, MaintainReport, RejectReason, Rejection,
+    ReplayStats,
 };
 pub use wal::FsyncPolicy;

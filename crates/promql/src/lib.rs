@@ -29,6 +29,6 @@ mod value;
 
 pub use engine::{Engine, EngineOptions, parse};
 pub use error::Error;
-pub use selector::selector_matchers;
+pub use selector::{format_query, query_selectors, selector_matchers};
 pub use tsdb::FloatHistogram;
 pub use value::{Annotation, AnnotationKind, InstantSample, QueryResult, Value};

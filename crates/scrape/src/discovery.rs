@@ -124,7 +124,8 @@ pub struct Target {
     /// The labels attached to every sample of the target (`job`, `instance`,
     /// group labels; no `__` labels).
     pub labels: Labels,
-    /// The labels after relabeling, `__` labels included (for the targets API).
+    /// The labels before relabeling, `__meta_*` and the job's defaults
+    /// included (the targets API's `discoveredLabels`, as Prometheus shows them).
     pub discovered: Labels,
     /// The URL scraped.
     pub url: String,
@@ -156,6 +157,17 @@ pub fn populate(
     group_labels: &Labels,
     target_labels: &Labels,
 ) -> Result<Option<Target>, String> {
+    let discovered = discovered_labels(config, group_labels, target_labels);
+    let Some(relabeled) = relabel::relabel(&discovered, &config.relabel_configs) else {
+        return Ok(None);
+    };
+    target_from_relabeled(config, relabeled, discovered)
+}
+
+/// A group member's labels before relabeling: group and target labels with
+/// the job's defaults (`job`, `__scheme__`, `__metrics_path__`, interval,
+/// timeout, `__param_*`) where not set.
+pub fn discovered_labels(config: &ScrapeConfig, group_labels: &Labels, target_labels: &Labels) -> Labels {
     let mut builder = LabelsBuilder::default();
     for label in group_labels.iter().chain(target_labels.iter()) {
         builder.set(label.name.clone(), label.value.clone());
@@ -180,9 +192,14 @@ pub fn populate(
             builder.set(label, first.clone());
         }
     }
-    let Some(relabeled) = relabel::relabel(&builder.build(), &config.relabel_configs) else {
-        return Ok(None);
-    };
+    builder.build()
+}
+
+fn target_from_relabeled(
+    config: &ScrapeConfig,
+    relabeled: Labels,
+    discovered: Labels,
+) -> Result<Option<Target>, String> {
     let Some(address) = relabeled.get(ADDRESS_LABEL) else {
         return Ok(None);
     };
@@ -241,26 +258,20 @@ pub fn populate(
     if labels.get(INSTANCE_LABEL).is_none() {
         labels.set(INSTANCE_LABEL, address);
     }
-    let discovered = relabeled.to_builder();
-    let mut discovered_without_meta = discovered.clone();
-    for label in &relabeled {
-        if label.name.starts_with(META_LABEL_PREFIX) {
-            discovered_without_meta.delete(&label.name);
-        }
-    }
-    Ok(Some(Target {
-        labels: labels.build(),
-        discovered: discovered_without_meta.build(),
-        url,
-        scrape_interval,
-        scrape_timeout,
-    }))
+    Ok(Some(Target { labels: labels.build(), discovered, url, scrape_interval, scrape_timeout }))
 }
 
 /// Every target of a job from its groups, in order, duplicates (same labels)
 /// removed; unusable targets are logged and skipped.
 pub fn discover(config: &ScrapeConfig, groups: &[TargetGroup]) -> Vec<Target> {
+    discover_with_dropped(config, groups).0
+}
+
+/// [`discover`], and the labels before relabeling of the targets relabeling
+/// dropped (for the targets API's `droppedTargets`).
+pub fn discover_with_dropped(config: &ScrapeConfig, groups: &[TargetGroup]) -> (Vec<Target>, Vec<Labels>) {
     let mut targets: Vec<Target> = Vec::new();
+    let mut dropped = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for group in groups {
         for target_labels in &group.targets {
@@ -270,14 +281,14 @@ pub fn discover(config: &ScrapeConfig, groups: &[TargetGroup]) -> Vec<Target> {
                         targets.push(target);
                     }
                 }
-                Ok(None) => {}
+                Ok(None) => dropped.push(discovered_labels(config, &group.labels, target_labels)),
                 Err(message) => {
                     tracing::warn!(job = %config.job_name, source = %group.source, error = %message, "target dropped")
                 }
             }
         }
     }
-    targets
+    (targets, dropped)
 }
 
 #[cfg(test)]
@@ -305,6 +316,10 @@ mod tests {
         assert_eq!(target.url, "http://a:9100/metrics?module=http%202xx");
         assert_eq!(target.discovered.get("__param_module"), Some("http 2xx"));
         assert_eq!(target.discovered.get("__scrape_interval__"), Some("60s"));
+        // Before relabeling, as the targets API shows them.
+        assert_eq!(target.discovered.get("__address__"), Some("a:9100"));
+        assert_eq!(target.discovered.get("team"), Some("infra"));
+        assert_eq!(target.discovered.get("instance"), None);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! at `file:line:col`), [`relabel`] (relabeling, pure), [`discovery`] (static
 //! and file-SD target groups to [`discovery::Target`]s), [`scraper`] (one
 //! target: fetch, parse, label, limit, append, stale markers, the `up` and
-//! `scrape_*` report series), [`manager`] (the tokio tasks that run every job
+//! `scrape_*` report series), [`status`] (what the targets API reads: each
+//! pool's active and dropped targets and their last scrape), [`manager`] (the tokio tasks that run every job
 //! on its interval) and [`metrics`] (the scraper's own metrics).
 //!
 //! Samples are appended through [`ingest::durable::DurableStore`], so scraped
@@ -19,6 +20,7 @@ pub mod manager;
 pub mod metrics;
 pub mod relabel;
 pub mod scraper;
+pub mod status;
 
 pub use config::{ScrapeConfig, ScrapeDefaults};
 pub use manager::{Clock, ScrapeHandle, SystemClock, spawn};

@@ -73,6 +73,7 @@ enum Stop {
 struct RunningTarget {
     stop: watch::Sender<Stop>,
     task: JoinHandle<()>,
+    status: Arc<crate::status::TargetStatus>,
 }
 
 /// The running scrape jobs.
@@ -124,8 +125,11 @@ async fn run_job(
                 Err(error) => tracing::warn!(job = %job.job_name, error = %error, "file discovery task failed"),
             }
         }
-        let targets = discovery::discover(&job, &groups);
+        let (targets, dropped) = discovery::discover_with_dropped(&job, &groups);
         synchronize(&job, &context, &clock, &mut running, targets).await;
+        let mut active: Vec<_> = running.values().map(|target| target.status.clone()).collect();
+        active.sort_by(|left, right| left.target.labels.cmp(&right.target.labels));
+        context.targets.set_pool(&job.job_name, crate::status::Pool { active, dropped });
         context.metrics.targets.get_or_create(&ScrapeMetrics::job(&job.job_name)).set(running.len() as i64);
         let wait = async {
             match refresh {
@@ -138,6 +142,7 @@ async fn run_job(
             _ = shutdown_requested(&mut stopped) => break,
         }
     }
+    context.targets.remove_pool(&job.job_name);
     for (_, target) in running.drain() {
         let _ = target.stop.send(Stop::Shutdown);
         let _ = target.task.await;
@@ -168,8 +173,9 @@ async fn synchronize(
         tracing::info!(job = %job.job_name, target = %target.url, "target added");
         let (stop, stop_receiver) = watch::channel(Stop::Running);
         let scraper = TargetScraper::new(job.clone(), target, context.clone());
+        let status = scraper.status().clone();
         let task = tokio::spawn(run_target(scraper, clock.clone(), stop_receiver));
-        running.insert(key, RunningTarget { stop, task });
+        running.insert(key, RunningTarget { stop, task, status });
     }
 }
 

@@ -25,7 +25,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ingest::durable::{AppendOutcome, DurableStore};
-use ingest::exposition::{Entry, Format, ParseError, Parser, for_each_line};
+use ingest::exemplars::{Exemplar, ExemplarStore};
+use ingest::exposition::{Entry, FamilyMetadata, Format, ParseError, Parser, for_each_line};
+use ingest::metadata::MetadataStore;
 use tsdb::{Labels, LabelsBuilder, METRIC_NAME, STALE_NAN};
 
 use crate::config::ScrapeConfig;
@@ -85,6 +87,12 @@ pub struct ScrapeContext {
     pub client: reqwest::Client,
     pub admit: Admit,
     pub metrics: ScrapeMetrics,
+    /// Where the families' `# TYPE`/`# HELP`/`# UNIT` go.
+    pub metadata: Arc<MetadataStore>,
+    /// Where OpenMetrics exemplars go.
+    pub exemplars: Arc<ExemplarStore>,
+    /// Every pool's targets and their health, for the targets API.
+    pub targets: Arc<crate::status::Targets>,
 }
 
 impl std::fmt::Debug for ScrapeContext {
@@ -101,7 +109,28 @@ impl ScrapeContext {
             .user_agent(concat!("alertbook/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|error| crate::Error::Client(error.to_string()))?;
-        Ok(Self { durable, client, admit, metrics })
+        Ok(Self {
+            durable,
+            client,
+            admit,
+            metrics,
+            metadata: Arc::default(),
+            exemplars: Arc::default(),
+            targets: Arc::default(),
+        })
+    }
+
+    /// Shares `metadata`, `exemplars` and `targets` with whoever reads them.
+    pub fn with_stores(
+        mut self,
+        metadata: Arc<MetadataStore>,
+        exemplars: Arc<ExemplarStore>,
+        targets: Arc<crate::status::Targets>,
+    ) -> Self {
+        self.metadata = metadata;
+        self.exemplars = exemplars;
+        self.targets = targets;
+        self
     }
 }
 
@@ -122,6 +151,11 @@ pub struct Processed {
     pub samples: Vec<ScrapedSample>,
     /// Samples the target exposed (`scrape_samples_scraped`).
     pub scraped: usize,
+    /// The families' metadata lines.
+    pub families: std::collections::BTreeMap<String, FamilyMetadata>,
+    /// Exemplars of kept samples, with their series' final labels; an
+    /// exemplar without a timestamp takes its sample's.
+    pub exemplars: Vec<(Labels, Exemplar)>,
 }
 
 /// Cached labelling of one exposed series: its final labels, or `None` when
@@ -172,8 +206,21 @@ pub fn process_exposition(
     let mut seen: HashSet<Labels> = HashSet::new();
     let mut previous = std::mem::take(cache);
     let mut outcome: Result<(), ScrapeError> = for_each_line(body, |line| {
-        let Entry::Sample(sample) = parser.parse_line(line)? else {
-            return Ok(());
+        let sample = match parser.parse_line(line)? {
+            Entry::Sample(sample) => sample,
+            Entry::Help { family, help } => {
+                processed.families.entry(family.to_owned()).or_default().help = Some(help.to_owned());
+                return Ok(());
+            }
+            Entry::Type { family, metric_type } => {
+                processed.families.entry(family.to_owned()).or_default().metric_type = metric_type;
+                return Ok(());
+            }
+            Entry::Unit { family, unit } => {
+                processed.families.entry(family.to_owned()).or_default().unit = Some(unit.to_owned());
+                return Ok(());
+            }
+            Entry::Eof | Entry::Nothing => return Ok(()),
         };
         if sample.is_created() {
             return Ok(());
@@ -208,6 +255,16 @@ pub fn process_exposition(
         }
         let explicit_timestamp = job.honor_timestamps && sample.timestamp.is_some();
         let sample_timestamp = if explicit_timestamp { sample.timestamp.unwrap_or(timestamp) } else { timestamp };
+        if let Some(exemplar) = sample.exemplar {
+            processed.exemplars.push((
+                labels.clone(),
+                Exemplar {
+                    labels: exemplar.labels.clone(),
+                    value: exemplar.value,
+                    timestamp: exemplar.timestamp.unwrap_or(sample_timestamp),
+                },
+            ));
+        }
         processed.samples.push(ScrapedSample {
             labels,
             timestamp: sample_timestamp,
@@ -261,6 +318,7 @@ pub struct TargetScraper {
     cache: SeriesCache,
     report_labels: Vec<Labels>,
     reported: bool,
+    status: Arc<crate::status::TargetStatus>,
 }
 
 impl TargetScraper {
@@ -274,15 +332,26 @@ impl TargetScraper {
             })
             .collect();
         Self {
-            job,
-            target,
-            context,
             previous: HashSet::new(),
             previous_all: HashSet::new(),
             cache: SeriesCache::new(),
             report_labels,
             reported: false,
+            status: Arc::new(crate::status::TargetStatus::new(&job.job_name, target.clone())),
+            job,
+            target,
+            context,
         }
+    }
+
+    /// What every target shares.
+    pub fn context(&self) -> &Arc<ScrapeContext> {
+        &self.context
+    }
+
+    /// The target's status, as the targets API shows it.
+    pub fn status(&self) -> &Arc<crate::status::TargetStatus> {
+        &self.status
     }
 
     pub fn target(&self) -> &Target {
@@ -340,8 +409,17 @@ impl TargetScraper {
         let mut batch: Vec<(Labels, Vec<(i64, f64)>)> = Vec::new();
         let mut current = HashSet::new();
         let mut current_all = HashSet::new();
+        let mut scraped_metadata = None;
         match processed {
             Ok(processed) => {
+                for (family, metadata) in &processed.families {
+                    self.context.metadata.record(family, metadata.into());
+                }
+                for (series, exemplar) in processed.exemplars {
+                    // Duplicates (the same exemplar scraped again) are expected and ignored.
+                    let _ = self.context.exemplars.add(&series, exemplar);
+                }
+                scraped_metadata = Some(processed.families);
                 report.up = true;
                 report.samples_scraped = processed.scraped;
                 report.samples_post_metric_relabeling = processed.samples.len();
@@ -390,6 +468,7 @@ impl TargetScraper {
             }
         }
         self.context.metrics.duration.get_or_create(&job_labels).observe(started.elapsed().as_secs_f64());
+        self.status.record(timestamp, report.duration, report.error.as_deref(), scraped_metadata);
         report
     }
 

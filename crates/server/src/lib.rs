@@ -2,21 +2,26 @@
 //!
 //! Key items: [`AppState`] (what handlers read), [`router`] (every route) and
 //! [`serve`] (binds and runs until shutdown). It serves the health endpoints,
-//! the runbook (HTML or Markdown), Prometheus's query API and its rule and
-//! alert API, remote write, Loki's push and query API ([`LogService`]), and
-//! alertbook's own metrics (`/metrics`, [`metrics::Metrics`]).
+//! the runbook (HTML or Markdown), Prometheus's query API, its rule and
+//! alert API, its status and discovery API (metadata, exemplars, targets,
+//! status, `/federate`; [`ServerStatus`]), remote write, Loki's push, query
+//! and exploration API with the live tail ([`LogService`]), and alertbook's
+//! own metrics (`/metrics`, [`metrics::Metrics`]).
 //!
 //! It owns no domain logic: it maps requests onto the catalog and the engines
 //! and their results onto HTTP, one error-to-status mapping for all.
 
+mod federate;
 mod json;
 mod loki_api;
+mod loki_explore;
 pub mod metrics;
 mod params;
 mod prometheus_api;
 mod remote_write_api;
 mod rules_api;
 mod runbook;
+mod status_api;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +32,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use catalog::Catalog;
+
+/// How many pushes a live tail may fall behind before it misses some.
+const TAIL_BACKLOG: usize = 1024;
 
 /// Shared, read-mostly state of the server.
 #[derive(Debug)]
@@ -45,6 +53,49 @@ pub struct AppState {
     /// The log store and its query engine (`/loki/api/v1/...`); `None` until set.
     logs: std::sync::RwLock<Option<Arc<LogService>>>,
     ready: AtomicBool,
+    /// Metric metadata from scrapes and remote write (`/api/v1/metadata`).
+    pub metadata: Arc<ingest::metadata::MetadataStore>,
+    /// Exemplars from scrapes and remote write (`/api/v1/query_exemplars`).
+    pub exemplars: Arc<ingest::exemplars::ExemplarStore>,
+    /// The scrape pools' targets (`/api/v1/targets`, `/api/v1/targets/metadata`).
+    pub targets: Arc<scrape::status::Targets>,
+    /// Configuration, flags and start time (`/api/v1/status/...`).
+    status: std::sync::RwLock<Arc<ServerStatus>>,
+    /// Pushed streams, as stored (redacted), for `/loki/api/v1/tail`.
+    tails: tokio::sync::broadcast::Sender<Arc<Vec<logstore::PushStream>>>,
+}
+
+/// What the status endpoints report about the running server; the CLI fills it.
+#[derive(Debug, Clone)]
+pub struct ServerStatus {
+    /// The effective configuration as YAML, secrets already replaced by `<secret>`.
+    pub config_yaml: String,
+    /// Every command-line flag and its value, as strings.
+    pub flags: std::collections::BTreeMap<String, String>,
+    /// The Alertmanager alert endpoints alerts are sent to.
+    pub alertmanagers: Vec<String>,
+    pub start_time: chrono::DateTime<chrono::Utc>,
+    /// When the configuration was loaded.
+    pub config_time: chrono::DateTime<chrono::Utc>,
+    /// Metrics retention, as `--storage.retention.time` says it (`""` when unbounded).
+    pub storage_retention: String,
+    /// `global.external_labels`, added by `/federate` to series that lack them.
+    pub external_labels: tsdb::Labels,
+}
+
+impl Default for ServerStatus {
+    fn default() -> Self {
+        let now = chrono::Utc::now();
+        Self {
+            config_yaml: String::new(),
+            flags: std::collections::BTreeMap::new(),
+            alertmanagers: Vec::new(),
+            start_time: now,
+            config_time: now,
+            storage_retention: String::new(),
+            external_labels: tsdb::Labels::empty(),
+        }
+    }
 }
 
 /// What the Loki API serves: the log store, the LogQL engine, and the
@@ -95,7 +146,37 @@ impl AppState {
             rules: std::sync::RwLock::new(rules),
             logs: std::sync::RwLock::new(None),
             ready: AtomicBool::new(false),
+            metadata: Arc::default(),
+            exemplars: Arc::default(),
+            targets: Arc::default(),
+            status: std::sync::RwLock::new(Arc::default()),
+            tails: tokio::sync::broadcast::channel(TAIL_BACKLOG).0,
         })
+    }
+
+    /// Whether any live tail listens.
+    pub(crate) fn has_tails(&self) -> bool {
+        self.tails.receiver_count() > 0
+    }
+
+    /// Hands stored streams to the live tails.
+    pub(crate) fn publish_to_tails(&self, streams: Vec<logstore::PushStream>) {
+        let _ = self.tails.send(Arc::new(streams));
+    }
+
+    /// A receiver of every push from now on.
+    pub(crate) fn subscribe_to_pushes(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<logstore::PushStream>>> {
+        self.tails.subscribe()
+    }
+
+    /// Sets what the status endpoints report.
+    pub fn set_status(&self, status: ServerStatus) {
+        *self.status.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(status);
+    }
+
+    /// What the status endpoints report.
+    pub fn status(&self) -> Arc<ServerStatus> {
+        self.status.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Sets the rule manager whose groups the rule and alert API show.
@@ -129,8 +210,11 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
+        .route("/ready", get(ready))
         .merge(runbook::routes())
         .merge(prometheus_api::routes())
+        .merge(status_api::routes())
+        .merge(federate::routes())
         .merge(rules_api::routes())
         .merge(remote_write_api::routes())
         .merge(loki_api::routes())

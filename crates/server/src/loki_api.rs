@@ -24,9 +24,9 @@ use crate::params::{Params, list_response, string_list_response};
 use crate::{AppState, LogService};
 
 /// Loki's default time range of metadata requests: the last six hours.
-const DEFAULT_METADATA_RANGE_NS: i64 = 6 * 3_600_000_000_000;
+pub(crate) const DEFAULT_METADATA_RANGE_NS: i64 = 6 * 3_600_000_000_000;
 /// Loki's default time range of a range query: the last hour.
-const DEFAULT_QUERY_RANGE_NS: i64 = 3_600_000_000_000;
+pub(crate) const DEFAULT_QUERY_RANGE_NS: i64 = 3_600_000_000_000;
 /// Loki's default entry limit of a log query.
 const DEFAULT_LIMIT: usize = 100;
 
@@ -39,6 +39,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/loki/api/v1/label/{name}/values", get(label_values))
         .route("/loki/api/v1/series", get(series).post(series))
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
+        .merge(crate::loki_explore::routes())
         .layer(axum::extract::DefaultBodyLimit::max(DecodeOptions::default().max_body_bytes))
 }
 
@@ -50,11 +51,11 @@ pub(crate) struct LokiError {
 }
 
 impl LokiError {
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self { status: StatusCode::BAD_REQUEST, message: message.into() }
     }
 
-    fn internal(what: &str, error: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(what: &str, error: impl std::fmt::Display) -> Self {
         tracing::error!(error = %error, "{what}");
         Self { status: StatusCode::INTERNAL_SERVER_ERROR, message: what.to_owned() }
     }
@@ -78,11 +79,11 @@ impl IntoResponse for LokiError {
     }
 }
 
-fn json_response(body: String) -> Response {
+pub(crate) fn json_response(body: String) -> Response {
     ([(header::CONTENT_TYPE, "application/json; charset=utf-8")], body).into_response()
 }
 
-fn service(state: &AppState) -> Result<Arc<LogService>, LokiError> {
+pub(crate) fn service(state: &AppState) -> Result<Arc<LogService>, LokiError> {
     state.logs().ok_or_else(|| LokiError {
         status: StatusCode::SERVICE_UNAVAILABLE,
         message: "the log store is not running".to_owned(),
@@ -90,13 +91,13 @@ fn service(state: &AppState) -> Result<Arc<LogService>, LokiError> {
 }
 
 /// Runs store work on the blocking pool.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, LokiError> + Send + 'static,
 ) -> Result<T, LokiError> {
     tokio::task::spawn_blocking(work).await.map_err(|error| LokiError::internal("log task failed", error))?
 }
 
-fn now_ns() -> i64 {
+pub(crate) fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
@@ -115,7 +116,7 @@ fn parse_time(text: &str) -> Option<i64> {
 }
 
 /// A step or interval: a duration (`30s`, `1m`) or float seconds.
-fn parse_step(text: &str) -> Option<i64> {
+pub(crate) fn parse_step(text: &str) -> Option<i64> {
     if let Ok(seconds) = text.parse::<f64>() {
         return (seconds.is_finite() && seconds.abs() < 9.2e9).then(|| (seconds * 1e9).round() as i64);
     }
@@ -125,11 +126,11 @@ fn parse_step(text: &str) -> Option<i64> {
 
 /// Loki's parameter types on the shared request parameters.
 impl Params {
-    fn loki(raw_query: Option<String>, headers: &HeaderMap, body: &Bytes) -> Result<Self, LokiError> {
+    pub(crate) fn loki(raw_query: Option<String>, headers: &HeaderMap, body: &Bytes) -> Result<Self, LokiError> {
         Params::parse(raw_query, headers, body).map_err(LokiError::bad_request)
     }
 
-    fn loki_time(&self, name: &str, default: i64) -> Result<i64, LokiError> {
+    pub(crate) fn loki_time(&self, name: &str, default: i64) -> Result<i64, LokiError> {
         match self.get(name) {
             None | Some("") => Ok(default),
             Some(text) => parse_time(text).ok_or_else(|| {
@@ -140,7 +141,7 @@ impl Params {
         }
     }
 
-    fn loki_limit(&self) -> Result<usize, LokiError> {
+    pub(crate) fn loki_limit(&self) -> Result<usize, LokiError> {
         match self.get("limit") {
             None | Some("") => Ok(DEFAULT_LIMIT),
             Some(text) => text.parse::<usize>().map_err(|_| {
@@ -159,7 +160,7 @@ impl Params {
         }
     }
 
-    fn query(&self) -> Result<String, LokiError> {
+    pub(crate) fn query(&self) -> Result<String, LokiError> {
         match self.get("query") {
             Some(query) if !query.trim().is_empty() => Ok(query.to_owned()),
             _ => Err(LokiError::bad_request("query parameter is required")),
@@ -167,7 +168,7 @@ impl Params {
     }
 
     /// The `start` and `end` of a request, `default_range_ns` back from now when absent.
-    fn range(&self, default_range_ns: i64) -> Result<(i64, i64), LokiError> {
+    pub(crate) fn range(&self, default_range_ns: i64) -> Result<(i64, i64), LokiError> {
         let end = self.loki_time("end", now_ns())?;
         let start = self.loki_time("start", end.saturating_sub(default_range_ns))?;
         Ok((start, end))
@@ -202,10 +203,15 @@ async fn push(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Byte
                     })?;
             let matched = service.redact(&mut streams);
             metrics_state.metrics.observe_pii_matches(matched);
+            // Live tails see the lines as stored (redacted), once they are stored.
+            let for_tails = metrics_state.has_tails().then(|| streams.clone());
             let stats = service
                 .store
                 .append(streams)
                 .map_err(|error| LokiError::internal("cannot write the log entries to the write-ahead log", error))?;
+            if let Some(streams) = for_tails {
+                metrics_state.publish_to_tails(streams);
+            }
             metrics_state.metrics.observe_log_push(stats.entries_appended, stats.bytes_appended, stats.rejected.len());
             match stats.loki_message() {
                 None => Ok(()),
@@ -278,7 +284,7 @@ async fn query(
 }
 
 /// Loki's default step: the range cut into 250 points, at least a second.
-fn default_step_ns(start: i64, end: i64) -> i64 {
+pub(crate) fn default_step_ns(start: i64, end: i64) -> i64 {
     let seconds = ((end.saturating_sub(start)) as f64 / 1e9 / 250.0).ceil().max(1.0);
     (seconds * 1e9) as i64
 }
@@ -332,7 +338,7 @@ fn write_sample(out: &mut String, time_ns: i64, value: f64) {
 }
 
 /// `[item,item,...]`.
-fn write_list<T>(out: &mut String, items: &[T], mut write_item: impl FnMut(&mut String, &T)) {
+pub(crate) fn write_list<T>(out: &mut String, items: &[T], mut write_item: impl FnMut(&mut String, &T)) {
     out.push('[');
     for (index, item) in items.iter().enumerate() {
         if index > 0 {
@@ -399,7 +405,7 @@ fn success(value: &QueryValue, time_ns: i64, started: Instant) -> String {
 }
 
 /// The stream matchers of a `query` or `match[]` selector.
-fn parse_selector(name: &str, text: &str) -> Result<Vec<Vec<logql::StreamMatcher>>, LokiError> {
+pub(crate) fn parse_selector(name: &str, text: &str) -> Result<Vec<Vec<logql::StreamMatcher>>, LokiError> {
     let expr =
         logql::parse(text).map_err(|error| LokiError::bad_request(format!("invalid {name} parameter: {error}")))?;
     Ok(logql::selectors(&expr))

@@ -1,5 +1,6 @@
 //! Prometheus's HTTP query API: `/api/v1/query`, `/api/v1/query_range`,
-//! `/api/v1/series`, `/api/v1/labels`, `/api/v1/label/<name>/values` and
+//! `/api/v1/series`, `/api/v1/labels`, `/api/v1/label/<name>/values`,
+//! `/api/v1/query_exemplars`, `/api/v1/format_query` and
 //! `/api/v1/status/buildinfo`, GET and POST (form-encoded), with Prometheus's
 //! JSON and error shapes, so that promtool and Grafana can use alertbook as a
 //! Prometheus. Queries run on the blocking pool, never on the event loop.
@@ -22,8 +23,8 @@ use crate::params::{Params, string_list_response};
 /// The most points a range query may return per series (Prometheus's limit).
 const MAX_POINTS_PER_SERIES: i64 = 11_000;
 /// Bounds of "all time" for metadata queries without start or end.
-const MIN_TIME_MS: i64 = i64::MIN / 2;
-const MAX_TIME_MS: i64 = i64::MAX / 2;
+pub(crate) const MIN_TIME_MS: i64 = i64::MIN / 2;
+pub(crate) const MAX_TIME_MS: i64 = i64::MAX / 2;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -33,6 +34,8 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/labels", get(labels).post(labels))
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/status/buildinfo", get(buildinfo))
+        .route("/api/v1/query_exemplars", get(query_exemplars).post(query_exemplars))
+        .route("/api/v1/format_query", get(format_query).post(format_query))
 }
 
 /// Prometheus's error types and their status codes.
@@ -52,11 +55,11 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    fn bad_data(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_data(message: impl Into<String>) -> Self {
         Self { kind: ErrorType::BadData, message: message.into() }
     }
 
-    fn invalid_parameter(name: &str, message: impl std::fmt::Display) -> Self {
+    pub(crate) fn invalid_parameter(name: &str, message: impl std::fmt::Display) -> Self {
         Self::bad_data(format!("invalid parameter \"{name}\": {message}"))
     }
 }
@@ -106,18 +109,18 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn json_response(body: String) -> Response {
+pub(crate) fn json_response(body: String) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Prometheus's parameter types on the shared request parameters.
 impl Params {
-    fn from_request(raw_query: Option<String>, headers: &HeaderMap, body: &Bytes) -> Result<Self, ApiError> {
+    pub(crate) fn from_request(raw_query: Option<String>, headers: &HeaderMap, body: &Bytes) -> Result<Self, ApiError> {
         Params::parse(raw_query, headers, body).map_err(ApiError::bad_data)
     }
 
     /// A timestamp parameter in milliseconds: unix seconds (float) or RFC 3339.
-    fn time(&self, name: &str, default: i64) -> Result<i64, ApiError> {
+    pub(crate) fn time(&self, name: &str, default: i64) -> Result<i64, ApiError> {
         match self.get(name) {
             None | Some("") => Ok(default),
             Some(text) => parse_time(text).ok_or_else(|| {
@@ -136,7 +139,7 @@ impl Params {
         }
     }
 
-    fn limit(&self) -> Result<Option<usize>, ApiError> {
+    pub(crate) fn limit(&self) -> Result<Option<usize>, ApiError> {
         match self.get("limit") {
             None | Some("") | Some("0") => Ok(None),
             Some(text) => text
@@ -164,12 +167,12 @@ fn parse_duration(text: &str) -> Option<Duration> {
     catalog::duration::parse_duration(text).ok()
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
 /// Runs CPU-heavy work on the blocking pool.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work).await.map_err(|error| {
@@ -263,7 +266,7 @@ async fn query_range(
 }
 
 /// The matcher groups of every `match[]` selector; an empty list when none given.
-fn selectors(params: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
+pub(crate) fn selectors(params: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
     let mut groups = Vec::new();
     for selector in params.all("match[]") {
         let parsed = promql::selector_matchers(selector).map_err(|error| match error {
@@ -359,6 +362,61 @@ async fn label_values(
         Ok(string_list_response(values, limit))
     })
     .await?;
+    Ok(json_response(body))
+}
+
+/// Exemplars of the series every selector of `query` matches, in `[start, end]`.
+async fn query_exemplars(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let params = Params::from_request(raw, &headers, &body)?;
+    let start = params.time("start", MIN_TIME_MS)?;
+    let end = params.time("end", MAX_TIME_MS)?;
+    if end < start {
+        return Err(ApiError::invalid_parameter("end", "end timestamp must not be before start time"));
+    }
+    let groups = promql::query_selectors(params.get("query").unwrap_or_default())?;
+    let body = blocking(move || {
+        let found = state.exemplars.select(&groups, start, end);
+        let mut body = String::from("{\"status\":\"success\",\"data\":[");
+        for (index, series) in found.iter().enumerate() {
+            if index > 0 {
+                body.push(',');
+            }
+            body.push_str("{\"seriesLabels\":");
+            json::write_labels(&mut body, &series.series);
+            body.push_str(",\"exemplars\":[");
+            for (index, exemplar) in series.exemplars.iter().enumerate() {
+                if index > 0 {
+                    body.push(',');
+                }
+                body.push_str("{\"labels\":");
+                json::write_labels(&mut body, &exemplar.labels);
+                body.push_str(",\"value\":");
+                json::write_string(&mut body, &json::format_value(exemplar.value));
+                body.push_str(",\"timestamp\":");
+                json::write_timestamp(&mut body, exemplar.timestamp);
+                body.push('}');
+            }
+            body.push_str("]}");
+        }
+        body.push_str("]}");
+        Ok(body)
+    })
+    .await?;
+    Ok(json_response(body))
+}
+
+/// The query as Prometheus's prettifier prints it.
+async fn format_query(RawQuery(raw): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let params = Params::from_request(raw, &headers, &body)?;
+    let formatted = promql::format_query(params.get("query").unwrap_or_default())?;
+    let mut body = String::from("{\"status\":\"success\",\"data\":");
+    json::write_string(&mut body, &formatted);
+    body.push('}');
     Ok(json_response(body))
 }
 

@@ -2,7 +2,9 @@
 //! compressed). Status codes follow Prometheus's receiver: 204 when every
 //! sample was taken, 400 for bodies that cannot be decoded and for samples the
 //! sender must not retry (out of order, duplicate, invalid, over the series
-//! limit), 5xx only for faults worth retrying. Answers are plain text.
+//! limit), 5xx only for faults worth retrying. Answers are plain text. The
+//! request's metric metadata and exemplars go to the server's metadata and
+//! exemplar stores (refused exemplars do not fail the request).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -64,7 +66,9 @@ async fn write_samples(state: Arc<AppState>, headers: HeaderMap, body: Bytes, ob
         let max_series = state.max_series.load(Ordering::Relaxed);
         let store = state.store.clone();
         let admit = |_: &tsdb::Labels| max_series == 0 || store.series_count() < max_series;
-        Ok::<_, WriteError>((ingest::remote_write::append(&request, &state.durable, &admit)?, received))
+        let outcome = ingest::remote_write::append(&request, &state.durable, &admit)?;
+        ingest::remote_write::record_extras(&request, &state.metadata, &state.exemplars);
+        Ok::<_, WriteError>((outcome, received))
     });
     let outcome = match work.await {
         Ok(Ok((outcome, received))) => {

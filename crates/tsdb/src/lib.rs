@@ -35,7 +35,7 @@ mod postings;
 pub use histogram::{FloatHistogram, HistogramSample};
 pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher};
-pub use memstore::{CHUNK_MAX_SAMPLES, CHUNK_MAX_SPAN_MS, MemStore, SHARD_COUNT, SeriesRef, Truncation};
+pub use memstore::{CHUNK_MAX_SAMPLES, CHUNK_MAX_SPAN_MS, HeadStats, MemStore, SHARD_COUNT, SeriesRef, Truncation};
 
 /// The bit pattern of Prometheus's staleness marker (`value.StaleNaN`).
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;

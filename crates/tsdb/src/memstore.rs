@@ -32,6 +32,7 @@
 //! a block never holds part of a chunk that keeps growing in memory; chunks read
 //! back from blocks at start come in through [`MemStore::load_persisted_chunks`].
 
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
@@ -382,6 +383,20 @@ impl Index {
     }
 }
 
+/// What [`MemStore::head_stats`] counts; each list holds `(name, count)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeadStats {
+    pub series: usize,
+    pub chunks: usize,
+    /// The oldest and newest sample timestamps, `None` when the store is empty.
+    pub min_time: Option<i64>,
+    pub max_time: Option<i64>,
+    pub series_count_by_metric_name: Vec<(String, u64)>,
+    pub label_value_count_by_label_name: Vec<(String, u64)>,
+    pub memory_in_bytes_by_label_name: Vec<(String, u64)>,
+    pub series_count_by_label_value_pair: Vec<(String, u64)>,
+}
+
 /// Series and samples held in memory, safe to append to and query from many threads.
 pub struct MemStore {
     store_id: usize,
@@ -543,6 +558,69 @@ impl MemStore {
             }
         }
         bytes
+    }
+
+    /// Statistics of what memory holds, for Prometheus's `/api/v1/status/tsdb`:
+    /// series and chunks counted, the time range, and the `limit` largest
+    /// entries of each cardinality list (Prometheus's head postings stats:
+    /// series per metric name, distinct values per label name, bytes of label
+    /// values per label name counted once per series, series per label pair),
+    /// each sorted by count, largest first, then by name.
+    pub fn head_stats(&self, limit: usize) -> HeadStats {
+        let mut stats = HeadStats::default();
+        let mut pairs: HashMap<(&str, &str), u64> = HashMap::new();
+        let shards: Vec<_> = self.shards.iter().map(|shard| shard.read()).collect();
+        for table in &shards {
+            for series in table.iter() {
+                let samples = series.samples.read();
+                let chunk_count = samples.sealed.len() + usize::from(!samples.head.is_empty());
+                if chunk_count == 0 && samples.histograms.is_empty() {
+                    continue;
+                }
+                stats.series += 1;
+                stats.chunks += chunk_count;
+                let first = samples
+                    .sealed
+                    .first()
+                    .map(Chunk::min_time)
+                    .or_else(|| (!samples.head.is_empty()).then(|| samples.head.min_time()));
+                let last = (!samples.head.is_empty())
+                    .then(|| samples.head.max_time())
+                    .or_else(|| samples.sealed.last().map(Chunk::max_time));
+                for timestamp in first.into_iter().chain(samples.histograms.first().map(|sample| sample.timestamp)) {
+                    stats.min_time = Some(stats.min_time.map_or(timestamp, |min| min.min(timestamp)));
+                }
+                for timestamp in last.into_iter().chain(samples.histograms.last().map(|sample| sample.timestamp)) {
+                    stats.max_time = Some(stats.max_time.map_or(timestamp, |max| max.max(timestamp)));
+                }
+                for label in &series.labels {
+                    *pairs.entry((label.name.as_str(), label.value.as_str())).or_default() += 1;
+                }
+            }
+        }
+        let mut by_metric = Vec::new();
+        let mut values_by_name: HashMap<&str, u64> = HashMap::new();
+        let mut bytes_by_name: HashMap<&str, u64> = HashMap::new();
+        let mut by_pair = Vec::with_capacity(pairs.len());
+        for (&(name, value), &count) in &pairs {
+            if name == crate::METRIC_NAME {
+                by_metric.push((value.to_owned(), count));
+            }
+            *values_by_name.entry(name).or_default() += 1;
+            *bytes_by_name.entry(name).or_default() += value.len() as u64 * count;
+            by_pair.push((format!("{name}={value}"), count));
+        }
+        let top = |mut entries: Vec<(String, u64)>| {
+            entries.sort_by(|left, right| right.1.cmp(&left.1).then_with(|| left.0.cmp(&right.0)));
+            entries.truncate(limit);
+            entries
+        };
+        let owned = |map: HashMap<&str, u64>| map.into_iter().map(|(name, count)| (name.to_owned(), count)).collect();
+        stats.series_count_by_metric_name = top(by_metric);
+        stats.label_value_count_by_label_name = top(owned(values_by_name));
+        stats.memory_in_bytes_by_label_name = top(owned(bytes_by_name));
+        stats.series_count_by_label_value_pair = top(by_pair);
+        stats
     }
 
     /// Applies retention: drops every chunk whose samples are all older than

@@ -55,14 +55,25 @@ fn alertbook_scrapes_itself_and_a_real_prometheus() {
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 500ms\nscrape_configs:\n  - job_name: alertbook\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{prometheus_port}']\n        labels: {{source: debian}}\n"
+            "global:\n  scrape_interval: 500ms\nscrape_configs:\n  - job_name: alertbook\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{prometheus_port}']\n        labels: {{source: debian}}\ndatasources:\n  mimir:\n    type: prometheus\n    url: http://127.0.0.1:1/prometheus\n    bearer_token: hunter2-token\n"
         ),
     )
     .expect("write");
     let catalog = super::workspace_root().join("catalog/busflow");
     let data = directory.path().join("data");
-    let server =
-        start_with(&data, port, &["--config", &config.to_string_lossy(), "--catalog", &catalog.to_string_lossy()]);
+    let alertmanager = format!("http://127.0.0.1:{}", free_port());
+    let server = start_with(
+        &data,
+        port,
+        &[
+            "--config",
+            &config.to_string_lossy(),
+            "--catalog",
+            &catalog.to_string_lossy(),
+            "--alertmanager.url",
+            &alertmanager,
+        ],
+    );
     let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
 
     let metrics = client.get(format!("{}/metrics", server.url)).send().expect("GET /metrics");
@@ -108,6 +119,42 @@ fn alertbook_scrapes_itself_and_a_real_prometheus() {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    prometheus.stop();
     assert!(unmet.is_empty(), "unmet after 60s:\n{}", unmet.join("\n"));
+
+    // The scrape manager's state, the scraped metadata and the configuration
+    // through Prometheus's API.
+    let get = |path: &str| -> serde_json::Value {
+        client.get(format!("{}{path}", server.url)).send().and_then(|response| response.json()).expect(path)
+    };
+    let targets = get("/api/v1/targets");
+    let active = targets["data"]["activeTargets"].as_array().expect("active targets");
+    assert_eq!(active.len(), 2, "{targets}");
+    for target in active {
+        assert_eq!(target["health"], "up", "{target}");
+        assert_eq!(target["scrapeInterval"], "500ms", "{target}");
+    }
+    let pool = get("/api/v1/targets?scrapePool=prometheus");
+    assert_eq!(pool["data"]["activeTargets"][0]["labels"]["source"], "debian", "{pool}");
+    let metadata = get("/api/v1/metadata?metric=prometheus_build_info");
+    assert_eq!(metadata["data"]["prometheus_build_info"][0]["type"], "gauge", "{metadata}");
+    let target_metadata =
+        get("/api/v1/targets/metadata?metric=prometheus_build_info&match_target=%7Bjob%3D%22prometheus%22%7D");
+    assert_eq!(target_metadata["data"][0]["target"]["job"], "prometheus", "{target_metadata}");
+    let config_yaml = get("/api/v1/status/config");
+    let yaml = config_yaml["data"]["yaml"].as_str().expect("yaml");
+    assert!(yaml.contains("bearer_token: <secret>") && !yaml.contains("hunter2"), "{yaml}");
+    assert!(yaml.contains("job_name: prometheus"), "{yaml}");
+    let flags = get("/api/v1/status/flags");
+    assert_eq!(flags["data"]["listen"], format!("127.0.0.1:{port}"), "{flags}");
+    assert_eq!(flags["data"]["query.lookback-delta"], "5m", "{flags}");
+    let alertmanagers = get("/api/v1/alertmanagers");
+    assert_eq!(
+        alertmanagers["data"]["activeAlertmanagers"],
+        serde_json::json!([{"url": format!("{alertmanager}/api/v2/alerts")}]),
+        "{alertmanagers}"
+    );
+    assert_eq!(flags["data"]["alertmanager.url"], alertmanager.as_str(), "{flags}");
+    let runtime = get("/api/v1/status/runtimeinfo");
+    assert!(runtime["data"]["timeSeriesCount"].as_u64().unwrap_or(0) > 10, "{runtime}");
+    prometheus.stop();
 }

@@ -485,3 +485,27 @@ fn concurrent_appends_queries_and_checkpoints() {
     assert_eq!(store.stats().entries, 2200);
     assert_eq!(select_all(&store, &[equal("job", "shared")]).len(), 200);
 }
+
+#[test]
+fn index_stats_count_matching_streams_chunks_entries_and_bytes() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let (store, _) = open(directory.path(), small_chunks());
+    store.append_at(batch("api", 0, 200), NOW).expect("append");
+    store.append_at(batch("db", 0, 3), NOW).expect("append");
+    let everything = store.index_stats(&[], i64::MIN, i64::MAX);
+    assert_eq!((everything.streams, everything.entries), (2, 203));
+    let api = store.index_stats(&[equal("job", "api")], i64::MIN, i64::MAX);
+    assert_eq!((api.streams, api.entries), (1, 200));
+    assert!(api.chunks > 1, "{api:?}: small chunks seal several");
+    let lines: u64 = lines_of(&store, "api").iter().map(|line| line.len() as u64).sum();
+    // Sealed chunks count their uncompressed size: the lines and their encoded timestamps.
+    assert!(lines <= api.bytes && api.bytes <= lines + 16 * 200, "{api:?} for {lines} bytes of lines");
+    let db = store.index_stats(&[equal("job", "db")], i64::MIN, i64::MAX);
+    assert_eq!((db.streams, db.chunks, db.entries), (1, 1, 3));
+    assert_eq!(store.index_stats(&[equal("job", "none")], i64::MIN, i64::MAX), logstore::IndexStats::default());
+    assert_eq!(store.index_stats(&[], NOW * 2, NOW * 2 + 1).streams, 0);
+}
+
+fn lines_of(store: &LogStore, job: &str) -> Vec<String> {
+    select_all(store, &[equal("job", job)]).into_iter().map(|(_, _, line)| line).collect()
+}

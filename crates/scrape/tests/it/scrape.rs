@@ -205,3 +205,56 @@ async fn manager_scrapes_targets_from_files_and_stops_removed_ones() {
     handle.shutdown().await;
     assert!(marked, "a target removed from the file is marked stale");
 }
+
+/// A real OpenMetrics body with metadata lines and exemplars.
+const OPENMETRICS_WITH_EXEMPLARS: &str = "# TYPE request_seconds histogram\n\
+# HELP request_seconds Request latency.\n\
+# UNIT request_seconds seconds\n\
+request_seconds_bucket{le=\"0.5\"} 3 # {trace_id=\"KOO5S4vxi0o\"} 0.27 1600096945.479\n\
+request_seconds_bucket{le=\"+Inf\"} 4 # {trace_id=\"oHg5SJYRHA0\"} 9.8\n\
+request_seconds_count 4\n\
+request_seconds_sum 11.2\n\
+# EOF\n";
+
+#[tokio::test]
+async fn scrapes_record_metadata_exemplars_and_target_health() {
+    let app = Router::new().route(
+        "/metrics",
+        get(|| async {
+            ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0")], OPENMETRICS_WITH_EXEMPLARS)
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    let durable = Arc::new(DurableStore::in_memory(Arc::new(MemStore::new())));
+    let mut scraper = scraper_for(address, durable);
+    assert_eq!(scraper.status().health().health, scrape::status::Health::Unknown);
+    let report = scraper.scrape_once(1_600_096_950_000).await;
+    assert!(report.up, "{:?}", report.error);
+
+    let health = scraper.status().health();
+    assert_eq!(health.health, scrape::status::Health::Up);
+    assert_eq!(health.last_scrape_ms, Some(1_600_096_950_000));
+    assert_eq!(health.metadata["request_seconds"].unit.as_deref(), Some("seconds"));
+
+    let context = scraper.context().clone();
+    let metadata = context.metadata.select(Some("request_seconds"), None, None);
+    assert_eq!(metadata[0].1[0].help, "Request latency.");
+    assert_eq!(metadata[0].1[0].metric_type, ingest::MetricType::Histogram);
+
+    let exemplars =
+        context.exemplars.select(&[vec![Matcher::equal("__name__", "request_seconds_bucket")]], 0, i64::MAX);
+    assert_eq!(exemplars.len(), 2);
+    let inf = exemplars.iter().find(|series| series.series.get("le") == Some("+Inf")).expect("+Inf bucket");
+    assert_eq!(inf.series.get("job"), Some("demo"));
+    assert_eq!(inf.exemplars[0].labels.get("trace_id"), Some("oHg5SJYRHA0"));
+    // No timestamp on the exemplar: it takes the scrape's.
+    assert_eq!(inf.exemplars[0].timestamp, 1_600_096_950_000);
+    let half = exemplars.iter().find(|series| series.series.get("le") == Some("0.5")).expect("0.5 bucket");
+    assert_eq!((half.exemplars[0].value, half.exemplars[0].timestamp), (0.27, 1_600_096_945_479));
+    // Scraped again: the timestamped exemplar is a duplicate and not stored
+    // twice; the other takes the new scrape's time, as in Prometheus.
+    scraper.scrape_once(1_600_096_960_000).await;
+    assert_eq!(context.exemplars.len(), 3);
+}

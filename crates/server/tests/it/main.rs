@@ -7,9 +7,12 @@ use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 
 mod loki_api;
+mod loki_explore;
 mod prometheus_api;
 mod remote_write;
 mod rules_api;
+mod shape;
+mod status_api;
 
 fn state() -> std::sync::Arc<server::AppState> {
     state_with(std::sync::Arc::new(tsdb::MemStore::new()))

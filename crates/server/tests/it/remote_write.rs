@@ -80,7 +80,8 @@ async fn prometheus_remote_writes_into_alertbook() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let alertbook = listener.local_addr().expect("address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve_listener(listener, super::state_with(store.clone()), async move {
+    let state = super::state_with(store.clone());
+    let server = tokio::spawn(server::serve_listener(listener, state.clone(), async move {
         let _ = stopped.await;
     }));
 
@@ -90,7 +91,7 @@ async fn prometheus_remote_writes_into_alertbook() {
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{prometheus_port}']\nremote_write:\n  - url: http://{alertbook}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n"
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{prometheus_port}']\nremote_write:\n  - url: http://{alertbook}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n    metadata_config:\n      send_interval: 1s\n"
         ),
     )
     .expect("write config");
@@ -110,7 +111,7 @@ async fn prometheus_remote_writes_into_alertbook() {
     for _ in 0..120 {
         tokio::time::sleep(Duration::from_millis(250)).await;
         received = store.select(&up, 0, i64::MAX / 2).expect("select");
-        if received.first().is_some_and(|series| series.samples.len() >= 5) {
+        if received.first().is_some_and(|series| series.samples.len() >= 5) && !state.metadata.is_empty() {
             break;
         }
     }
@@ -131,6 +132,28 @@ async fn prometheus_remote_writes_into_alertbook() {
         "{:?}",
         result.value
     );
+    // Its metric metadata arrived too, and /api/v1/metadata serves it.
+    let families = state.metadata.select(Some("prometheus_build_info"), None, None);
+    assert_eq!(families.len(), 1, "no metadata of prometheus_build_info arrived");
+    assert_eq!(families[0].1[0].metric_type, ingest::MetricType::Gauge);
+    let answer: serde_json::Value =
+        reqwest_get(&format!("http://{alertbook}/api/v1/metadata?metric=prometheus_build_info")).await;
+    assert_eq!(answer["data"]["prometheus_build_info"][0]["type"], "gauge");
     let _ = stop.send(());
     server.await.expect("server task").expect("server");
+}
+
+/// A GET over a real socket, with tokio only.
+async fn reqwest_get(url: &str) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_once('/').expect("path");
+    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let text = String::from_utf8_lossy(&response);
+    let (_, body) = text.split_once("\r\n\r\n").expect("body");
+    serde_json::from_str(body.trim()).expect("JSON body")
 }

@@ -443,3 +443,24 @@ fn concurrent_appends_and_queries_see_consistent_data() {
     assert_eq!(selected.len(), 50);
     assert!(selected.iter().all(|data| data.samples.len() == 300));
 }
+
+#[test]
+fn head_stats_count_series_chunks_and_cardinality() {
+    let store = MemStore::new();
+    for (name, job, instance) in
+        [("up", "api", "a"), ("up", "api", "b"), ("up", "db", "c"), ("http_requests_total", "api", "a")]
+    {
+        let labels = Labels::from_pairs([("__name__", name), ("job", job), ("instance", instance)]);
+        store.append(&labels, 1_000, 1.0).expect("append");
+        store.append(&labels, 9_000, 1.0).expect("append");
+    }
+    let stats = store.head_stats(2);
+    assert_eq!((stats.series, stats.chunks), (4, 4));
+    assert_eq!((stats.min_time, stats.max_time), (Some(1_000), Some(9_000)));
+    assert_eq!(stats.series_count_by_metric_name, [("up".to_owned(), 3), ("http_requests_total".to_owned(), 1)]);
+    assert_eq!(stats.label_value_count_by_label_name, [("instance".to_owned(), 3), ("__name__".to_owned(), 2)]);
+    // Bytes of values, once per series: __name__ is "up" x3 + "http_requests_total" x1.
+    assert_eq!(stats.memory_in_bytes_by_label_name[0], ("__name__".to_owned(), 2 * 3 + 19));
+    assert_eq!(stats.series_count_by_label_value_pair, [("__name__=up".to_owned(), 3), ("job=api".to_owned(), 3)]);
+    assert_eq!(MemStore::new().head_stats(10), tsdb::HeadStats::default());
+}
