@@ -76,7 +76,7 @@ fn fast_sql_catalog(to: &Path) {
     std::fs::write(&rules, text.replace("interval: 1m", "interval: 1s")).expect("write rules");
 }
 
-fn copy_tree(from: &Path, to: &Path) {
+pub(super) fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read dir") {
         let entry = entry.expect("entry");
@@ -90,7 +90,7 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 /// Starts `alertbook run --config`, keeping everything it logs.
-fn start(directory: &Path, config: &Path) -> (Server, Arc<Mutex<String>>) {
+pub(super) fn start(directory: &Path, config: &Path) -> (Server, Arc<Mutex<String>>) {
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_alertbook"))
         .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--data"])
@@ -128,7 +128,7 @@ fn start(directory: &Path, config: &Path) -> (Server, Arc<Mutex<String>>) {
     panic!("alertbook did not become ready: {}", log.lock().expect("log"));
 }
 
-fn get(client: &reqwest::blocking::Client, server: &Server, path: &str) -> String {
+pub(super) fn get(client: &reqwest::blocking::Client, server: &Server, path: &str) -> String {
     client.get(format!("{}{path}", server.url)).send().expect(path).text().expect("body")
 }
 
@@ -142,7 +142,7 @@ fn a4_state(client: &reqwest::blocking::Client, server: &Server) -> Option<Strin
 }
 
 /// The rule `name` of /api/v1/rules.
-fn rule(client: &reqwest::blocking::Client, server: &Server, name: &str) -> serde_json::Value {
+pub(super) fn rule(client: &reqwest::blocking::Client, server: &Server, name: &str) -> serde_json::Value {
     let body: serde_json::Value = serde_json::from_str(&get(client, server, "/api/v1/rules")).expect("JSON");
     body["data"]["groups"]
         .as_array()
@@ -154,7 +154,7 @@ fn rule(client: &reqwest::blocking::Client, server: &Server, name: &str) -> serd
         .unwrap_or_else(|| panic!("no rule {name}"))
 }
 
-fn wait_for(what: &str, log: &Mutex<String>, mut condition: impl FnMut() -> bool) {
+pub(super) fn wait_for(what: &str, log: &Mutex<String>, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}; log:\n{}", log.lock().expect("log"));
