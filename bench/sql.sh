@@ -9,9 +9,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-JOBS=200
-RUNS=50
-REPEAT=200
+JOBS=50
+RUNS=20
+REPEAT=300
 PROFILE=release
 
 while [[ $# -gt 0 ]]; do

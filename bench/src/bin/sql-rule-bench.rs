@@ -5,8 +5,8 @@
 //! one process, interleaved round by round so that load and caches hit all
 //! alike:
 //!
-//! - `psql`: one `psql` session runs the query `--repeat` times with
-//!   `\timing on`; its client-side times are the peer's own measure;
+//! - `psql`: one `psql` session with `\timing on` runs the query in its
+//!   turn each round; its client-side times are the peer's own measure;
 //! - `sqlx raw`: the query alone on one sqlx connection (prepared once, as
 //!   psql does not, so this is the floor);
 //! - `datasource`: alertbook's `PostgresDatasource::query` (pool checkout,
@@ -60,33 +60,50 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 
-/// psql's own `\timing` of the query run `repeat` times in one session.
-fn psql_times(psql: &str, url: &str, query: &str, repeat: usize) -> anyhow::Result<Vec<Duration>> {
-    let mut script = String::from("\\timing on\n\\o /dev/null\n");
-    let statement = format!("{};\n", query.trim().trim_end_matches(';'));
-    for _ in 0..repeat + 5 {
-        script.push_str(&statement);
+/// One psql session with `\timing on`, asked one query at a time so that it
+/// takes its turn in the rounds like the other ways.
+struct Psql {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    output: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Psql {
+    fn start(psql: &str, url: &str) -> anyhow::Result<Self> {
+        let mut child = std::process::Command::new(psql)
+            .args([url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot run {psql}"))?;
+        let mut input = child.stdin.take().context("psql stdin")?;
+        let output = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().context("psql stdout")?));
+        use std::io::Write as _;
+        input.write_all(b"\\timing on\n\\o /dev/null\n")?;
+        Ok(Self { child, input, output })
     }
-    let mut child = std::process::Command::new(psql)
-        .args([url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot run {psql}"))?;
-    use std::io::Write as _;
-    child.stdin.take().context("psql stdin")?.write_all(script.as_bytes())?;
-    let output = child.wait_with_output()?;
-    anyhow::ensure!(output.status.success(), "psql failed: {}", String::from_utf8_lossy(&output.stderr));
-    let times: Vec<Duration> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| line.strip_prefix("Time: "))
-        .filter_map(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
-        .map(|ms| Duration::from_secs_f64(ms / 1000.0))
-        .skip(5)
-        .collect();
-    anyhow::ensure!(times.len() == repeat, "psql printed {} timings, expected {repeat}", times.len());
-    Ok(times)
+
+    /// psql's own time of one run of `query`.
+    fn time(&mut self, query: &str) -> anyhow::Result<Duration> {
+        use std::io::Write as _;
+        writeln!(self.input, "{};", query.trim().trim_end_matches(';'))?;
+        self.input.flush()?;
+        for line in self.output.by_ref() {
+            let line = line?;
+            if let Some(ms) = line.strip_prefix("Time: ").and_then(|rest| rest.split_whitespace().next()) {
+                return Ok(Duration::from_secs_f64(ms.parse::<f64>()? / 1000.0));
+            }
+        }
+        anyhow::bail!("psql ended without a timing")
+    }
+}
+
+impl Drop for Psql {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -124,19 +141,26 @@ fn main() -> anyhow::Result<()> {
         Ok(rows.len())
     };
 
+    let mut psql = Psql::start(&arguments.psql, &url)?;
     // Warm-up: connections, prepared statements, the server's caches.
     let alerts = datasource.query_samples(&query)?.len();
     anyhow::ensure!(raw(&mut connection)? == alerts, "raw and datasource disagree on the rows");
     for _ in 0..5 {
+        psql.time(&query)?;
         raw(&mut connection)?;
         datasource.query_samples(&query)?;
         manager.evaluate_group(0, now_ms());
     }
+    let mut psql_times = Vec::with_capacity(arguments.repeat);
     let mut raw_times = Vec::with_capacity(arguments.repeat);
     let mut datasource_times = Vec::with_capacity(arguments.repeat);
     let mut evaluation_times = Vec::with_capacity(arguments.repeat);
     for round in 0..arguments.repeat {
-        let mut ways: [&mut dyn FnMut() -> anyhow::Result<()>; 3] = [
+        let mut ways: [&mut dyn FnMut() -> anyhow::Result<()>; 4] = [
+            &mut || {
+                psql_times.push(psql.time(&query)?);
+                Ok(())
+            },
             &mut || {
                 let started = Instant::now();
                 raw(&mut connection)?;
@@ -157,18 +181,17 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             },
         ];
-        ways.rotate_left(round % 3);
+        ways.rotate_left(round % 4);
         for way in ways.iter_mut() {
             way()?;
         }
     }
-    let mut psql = psql_times(&arguments.psql, &url, &query, arguments.repeat)?;
     let load_after = loadavg();
 
     println!("A4 PgCronJobFailed: {alerts} alerts per evaluation, {} rounds", arguments.repeat);
     println!("{:<12} {:>10} {:>10}", "way", "p50 ms", "p90 ms");
     let mut rows = [
-        ("psql", &mut psql),
+        ("psql", &mut psql_times),
         ("sqlx raw", &mut raw_times),
         ("datasource", &mut datasource_times),
         ("evaluation", &mut evaluation_times),
