@@ -28,10 +28,11 @@ use clap::{CommandFactory, Parser, Subcommand};
 #[command(
     name = "alertbook",
     version,
-    about = "Alerting that runs the runbook: rules, triage, notifications and the on-call journal",
-    long_about = "alertbook evaluates Prometheus-format alert rules over metrics, logs, SQL, probes and Docker \
-                  state, runs each alert's triage from the runbook as data, notifies with Alertmanager-compatible \
-                  routing and keeps the on-call journal. The Busflow catalog (catalog/busflow) is the default."
+    about = "Alerting that runs the runbook: Prometheus-format rules over metrics, logs, SQL and Docker state",
+    long_about = "alertbook collects metrics and logs, stores them, and evaluates Prometheus-format alert rules over \
+                  them and over PostgreSQL and the Docker Engine; firing alerts go to Alertmanagers and webhooks, and \
+                  the runbook is served as pages. The Busflow catalog (catalog/busflow) is the default. Planned, not \
+                  running yet: probes, triage from the runbook, Alertmanager-style routing and the on-call journal."
 )]
 struct Cli {
     #[command(subcommand)]
