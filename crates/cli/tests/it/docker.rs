@@ -1,15 +1,18 @@
 //! `alertbook run` with a Docker datasource, against the real Docker daemon
 //! that `scripts/peers/docker.sh` starts as a single-node swarm manager: A8
-//! fires from the swarm's state, shows in /api/v1/alerts, resolves when the
-//! exporter is scaled to 0, and the datasource's health is on /metrics. The
+//! fires from the swarm's state, shows in /api/v1/alerts and reaches a webhook,
+//! resolves when the exporter is scaled to 0 (and the webhook hears so), and the datasource's health is on /metrics. The
 //! test owns the names `busflow_postgres_exporter` and `pgexporter_dsn` while
 //! it runs (it removes leftovers first and its objects at the end).
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::postgres::{copy_tree, get, rule, start, wait_for};
+use super::postgres::{copy_tree, get, rule, start_with, wait_for};
 
 const SOCKET: &str = "/var/run/docker.sock";
 const IMAGE: &str = "localhost/busybox:static";
@@ -62,6 +65,37 @@ impl Drop for Exporter {
     }
 }
 
+/// A webhook receiver on loopback: answers 200 to every POST and keeps the bodies.
+fn webhook_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let received = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(stream);
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_ok() {
+                received.lock().expect("bodies").push(String::from_utf8_lossy(&body).into_owned());
+            }
+            let _ = reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, bodies)
+}
+
 /// The state of A8 in /api/v1/alerts, if listed.
 fn a8_state(client: &reqwest::blocking::Client, server: &super::durability::Server) -> Option<String> {
     let body: serde_json::Value = serde_json::from_str(&get(client, server, "/api/v1/alerts")).expect("JSON");
@@ -103,14 +137,31 @@ fn run_with_a_docker_datasource_fires_and_resolves_a8() {
 
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::blocking::Client::new();
-    let (server, log) = start(directory.path(), &config);
+    let (webhook, notifications) = webhook_receiver();
+    let (server, log) = start_with(directory.path(), &config, &["--notify.webhook", &format!("oncall={webhook}")]);
     wait_for("A8 firing", &log, || a8_state(&client, &server).as_deref() == Some("firing"));
     let metrics = get(&client, &server, "/metrics");
     assert!(metrics.contains("alertbook_datasource_up{datasource=\"docker\",type=\"docker\"} 1"), "{metrics}");
     assert_eq!(rule(&client, &server, "PostgresExporterDsnGateOpen")["health"], "ok");
     assert_eq!(rule(&client, &server, "PgCronJobFailed")["lastError"], "no sql datasource configured");
 
+    // It is sent like every other alert: Alertmanager's webhook payload, firing.
+    wait_for("the firing notification", &log, || {
+        notifications
+            .lock()
+            .expect("bodies")
+            .iter()
+            .any(|body| body.contains("PostgresExporterDsnGateOpen") && body.contains("\"status\":\"firing\""))
+    });
+
     // Scaled to 0, the exporter cannot leak anything: A8 resolves.
     docker(&["service", "scale", "--detach", &format!("{SERVICE}=0")]);
     wait_for("A8 resolved", &log, || a8_state(&client, &server).as_deref() != Some("firing"));
+    wait_for("the resolved notification", &log, || {
+        notifications
+            .lock()
+            .expect("bodies")
+            .iter()
+            .any(|body| body.contains("PostgresExporterDsnGateOpen") && body.contains("\"status\":\"resolved\""))
+    });
 }

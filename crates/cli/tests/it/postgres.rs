@@ -91,12 +91,18 @@ pub(super) fn copy_tree(from: &Path, to: &Path) {
 
 /// Starts `alertbook run --config`, keeping everything it logs.
 pub(super) fn start(directory: &Path, config: &Path) -> (Server, Arc<Mutex<String>>) {
+    start_with(directory, config, &[])
+}
+
+/// [`start`] with more arguments for `alertbook run`.
+pub(super) fn start_with(directory: &Path, config: &Path, extra: &[&str]) -> (Server, Arc<Mutex<String>>) {
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_alertbook"))
         .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--data"])
         .arg(directory.join(format!("data-{port}")))
         .arg("--config")
         .arg(config)
+        .args(extra)
         .env("RUST_LOG", "debug,hyper=info,reqwest=info,sqlx=debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
