@@ -256,15 +256,44 @@ pub fn validate(
 }
 
 /// Reports the fields set on an entry whose type does not take them.
+impl RawDatasource {
+    /// Every optional setting with where it was written (`None`: not written).
+    fn settings(&self) -> [(&'static str, Option<&serde_saphyr::Location>); 16] {
+        [
+            ("url", at(&self.url)),
+            ("timeout", at(&self.timeout)),
+            ("method", at(&self.method)),
+            ("headers", at(&self.headers)),
+            ("basic_auth", at(&self.basic_auth)),
+            ("bearer_token", at(&self.bearer_token)),
+            ("bearer_token_file", at(&self.bearer_token_file)),
+            ("url_file", at(&self.url_file)),
+            ("password_file", at(&self.password_file)),
+            ("statement_timeout", at(&self.statement_timeout)),
+            ("lock_timeout", at(&self.lock_timeout)),
+            ("max_connections", at(&self.max_connections)),
+            ("host", at(&self.host)),
+            ("tls_ca_file", at(&self.tls_ca_file)),
+            ("tls_cert_file", at(&self.tls_cert_file)),
+            ("tls_key_file", at(&self.tls_key_file)),
+        ]
+    }
+}
+
+/// Reports every setting written that a `kind` datasource does not take
+/// (`takes`: its settings besides `type`).
 fn reject_fields(
     source: &SourceFile,
     name: &str,
     kind: &str,
-    fields: &[(&str, Option<&serde_saphyr::Location>)],
+    raw: &RawDatasource,
+    takes: &[&str],
     errors: &mut Vec<Diagnostic>,
 ) {
-    for (field, location) in fields {
-        if let Some(location) = location {
+    for (field, location) in raw.settings() {
+        if let Some(location) = location
+            && !takes.contains(&field)
+        {
             errors.push(
                 source
                     .error_at_location(location, format!("{field} is not a setting of a {kind} datasource ({name:?})")),
@@ -291,17 +320,8 @@ fn validate_prometheus(
         source,
         name,
         "prometheus",
-        &[
-            ("url_file", at(&raw.url_file)),
-            ("password_file", at(&raw.password_file)),
-            ("statement_timeout", at(&raw.statement_timeout)),
-            ("lock_timeout", at(&raw.lock_timeout)),
-            ("max_connections", at(&raw.max_connections)),
-            ("host", at(&raw.host)),
-            ("tls_ca_file", at(&raw.tls_ca_file)),
-            ("tls_cert_file", at(&raw.tls_cert_file)),
-            ("tls_key_file", at(&raw.tls_key_file)),
-        ],
+        raw,
+        &["url", "timeout", "method", "headers", "basic_auth", "bearer_token", "bearer_token_file"],
         errors,
     );
     let Some(url) = &raw.url else {
@@ -365,18 +385,8 @@ fn validate_postgres(
         source,
         name,
         "postgres",
-        &[
-            ("timeout", at(&raw.timeout)),
-            ("method", at(&raw.method)),
-            ("headers", at(&raw.headers)),
-            ("basic_auth", at(&raw.basic_auth)),
-            ("bearer_token", at(&raw.bearer_token)),
-            ("bearer_token_file", at(&raw.bearer_token_file)),
-            ("host", at(&raw.host)),
-            ("tls_ca_file", at(&raw.tls_ca_file)),
-            ("tls_cert_file", at(&raw.tls_cert_file)),
-            ("tls_key_file", at(&raw.tls_key_file)),
-        ],
+        raw,
+        &["url", "url_file", "password_file", "statement_timeout", "lock_timeout", "max_connections"],
         errors,
     );
     // The URL from url_file (password included), or url (without a password) and password_file.
@@ -455,26 +465,7 @@ fn validate_docker(
 ) -> Option<DockerConfig> {
     let raw = &spanned.value;
     let errors_before = errors.len();
-    reject_fields(
-        source,
-        name,
-        "docker",
-        &[
-            ("url", at(&raw.url)),
-            ("timeout", at(&raw.timeout)),
-            ("method", at(&raw.method)),
-            ("headers", at(&raw.headers)),
-            ("basic_auth", at(&raw.basic_auth)),
-            ("bearer_token", at(&raw.bearer_token)),
-            ("bearer_token_file", at(&raw.bearer_token_file)),
-            ("url_file", at(&raw.url_file)),
-            ("password_file", at(&raw.password_file)),
-            ("statement_timeout", at(&raw.statement_timeout)),
-            ("lock_timeout", at(&raw.lock_timeout)),
-            ("max_connections", at(&raw.max_connections)),
-        ],
-        errors,
-    );
+    reject_fields(source, name, "docker", raw, &["host", "tls_ca_file", "tls_cert_file", "tls_key_file"], errors);
     let Some(host) = &raw.host else {
         errors.push(source.error_at_value(
             spanned,

@@ -9,29 +9,11 @@ use ingest::remote_write::{Label, Sample, TimeSeries, WriteRequest, encode};
 
 use super::durability::{Server, free_port, start_with};
 
-/// A copy of the Busflow catalog whose groups evaluate every second.
+/// A copy of the Busflow catalog whose metrics groups evaluate every second.
 fn fast_catalog() -> tempfile::TempDir {
     let directory = tempfile::tempdir().expect("temporary directory");
-    let source = super::workspace_root().join("catalog/busflow");
-    copy_tree(&source, directory.path());
-    let rules = directory.path().join("rules/metrics.rules.yaml");
-    let text = std::fs::read_to_string(&rules).expect("rules");
-    std::fs::write(&rules, text.replace("interval: 1m", "interval: 1s").replace("interval: 5m", "interval: 1s"))
-        .expect("write rules");
+    super::fast_catalog_at(directory.path(), "metrics.rules.yaml");
     directory
-}
-
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
 }
 
 struct Alertmanager(std::process::Child);

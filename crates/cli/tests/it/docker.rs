@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::postgres::{copy_tree, get, rule, start_with, wait_for};
+use super::postgres::{get, rule, start_with, wait_for};
 
 const SOCKET: &str = "/var/run/docker.sock";
 const IMAGE: &str = "localhost/busybox:static";
@@ -116,11 +116,7 @@ fn run_with_a_docker_datasource_fires_and_resolves_a8() {
     docker(&["service", "create", "--detach", "--quiet", "--name", SERVICE, "--replicas", "1", IMAGE]);
 
     let directory = tempfile::tempdir().expect("temporary directory");
-    let catalog = directory.path().join("catalog");
-    copy_tree(&super::workspace_root().join("catalog/busflow"), &catalog);
-    let rules = catalog.join("rules/docker.rules.yaml");
-    let text = std::fs::read_to_string(&rules).expect("rules");
-    std::fs::write(&rules, text.replace("interval: 1m", "interval: 1s")).expect("write rules");
+    super::fast_catalog_at(&directory.path().join("catalog"), "docker.rules.yaml");
     let config = directory.path().join("alertbook.yaml");
     std::fs::write(
         &config,

@@ -68,27 +68,6 @@ fn record_run(url: &str, jobid: &str, status: &str, age_seconds: u32) {
     );
 }
 
-/// A copy of the Busflow catalog whose SQL group evaluates every second.
-fn fast_sql_catalog(to: &Path) {
-    copy_tree(&super::workspace_root().join("catalog/busflow"), to);
-    let rules = to.join("rules/sql.rules.yaml");
-    let text = std::fs::read_to_string(&rules).expect("rules");
-    std::fs::write(&rules, text.replace("interval: 1m", "interval: 1s")).expect("write rules");
-}
-
-pub(super) fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
-}
-
 /// Starts `alertbook run --config`, keeping everything it logs.
 pub(super) fn start(directory: &Path, config: &Path) -> (Server, Arc<Mutex<String>>) {
     start_with(directory, config, &[])
@@ -189,7 +168,7 @@ fn run_with_a_postgres_datasource_fires_a4_and_never_shows_the_password() {
     record_run(&url, &jobid, "failed", 60);
 
     let directory = tempfile::tempdir().expect("temporary directory");
-    fast_sql_catalog(&directory.path().join("catalog"));
+    super::fast_catalog_at(&directory.path().join("catalog"), "sql.rules.yaml");
     std::fs::write(directory.path().join("pg-password"), format!("{READER_PASSWORD}\n")).expect("password file");
     std::fs::write(directory.path().join("wrong-password"), format!("{WRONG_PASSWORD}\n")).expect("password file");
     let config_text = |password_file: &str| {
