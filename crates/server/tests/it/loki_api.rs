@@ -10,7 +10,7 @@ use tower::ServiceExt;
 use super::state;
 
 /// A server state with a log store in `directory` and the catalog's redaction.
-fn state_with_logs(directory: &std::path::Path) -> Arc<server::AppState> {
+pub(super) fn state_with_logs(directory: &std::path::Path) -> Arc<server::AppState> {
     state_with_engine(directory, logql::Engine::default())
 }
 
@@ -31,7 +31,7 @@ fn state_with_engine(directory: &std::path::Path, engine: logql::Engine) -> Arc<
     state
 }
 
-async fn send(state: &Arc<server::AppState>, request: Request<Body>) -> (StatusCode, String) {
+pub(super) async fn send(state: &Arc<server::AppState>, request: Request<Body>) -> (StatusCode, String) {
     let response = server::router(state.clone()).oneshot(request).await.expect("response");
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), 16 << 20).await.expect("body");

@@ -10,32 +10,9 @@ use axum::http::{Request, StatusCode};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tower::ServiceExt;
 
+use super::loki_api::{send, state_with_logs};
 use super::shape::{assert_same_shape, fixture};
-
-fn state_with_logs(directory: &std::path::Path) -> Arc<server::AppState> {
-    let state = super::state();
-    let options = logstore::LogStoreOptions { fsync: wal::FsyncPolicy::Never, ..Default::default() };
-    let (store, _) = logstore::LogStore::open(directory, options).expect("log store");
-    let rules = state.catalog.pii_rules.clone().expect("the catalog has PII rules");
-    let redactor = pii::Redactor::new(&rules, state.catalog.pii_exclusions());
-    let redaction = pii::StreamRedaction::new(redactor, &[pii::DEFAULT_STREAMS.to_owned()]).expect("redaction");
-    state.set_logs(Arc::new(server::LogService {
-        store: Arc::new(store),
-        engine: logql::Engine::default(),
-        redaction: Some(redaction),
-        decode: logstore::push::DecodeOptions::default(),
-    }));
-    state
-}
-
-async fn send(state: &Arc<server::AppState>, request: Request<Body>) -> (StatusCode, String) {
-    let response = server::router(state.clone()).oneshot(request).await.expect("response");
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 16 << 20).await.expect("body");
-    (status, String::from_utf8_lossy(&bytes).into_owned())
-}
 
 async fn push(state: &Arc<server::AppState>, body: Value) {
     let request = Request::post("/loki/api/v1/push")
