@@ -13,6 +13,7 @@
 
 pub mod contracts;
 mod diagnostic;
+pub mod docker_shape;
 pub mod duration;
 pub mod expr;
 mod load;

@@ -28,8 +28,6 @@ use crate::source::SourceFile;
 
 /// The names every predicate may read besides check results and contracts.
 const ALERT_NAMES: &[&str] = &["labels", "value", "alert"];
-/// The roots a Docker rule expression may read.
-const DOCKER_ROOTS: &[&str] = &["services", "secrets", "networks"];
 
 /// Loads and validates the catalog in `root`, `runbook.md` included.
 pub fn load(root: &Path) -> Result<Catalog, Diagnostics> {
@@ -1026,21 +1024,12 @@ fn offset_of(text: &str, line: usize, column: usize) -> usize {
     (line_start + within).min(text.len())
 }
 
-/// A Docker rule's expression: the predicate language over `services`, `secrets`, `networks`.
+/// A Docker rule's expression: the predicate language over the names of
+/// [`crate::docker_shape::ROOTS`], field names included.
 fn validate_docker_condition(text: &str) -> Result<(), queries::QueryError> {
-    let parsed = expr::parse(text).map_err(|error| queries::QueryError {
-        offset: error.offset,
-        message: format!("invalid Docker condition: {}", error.message),
-    })?;
-    for path in parsed.free_paths() {
-        if !DOCKER_ROOTS.contains(&path[0].as_str()) {
-            return Err(queries::QueryError {
-                offset: text.find(&path[0]).unwrap_or(0),
-                message: format!("unknown name `{}`: a Docker condition reads {DOCKER_ROOTS:?}", path[0]),
-            });
-        }
-    }
-    Ok(())
+    crate::docker_shape::parse_condition(text)
+        .map(|_| ())
+        .map_err(|error| queries::QueryError { offset: error.offset, message: error.message })
 }
 
 /// Every alerting rule links to an entry, and every entry has a rule.

@@ -33,11 +33,11 @@
 //! same tree; a check on a service or secret that does not exist is an error,
 //! since triage should say so rather than act on zeros.
 
-use catalog::expr::{self, Expr};
+use catalog::expr::Expr;
 use serde_json::Value;
 use tsdb::Labels;
 
-use super::snapshot::{self, ROOTS};
+use super::snapshot;
 
 /// A condition or check that cannot be evaluated; the message says where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,41 +54,10 @@ impl ConditionError {
     }
 }
 
-/// Parses a condition and checks every name it reads against the snapshot's shape.
+/// Parses a condition and checks every name it reads against the snapshot's
+/// shape ([`catalog::docker_shape`]).
 pub fn parse(text: &str) -> Result<Expr, ConditionError> {
-    let parsed = expr::parse(text)
-        .map_err(|error| ConditionError::new(error.offset, format!("invalid Docker condition: {}", error.message)))?;
-    for path in parsed.free_paths() {
-        validate_path(text, &path)?;
-    }
-    Ok(parsed)
-}
-
-fn validate_path(text: &str, path: &[String]) -> Result<(), ConditionError> {
-    let dotted = path.join(".");
-    let offset = text.find(&dotted).unwrap_or(0);
-    let roots: Vec<&str> = ROOTS.iter().map(|(root, _)| *root).collect();
-    let Some((_, fields)) = ROOTS.iter().find(|(root, _)| *root == path[0]) else {
-        return Err(ConditionError::new(
-            offset,
-            format!("unknown name `{}`: a Docker condition reads {}", path[0], roots.join(", ")),
-        ));
-    };
-    let Some(field) = path.get(2) else { return Ok(()) };
-    if !fields.contains(&field.as_str()) {
-        return Err(ConditionError::new(
-            offset,
-            format!("`{dotted}`: no field `{field}` in {}; fields: {}", path[0], fields.join(", ")),
-        ));
-    }
-    match path.len() {
-        3 => Ok(()),
-        4 if matches!(field.as_str(), "env" | "labels") => Ok(()),
-        _ => Err(ConditionError::new(
-            offset,
-            format!("`{dotted}`: only `env` and `labels` have keys; `{field}` is read whole"),
-        )),
-    }
+    catalog::docker_shape::parse_condition(text).map_err(|error| ConditionError::new(error.offset, error.message))
 }
 
 /// Resolves a validated name path in `bindings` (from [`snapshot::Snapshot::bindings`]).

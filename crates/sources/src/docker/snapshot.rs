@@ -120,19 +120,6 @@ pub struct Node {
     pub labels: BTreeMap<String, String>,
 }
 
-/// The fields each kind of object has in [`Snapshot::bindings`], in order.
-pub const SERVICE_FIELDS: &[&str] =
-    &["exists", "id", "name", "image", "mode", "replicas", "running", "env", "labels", "secrets", "networks", "tasks"];
-pub const TASK_FIELDS: &[&str] = &["id", "slot", "node", "state", "desired_state", "message", "error", "timestamp"];
-pub const SECRET_FIELDS: &[&str] = &["exists", "id", "name", "labels", "created_at", "updated_at"];
-pub const NETWORK_FIELDS: &[&str] = &["exists", "id", "name", "driver", "scope", "subnets", "labels"];
-pub const NODE_FIELDS: &[&str] =
-    &["exists", "id", "hostname", "role", "availability", "state", "leader", "engine_version", "labels"];
-
-/// The roots of [`Snapshot::bindings`] and the fields of their objects.
-pub const ROOTS: &[(&str, &[&str])] =
-    &[("services", SERVICE_FIELDS), ("secrets", SECRET_FIELDS), ("networks", NETWORK_FIELDS), ("nodes", NODE_FIELDS)];
-
 fn sorted(map: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
     map.unwrap_or_default().into_iter().collect()
 }
@@ -398,5 +385,38 @@ pub fn absent(root: &str, name: &str) -> Value {
             "exists": false, "id": null, "hostname": name, "role": null, "availability": null, "state": null,
             "leader": false, "engine_version": null, "labels": {},
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use catalog::docker_shape::{ROOTS, TASK_FIELDS};
+
+    fn keys(value: &Value) -> Vec<String> {
+        let mut keys: Vec<String> = value.as_object().expect("object").keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    fn sorted_names(names: &[&str]) -> Vec<String> {
+        let mut names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn bindings_have_exactly_the_fields_the_catalog_checks_conditions_against() {
+        let mut snapshot = Snapshot::default();
+        snapshot.services.insert("s".into(), Service { tasks: vec![Task::default()], ..Default::default() });
+        snapshot.secrets.insert("s".into(), Secret::default());
+        snapshot.networks.insert("s".into(), Network::default());
+        snapshot.nodes.insert("s".into(), Node::default());
+        let bindings = snapshot.bindings();
+        assert_eq!(keys(&bindings), sorted_names(&ROOTS.iter().map(|(root, _)| *root).collect::<Vec<_>>()));
+        for (root, fields) in ROOTS {
+            assert_eq!(keys(&bindings[root]["s"]), sorted_names(fields), "{root}");
+        }
+        assert_eq!(keys(&bindings["services"]["s"]["tasks"][0]), sorted_names(TASK_FIELDS));
     }
 }
