@@ -198,12 +198,8 @@ async fn next_frame(client: &mut Client) -> Value {
 async fn tail_streams_pushed_lines_over_a_websocket() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let state = state_with_logs(directory.path());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = listener.local_addr().expect("address");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve_listener(listener, state.clone(), async move {
-        let _ = stopped.await;
-    }));
+    let server = super::Served::start(state.clone()).await;
+    let address = server.address;
     let before = now_ns() - 1_000_000_000;
     push(
         &state,
@@ -259,20 +255,15 @@ async fn tail_streams_pushed_lines_over_a_websocket() {
             "{bad}: {refused:?}"
         );
     }
-    let _ = stop.send(());
-    server.await.expect("server task").expect("server");
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tail_holds_entries_back_for_delay_for() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let state = state_with_logs(directory.path());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = listener.local_addr().expect("address");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve_listener(listener, state.clone(), async move {
-        let _ = stopped.await;
-    }));
+    let server = super::Served::start(state.clone()).await;
+    let address = server.address;
     let url = format!("ws://{address}/loki/api/v1/tail?query={}&delay_for=1", encode(r#"{job="app"}"#));
     let (mut client, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connects");
     let pushed_at = std::time::Instant::now();
@@ -280,6 +271,5 @@ async fn tail_holds_entries_back_for_delay_for() {
     let frame = next_frame(&mut client).await;
     assert!(pushed_at.elapsed() >= Duration::from_secs(1), "sent after {:?}", pushed_at.elapsed());
     assert_eq!(frame["streams"][0]["values"][0][1], "late");
-    let _ = stop.send(());
-    server.await.expect("server task").expect("server");
+    server.stop().await;
 }

@@ -25,6 +25,51 @@ fn state_with(store: std::sync::Arc<tsdb::MemStore>) -> std::sync::Arc<server::A
     server::AppState::new(catalog, durable, promql::Engine::default())
 }
 
+/// alertbook's server on a loopback port, for clients that need a socket.
+struct Served {
+    address: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), server::Error>>,
+}
+
+impl Served {
+    async fn start(state: std::sync::Arc<server::AppState>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve_listener(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        Self { address, stop, task }
+    }
+
+    /// Stops the server and waits until it has shut down cleanly.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.expect("server task").expect("server");
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
+}
+
+/// A real Prometheus (Debian's `prometheus`) on `port`, with `config` as its
+/// configuration and its data under `directory`; killed when dropped.
+fn spawn_prometheus(directory: &Path, port: u16, config: &str) -> tokio::process::Child {
+    let config_file = directory.join("prometheus.yml");
+    std::fs::write(&config_file, config).expect("write config");
+    tokio::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", config_file.display()))
+        .arg(format!("--storage.tsdb.path={}", directory.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("prometheus is installed (Debian package prometheus; scripts/test installs it)")
+}
+
 async fn get(state: std::sync::Arc<server::AppState>, uri: &str) -> (StatusCode, String, String) {
     let response =
         server::router(state).oneshot(Request::get(uri).body(Body::empty()).expect("request")).await.expect("response");

@@ -150,12 +150,8 @@ async fn metadata_endpoints() {
 /// Runs the real promtool against a live server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promtool_queries_alertbook() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = listener.local_addr().expect("address");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve_listener(listener, super::state_with(store()), async move {
-        let _ = stopped.await;
-    }));
+    let server = super::Served::start(super::state_with(store())).await;
+    let address = server.address;
     let url = format!("http://{address}");
     let promtool = |arguments: Vec<String>| async move {
         let output = tokio::process::Command::new("promtool")
@@ -212,6 +208,5 @@ async fn promtool_queries_alertbook() {
     ])
     .await;
     assert_eq!(labels.trim(), "api");
-    let _ = stop.send(());
-    server.await.expect("server task").expect("server");
+    server.stop().await;
 }

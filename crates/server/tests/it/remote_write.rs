@@ -70,40 +70,19 @@ async fn good_bad_and_rejected_writes() {
     assert_eq!(store.series_count(), 1);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_remote_writes_into_alertbook() {
     let store = Arc::new(MemStore::new());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let alertbook = listener.local_addr().expect("address");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let state = super::state_with(store.clone());
-    let server = tokio::spawn(server::serve_listener(listener, state.clone(), async move {
-        let _ = stopped.await;
-    }));
+    let server = super::Served::start(state.clone()).await;
+    let alertbook = server.address;
 
     let directory = tempfile::tempdir().expect("temporary directory");
-    let prometheus_port = free_port();
-    let config = directory.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{prometheus_port}']\nremote_write:\n  - url: http://{alertbook}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n    metadata_config:\n      send_interval: 1s\n"
-        ),
-    )
-    .expect("write config");
-    let mut prometheus = tokio::process::Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", directory.path().join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("prometheus is installed (Debian package prometheus; scripts/test installs it)");
+    let prometheus_port = super::free_port();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{prometheus_port}']\nremote_write:\n  - url: http://{alertbook}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n    metadata_config:\n      send_interval: 1s\n"
+    );
+    let mut prometheus = super::spawn_prometheus(directory.path(), prometheus_port, &config);
 
     // Wait until several scrapes have arrived through remote write.
     let up = [Matcher::equal("__name__", "up"), Matcher::equal("job", "prometheus")];
@@ -139,8 +118,7 @@ async fn prometheus_remote_writes_into_alertbook() {
     let answer: serde_json::Value =
         reqwest_get(&format!("http://{alertbook}/api/v1/metadata?metric=prometheus_build_info")).await;
     assert_eq!(answer["data"]["prometheus_build_info"][0]["type"], "gauge");
-    let _ = stop.send(());
-    server.await.expect("server task").expect("server");
+    server.stop().await;
 }
 
 /// A GET over a real socket, with tokio only.

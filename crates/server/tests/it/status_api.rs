@@ -375,28 +375,15 @@ const FORMAT_CORPUS: &[&str] = &[
     "quantile(0.9, rate(latency_seconds_sum[5m]) / rate(latency_seconds_count[5m]))",
 ];
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
-}
-
 /// format_query prints every expression of the corpus exactly as a real
 /// Prometheus (the Debian package) does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn format_query_matches_a_real_prometheus() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let directory = tempfile::tempdir().expect("temporary directory");
-    let port = free_port();
-    let config = directory.path().join("prometheus.yml");
-    std::fs::write(&config, "global:\n  scrape_interval: 1m\nscrape_configs: []\n").expect("write config");
-    let mut prometheus = tokio::process::Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", directory.path().join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("prometheus is installed (Debian package prometheus; scripts/test installs it)");
+    let port = super::free_port();
+    let config = "global:\n  scrape_interval: 1m\nscrape_configs: []\n";
+    let mut prometheus = super::spawn_prometheus(directory.path(), port, config);
     let ask_prometheus = |query: String| async move {
         let path = format!(
             "/api/v1/format_query?query={}",
@@ -464,22 +451,11 @@ async fn federation_and_status_answers_match_a_real_prometheus() {
     let now = chrono::Utc::now().timestamp_millis();
     let exporter = timestamped_exporter(now).await;
     let directory = tempfile::tempdir().expect("temporary directory");
-    let port = free_port();
-    let config = directory.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: ['{exporter}']\n"),
-    )
-    .expect("write config");
-    let mut prometheus = tokio::process::Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", directory.path().join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("prometheus is installed (Debian package prometheus; scripts/test installs it)");
+    let port = super::free_port();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: ['{exporter}']\n"
+    );
+    let mut prometheus = super::spawn_prometheus(directory.path(), port, &config);
     let selector = form_urlencoded::byte_serialize(br#"{job="demo",__name__=~"demo_.*"}"#).collect::<String>();
     let path = format!("/federate?match[]={selector}");
     let federate_prometheus = |path: String| async move {
