@@ -103,31 +103,6 @@ pub struct RawBasicAuth {
     password_file: Option<Spanned<String>>,
 }
 
-/// The Docker Engine a `type: docker` datasource reads (validated; the
-/// Docker datasource is built from it in `alertbook run`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DockerConfig {
-    pub name: String,
-    pub host: DockerHost,
-}
-
-/// Where the Docker Engine API listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DockerHost {
-    /// `unix:///var/run/docker.sock`
-    Unix(PathBuf),
-    /// `tcp://HOST:PORT`, always with TLS and a client certificate.
-    Tcp { address: String, tls: DockerTls },
-}
-
-/// The client's TLS files (paths resolved against the configuration's directory).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DockerTls {
-    pub ca_file: PathBuf,
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
-}
-
 /// A rule group read from a datasource other than its default.
 #[derive(Debug, Clone)]
 pub struct RuleDatasource {
@@ -142,7 +117,7 @@ pub struct RuleDatasource {
 pub struct Datasources {
     pub remote: BTreeMap<String, rules::PrometheusOptions>,
     pub postgres: BTreeMap<String, sources::sql::PostgresOptions>,
-    pub docker: BTreeMap<String, DockerConfig>,
+    pub docker: BTreeMap<String, sources::docker::DockerOptions>,
     pub rule_datasources: Vec<RuleDatasource>,
 }
 
@@ -175,12 +150,9 @@ impl Datasources {
         for (name, options) in &self.postgres {
             lines.push(format!("{name} (postgres {})", options.server()));
         }
-        for (name, docker) in &self.docker {
-            let host = match &docker.host {
-                DockerHost::Unix(path) => format!("unix://{}", path.display()),
-                DockerHost::Tcp { address, .. } => format!("tcp://{address} with TLS"),
-            };
-            lines.push(format!("{name} (docker {host})"));
+        for (name, options) in &self.docker {
+            let tls = if options.tls.is_some() { " with TLS" } else { "" };
+            lines.push(format!("{name} (docker {}{tls})", options.host));
         }
         lines
     }
@@ -462,7 +434,7 @@ fn validate_docker(
     spanned: &Spanned<RawDatasource>,
     base: &Path,
     errors: &mut Vec<Diagnostic>,
-) -> Option<DockerConfig> {
+) -> Option<sources::docker::DockerOptions> {
     let raw = &spanned.value;
     let errors_before = errors.len();
     reject_fields(source, name, "docker", raw, &["host", "tls_ca_file", "tls_cert_file", "tls_key_file"], errors);
@@ -475,7 +447,7 @@ fn validate_docker(
     };
     let tls_files =
         [("tls_ca_file", &raw.tls_ca_file), ("tls_cert_file", &raw.tls_cert_file), ("tls_key_file", &raw.tls_key_file)];
-    let docker_host = if let Some(path) = host.value.strip_prefix("unix://") {
+    let options = if let Some(path) = host.value.strip_prefix("unix://") {
         if !path.starts_with('/') {
             errors.push(source.error_at_value(
                 host,
@@ -487,7 +459,7 @@ fn validate_docker(
                 errors.push(source.error_at_value(file, format!("{field} applies to tcp:// hosts only")));
             }
         }
-        DockerHost::Unix(PathBuf::from(path))
+        sources::docker::DockerOptions::new(name, format!("unix://{path}"))
     } else if let Some(address) = host.value.strip_prefix("tcp://") {
         let address = address.trim_end_matches('/');
         let valid_port = address
@@ -513,14 +485,16 @@ fn validate_docker(
             }
         }
         let [ca_file, cert_file, key_file] = <[PathBuf; 3]>::try_from(paths).unwrap_or_default();
-        DockerHost::Tcp { address: address.to_owned(), tls: DockerTls { ca_file, cert_file, key_file } }
+        let mut options = sources::docker::DockerOptions::new(name, format!("tcp://{address}"));
+        options.tls = Some(sources::docker::TlsFiles { ca_file, cert_file, key_file });
+        options
     } else {
         errors.push(
             source.error_at_value(host, format!("host {:?} is neither unix:///PATH nor tcp://HOST:PORT", host.value)),
         );
         return None;
     };
-    (errors.len() == errors_before).then(|| DockerConfig { name: name.to_owned(), host: docker_host })
+    (errors.len() == errors_before).then_some(options)
 }
 
 /// A duration greater than zero, such as `10s`.
@@ -881,12 +855,11 @@ mod tests {
             "datasources:\n  docker: {type: docker, host: 'unix:///var/run/docker.sock'}\n  swarm:\n    type: docker\n    host: tcp://manager.busflow:2376\n    tls_ca_file: ca.pem\n    tls_cert_file: cert.pem\n    tls_key_file: key.pem\n",
         )
         .unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
-        assert_eq!(config.datasources.docker["docker"].host, super::DockerHost::Unix("/var/run/docker.sock".into()));
-        let super::DockerHost::Tcp { address, tls } = &config.datasources.docker["swarm"].host else {
-            panic!("tcp host expected")
-        };
-        assert_eq!(address, "manager.busflow:2376");
-        assert_eq!(tls.key_file, directory.path().join("key.pem"));
+        let local = &config.datasources.docker["docker"];
+        assert_eq!((local.host.as_str(), &local.tls), ("unix:///var/run/docker.sock", &None));
+        let swarm = &config.datasources.docker["swarm"];
+        assert_eq!(swarm.host, "tcp://manager.busflow:2376");
+        assert_eq!(swarm.tls.as_ref().expect("tcp uses TLS").key_file, directory.path().join("key.pem"));
 
         let diagnostics = load_in(
             directory.path(),

@@ -381,33 +381,20 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The Docker Engine datasources of `alertbook run`, built from the validated
-/// `type: docker` entries ([`datasources::DockerConfig`]), each reporting to
-/// `health` as `type="docker"`. Building one checks its host and TLS files
-/// but does not contact the Engine, so alertbook starts while dockerd is down
-/// (the datasource then reports itself down and its rules fail until it answers).
+/// The Docker Engine datasources of `alertbook run`, one per validated
+/// `type: docker` entry, each reporting to `health` as `type="docker"`.
+/// Building one checks its host and TLS files but does not contact the
+/// Engine, so alertbook starts while dockerd is down (the datasource then
+/// reports itself down and its rules fail until it answers).
 fn docker_datasources(
     datasources: &datasources::Datasources,
     health: &sources::health::HealthMetrics,
 ) -> anyhow::Result<std::collections::BTreeMap<String, std::sync::Arc<dyn rules::Datasource>>> {
     let mut built = std::collections::BTreeMap::new();
-    for docker in datasources.docker.values() {
-        let (host, tls) = match &docker.host {
-            datasources::DockerHost::Unix(path) => (format!("unix://{}", path.display()), None),
-            datasources::DockerHost::Tcp { address, tls } => (
-                format!("tcp://{address}"),
-                Some(sources::docker::TlsFiles {
-                    ca_file: tls.ca_file.clone(),
-                    cert_file: tls.cert_file.clone(),
-                    key_file: tls.key_file.clone(),
-                }),
-            ),
-        };
-        let mut options = sources::docker::DockerOptions::new(docker.name.clone(), host);
-        options.tls = tls;
-        let hook = health.datasource(&docker.name, sources::health::DatasourceType::Docker);
-        let datasource = sources::docker::DockerDatasource::connect(&options)?.with_health(std::sync::Arc::new(hook));
-        built.insert(docker.name.clone(), std::sync::Arc::new(datasource) as std::sync::Arc<dyn rules::Datasource>);
+    for (name, options) in &datasources.docker {
+        let hook = health.datasource(name, sources::health::DatasourceType::Docker);
+        let datasource = sources::docker::DockerDatasource::connect(options)?.with_health(std::sync::Arc::new(hook));
+        built.insert(name.clone(), std::sync::Arc::new(datasource) as std::sync::Arc<dyn rules::Datasource>);
     }
     Ok(built)
 }
