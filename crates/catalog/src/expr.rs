@@ -7,7 +7,7 @@
 //! ```text
 //! top_tenant_share >= 0.8 and count(tenants) > 0
 //! floor(stateful_worker.replicas * contracts.scaling-ceiling.factor)
-//! not in_subnet(backend_ip, contracts.traefik-network.subnet)
+//! not in_subnet(labels.ServiceAddr, contracts.traefik-network.spec.subnet)
 //! ```
 //!
 //! Key types: [`Expr`] (the tree), [`parse`] (text to tree, errors with a byte
@@ -593,11 +593,13 @@ fn call(function: &str, values: &[Value]) -> Result<Value, ExprError> {
     })
 }
 
-/// Whether an IP address lies in a CIDR subnet (IPv4 or IPv6).
+/// Whether an address lies in a CIDR subnet (IPv4 or IPv6). The address may
+/// carry a port as backends are written in access logs: `10.0.1.7:8080`
+/// (Traefik's `ServiceAddr`), `[fd00::7]:8080`, or be bare (`10.0.1.7`, `fd00::7`).
 pub fn in_subnet(address: &str, subnet: &str) -> Result<bool, String> {
     let (network, prefix) = subnet.split_once('/').ok_or_else(|| format!("{subnet:?} is not a CIDR subnet"))?;
     let prefix: u32 = prefix.parse().map_err(|_| format!("{subnet:?} has an invalid prefix length"))?;
-    let address: std::net::IpAddr = address.parse().map_err(|_| format!("{address:?} is not an IP address"))?;
+    let address = host_address(address)?;
     let network: std::net::IpAddr = network.parse().map_err(|_| format!("{subnet:?} is not a CIDR subnet"))?;
     match (address, network) {
         (std::net::IpAddr::V4(address), std::net::IpAddr::V4(network)) if prefix <= 32 => {
@@ -610,6 +612,19 @@ pub fn in_subnet(address: &str, subnet: &str) -> Result<bool, String> {
         }
         _ => Ok(false),
     }
+}
+
+/// The IP address of `IP`, `IP:port`, `[IPv6]` or `[IPv6]:port`.
+fn host_address(text: &str) -> Result<std::net::IpAddr, String> {
+    let invalid = || format!("{text:?} is not an IP address (or IP:port, [IPv6]:port)");
+    if let Ok(address) = text.parse::<std::net::IpAddr>() {
+        return Ok(address);
+    }
+    if let Ok(socket) = text.parse::<std::net::SocketAddr>() {
+        return Ok(socket.ip());
+    }
+    let bracketed = text.strip_prefix('[').and_then(|rest| rest.strip_suffix(']'));
+    bracketed.and_then(|inner| inner.parse::<std::net::Ipv6Addr>().ok()).map(std::net::IpAddr::V6).ok_or_else(invalid)
 }
 
 #[cfg(test)]
@@ -637,6 +652,26 @@ mod tests {
         assert_eq!(in_subnet("10.0.1.17", "10.0.1.0/24"), Ok(true));
         assert_eq!(in_subnet("10.0.2.17", "10.0.1.0/24"), Ok(false));
         assert!(in_subnet("nonsense", "10.0.1.0/24").is_err());
+    }
+
+    #[test]
+    fn subnet_membership_of_host_and_port() {
+        // Traefik's ServiceAddr is IP:port; IPv6 backends are bracketed.
+        assert_eq!(in_subnet("10.0.1.17:8080", "10.0.1.0/24"), Ok(true));
+        assert_eq!(in_subnet("10.0.10.5:8080", "10.0.1.0/24"), Ok(false));
+        assert_eq!(in_subnet("[fd00:1::7]:8080", "fd00:1::/64"), Ok(true));
+        assert_eq!(in_subnet("[fd00:2::7]:8080", "fd00:1::/64"), Ok(false));
+        assert_eq!(in_subnet("[fd00:1::7]", "fd00:1::/64"), Ok(true));
+        assert_eq!(in_subnet("[fd00:1::7]:8080", "10.0.1.0/24"), Ok(false));
+        assert!(in_subnet("10.0.1.17:", "10.0.1.0/24").is_err());
+        assert!(in_subnet("10.0.1.17:http", "10.0.1.0/24").is_err());
+        assert!(in_subnet("fd00:1::7:8080:", "fd00:1::/64").is_err());
+        let lookup = |path: &[String]| match path.join(".").as_str() {
+            "labels.ServiceAddr" => Some(Value::from("10.0.3.7:8080")),
+            "subnet" => Some(Value::from("10.0.1.0/24")),
+            _ => None,
+        };
+        assert_eq!(eval("not in_subnet(labels.ServiceAddr, subnet)", &lookup), Value::Bool(true));
     }
 
     #[test]

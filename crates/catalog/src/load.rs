@@ -322,7 +322,7 @@ fn validate_entry(
             }
         }
         let check = raw_step.check.map(|raw_check| {
-            if let Err(error) = queries::validate(raw_check.datasource.value, &raw_check.query.value) {
+            if let Err(error) = queries::validate_check(raw_check.datasource.value, &raw_check.query.value) {
                 errors.push(source.error_in_value(&raw_check.query, error.offset, error.message));
             }
             if raw_check.datasource.value == RawDatasource::Probe

@@ -27,6 +27,38 @@ pub fn validate(datasource: RawDatasource, query: &str) -> Result<(), QueryError
     }
 }
 
+/// Validates the query of a triage check. Its text is a Go template over the
+/// alert (`{{ $labels.probe }}`, `{{ $value }}`), as annotations are: the
+/// template must parse, and the query must be valid with every action standing
+/// for a plain word (the action's bytes blanked to `_`, so offsets still point
+/// into the written text).
+pub fn validate_check(datasource: RawDatasource, query: &str) -> Result<(), QueryError> {
+    if query.contains("{{")
+        && let Err(error) = crate::template::check("check", query)
+    {
+        let before: usize = query.split_inclusive('\n').take(error.line.saturating_sub(1)).map(str::len).sum();
+        return Err(QueryError {
+            offset: (before + error.column.saturating_sub(1)).min(query.len()),
+            message: format!("invalid template: {}", error.message),
+        });
+    }
+    validate(datasource, &blank_template_actions(query))
+}
+
+/// `query` with every `{{ … }}` action replaced by as many `_` as it has bytes.
+fn blank_template_actions(query: &str) -> String {
+    let mut blanked = String::with_capacity(query.len());
+    let mut rest = query;
+    while let Some(start) = rest.find("{{") {
+        let Some(length) = rest[start..].find("}}") else { break };
+        blanked.push_str(&rest[..start]);
+        blanked.extend(std::iter::repeat_n('_', length + 2));
+        rest = &rest[start + length + 2..];
+    }
+    blanked.push_str(rest);
+    blanked
+}
+
 /// Parses PromQL. promql-parser's messages carry no position, so the error
 /// points where Prometheus points for the same input (see
 /// [`promql_error_offset`]); the message reads as promtool's:
@@ -304,5 +336,22 @@ mod tests {
         assert_eq!(validate(RawDatasource::Docker, "service busflow_api colour").unwrap_err().offset, 20);
         assert!(validate(RawDatasource::Probe, "probes studio-service-probes").is_ok());
         assert!(validate(RawDatasource::Probe, "ping example").is_err());
+    }
+
+    #[test]
+    fn check_queries_are_templates_over_the_alert() {
+        assert!(validate_check(RawDatasource::Docker, "service busflow-studio_{{ $labels.probe }} tasks").is_ok());
+        assert!(
+            validate_check(
+                RawDatasource::Logs,
+                r#"{job="traefik"} | json | ServiceName = "{{ $labels.ServiceName }}""#
+            )
+            .is_ok()
+        );
+        let error =
+            validate_check(RawDatasource::Docker, "service busflow-studio_{{ $labels.probe }} colour").unwrap_err();
+        assert_eq!(error.offset, 43);
+        let error = validate_check(RawDatasource::Docker, "service busflow-studio_{{ $labels.probe tasks").unwrap_err();
+        assert!(error.message.starts_with("invalid template"), "{}", error.message);
     }
 }

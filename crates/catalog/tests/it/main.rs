@@ -226,7 +226,7 @@ fn log_rule_with_invalid_logql_or_a_log_query_is_located() {
     edit(
         root.path(),
         "rules/logs.rules.yaml",
-        r#"sum by (ServiceName, BackendAddr) (count_over_time({job="traefik", log_type="access"} | json | DownstreamStatus = 504 | BackendAddr !~ `10\.0\.1\.[0-9]+(:[0-9]+)?` [5m])) > 0"#,
+        r#"sum by (ServiceName, ServiceAddr) (count_over_time({job="traefik", log_type="access"} | json | DownstreamStatus = 504 | ServiceAddr != "" | label_format backend_ip=`{{ regexReplaceAll ":[0-9]+$" .ServiceAddr "" }}` | backend_ip != ip("10.0.1.0/24") [5m])) > 0"#,
         r#"{job="traefik", log_type="access"} | json"#,
     );
     let diagnostics = errors_of(root.path());
