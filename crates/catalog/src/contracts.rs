@@ -56,6 +56,7 @@ pub enum ContractKind {
     Network(Network),
     Probes(Probes),
     PiiBudget(PiiBudget),
+    Acme(Acme),
 }
 
 /// The kinds a contract file may declare.
@@ -71,6 +72,7 @@ pub const CONTRACT_KINDS: &[&str] = &[
     "network",
     "probes",
     "pii-budget",
+    "acme",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -176,6 +178,31 @@ pub struct PiiBudget {
     pub window: String,
 }
 
+/// Traefik's ACME certificate resolvers and the resolver of each certificate
+/// domain, as Traefik's static configuration and router labels declare them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Acme {
+    pub resolvers: BTreeMap<String, AcmeResolver>,
+    /// Domain (the certificate's CN) to resolver name.
+    pub certificates: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeResolver {
+    /// `http-01`, `dns-01` or `tls-alpn-01` (Traefik's httpChallenge, dnsChallenge, tlsChallenge).
+    pub challenge: String,
+    #[serde(default)]
+    pub dns_provider: Option<String>,
+    /// The environment variable holding the DNS provider's API credentials.
+    #[serde(default)]
+    pub credentials_env: Option<String>,
+}
+
+/// The ACME challenge types Traefik's resolvers use.
+pub const ACME_CHALLENGES: &[&str] = &["http-01", "dns-01", "tls-alpn-01"];
+
 /// A contract whose content sits under `spec:`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -276,6 +303,7 @@ pub fn load_contract(source: &SourceFile, errors: &mut Vec<Diagnostic>) -> Optio
             "network" => typed!(Network, ContractKind::Network),
             "probes" => typed!(Probes, ContractKind::Probes),
             "pii-budget" => typed!(PiiBudget, ContractKind::PiiBudget),
+            "acme" => typed!(Acme, ContractKind::Acme),
             other => {
                 errors.push(source.error_at_value(
                     &header.kind,
@@ -352,6 +380,34 @@ fn validate_values(kind: &ContractKind, source: &SourceFile, at: &Spanned<String
         }
         ContractKind::StorageQuota(quota) if !(0.0..=1.0).contains(&quota.alert_ratio) => {
             fail("alert_ratio must lie between 0 and 1".into());
+        }
+        ContractKind::Acme(acme) => {
+            for (name, resolver) in &acme.resolvers {
+                if !ACME_CHALLENGES.contains(&resolver.challenge.as_str()) {
+                    errors.push(source.error_at_value(
+                        at,
+                        format!(
+                            "resolver {name:?} uses unknown challenge {:?}; expected one of: {}",
+                            resolver.challenge,
+                            ACME_CHALLENGES.join(", ")
+                        ),
+                    ));
+                }
+                if (resolver.challenge == "dns-01") != resolver.dns_provider.is_some() {
+                    errors.push(source.error_at_value(
+                        at,
+                        format!("resolver {name:?}: a dns_provider goes with the dns-01 challenge, and only with it"),
+                    ));
+                }
+            }
+            for (domain, resolver) in &acme.certificates {
+                if !acme.resolvers.contains_key(resolver) {
+                    errors.push(
+                        source
+                            .error_at_value(at, format!("certificate {domain:?} names unknown resolver {resolver:?}")),
+                    );
+                }
+            }
         }
         ContractKind::Network(network) => {
             if let Err(error) = in_subnet("0.0.0.0", &network.subnet) {

@@ -94,6 +94,10 @@ pub const FUNCTIONS: &[(&str, usize, usize)] = &[
     ("differs", 2, 2),
     ("in_subnet", 2, 2),
     ("duration_seconds", 1, 1),
+    ("get", 2, 2),
+    ("values", 2, 2),
+    ("split", 2, 2),
+    ("where", 3, 3),
 ];
 
 /// Parses an expression.
@@ -589,6 +593,51 @@ fn call(function: &str, values: &[Value]) -> Result<Value, ExprError> {
             let text = values[0].as_str().ok_or_else(|| error("duration_seconds() needs a string".into()))?;
             number_value(crate::duration::parse_duration(text).map_err(error)?.as_secs_f64())
         }
+        // The value of a map under a computed key (`get(contracts.acme.spec.certificates, labels.cn)`); null when absent.
+        "get" => {
+            let key = match &values[1] {
+                Value::String(key) => key.clone(),
+                other => other.to_string(),
+            };
+            values[0].get(&key).cloned().unwrap_or(Value::Null)
+        }
+        // From each item of a list (rows, series, tasks), the value at a dotted
+        // path (`values(series, "labels.pii_match_rule")`); items without it are skipped.
+        "values" => {
+            let path = values[1].as_str().ok_or_else(|| error("values() needs a path string".into()))?;
+            Value::Array(
+                items(&values[0])
+                    .iter()
+                    .filter_map(|item| path.split('.').try_fold(item, |node, key| node.get(key)).cloned())
+                    .collect(),
+            )
+        }
+        // A string split on a separator; a list of strings is split item by item
+        // and flattened (`split(["email,iban", "email"], ",")` is three strings).
+        "split" => {
+            let separator = values[1].as_str().ok_or_else(|| error("split() needs a separator string".into()))?;
+            let parts = items(&values[0])
+                .iter()
+                .flat_map(|item| match item {
+                    Value::String(text) => {
+                        text.split(separator).map(|part| Value::String(part.trim().to_owned())).collect()
+                    }
+                    other => vec![other.clone()],
+                })
+                .filter(|part| part.as_str() != Some(""))
+                .collect();
+            Value::Array(parts)
+        }
+        // The items of a list whose value at a dotted path equals a value (`where(tasks, "state", "failed")`).
+        "where" => {
+            let path = values[1].as_str().ok_or_else(|| error("where() needs a path string".into()))?;
+            Value::Array(
+                items(&values[0])
+                    .into_iter()
+                    .filter(|item| path.split('.').try_fold(item, |node, key| node.get(key)) == Some(&values[2]))
+                    .collect(),
+            )
+        }
         other => return Err(error(format!("unknown function `{other}`"))),
     })
 }
@@ -683,6 +732,38 @@ mod tests {
         assert!(error.message.contains("takes 1"));
         let error = parse("value >> 3").unwrap_err();
         assert_eq!(error.offset, 7);
+    }
+
+    #[test]
+    fn distinct_rules_of_comma_joined_matches() {
+        // Lines tagged "email,iban" matched two rules, not one rule set.
+        let lookup = |path: &[String]| match path[0].as_str() {
+            "matches" => Some(serde_json::json!([
+                {"labels": {"pii_match_rule": "email,iban"}, "value": 4},
+                {"labels": {"pii_match_rule": "email"}, "value": 2},
+            ])),
+            "one" => Some(serde_json::json!([{"labels": {"pii_match_rule": "email"}, "value": 6}])),
+            _ => None,
+        };
+        assert_eq!(eval("count(matches)", &lookup), Value::from(2.0));
+        assert_eq!(
+            eval("distinct(split(values(matches, \"labels.pii_match_rule\"), \",\"))", &lookup),
+            Value::from(2.0)
+        );
+        assert_eq!(eval("distinct(split(values(one, \"labels.pii_match_rule\"), \",\"))", &lookup), Value::from(1.0));
+    }
+
+    #[test]
+    fn get_and_where_read_computed_keys_and_filter_items() {
+        let lookup = |path: &[String]| match path[0].as_str() {
+            "acme" => Some(serde_json::json!({"studio.busflow.app": "letsencrypt-dns"})).filter(|_| path.len() == 2),
+            "cn" => Some(Value::from("studio.busflow.app")),
+            "tasks" => Some(serde_json::json!([{"state": "failed"}, {"state": "running"}, {"state": "failed"}])),
+            _ => None,
+        };
+        assert_eq!(eval("get(acme.certificates, cn)", &lookup), Value::from("letsencrypt-dns"));
+        assert_eq!(eval("get(acme.certificates, \"other\")", &lookup), Value::Null);
+        assert_eq!(eval("count(where(tasks, \"state\", \"failed\"))", &lookup), Value::from(2.0));
     }
 
     #[test]

@@ -313,6 +313,23 @@ fn validate_entry(
         if raw_step.holds.is_some() && kind != StepKind::GuardRail {
             errors.push(source.error_at_value(&raw_step.kind, "only guard_rail steps have `holds`"));
         }
+        if !raw_step.forbids.is_empty() && kind != StepKind::GuardRail {
+            errors.push(source.error_at_value(&raw_step.kind, "only guard_rail steps have `forbids`"));
+        }
+        for pattern in &raw_step.forbids {
+            if let Err(error) = regex::Regex::new(&pattern.value) {
+                let message = error.to_string().lines().last().unwrap_or("invalid regex").trim().to_owned();
+                errors.push(
+                    source.error_at_value(pattern, format!("forbidden-command pattern is not a regex: {message}")),
+                );
+            }
+        }
+        if kind == StepKind::GuardRail && raw_step.holds.is_none() && raw_step.forbids.is_empty() {
+            errors.push(source.error_at_value(
+                &raw_step.kind,
+                "a guard rail needs something to enforce: `holds` (with a check) or `forbids` (command patterns)",
+            ));
+        }
         for contract in &raw_step.contracts {
             if !contracts.contains_key(&contract.value) {
                 errors.push(source.error_at_value(
@@ -393,6 +410,7 @@ fn validate_entry(
             contracts: raw_step.contracts.into_iter().map(|contract| contract.value).collect(),
             compute,
             holds,
+            forbids: raw_step.forbids.iter().map(|pattern| pattern.value.clone()).collect(),
         });
     }
     (errors.len() == before).then(|| Entry {

@@ -110,6 +110,9 @@ pub fn render_entry(catalog: &Catalog, entry: &Entry) -> String {
         for computed in &step.compute {
             let _ = writeln!(out, "   - computes `{} = {}`", computed.name, computed.predicate.text.trim());
         }
+        for pattern in &step.forbids {
+            let _ = writeln!(out, "   - forbidden command: `{pattern}`");
+        }
         if let Some(holds) = &step.holds {
             let _ = writeln!(out, "   - must hold: `{}`", holds.text.trim());
         }

@@ -86,6 +86,8 @@ pub struct Step {
     pub contracts: Vec<String>,
     pub compute: Vec<Computed>,
     pub holds: Option<Predicate>,
+    /// Guard rails: the commands the rail forbids, as regexes.
+    pub forbids: Vec<String>,
 }
 
 /// A query run when the alert fires, whose result picks a branch.

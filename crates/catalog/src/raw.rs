@@ -92,6 +92,10 @@ pub struct RawStep {
     /// For guard rails: the expression that must hold; a violation is flagged.
     #[serde(default)]
     pub holds: Option<Spanned<String>>,
+    /// For guard rails: regexes of the commands the rail forbids (matched
+    /// against a remediation's commands, as the journal records them).
+    #[serde(default)]
+    pub forbids: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

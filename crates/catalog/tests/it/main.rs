@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use catalog::Diagnostics;
 
+mod telemetry;
+
 fn shipped_catalog() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog/busflow")
 }
@@ -63,7 +65,7 @@ fn shipped_catalog_loads() {
     let catalog = catalog::load(&shipped_catalog()).unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
     let summary = catalog.summary();
     assert_eq!(summary.alerts, 13);
-    assert_eq!(summary.contracts, 12);
+    assert_eq!(summary.contracts, 13);
     assert!(summary.checks >= 20, "{summary}");
     let ids: Vec<&str> = catalog.entries.iter().map(|entry| entry.id.as_str()).collect();
     assert_eq!(ids, ["A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8", "A9", "A10", "A11", "A12", "S1"]);
@@ -232,4 +234,36 @@ fn log_rule_with_invalid_logql_or_a_log_query_is_located() {
     let diagnostics = errors_of(root.path());
     assert!(diagnostics.iter().any(|d| d.message.contains("invalid LogQL")), "{diagnostics}");
     assert!(diagnostics.iter().any(|d| d.message.contains("needs a metric query")), "{diagnostics}");
+}
+
+#[test]
+fn guard_rails_enforce_something_and_their_patterns_are_regexes() {
+    let root = copy_catalog();
+    edit(root.path(), "runbook/A7.yaml", "'docker\\s+(exec|cp|commit)\\b.*grafana'", "'docker\\s+(exec'");
+    edit(
+        root.path(),
+        "runbook/A5.yaml",
+        "    forbids:\n      - '(?i)/api/v1/admin/tsdb/delete_series'\n      - '(?i)/purger/delete_tenant'\n      - '(?i)mimirtool\\s+.*delete' \n",
+        "",
+    );
+    let diagnostics = errors_of(root.path());
+    let line = line_of(root.path(), "runbook/A7.yaml", "docker\\s+(exec");
+    assert_error(&diagnostics, "runbook/A7.yaml", line, 9, "forbidden-command pattern is not a regex");
+    let line = line_of(root.path(), "runbook/A5.yaml", "Never delete series by hand") - 1;
+    assert_error(&diagnostics, "runbook/A5.yaml", line, 11, "a guard rail needs something to enforce");
+}
+
+#[test]
+fn acme_contract_names_known_resolvers_and_challenges() {
+    let root = copy_catalog();
+    edit(root.path(), "contracts/traefik-acme.yaml", "challenge: http-01", "challenge: http");
+    edit(
+        root.path(),
+        "contracts/traefik-acme.yaml",
+        "grafana.busflow.app: letsencrypt-http",
+        "grafana.busflow.app: letsencrypt",
+    );
+    let diagnostics = errors_of(root.path());
+    assert_error(&diagnostics, "contracts/traefik-acme.yaml", 1, 7, "uses unknown challenge \"http\"");
+    assert_error(&diagnostics, "contracts/traefik-acme.yaml", 1, 7, "names unknown resolver \"letsencrypt\"");
 }

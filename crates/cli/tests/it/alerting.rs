@@ -35,7 +35,10 @@ fn write_stale_compactor(server: &Server, client: &reqwest::blocking::Client) {
     let request = WriteRequest {
         timeseries: vec![TimeSeries {
             labels: vec![
-                Label { name: "__name__".into(), value: "loki_compactor_last_successful_run_timestamp_seconds".into() },
+                Label {
+                    name: "__name__".into(),
+                    value: "loki_boltdb_shipper_compact_tables_operation_last_successful_run_timestamp_seconds".into(),
+                },
                 Label { name: "job".into(), value: "loki".into() },
             ],
             samples: vec![Sample { value: (now / 1000 - 5 * 3600) as f64, timestamp: now }],

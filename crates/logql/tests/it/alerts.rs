@@ -3,8 +3,7 @@
 use super::*;
 
 const PII: &str = r#"sum(count_over_time({job="faro"} | pii_match_rule != "" | pii_excluded != "true" [24h])) > 5"#;
-const SSO: &str =
-    r#"sum by (tenant_id) (count_over_time({service_name="busflow_grafana"} | logfmt | sso_claim="missing" [5m])) > 0"#;
+const SSO: &str = r#"sum(count_over_time({service_name="busflow_grafana"} | logfmt | logger="authn.service" | client="auth.client.jwt" | msg="Failed to authenticate request" [5m])) > 0"#;
 const TRAEFIK: &str = r#"sum by (ServiceName, ServiceAddr) (count_over_time({job="traefik", log_type="access"} | json | DownstreamStatus = 504 | ServiceAddr != "" | label_format backend_ip=`{{ regexReplaceAll ":[0-9]+$" .ServiceAddr "" }}` | backend_ip != ip("10.0.1.0/24") [5m])) > 0"#;
 
 #[test]
@@ -38,16 +37,20 @@ fn pii_alert_counts_metadata_matches_that_are_not_excluded() {
 }
 
 #[test]
-fn sso_alert_groups_by_tenant() {
+fn sso_alert_counts_unverified_jwt_claims() {
     let mut source = MemSource::default();
     let stream = [("service_name", "busflow_grafana")];
-    source.push(&stream, at(10), r#"level=warn msg="login" sso_claim=missing tenant_id=acme"#);
-    source.push(&stream, at(20), r#"level=warn msg="login" sso_claim=missing tenant_id=acme"#);
-    source.push(&stream, at(30), r#"level=warn msg="login" sso_claim=missing tenant_id=globex"#);
-    source.push(&stream, at(40), r#"level=info msg="login" sso_claim=present tenant_id=initech"#);
+    let jwt = r#"logger=authn.service t=2026-01-01T00:02:30.441180031Z level=warn msg="Failed to authenticate request" client=auth.client.jwt error="[auth.jwt.invalid] failed to verify JWT""#;
+    source.push(&stream, at(10), jwt);
+    source.push(&stream, at(20), jwt);
+    source.push(&stream, at(30), r#"logger=authn.service level=warn msg="Failed to authenticate request" client=auth.client.session error="user token not found""#);
+    source.push(
+        &stream,
+        at(40),
+        r#"logger=context userId=0 orgId=0 uname= level=info msg="Request Completed" status=401"#,
+    );
     source.push(&stream, at(50), "not logfmt at all \"");
-    let result = vector(&source, SSO, at(120));
-    assert_eq!(result, vec![(labels(&[("tenant_id", "acme")]), 2.0), (labels(&[("tenant_id", "globex")]), 1.0)]);
+    assert_eq!(vector(&source, SSO, at(120)), vec![(Labels::empty(), 2.0)]);
     assert!(vector(&source, SSO, at(1000)).is_empty());
 }
 

@@ -18,7 +18,7 @@ async fn rules_and_alerts_render_like_prometheus() {
     let now_ms = 1_767_225_600_000;
     store
         .append(
-            &labels(&[("__name__", "traefik_tls_certs_not_after"), ("cn", "api.busflow.example")]),
+            &labels(&[("__name__", "traefik_tls_certs_not_after"), ("cn", "studio.busflow.app")]),
             now_ms,
             1_767_312_000.0,
         )
@@ -51,12 +51,12 @@ async fn rules_and_alerts_render_like_prometheus() {
     assert_eq!(rule["annotations"]["runbook_id"], "A9");
     assert!(rule["evaluationTime"].is_number() && rule["query"].as_str().is_some_and(|query| query.contains("time()")));
     let alert = &rule["alerts"][0];
-    assert_eq!(alert["labels"]["cn"], "api.busflow.example");
+    assert_eq!(alert["labels"]["cn"], "studio.busflow.app");
     assert_eq!(alert["labels"]["alertname"], "TlsCertExpiringSoon");
     assert_eq!(alert["state"], "firing");
     assert_eq!(alert["activeAt"], "2026-01-01T00:00:00Z");
     assert_eq!(alert["value"], "8.64e+04");
-    assert_eq!(alert["annotations"]["summary"], "certificate api.busflow.example expires in 1d 0h 0m 0s");
+    assert_eq!(alert["annotations"]["summary"], "certificate studio.busflow.app expires in 1d 0h 0m 0s");
     // Groups whose datasource is not configured are listed with an error naming it.
     let rule_error = |alertname: &str| {
         groups
