@@ -57,6 +57,7 @@ pub enum ContractKind {
     Probes(Probes),
     PiiBudget(PiiBudget),
     Acme(Acme),
+    ErrorBudget(ErrorBudget),
 }
 
 /// The kinds a contract file may declare.
@@ -73,6 +74,7 @@ pub const CONTRACT_KINDS: &[&str] = &[
     "probes",
     "pii-budget",
     "acme",
+    "error-budget",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,6 +114,9 @@ pub struct Slo {
 pub struct Retention {
     pub store: String,
     pub period: String,
+    /// How old the compactor's last successful run may get before it is behind.
+    #[serde(default)]
+    pub max_compaction_lag: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -186,6 +191,19 @@ pub struct Acme {
     pub resolvers: BTreeMap<String, AcmeResolver>,
     /// Domain (the certificate's CN) to resolver name.
     pub certificates: BTreeMap<String, String>,
+    /// How long before expiry an unrenewed certificate pages.
+    pub page_before_expiry: String,
+}
+
+/// The share of a service's requests that may fail (5xx) before it pages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBudget {
+    pub service: String,
+    pub max_error_ratio: f64,
+    pub window: String,
+    #[serde(rename = "for")]
+    pub for_duration: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -220,6 +238,9 @@ struct BudgetsFile {
     kind: String,
     description: String,
     budgets: Vec<Spanned<CardinalityBudget>>,
+    /// How many times its budget a metric's series count reaches before it pages.
+    #[allow(dead_code)]
+    page_factor: f64,
 }
 
 #[derive(Deserialize)]
@@ -304,6 +325,7 @@ pub fn load_contract(source: &SourceFile, errors: &mut Vec<Diagnostic>) -> Optio
             "probes" => typed!(Probes, ContractKind::Probes),
             "pii-budget" => typed!(PiiBudget, ContractKind::PiiBudget),
             "acme" => typed!(Acme, ContractKind::Acme),
+            "error-budget" => typed!(ErrorBudget, ContractKind::ErrorBudget),
             other => {
                 errors.push(source.error_at_value(
                     &header.kind,
@@ -353,7 +375,19 @@ fn validate_values(kind: &ContractKind, source: &SourceFile, at: &Spanned<String
                 errors.push(source.error_at_value(at, "page_threshold_seconds is below objective_seconds"));
             }
         }
-        ContractKind::Retention(retention) => duration("period", &retention.period),
+        ContractKind::Retention(retention) => {
+            duration("period", &retention.period);
+            if let Some(lag) = &retention.max_compaction_lag {
+                duration("max_compaction_lag", lag);
+            }
+        }
+        ContractKind::ErrorBudget(budget) => {
+            duration("window", &budget.window);
+            duration("for", &budget.for_duration);
+            if !(0.0..=1.0).contains(&budget.max_error_ratio) {
+                errors.push(source.error_at_value(at, "max_error_ratio must lie between 0 and 1"));
+            }
+        }
         ContractKind::RollbackWindow(window) => duration("window", &window.window),
         ContractKind::PiiBudget(budget) => duration("window", &budget.window),
         ContractKind::Probes(probes) => {
@@ -382,6 +416,9 @@ fn validate_values(kind: &ContractKind, source: &SourceFile, at: &Spanned<String
             fail("alert_ratio must lie between 0 and 1".into());
         }
         ContractKind::Acme(acme) => {
+            if let Err(error) = parse_duration(&acme.page_before_expiry) {
+                errors.push(source.error_at_value(at, format!("page_before_expiry: {error}")));
+            }
             for (name, resolver) in &acme.resolvers {
                 if !ACME_CHALLENGES.contains(&resolver.challenge.as_str()) {
                     errors.push(source.error_at_value(

@@ -23,6 +23,7 @@ pub mod queries;
 mod raw;
 mod source;
 pub mod template;
+pub mod thresholds;
 
 pub use contracts::{Contract, ContractKind};
 pub use diagnostic::{Diagnostic, Diagnostics};

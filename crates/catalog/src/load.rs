@@ -421,6 +421,15 @@ fn validate_entry(
         page: raw.page.into_iter().map(|route| route.value).collect(),
         background: raw.background.map(|text| text.trim().to_owned()),
         steps,
+        thresholds: raw
+            .thresholds
+            .iter()
+            .map(|text| ThresholdBinding {
+                text: text.value.trim().to_owned(),
+                line: text.referenced.line() as usize,
+                column: text.referenced.column() as usize,
+            })
+            .collect(),
         escalation: raw.escalation.map(|text| text.trim().to_owned()),
         closing: raw.closing.map(|text| text.trim().to_owned()),
         path: source.path.clone(),
@@ -596,6 +605,8 @@ pub(crate) struct RawRuleLocation {
     pub alert: Option<Spanned<String>>,
     pub runbook_id: Option<Spanned<String>>,
     pub runbook_url: Option<Spanned<String>>,
+    /// The thresholds of the rule's expression, in order.
+    pub thresholds: Vec<f64>,
 }
 
 fn duration_field(
@@ -966,10 +977,16 @@ fn load_rule_file_with(
                     (name, Spanned::new(value.value.unwrap_or_default(), value.referenced, value.defined))
                 })
                 .collect();
+            let thresholds = match (&expr, datasource) {
+                (Some(expr), RawDatasource::Metrics) => crate::thresholds::promql_thresholds(&expr.value),
+                (Some(expr), RawDatasource::Logs) => crate::thresholds::logql_thresholds(&expr.value),
+                _ => Vec::new(),
+            };
             locations.push(RawRuleLocation {
                 alert: alert.clone(),
                 runbook_id: annotations.get("runbook_id").cloned(),
                 runbook_url: annotations.get("runbook_url").cloned(),
+                thresholds,
             });
             rules.push(Rule {
                 kind,
@@ -1081,6 +1098,28 @@ fn cross_link_rules(
                     ),
                 )),
                 Some(_) => {}
+            }
+            let texts: Vec<String> = entry.thresholds.iter().map(|binding| binding.text.clone()).collect();
+            let problems = crate::thresholds::bindings(&location.thresholds, &texts, &catalog.contracts);
+            let entry_source = (!problems.is_empty()).then(|| SourceFile::read(&entry.path).ok()).flatten();
+            for problem in problems {
+                let rule_at = format!("{}:{}", source.path.display(), alert.referenced.line());
+                let message = format!("entry {}: {} (rule {:?} at {rule_at})", entry.id, problem.message, alert.value);
+                let binding = problem.item.and_then(|item| entry.thresholds.get(item));
+                errors.push(match (&entry_source, binding) {
+                    (Some(entry_source), Some(binding)) => {
+                        entry_source.error_at(binding.line, binding.column + problem.offset, message)
+                    }
+                    (Some(entry_source), None) => {
+                        let line = entry_source
+                            .text
+                            .lines()
+                            .position(|line| line.starts_with("alertname:"))
+                            .map_or(1, |index| index + 1);
+                        entry_source.error_at(line, 1, message)
+                    }
+                    (None, _) => source.error_at_value(alert, message),
+                });
             }
             let expected_url = catalog.runbook_url(&entry.id);
             match &location.runbook_url {

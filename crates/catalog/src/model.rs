@@ -49,6 +49,8 @@ pub struct Entry {
     pub page: Vec<String>,
     pub background: Option<String>,
     pub steps: Vec<Step>,
+    /// The contract expressions the rule's thresholds must equal, in order.
+    pub thresholds: Vec<ThresholdBinding>,
     pub escalation: Option<String>,
     pub closing: Option<String>,
     pub path: PathBuf,
@@ -71,6 +73,15 @@ impl StepKind {
             StepKind::GuardRail => "guard rail",
         }
     }
+}
+
+/// A contract expression one threshold of the entry's rule must equal.
+#[derive(Debug, Clone)]
+pub struct ThresholdBinding {
+    pub text: String,
+    /// Where the expression is written in the entry (1-based line and column).
+    pub line: usize,
+    pub column: usize,
 }
 
 /// One triage step.

@@ -55,6 +55,9 @@ pub struct RawEntry {
     #[serde(default)]
     pub background: Option<String>,
     pub steps: Vec<Spanned<RawStep>>,
+    /// The contract value of each threshold of the alert's rule, in order (see `thresholds`).
+    #[serde(default)]
+    pub thresholds: Vec<Spanned<String>>,
     #[serde(default)]
     pub escalation: Option<String>,
     #[serde(default)]

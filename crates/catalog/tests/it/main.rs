@@ -65,7 +65,7 @@ fn shipped_catalog_loads() {
     let catalog = catalog::load(&shipped_catalog()).unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
     let summary = catalog.summary();
     assert_eq!(summary.alerts, 13);
-    assert_eq!(summary.contracts, 13);
+    assert_eq!(summary.contracts, 14);
     assert!(summary.checks >= 20, "{summary}");
     let ids: Vec<&str> = catalog.entries.iter().map(|entry| entry.id.as_str()).collect();
     assert_eq!(ids, ["A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8", "A9", "A10", "A11", "A12", "S1"]);
@@ -138,8 +138,8 @@ fn dangling_contract_reference_is_reported() {
     edit(
         root.path(),
         "runbook/A6.yaml",
-        "contracts.loki-storage-quota.spec.quota_bytes",
-        "contracts.loki-storage-quota.spec.quota",
+        "bucket_bytes / contracts.loki-storage-quota.spec.quota_bytes",
+        "bucket_bytes / contracts.loki-storage-quota.spec.quota",
     );
     let diagnostics = errors_of(root.path());
     let line = line_of(root.path(), "runbook/A2.yaml", "latency-objective");
@@ -266,4 +266,53 @@ fn acme_contract_names_known_resolvers_and_challenges() {
     let diagnostics = errors_of(root.path());
     assert_error(&diagnostics, "contracts/traefik-acme.yaml", 1, 7, "uses unknown challenge \"http\"");
     assert_error(&diagnostics, "contracts/traefik-acme.yaml", 1, 7, "names unknown resolver \"letsencrypt\"");
+}
+
+#[test]
+fn a_rule_threshold_that_differs_from_its_contract_is_refused_where_it_is_bound() {
+    let root = copy_catalog();
+    edit(root.path(), "contracts/latency-slo.yaml", "page_threshold_seconds: 0.8", "page_threshold_seconds: 0.9");
+    edit(root.path(), "contracts/log-retention.yaml", "max_compaction_lag: 3h", "max_compaction_lag: 4h");
+    // A rule literal changed without its contract.
+    edit(root.path(), "rules/metrics.rules.yaml", "<= 14 * 86400", "<= 21 * 86400");
+    let diagnostics = errors_of(root.path());
+    let line = line_of(root.path(), "runbook/A2.yaml", "  - contracts.latency-slo.spec.page_threshold_seconds");
+    assert_error(&diagnostics, "runbook/A2.yaml", line, 5, "threshold 0.8 (1st) differs from its contract");
+    assert!(diagnostics.iter().any(|d| d.message.contains("page_threshold_seconds is 0.9")), "{diagnostics}");
+    let line = line_of(root.path(), "runbook/A6.yaml", "max_compaction_lag)");
+    assert_error(&diagnostics, "runbook/A6.yaml", line, 5, "threshold 10800 (1st) differs from its contract");
+    let line = line_of(root.path(), "runbook/A9.yaml", "page_before_expiry)");
+    assert_error(&diagnostics, "runbook/A9.yaml", line, 5, "threshold 1.8144e+06 (1st) differs");
+    assert_eq!(diagnostics.iter().filter(|d| d.message.contains("differs from its contract")).count(), 3);
+}
+
+#[test]
+fn a_rule_threshold_no_contract_backs_is_refused() {
+    let root = copy_catalog();
+    edit(root.path(), "runbook/A3.yaml", "thresholds:\n  - contracts.pii-budget.spec.max_matches\n", "");
+    edit(
+        root.path(),
+        "runbook/A6.yaml",
+        "  - contracts.loki-storage-quota.spec.alert_ratio * contracts.loki-storage-quota.spec.quota_bytes\n",
+        "",
+    );
+    edit(
+        root.path(),
+        "runbook/A1.yaml",
+        "contracts.api-error-rate.spec.max_error_ratio",
+        "contracts.api-error-rate.spec.max_ratio",
+    );
+    let diagnostics = errors_of(root.path());
+    let line = line_of(root.path(), "runbook/A3.yaml", "alertname:");
+    assert_error(&diagnostics, "runbook/A3.yaml", line, 1, "threshold(s) 5 are literals no contract backs");
+    let line = line_of(root.path(), "runbook/A6.yaml", "alertname:");
+    assert_error(
+        &diagnostics,
+        "runbook/A6.yaml",
+        line,
+        1,
+        "binds 1 value(s) but its rule compares against 2 threshold(s) (10800, 4.25e+11)",
+    );
+    let line = line_of(root.path(), "runbook/A1.yaml", "max_ratio");
+    assert_error(&diagnostics, "runbook/A1.yaml", line, 5, "unknown name `contracts.api-error-rate.spec.max_ratio`");
 }
