@@ -58,6 +58,7 @@ pub enum ContractKind {
     PiiBudget(PiiBudget),
     Acme(Acme),
     ErrorBudget(ErrorBudget),
+    LatencyDiagnosis(LatencyDiagnosis),
 }
 
 /// The kinds a contract file may declare.
@@ -75,6 +76,7 @@ pub const CONTRACT_KINDS: &[&str] = &[
     "pii-budget",
     "acme",
     "error-budget",
+    "latency-diagnosis",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,6 +195,20 @@ pub struct Acme {
     pub certificates: BTreeMap<String, String>,
     /// How long before expiry an unrenewed certificate pages.
     pub page_before_expiry: String,
+}
+
+/// How a latency breach is told apart: regressed statement, load, capacity (A2).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyDiagnosis {
+    /// Where snapshots of pg_stat_statements are kept (captured_at, queryid, calls, total_exec_time).
+    pub snapshot_table: String,
+    /// A statement regressed when its recent mean time is this multiple of its own past mean.
+    pub slowdown_factor: f64,
+    /// The breach is load-driven when the request rate is this multiple of last week's.
+    pub load_factor: f64,
+    /// The swarm has spare capacity with at least this many idle CPU cores.
+    pub min_idle_cores: f64,
 }
 
 /// The share of a service's requests that may fail (5xx) before it pages.
@@ -326,6 +342,7 @@ pub fn load_contract(source: &SourceFile, errors: &mut Vec<Diagnostic>) -> Optio
             "pii-budget" => typed!(PiiBudget, ContractKind::PiiBudget),
             "acme" => typed!(Acme, ContractKind::Acme),
             "error-budget" => typed!(ErrorBudget, ContractKind::ErrorBudget),
+            "latency-diagnosis" => typed!(LatencyDiagnosis, ContractKind::LatencyDiagnosis),
             other => {
                 errors.push(source.error_at_value(
                     &header.kind,
@@ -380,6 +397,11 @@ fn validate_values(kind: &ContractKind, source: &SourceFile, at: &Spanned<String
             if let Some(lag) = &retention.max_compaction_lag {
                 duration("max_compaction_lag", lag);
             }
+        }
+        ContractKind::LatencyDiagnosis(diagnosis)
+            if diagnosis.slowdown_factor <= 1.0 || diagnosis.load_factor <= 1.0 =>
+        {
+            errors.push(source.error_at_value(at, "slowdown_factor and load_factor must be above 1"));
         }
         ContractKind::ErrorBudget(budget) => {
             duration("window", &budget.window);

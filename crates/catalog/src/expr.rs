@@ -98,6 +98,7 @@ pub const FUNCTIONS: &[(&str, usize, usize)] = &[
     ("values", 2, 2),
     ("split", 2, 2),
     ("where", 3, 3),
+    ("matches", 2, 2),
 ];
 
 /// Parses an expression.
@@ -638,6 +639,17 @@ fn call(function: &str, values: &[Value]) -> Result<Value, ExprError> {
                     .collect(),
             )
         }
+        // Whether a string, or any string among a list's or map's values, matches a
+        // regex (`matches(exporter_env, "(?i)postgres(ql)?://")` scans env values).
+        "matches" => {
+            let pattern = values[1].as_str().ok_or_else(|| error("matches() needs a regex string".into()))?;
+            let regex = regex::Regex::new(pattern).map_err(|problem| error(format!("matches(): {problem}")))?;
+            let texts = match &values[0] {
+                Value::String(text) => vec![text.clone()],
+                other => items(other).iter().filter_map(|item| item.as_str().map(str::to_owned)).collect(),
+            };
+            Value::Bool(texts.iter().any(|text| regex.is_match(text)))
+        }
         other => return Err(error(format!("unknown function `{other}`"))),
     })
 }
@@ -764,6 +776,20 @@ mod tests {
         assert_eq!(eval("get(acme.certificates, cn)", &lookup), Value::from("letsencrypt-dns"));
         assert_eq!(eval("get(acme.certificates, \"other\")", &lookup), Value::Null);
         assert_eq!(eval("count(where(tasks, \"state\", \"failed\"))", &lookup), Value::from(2.0));
+    }
+
+    #[test]
+    fn matches_scans_values_for_connection_strings() {
+        let lookup = |path: &[String]| match path[0].as_str() {
+            "env" => Some(
+                serde_json::json!({"PG_EXPORTER_EXTEND_QUERY_PATH": "/etc/q.yaml", "EXTRA": "postgresql://exporter:s3cret@db:5432/postgres"}),
+            ),
+            "clean" => Some(serde_json::json!({"DATA_SOURCE_NAME_FILE": "/run/secrets/pgexporter_dsn"})),
+            _ => None,
+        };
+        assert_eq!(eval("matches(env, \"(?i)postgres(ql)?://\")", &lookup), Value::Bool(true));
+        assert_eq!(eval("matches(clean, \"(?i)postgres(ql)?://\")", &lookup), Value::Bool(false));
+        assert!(parse("matches(env, \"(\")").expect("parses").evaluate(&lookup).is_err());
     }
 
     #[test]

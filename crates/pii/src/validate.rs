@@ -149,7 +149,29 @@ fn ipv4_context(line: &[u8], start: usize, end: usize) -> bool {
         return false;
     }
     let product_version = before(1) == Some(b'/') && before(2).is_some_and(|byte| byte.is_ascii_alphabetic());
-    !product_version
+    !product_version && !version_field(&line[..start])
+}
+
+/// Whether the text before a match ends with a key that names a version, as
+/// Grafana Alloy's faro.receiver writes the browser's (`browser_version=131.0.0.0`)
+/// and JSON does (`"version":"131.0.0.0"`): `version` or `…_version`, then `=` or
+/// `":"` and an optional quote.
+fn version_field(before: &[u8]) -> bool {
+    let mut rest = before;
+    if let [head @ .., b'"'] = rest {
+        rest = head;
+    }
+    let key = match rest {
+        [head @ .., b'='] => head,
+        [head @ .., b'"', b':'] => head,
+        [head @ .., b'"', b':', b' '] => head,
+        _ => return false,
+    };
+    let key = key.strip_suffix(b"\"").unwrap_or(key);
+    let word_start =
+        key.iter().rposition(|byte| !(byte.is_ascii_alphanumeric() || *byte == b'_')).map_or(0, |index| index + 1);
+    let word = &key[word_start..];
+    word.eq_ignore_ascii_case(b"version") || word.len() > 8 && word[word.len() - 8..].eq_ignore_ascii_case(b"_version")
 }
 
 /// Whether `text` is an IPv6 address: hex groups of at most four digits
@@ -221,6 +243,18 @@ mod tests {
         assert!(!Validator::Ipv4Octets.accepts(line, 7, 16));
         let line = b"from 10.0.0.1 ok";
         assert!(Validator::Ipv4Octets.accepts(line, 5, 13));
+    }
+
+    #[test]
+    fn faro_browser_version_is_not_an_address() {
+        // Grafana Alloy's faro.receiver line: Chrome's version looks like an IPv4 address.
+        let line = b"browser_name=Chrome browser_version=131.0.0.0 browser_os=\"Windows 10\"";
+        assert!(!Validator::Ipv4Octets.accepts(line, 36, 45));
+        let line = br#"{"name":"Chrome","version":"131.0.0.0"}"#;
+        assert!(!Validator::Ipv4Octets.accepts(line, 28, 37));
+        let line = b"client_ip=131.0.0.1 conversion=1.2.3.4";
+        assert!(Validator::Ipv4Octets.accepts(line, 10, 19));
+        assert!(Validator::Ipv4Octets.accepts(line, 31, 38));
     }
 
     #[test]

@@ -65,7 +65,7 @@ fn shipped_catalog_loads() {
     let catalog = catalog::load(&shipped_catalog()).unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
     let summary = catalog.summary();
     assert_eq!(summary.alerts, 13);
-    assert_eq!(summary.contracts, 14);
+    assert_eq!(summary.contracts, 15);
     assert!(summary.checks >= 20, "{summary}");
     let ids: Vec<&str> = catalog.entries.iter().map(|entry| entry.id.as_str()).collect();
     assert_eq!(ids, ["A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8", "A9", "A10", "A11", "A12", "S1"]);
@@ -134,7 +134,7 @@ fn duplicate_id_is_reported() {
 #[test]
 fn dangling_contract_reference_is_reported() {
     let root = copy_catalog();
-    edit(root.path(), "runbook/A2.yaml", "contracts: [latency-slo]", "contracts: [latency-objective]");
+    edit(root.path(), "runbook/A2.yaml", "contracts: [scaling-ceiling]", "contracts: [latency-objective]");
     edit(
         root.path(),
         "runbook/A6.yaml",
