@@ -125,6 +125,7 @@ impl Datasource {
             Datasource::Sql => "sql",
             Datasource::Docker => "docker",
             Datasource::Probe => "probe",
+            Datasource::Traces => "traces",
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The `datasources:` and `rule_datasources:` sections of `alertbook.yaml`:
 //! remote Prometheus-compatible query APIs, PostgreSQL servers, Docker
-//! Engines and remote Lokis, and which rule groups they answer.
+//! Engines, remote Lokis and Tempos, and which rule groups they answer.
 //!
 //! ```yaml
 //! datasources:
@@ -30,6 +30,10 @@
 //!     timeout: 30s                # per query [default: 30s]
 //!     basic_auth: {username: alertbook, password_file: secrets/loki}   # or bearer_token_file: ...
 //!     headers: {X-Team: ops}
+//!   busflow-tempo:
+//!     type: tempo                 # trace search (TraceQL), for `datasource: traces` checks
+//!     url: https://tempo.busflow.internal   # /api/search is appended
+//!     tenant: busflow             # same settings as loki
 //! rule_datasources:               # rule group name -> datasource name
 //!   busflow-api-slo: mimir
 //!   busflow-grafana-sso: busflow-loki   # a logs group read from the remote Loki
@@ -45,7 +49,7 @@
 //! the catalog once it is loaded ([`check_groups`]).
 //!
 //! Secrets (passwords, tokens, PostgreSQL URLs) never appear in errors (a
-//! loki datasource takes its password and token from files only): a
+//! loki or tempo datasource takes its password and token from files only): a
 //! `url` that carries a password is refused (it belongs in `url_file` or
 //! `password_file`), and every diagnostic of the file has URL passwords and
 //! inline secrets masked in its source line ([`mask_secrets`]).
@@ -133,6 +137,8 @@ pub struct Datasources {
     pub docker: BTreeMap<String, sources::docker::DockerOptions>,
     /// Remote Lokis, for `datasource: logs` groups listed in `rule_datasources` and log checks.
     pub loki: BTreeMap<String, sources::http::HttpOptions>,
+    /// Remote Tempos, for trace checks (`datasource: traces`).
+    pub tempo: BTreeMap<String, sources::http::HttpOptions>,
     pub rule_datasources: Vec<RuleDatasource>,
 }
 
@@ -152,6 +158,8 @@ impl Datasources {
             Some(DatasourceType::Docker)
         } else if self.loki.contains_key(name) {
             Some(DatasourceType::Loki)
+        } else if self.tempo.contains_key(name) {
+            Some(DatasourceType::Tempo)
         } else {
             None
         }
@@ -173,6 +181,9 @@ impl Datasources {
         }
         for (name, options) in &self.loki {
             lines.push(format!("{name} (loki {}{})", options.url, tenant_note(options)));
+        }
+        for (name, options) in &self.tempo {
+            lines.push(format!("{name} (tempo {}{})", options.url, tenant_note(options)));
         }
         lines
     }
@@ -215,9 +226,16 @@ pub fn validate(
                     validated.loki.insert(name.clone(), options);
                 }
             }
+            "tempo" => {
+                if let Some(options) = validate_http_remote(source, name, "tempo", raw, base, errors) {
+                    validated.tempo.insert(name.clone(), options);
+                }
+            }
             other => errors.push(source.error_at_value(
                 kind,
-                format!("datasource {name:?} has type {other:?}; the types are prometheus, postgres, docker and loki"),
+                format!(
+                    "datasource {name:?} has type {other:?}; the types are prometheus, postgres, docker, loki and tempo"
+                ),
             )),
         }
         let reserved = match name.as_str() {
@@ -784,7 +802,7 @@ fn expected_type(datasource: catalog::Datasource) -> Option<DatasourceType> {
         catalog::Datasource::Sql => Some(DatasourceType::Postgres),
         catalog::Datasource::Docker => Some(DatasourceType::Docker),
         catalog::Datasource::Logs => Some(DatasourceType::Loki),
-        catalog::Datasource::Probe => None,
+        catalog::Datasource::Probe | catalog::Datasource::Traces => None,
     }
 }
 
@@ -824,6 +842,11 @@ pub fn build(
             .map_err(|error| anyhow::anyhow!("{error}"))?;
         tracing::info!(datasource = %name, url = %loki.base_url(), "loki datasource configured");
         by_name.insert(name.clone(), Arc::new(loki));
+    }
+    for (name, options) in &datasources.tempo {
+        // Tempo answers trace checks, which run once triage runs (planned): no rule
+        // reads it, so no client is built and no health series is reported yet.
+        tracing::info!(datasource = %name, url = %options.url, "tempo datasource configured for trace checks");
     }
     let rule_datasources =
         datasources.rule_datasources.iter().map(|entry| (entry.group.clone(), entry.datasource.clone())).collect();
@@ -1094,6 +1117,44 @@ mod tests {
         assert!(messages.iter().any(|message| message.contains("timeout must be greater than zero")), "{text}");
         assert!(messages.iter().any(|message| message.contains("loki datasource \"d\" needs url")), "{text}");
         assert!(diagnostics.iter().all(|error| error.line > 1), "every error is located: {text}");
+    }
+
+    #[test]
+    fn tempo_datasources_share_the_loki_settings() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(directory.path().join("tempo-token"), "tempo-token-88\n").expect("write");
+        let config = load_in(
+            directory.path(),
+            "datasources:\n  busflow-tempo:\n    type: tempo\n    url: http://tempo:3200\n    tenant: busflow\n    timeout: 10s\n    bearer_token_file: tempo-token\n",
+        )
+        .unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+        let tempo = &config.datasources.tempo["busflow-tempo"];
+        assert_eq!((tempo.url.as_str(), tempo.tenant.as_deref()), ("http://tempo:3200", Some("busflow")));
+        assert_eq!(
+            tempo.authorization,
+            Some(rules::remote::Authorization::Bearer { token: "tempo-token-88".to_owned() })
+        );
+        assert_eq!(config.datasources.summary(), vec!["busflow-tempo (tempo http://tempo:3200, tenant busflow)"]);
+        assert!(!format!("{config:?}").contains("tempo-token-88"));
+
+        let diagnostics = load(
+            "datasources:\n  t: {type: tempo, url: 'http://tempo:3200', method: GET, basic_auth: {username: u, password: tempo-inline-5}}\n",
+        )
+        .expect_err("invalid");
+        let text = diagnostics.to_string();
+        assert!(!text.contains("tempo-inline-5"), "{text}");
+        assert!(text.contains("method is not a setting of a tempo datasource"), "{text}");
+        assert!(text.contains("put it in a file named by password_file"), "{text}");
+
+        // No rule group reads traces.
+        let config = load(
+            "datasources:\n  busflow-tempo: {type: tempo, url: 'http://tempo:3200'}\nrule_datasources:\n  busflow-grafana-sso: busflow-tempo\n",
+        )
+        .unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+        let catalog = catalog::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog/busflow"))
+            .unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+        let text = super::check_groups(&config.datasources, &catalog).expect_err("mismatched").to_string();
+        assert!(text.contains("needs a loki datasource; \"busflow-tempo\" is tempo"), "{text}");
     }
 
     #[test]

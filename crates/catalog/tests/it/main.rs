@@ -233,3 +233,21 @@ fn log_rule_with_invalid_logql_or_a_log_query_is_located() {
     assert!(diagnostics.iter().any(|d| d.message.contains("invalid LogQL")), "{diagnostics}");
     assert!(diagnostics.iter().any(|d| d.message.contains("needs a metric query")), "{diagnostics}");
 }
+
+#[test]
+fn trace_checks_get_a_traceql_sanity_check_and_no_rule_group_reads_traces() {
+    let root = copy_catalog();
+    edit(root.path(), "runbook/A2.yaml", r#"duration > 800ms }"#, r#"duration > 800ms "#);
+    edit(root.path(), "rules/logs.rules.yaml", "datasource: logs", "datasource: traces");
+    let diagnostics = errors_of(root.path());
+    let query_line = line_of(root.path(), "runbook/A2.yaml", "span.http.route");
+    assert_error(&diagnostics, "runbook/A2.yaml", query_line, 15, "unclosed `{`");
+    let group_line = line_of(root.path(), "rules/logs.rules.yaml", "datasource: traces");
+    assert_error(
+        &diagnostics,
+        "rules/logs.rules.yaml",
+        group_line,
+        17,
+        "trace search answers triage checks, not rules",
+    );
+}
