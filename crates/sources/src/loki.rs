@@ -21,6 +21,10 @@
 //! Loki answers errors as plain text with a 4xx or 5xx status; they become
 //! [`crate::http::RemoteError`]s naming the datasource.
 //!
+//! [`LogQueries`] is what log checks call: implemented by [`LokiDatasource`]
+//! and by the embedded [`rules::LogsDatasource`], it returns the whole answer
+//! of an instant or range query wherever the logs are.
+//!
 //! It only reads: nothing here pushes, deletes or changes anything in Loki.
 
 use std::collections::BTreeMap;
@@ -250,6 +254,88 @@ impl LokiDatasource {
             ("direction", direction(order)),
         ];
         self.client.get("/loki/api/v1/query_range", &parameters, decode_query_response)
+    }
+}
+
+/// What log checks read, from the embedded store and a remote Loki alike: the
+/// whole answer of an instant or range query (streams, matrix, vector or
+/// scalar), so a check runs the same way wherever its logs are.
+pub trait LogQueries: Send + Sync {
+    /// An instant query at `time_ns`.
+    fn instant(
+        &self,
+        query: &str,
+        time_ns: i64,
+        limit: usize,
+        order: logql::Direction,
+    ) -> Result<LokiAnswer, rules::DatasourceError>;
+
+    /// A range query from `start_ns` to `end_ns` at `step_ns`.
+    fn range(
+        &self,
+        query: &str,
+        start_ns: i64,
+        end_ns: i64,
+        step_ns: i64,
+        limit: usize,
+        order: logql::Direction,
+    ) -> Result<LokiAnswer, rules::DatasourceError>;
+}
+
+impl LogQueries for LokiDatasource {
+    fn instant(
+        &self,
+        query: &str,
+        time_ns: i64,
+        limit: usize,
+        order: logql::Direction,
+    ) -> Result<LokiAnswer, rules::DatasourceError> {
+        self.instant_query(query, time_ns, limit, order).map_err(RemoteError::into_datasource_error)
+    }
+
+    fn range(
+        &self,
+        query: &str,
+        start_ns: i64,
+        end_ns: i64,
+        step_ns: i64,
+        limit: usize,
+        order: logql::Direction,
+    ) -> Result<LokiAnswer, rules::DatasourceError> {
+        self.range_query(query, start_ns, end_ns, step_ns, limit, order).map_err(RemoteError::into_datasource_error)
+    }
+}
+
+/// The embedded log store through alertbook's LogQL engine: no warnings, no stats.
+impl LogQueries for rules::LogsDatasource {
+    fn instant(
+        &self,
+        query: &str,
+        time_ns: i64,
+        limit: usize,
+        order: logql::Direction,
+    ) -> Result<LokiAnswer, rules::DatasourceError> {
+        let value = self
+            .engine
+            .instant_query(self.source.as_ref(), query, time_ns, limit, order)
+            .map_err(|error| rules::DatasourceError::Query(error.to_string()))?;
+        Ok(LokiAnswer { value, warnings: Vec::new(), stats: serde_json::Value::Null })
+    }
+
+    fn range(
+        &self,
+        query: &str,
+        start_ns: i64,
+        end_ns: i64,
+        step_ns: i64,
+        limit: usize,
+        order: logql::Direction,
+    ) -> Result<LokiAnswer, rules::DatasourceError> {
+        let value = self
+            .engine
+            .range_query(self.source.as_ref(), query, start_ns, end_ns, step_ns, limit, order)
+            .map_err(|error| rules::DatasourceError::Query(error.to_string()))?;
+        Ok(LokiAnswer { value, warnings: Vec::new(), stats: serde_json::Value::Null })
     }
 }
 

@@ -367,17 +367,23 @@ fn log_rules_through_alertbooks_own_loki_api_match_the_embedded_store() {
     );
     assert_eq!((health.up(), health.errors()), (1, 1));
 
-    // Checks: range and log queries answer what the embedded engine computes.
+    // Checks: range and instant queries answer what the embedded engine computes, through one trait.
+    use sources::loki::LogQueries;
+    let embedded_checks: &dyn LogQueries = &rules::LogsDatasource::new(store.clone(), engine.clone());
+    let remote_checks: &dyn LogQueries = &remote_loki;
     let start_ns = (now_ms - 120_000) * 1_000_000;
     let end_ns = now_ms * 1_000_000;
     let query = r#"sum by (tenant_id) (count_over_time({service_name="busflow_grafana"} | logfmt [1m]))"#;
-    let local = engine
-        .range_query(store.as_ref(), query, start_ns, end_ns, 30_000_000_000, 100, logql::Direction::Backward)
-        .expect("embedded range");
-    let through_api = remote_loki
-        .range_query(query, start_ns, end_ns, 30_000_000_000, 100, logql::Direction::Backward)
-        .expect("range through the API");
-    assert_eq!(through_api.value, local);
+    let backward = logql::Direction::Backward;
+    let local = embedded_checks.range(query, start_ns, end_ns, 30_000_000_000, 100, backward).expect("embedded range");
+    let through_api =
+        remote_checks.range(query, start_ns, end_ns, 30_000_000_000, 100, backward).expect("range through the API");
+    assert!(matches!(&local.value, logql::QueryValue::Matrix(series) if series.len() == 3), "{:?}", local.value);
+    assert_eq!(through_api.value, local.value);
+    assert_eq!(
+        remote_checks.instant(query, end_ns, 100, backward).expect("instant").value,
+        embedded_checks.instant(query, end_ns, 100, backward).expect("instant").value
+    );
     let logs = r#"{service_name="busflow_grafana"} |= "sso_claim=missing""#;
     let through_api =
         remote_loki.range_query(logs, start_ns, end_ns, 1_000_000_000, 2, logql::Direction::Backward).expect("streams");
