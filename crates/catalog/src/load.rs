@@ -849,6 +849,14 @@ fn load_rule_file_with(
                 "probe results are metrics (probe_success, probe_duration_seconds): use datasource metrics",
             ));
         }
+        if datasource == RawDatasource::Traces
+            && let Some(spanned) = &raw_group.datasource
+        {
+            errors.push(source.error_at_value(
+                spanned,
+                "trace search answers triage checks, not rules: alert on span metrics with datasource metrics",
+            ));
+        }
         let interval = duration_field(&source, &raw_group.interval, "interval", errors);
         let query_offset = duration_field(&source, &raw_group.query_offset, "query_offset", errors);
         let mut rules = Vec::new();

@@ -88,6 +88,7 @@ pub fn render_entry(catalog: &Catalog, entry: &Entry) -> String {
                 "metrics" => "promql",
                 "logs" => "logql",
                 "sql" => "sql",
+                "traces" => "traceql",
                 _ => "text",
             };
             let _ = writeln!(out, "\n   ```{language}");

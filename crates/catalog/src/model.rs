@@ -138,6 +138,7 @@ impl Datasource {
             Datasource::Sql => "sql",
             Datasource::Docker => "docker",
             Datasource::Probe => "probe",
+            Datasource::Traces => "traces",
         }
     }
 }

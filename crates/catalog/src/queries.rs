@@ -1,7 +1,8 @@
 //! Static validation of the queries a check or rule sends to each datasource.
 //!
 //! Metrics queries are parsed as PromQL, log queries as LogQL; SQL must be one read-only statement; Docker and probe queries follow
-//! the small grammars below. Each error carries a byte offset into the query.
+//! the small grammars below; trace queries get a TraceQL sanity check (a search starting with a spanset filter, closed
+//! strings and brackets, no metrics function). Each error carries a byte offset into the query.
 
 use crate::contracts::PROBERS;
 use crate::raw::RawDatasource;
@@ -24,6 +25,7 @@ pub fn validate(datasource: RawDatasource, query: &str) -> Result<(), QueryError
         RawDatasource::Sql => validate_sql(query),
         RawDatasource::Docker => validate_docker(query),
         RawDatasource::Probe => validate_probe(query),
+        RawDatasource::Traces => validate_traceql(query),
     }
 }
 
@@ -57,6 +59,95 @@ fn blank_template_actions(query: &str) -> String {
     }
     blanked.push_str(rest);
     blanked
+/// TraceQL metrics functions: Tempo's search API (`/api/search`) refuses them.
+const TRACEQL_METRICS_FUNCTIONS: &[&str] = &[
+    "rate",
+    "count_over_time",
+    "sum_over_time",
+    "avg_over_time",
+    "min_over_time",
+    "max_over_time",
+    "quantile_over_time",
+    "histogram_over_time",
+    "compare",
+    "topk",
+    "bottomk",
+];
+
+/// A sanity check of a TraceQL search, not a full parse: it starts with a
+/// spanset filter (`{ ... }`, possibly in parentheses), its strings and
+/// brackets are closed, and it calls no metrics function (those go to
+/// Tempo's metrics API, not to trace search).
+pub fn validate_traceql(query: &str) -> Result<(), QueryError> {
+    let error = |offset: usize, message: String| Err(QueryError { offset, message });
+    let Some(first) = query.find(|c: char| !c.is_whitespace()) else {
+        return error(0, "empty TraceQL query".to_owned());
+    };
+    if !query[first..].starts_with(['{', '(']) {
+        return error(
+            first,
+            "a TraceQL search starts with a spanset filter such as { span.http.route = \"/api/bookings\" }".to_owned(),
+        );
+    }
+    let mut open: Vec<(char, usize)> = Vec::new();
+    let mut characters = query.char_indices().peekable();
+    while let Some((offset, character)) = characters.next() {
+        match character {
+            '"' | '`' => {
+                let mut closed = false;
+                while let Some((_, inner)) = characters.next() {
+                    if inner == '\\' && character == '"' {
+                        characters.next();
+                    } else if inner == character {
+                        closed = true;
+                        break;
+                    }
+                }
+                if !closed {
+                    return error(offset, "unterminated string".to_owned());
+                }
+            }
+            '{' | '(' | '[' => open.push((character, offset)),
+            '}' | ')' | ']' => {
+                let expected = match character {
+                    '}' => '{',
+                    ')' => '(',
+                    _ => '[',
+                };
+                match open.pop() {
+                    Some((opener, _)) if opener == expected => {}
+                    _ => return error(offset, format!("unexpected `{character}`")),
+                }
+            }
+            c if c.is_ascii_alphabetic() || c == '_' => {
+                let mut end = offset + c.len_utf8();
+                while let Some(&(next_offset, next)) = characters.peek() {
+                    if next.is_ascii_alphanumeric() || next == '_' || next == '.' {
+                        end = next_offset + next.len_utf8();
+                        characters.next();
+                    } else {
+                        break;
+                    }
+                }
+                let word = &query[offset..end];
+                let called = query[end..].trim_start().starts_with('(');
+                if called && TRACEQL_METRICS_FUNCTIONS.contains(&word) && !open.iter().any(|(opener, _)| *opener == '{')
+                {
+                    return error(
+                        offset,
+                        format!(
+                            "{word}() makes a TraceQL metrics query; a trace check searches traces (spanset filters, select, by)"
+                        ),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some((opener, offset)) = open.pop() {
+        return error(offset, format!("unclosed `{opener}`"));
+    }
+    Ok(())
 }
 
 /// Parses PromQL. promql-parser's messages carry no position, so the error
@@ -330,6 +421,25 @@ mod tests {
         assert!(validate(RawDatasource::Logs, r#"{job="faro"} | json"#).is_ok());
         assert_eq!(validate(RawDatasource::Logs, r#"{job faro}"#).unwrap_err().offset, 5);
         assert!(validate(RawDatasource::Sql, "SELECT 1").is_ok());
+        assert!(
+            validate(
+                RawDatasource::Traces,
+                r#"{ span.http.route = "/api/bookings" && duration > 800ms } | select(span.db.statement)"#
+            )
+            .is_ok()
+        );
+        assert!(
+            validate(RawDatasource::Traces, r#"({ .a = "}" } && { .b = `)` }) | by(resource.service.name)"#).is_ok()
+        );
+        assert!(validate(RawDatasource::Traces, "{}").is_ok());
+        let traceql = |query: &str| validate(RawDatasource::Traces, query).unwrap_err();
+        assert_eq!(traceql("").message, "empty TraceQL query");
+        assert_eq!(traceql("  span.x = 1").offset, 2);
+        assert_eq!(traceql(r#"{ .a = "x }"#).message, "unterminated string");
+        assert_eq!(traceql("{ .a = 1 ").offset, 0);
+        assert_eq!(traceql("{ .a = 1 ) }").message, "unexpected `)`");
+        let metrics = traceql("{ status = error } | rate() by (resource.service.name)");
+        assert_eq!((metrics.offset, metrics.message.starts_with("rate() makes a TraceQL metrics query")), (21, true));
         assert!(validate(RawDatasource::Sql, "DELETE FROM cron.job").is_err());
         assert!(validate(RawDatasource::Sql, "SELECT 1; DROP TABLE x").is_err());
         assert!(validate(RawDatasource::Docker, "service busflow_api replicas").is_ok());

@@ -109,6 +109,8 @@ pub enum RawDatasource {
     Sql,
     Docker,
     Probe,
+    /// Trace search (TraceQL against Tempo): checks only, never rule groups.
+    Traces,
 }
 
 #[derive(Debug, Deserialize)]

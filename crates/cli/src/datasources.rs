@@ -1,6 +1,6 @@
 //! The `datasources:` and `rule_datasources:` sections of `alertbook.yaml`:
-//! remote Prometheus-compatible query APIs, PostgreSQL servers and Docker
-//! Engines, and which rule groups they answer.
+//! remote Prometheus-compatible query APIs, PostgreSQL servers, Docker
+//! Engines, remote Lokis and Tempos, and which rule groups they answer.
 //!
 //! ```yaml
 //! datasources:
@@ -23,19 +23,33 @@
 //!     type: docker                # for `datasource: docker` groups
 //!     host: unix:///var/run/docker.sock   # or tcp://HOST:2376 with the three tls_*_file
 //!     # tls_ca_file: ca.pem, tls_cert_file: cert.pem, tls_key_file: key.pem
+//!   busflow-loki:
+//!     type: loki                  # a Loki's query API, for `datasource: logs` groups listed below
+//!     url: https://loki.busflow.internal   # base URL; /loki/api/v1/query is appended
+//!     tenant: busflow             # sent as X-Scope-OrgID
+//!     timeout: 30s                # per query [default: 30s]
+//!     basic_auth: {username: alertbook, password_file: secrets/loki}   # or bearer_token_file: ...
+//!     headers: {X-Team: ops}
+//!   busflow-tempo:
+//!     type: tempo                 # trace search (TraceQL), for `datasource: traces` checks
+//!     url: https://tempo.busflow.internal   # /api/search is appended
+//!     tenant: busflow             # same settings as loki
 //! rule_datasources:               # rule group name -> datasource name
 //!   busflow-api-slo: mimir
+//!   busflow-grafana-sso: busflow-loki   # a logs group read from the remote Loki
 //!   busflow-pg-cron-replica: replica   # a sql group may use another postgres datasource
 //! ```
 //!
-//! Metrics groups not listed query alertbook's embedded store; `sql` groups
+//! Metrics groups not listed query alertbook's embedded store, `logs` groups
+//! its embedded log store; `sql` groups
 //! not listed use the datasource named `sql`, `docker` groups the one named
 //! `docker`. Recorded series and `ALERTS` of every group are written to the
 //! embedded store, whichever datasource the group reads. Validation reports
 //! every error at its `file:line:col`; the group names are checked against
 //! the catalog once it is loaded ([`check_groups`]).
 //!
-//! Secrets (passwords, tokens, PostgreSQL URLs) never appear in errors: a
+//! Secrets (passwords, tokens, PostgreSQL URLs) never appear in errors (a
+//! loki or tempo datasource takes its password and token from files only): a
 //! `url` that carries a password is refused (it belongs in `url_file` or
 //! `password_file`), and every diagnostic of the file has URL passwords and
 //! inline secrets masked in its source line ([`mask_secrets`]).
@@ -91,6 +105,9 @@ pub struct RawDatasource {
     tls_cert_file: Option<Spanned<String>>,
     #[serde(default)]
     tls_key_file: Option<Spanned<String>>,
+    // loki, tempo
+    #[serde(default)]
+    tenant: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +135,10 @@ pub struct Datasources {
     pub remote: BTreeMap<String, rules::PrometheusOptions>,
     pub postgres: BTreeMap<String, sources::sql::PostgresOptions>,
     pub docker: BTreeMap<String, sources::docker::DockerOptions>,
+    /// Remote Lokis, for `datasource: logs` groups listed in `rule_datasources` and log checks.
+    pub loki: BTreeMap<String, sources::http::HttpOptions>,
+    /// Remote Tempos, for trace checks (`datasource: traces`).
+    pub tempo: BTreeMap<String, sources::http::HttpOptions>,
     pub rule_datasources: Vec<RuleDatasource>,
 }
 
@@ -135,6 +156,10 @@ impl Datasources {
             Some(DatasourceType::Postgres)
         } else if self.docker.contains_key(name) {
             Some(DatasourceType::Docker)
+        } else if self.loki.contains_key(name) {
+            Some(DatasourceType::Loki)
+        } else if self.tempo.contains_key(name) {
+            Some(DatasourceType::Tempo)
         } else {
             None
         }
@@ -154,8 +179,19 @@ impl Datasources {
             let tls = if options.tls.is_some() { " with TLS" } else { "" };
             lines.push(format!("{name} (docker {}{tls})", options.host));
         }
+        for (name, options) in &self.loki {
+            lines.push(format!("{name} (loki {}{})", options.url, tenant_note(options)));
+        }
+        for (name, options) in &self.tempo {
+            lines.push(format!("{name} (tempo {}{})", options.url, tenant_note(options)));
+        }
         lines
     }
+}
+
+/// `, tenant busflow` when the datasource sends `X-Scope-OrgID`.
+fn tenant_note(options: &sources::http::HttpOptions) -> String {
+    options.tenant.as_ref().map(|tenant| format!(", tenant {tenant}")).unwrap_or_default()
 }
 
 /// Validates both sections; relative files are read from `base`.
@@ -185,9 +221,21 @@ pub fn validate(
                     validated.docker.insert(name.clone(), docker);
                 }
             }
+            "loki" => {
+                if let Some(options) = validate_http_remote(source, name, "loki", raw, base, errors) {
+                    validated.loki.insert(name.clone(), options);
+                }
+            }
+            "tempo" => {
+                if let Some(options) = validate_http_remote(source, name, "tempo", raw, base, errors) {
+                    validated.tempo.insert(name.clone(), options);
+                }
+            }
             other => errors.push(source.error_at_value(
                 kind,
-                format!("datasource {name:?} has type {other:?}; the types are prometheus, postgres and docker"),
+                format!(
+                    "datasource {name:?} has type {other:?}; the types are prometheus, postgres, docker, loki and tempo"
+                ),
             )),
         }
         let reserved = match name.as_str() {
@@ -230,7 +278,7 @@ pub fn validate(
 /// Reports the fields set on an entry whose type does not take them.
 impl RawDatasource {
     /// Every optional setting with where it was written (`None`: not written).
-    fn settings(&self) -> [(&'static str, Option<&serde_saphyr::Location>); 16] {
+    fn settings(&self) -> [(&'static str, Option<&serde_saphyr::Location>); 17] {
         [
             ("url", at(&self.url)),
             ("timeout", at(&self.timeout)),
@@ -248,6 +296,7 @@ impl RawDatasource {
             ("tls_ca_file", at(&self.tls_ca_file)),
             ("tls_cert_file", at(&self.tls_cert_file)),
             ("tls_key_file", at(&self.tls_key_file)),
+            ("tenant", at(&self.tenant)),
         ]
     }
 }
@@ -338,6 +387,86 @@ fn validate_prometheus(
             username: basic_value.username.value.clone(),
             password: password.unwrap_or_default(),
         });
+    } else if let Some(token) = bearer {
+        options.authorization = Some(rules::remote::Authorization::Bearer { token });
+    }
+    (errors.len() == errors_before).then_some(options)
+}
+
+/// A remote Loki or Tempo (`kind`): url, timeout, headers, the tenant, and
+/// basic or bearer authorization whose secrets come from files only.
+fn validate_http_remote(
+    source: &SourceFile,
+    name: &str,
+    kind: &str,
+    spanned: &Spanned<RawDatasource>,
+    base: &Path,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<sources::http::HttpOptions> {
+    let raw = &spanned.value;
+    let errors_before = errors.len();
+    if let Some(token) = &raw.bearer_token {
+        errors.push(source.error_at_value(token, "a token is a secret: put it in a file named by bearer_token_file"));
+    }
+    let takes = ["url", "timeout", "headers", "basic_auth", "bearer_token", "bearer_token_file", "tenant"];
+    reject_fields(source, name, kind, raw, &takes, errors);
+    let Some(url) = &raw.url else {
+        errors.push(source.error_at_value(spanned, format!("{kind} datasource {name:?} needs url")));
+        return None;
+    };
+    if let Err(message) = sources::http::check_base_url(&url.value) {
+        errors.push(source.error_at_value(url, message));
+    }
+    let mut options = sources::http::HttpOptions::new(name, url.value.clone());
+    if let Some(duration) =
+        raw.timeout.as_ref().and_then(|timeout| positive_duration(source, "timeout", timeout, errors))
+    {
+        options.timeout = duration;
+    }
+    for (header, value) in raw.headers.iter().flat_map(|headers| &headers.value) {
+        if header.eq_ignore_ascii_case("authorization") {
+            errors.push(source.error_at_value(value, "set Authorization with basic_auth or bearer_token_file"));
+        } else if header.eq_ignore_ascii_case(sources::http::TENANT_HEADER) {
+            errors.push(source.error_at_value(value, "set X-Scope-OrgID with tenant"));
+        } else if let Err(error) = rules::remote::check_header(header, &value.value) {
+            errors.push(source.error_at_value(value, error.to_string()));
+        } else {
+            options.headers.push((header.clone(), value.value.clone()));
+        }
+    }
+    if let Some(tenant) = &raw.tenant {
+        if tenant.value.is_empty() || rules::remote::check_header(sources::http::TENANT_HEADER, &tenant.value).is_err()
+        {
+            errors.push(source.error_at_value(tenant, "tenant must be a non-empty header value"));
+        } else {
+            options.tenant = Some(tenant.value.clone());
+        }
+    }
+    let bearer = raw
+        .bearer_token_file
+        .as_ref()
+        .and_then(|file| read_secret_file(source, "bearer_token_file", file, base, errors));
+    if let Some(basic) = &raw.basic_auth {
+        if raw.bearer_token_file.is_some() {
+            errors.push(source.error_at_value(basic, "basic_auth and bearer_token_file are mutually exclusive"));
+        }
+        let basic_value = &basic.value;
+        if let Some(password) = &basic_value.password {
+            errors.push(
+                source.error_at_value(password, "a password is a secret: put it in a file named by password_file"),
+            );
+        }
+        match &basic_value.password_file {
+            Some(file) => {
+                if let Some(password) = read_secret_file(source, "password_file", file, base, errors) {
+                    options.authorization = Some(rules::remote::Authorization::Basic {
+                        username: basic_value.username.value.clone(),
+                        password,
+                    });
+                }
+            }
+            None => errors.push(source.error_at_value(basic, "basic_auth needs username and password_file")),
+        }
     } else if let Some(token) = bearer {
         options.authorization = Some(rules::remote::Authorization::Bearer { token });
     }
@@ -672,7 +801,8 @@ fn expected_type(datasource: catalog::Datasource) -> Option<DatasourceType> {
         catalog::Datasource::Metrics => Some(DatasourceType::Prometheus),
         catalog::Datasource::Sql => Some(DatasourceType::Postgres),
         catalog::Datasource::Docker => Some(DatasourceType::Docker),
-        catalog::Datasource::Logs | catalog::Datasource::Probe => None,
+        catalog::Datasource::Logs => Some(DatasourceType::Loki),
+        catalog::Datasource::Probe | catalog::Datasource::Traces => None,
     }
 }
 
@@ -706,6 +836,17 @@ pub fn build(
                 .map_err(|error| anyhow::anyhow!("{error}"))?;
         tracing::info!(datasource = %name, server = %postgres.server(), "postgres datasource configured");
         by_name.insert(name.clone(), Arc::new(postgres));
+    }
+    for (name, options) in &datasources.loki {
+        let loki = sources::loki::LokiDatasource::new(options, health.datasource(name, DatasourceType::Loki))
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        tracing::info!(datasource = %name, url = %loki.base_url(), "loki datasource configured");
+        by_name.insert(name.clone(), Arc::new(loki));
+    }
+    for (name, options) in &datasources.tempo {
+        // Tempo answers trace checks, which run once triage runs (planned): no rule
+        // reads it, so no client is built and no health series is reported yet.
+        tracing::info!(datasource = %name, url = %options.url, "tempo datasource configured for trace checks");
     }
     let rule_datasources =
         datasources.rule_datasources.iter().map(|entry| (entry.group.clone(), entry.datasource.clone())).collect();
@@ -871,6 +1012,149 @@ mod tests {
         assert!(text.contains("needs tls_cert_file") && text.contains("needs tls_key_file"), "{text}");
         assert!(text.contains("tls_key_file applies to tcp:// hosts only"), "{text}");
         assert!(text.contains("the datasource named \"sql\" answers `datasource: sql` groups"), "{text}");
+    }
+
+    #[test]
+    fn loki_datasources_take_secrets_from_files_and_bind_log_groups() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(directory.path().join("loki-pw"), "loki-file-pw-47\n").expect("write");
+        std::fs::write(directory.path().join("token"), "loki-token-19\n").expect("write");
+        let config = load_in(
+            directory.path(),
+            "datasources:\n  busflow-loki:\n    type: loki\n    url: https://loki.busflow.internal/gateway\n    tenant: busflow\n    timeout: 5s\n    headers: {X-Team: ops}\n    basic_auth: {username: alertbook, password_file: loki-pw}\n  other: {type: loki, url: 'http://127.0.0.1:3100', bearer_token_file: token}\nrule_datasources:\n  busflow-grafana-sso: busflow-loki\n",
+        )
+        .unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+        let loki = &config.datasources.loki["busflow-loki"];
+        assert_eq!(loki.url, "https://loki.busflow.internal/gateway");
+        assert_eq!(loki.tenant.as_deref(), Some("busflow"));
+        assert_eq!(loki.timeout, std::time::Duration::from_secs(5));
+        assert_eq!(loki.headers, vec![("X-Team".to_owned(), "ops".to_owned())]);
+        assert_eq!(
+            loki.authorization,
+            Some(rules::remote::Authorization::Basic {
+                username: "alertbook".to_owned(),
+                password: "loki-file-pw-47".to_owned()
+            })
+        );
+        assert_eq!(
+            config.datasources.loki["other"].authorization,
+            Some(rules::remote::Authorization::Bearer { token: "loki-token-19".to_owned() })
+        );
+        assert_eq!(
+            config.datasources.summary().join(", "),
+            "busflow-loki (loki https://loki.busflow.internal/gateway, tenant busflow), other (loki http://127.0.0.1:3100)"
+        );
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("loki-file-pw-47") && !debug.contains("loki-token-19"), "{debug}");
+
+        let catalog = catalog::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog/busflow"))
+            .unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+        super::check_groups(&config.datasources, &catalog).unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+        let health = sources::health::HealthMetrics::new();
+        let built = super::build(&config.datasources, &health, Default::default()).expect("built");
+        let loki_pointer = std::sync::Arc::as_ptr(&built.by_name["busflow-loki"]) as *const ();
+        let resolve = built.resolver().expect("a resolver");
+        let group = |name: &str| catalog::RuleGroup {
+            name: name.to_owned(),
+            interval: None,
+            limit: None,
+            query_offset: None,
+            labels: Default::default(),
+            datasource: catalog::Datasource::Logs,
+            rules: Vec::new(),
+        };
+        let resolved = |group: &catalog::RuleGroup| {
+            resolve("rules.yaml", group).map(|datasource| std::sync::Arc::as_ptr(&datasource) as *const ())
+        };
+        assert_eq!(resolved(&group("busflow-grafana-sso")), Some(loki_pointer));
+        assert_eq!(resolved(&group("busflow-pii")), None, "unlisted log groups keep the embedded log store");
+
+        // A loki datasource for a metrics group, or a prometheus one for a log group, is refused.
+        let config = load(
+            "datasources:\n  loki: {type: loki, url: 'http://loki:3100'}\n  mimir: {type: prometheus, url: 'http://mimir:8080'}\nrule_datasources:\n  busflow-api: loki\n  busflow-grafana-sso: mimir\n",
+        )
+        .unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+        let text = super::check_groups(&config.datasources, &catalog).expect_err("mismatched").to_string();
+        assert!(
+            text.contains(
+                "rule group \"busflow-grafana-sso\" reads logs, so it needs a loki datasource; \"mimir\" is prometheus"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "rule group \"busflow-api\" reads metrics, so it needs a prometheus datasource; \"loki\" is loki"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn loki_errors_are_located_and_never_show_a_secret() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let diagnostics = load_in(
+            directory.path(),
+            "datasources:\n  a:\n    type: loki\n    url: http://alertbook:url-secret-12@loki:3100\n    bearer_token: inline-token-34\n  b:\n    type: loki\n    url: http://loki:3100\n    basic_auth: {username: u, password: inline-pw-56}\n    headers: {X-Scope-OrgID: busflow}\n    host: unix:///x\n  c: {type: loki, url: 'http://loki:3100', bearer_token_file: missing, timeout: 0s}\n  d: {type: loki, tenant: busflow}\n",
+        )
+        .expect_err("invalid");
+        let text = diagnostics.to_string();
+        for secret in ["url-secret-12", "inline-token-34", "inline-pw-56"] {
+            assert!(!text.contains(secret), "{secret} shows: {text}");
+        }
+        let messages: Vec<&str> = diagnostics.iter().map(|error| error.message.as_str()).collect();
+        assert!(
+            messages.iter().any(|message| message.contains("put it in a file named by bearer_token_file")),
+            "{text}"
+        );
+        assert!(messages.iter().any(|message| message.contains("url carries credentials")), "{text}");
+        assert!(messages.iter().any(|message| message.contains("put it in a file named by password_file")), "{text}");
+        assert!(messages.iter().any(|message| message.contains("set X-Scope-OrgID with tenant")), "{text}");
+        assert!(
+            messages.iter().any(|message| message.contains("host is not a setting of a loki datasource")),
+            "{text}"
+        );
+        assert!(messages.iter().any(|message| message.contains("cannot read bearer_token_file \"missing\"")), "{text}");
+        assert!(messages.iter().any(|message| message.contains("timeout must be greater than zero")), "{text}");
+        assert!(messages.iter().any(|message| message.contains("loki datasource \"d\" needs url")), "{text}");
+        assert!(diagnostics.iter().all(|error| error.line > 1), "every error is located: {text}");
+    }
+
+    #[test]
+    fn tempo_datasources_share_the_loki_settings() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(directory.path().join("tempo-token"), "tempo-token-88\n").expect("write");
+        let config = load_in(
+            directory.path(),
+            "datasources:\n  busflow-tempo:\n    type: tempo\n    url: http://tempo:3200\n    tenant: busflow\n    timeout: 10s\n    bearer_token_file: tempo-token\n",
+        )
+        .unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+        let tempo = &config.datasources.tempo["busflow-tempo"];
+        assert_eq!((tempo.url.as_str(), tempo.tenant.as_deref()), ("http://tempo:3200", Some("busflow")));
+        assert_eq!(
+            tempo.authorization,
+            Some(rules::remote::Authorization::Bearer { token: "tempo-token-88".to_owned() })
+        );
+        assert_eq!(config.datasources.summary(), vec!["busflow-tempo (tempo http://tempo:3200, tenant busflow)"]);
+        assert!(!format!("{config:?}").contains("tempo-token-88"));
+
+        let diagnostics = load(
+            "datasources:\n  t: {type: tempo, url: 'http://tempo:3200', method: GET, basic_auth: {username: u, password: tempo-inline-5}}\n",
+        )
+        .expect_err("invalid");
+        let text = diagnostics.to_string();
+        assert!(!text.contains("tempo-inline-5"), "{text}");
+        assert!(text.contains("method is not a setting of a tempo datasource"), "{text}");
+        assert!(text.contains("put it in a file named by password_file"), "{text}");
+
+        // No rule group reads traces.
+        let config = load(
+            "datasources:\n  busflow-tempo: {type: tempo, url: 'http://tempo:3200'}\nrule_datasources:\n  busflow-grafana-sso: busflow-tempo\n",
+        )
+        .unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+        let catalog = catalog::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog/busflow"))
+            .unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+        let text = super::check_groups(&config.datasources, &catalog).expect_err("mismatched").to_string();
+        assert!(text.contains("needs a loki datasource; \"busflow-tempo\" is tempo"), "{text}");
     }
 
     #[test]

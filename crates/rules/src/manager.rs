@@ -91,7 +91,7 @@ impl Manager {
                         Some(source) => (source, true),
                         None => (options.datasource.clone(), false),
                     },
-                    catalog::Datasource::Probe => (options.datasource.clone(), false),
+                    catalog::Datasource::Probe | catalog::Datasource::Traces => (options.datasource.clone(), false),
                 };
                 let group_options = GroupOptions {
                     datasource,

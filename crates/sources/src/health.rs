@@ -23,6 +23,8 @@ pub enum DatasourceType {
     Postgres,
     Docker,
     Prometheus,
+    Loki,
+    Tempo,
 }
 
 impl DatasourceType {
@@ -32,6 +34,8 @@ impl DatasourceType {
             Self::Postgres => "postgres",
             Self::Docker => "docker",
             Self::Prometheus => "prometheus",
+            Self::Loki => "loki",
+            Self::Tempo => "tempo",
         }
     }
 }

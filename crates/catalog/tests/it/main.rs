@@ -315,4 +315,19 @@ fn a_rule_threshold_no_contract_backs_is_refused() {
     );
     let line = line_of(root.path(), "runbook/A1.yaml", "max_ratio");
     assert_error(&diagnostics, "runbook/A1.yaml", line, 5, "unknown name `contracts.api-error-rate.spec.max_ratio`");
+fn trace_checks_get_a_traceql_sanity_check_and_no_rule_group_reads_traces() {
+    let root = copy_catalog();
+    edit(root.path(), "runbook/A2.yaml", r#"duration > 800ms }"#, r#"duration > 800ms "#);
+    edit(root.path(), "rules/logs.rules.yaml", "datasource: logs", "datasource: traces");
+    let diagnostics = errors_of(root.path());
+    let query_line = line_of(root.path(), "runbook/A2.yaml", "span.http.route");
+    assert_error(&diagnostics, "runbook/A2.yaml", query_line, 15, "unclosed `{`");
+    let group_line = line_of(root.path(), "rules/logs.rules.yaml", "datasource: traces");
+    assert_error(
+        &diagnostics,
+        "rules/logs.rules.yaml",
+        group_line,
+        17,
+        "trace search answers triage checks, not rules",
+    );
 }
