@@ -59,6 +59,8 @@ fn blank_template_actions(query: &str) -> String {
     }
     blanked.push_str(rest);
     blanked
+}
+
 /// TraceQL metrics functions: Tempo's search API (`/api/search`) refuses them.
 const TRACEQL_METRICS_FUNCTIONS: &[&str] = &[
     "rate",

@@ -315,6 +315,9 @@ fn a_rule_threshold_no_contract_backs_is_refused() {
     );
     let line = line_of(root.path(), "runbook/A1.yaml", "max_ratio");
     assert_error(&diagnostics, "runbook/A1.yaml", line, 5, "unknown name `contracts.api-error-rate.spec.max_ratio`");
+}
+
+#[test]
 fn trace_checks_get_a_traceql_sanity_check_and_no_rule_group_reads_traces() {
     let root = copy_catalog();
     edit(root.path(), "runbook/A2.yaml", r#"duration > 800ms }"#, r#"duration > 800ms "#);
