@@ -1,0 +1,6 @@
+//! The probers and their schedule against real endpoints on loopback,
+//! started by the tests.
+
+mod probers;
+mod schedule;
+mod support;
