@@ -12,6 +12,7 @@ mod datasources;
 mod evaluation;
 mod log_input;
 mod logs;
+mod probing;
 mod replay;
 mod scraping;
 mod status;
@@ -45,7 +46,7 @@ enum Command {
     ///
     /// Serves /-/healthy, /-/ready and the runbook (/runbook as HTML, /runbook.md and
     /// /runbook/<ID>.md as Markdown). Flags override the configuration file.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Validate catalogs, rule files, contract files and configuration files.
     ///
     /// A directory with a catalog.yaml is checked as a catalog: runbook entries, triage
@@ -128,6 +129,10 @@ struct RunArgs {
     notify: NotifyFlags,
     #[command(flatten)]
     logs: logs::LogFlags,
+    /// Do not run the probes of the catalog's `kind: probes` contracts (by default every
+    /// target is checked on its contract's interval and writes probe_* series).
+    #[arg(long = "no-probes")]
+    no_probes: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,7 +225,7 @@ fn parse_duration_flag(text: &str) -> Result<std::time::Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(arguments) => run(arguments),
+        Command::Run(arguments) => run(*arguments),
         Command::Check { paths, config, name_validation_scheme } => {
             let name_validation = match name_validation_scheme.as_str() {
                 "utf8" => catalog::NameValidation::Utf8,
@@ -262,6 +267,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         storage: storage_flags,
         notify: notify_flags,
         logs: log_flags,
+        no_probes,
     } = arguments;
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -282,6 +288,11 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         config.catalog = catalog_path;
     }
     let catalog = load_catalog(&config.catalog)?;
+    let probe_checks = if no_probes {
+        Vec::new()
+    } else {
+        probe::Check::from_catalog(&catalog).map_err(|error| anyhow::anyhow!("{error}"))?
+    };
     datasources::check_groups(&config.datasources, &catalog).map_err(|diagnostics| anyhow::anyhow!("{diagnostics}"))?;
     let flags = status::run_flags(&Cli::command(), std::env::args_os());
     let server_status = server::ServerStatus {
@@ -363,9 +374,11 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         state.set_logs(log_service);
         state.set_status(server_status);
         let scraping = scraping::start(&state, config.scrape_jobs());
+        let probing = probing::start(&state, probe_checks);
         let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager, notifier);
         let served = server::serve(config.listen, state, shutdown_signal()).await;
         scraping.shutdown().await;
+        probing.shutdown().await;
         let _ = stop_evaluation.send(true);
         let _ = evaluation.await;
         let _ = stop_delivery.send(());
