@@ -12,6 +12,7 @@ mod datasources;
 mod evaluation;
 mod log_input;
 mod logs;
+mod probe_command;
 mod probing;
 mod replay;
 mod scraping;
@@ -91,6 +92,16 @@ enum Command {
     /// JSON line per state change: {"time": <unix seconds>, "alertname": ..., "labels": {...},
     /// "state": "pending|firing|resolved", "value": <number>}.
     Replay(replay::Arguments),
+    /// Run one probe check and print the series it writes.
+    ///
+    /// Checks TARGET once with the prober alertbook run uses for the catalog's `kind: probes`
+    /// contracts and prints probe_success, probe_duration_seconds, probe_http_status_code (http,
+    /// s3), probe_ssl_earliest_cert_expiry (whenever a peer certificate was seen, also an
+    /// expired or untrusted one) and, on failure, probe_failure_reason{reason} in the Prometheus
+    /// text format; the reason and message of a failure go to stderr. Credentials are read from
+    /// the files named by the *-file options and never printed. Exits 0 when the check
+    /// succeeded, 1 when it failed, 2 for invalid arguments.
+    Probe(Box<probe_command::Arguments>),
 }
 
 /// The arguments of `alertbook run`.
@@ -239,6 +250,7 @@ fn main() -> ExitCode {
             test_rules(&files, &run, ignore_unknown_fields, junit)
         }
         Command::Replay(arguments) => replay::run(&arguments),
+        Command::Probe(arguments) => probe_command::run(&arguments),
     };
     match result {
         Ok(code) => code,

@@ -44,8 +44,18 @@ impl Probe {
 
     /// Runs one check; `now_ms` is the check's time (Unix milliseconds).
     pub async fn run(&mut self, now_ms: i64) -> Outcome {
-        let started = Instant::now();
         let mut outcome = Outcome::default();
+        // The client is built (system roots loaded) once, outside the measured time.
+        if matches!(self.check.prober, Prober::Http | Prober::S3) && self.http.is_none() {
+            match http::HttpClient::new(&self.check) {
+                Ok(client) => self.http = Some(client),
+                Err(failure) => {
+                    outcome.failure = Some(failure);
+                    return outcome;
+                }
+            }
+        }
+        let started = Instant::now();
         let timeout = self.check.timeout;
         let result = tokio::time::timeout(timeout, self.dispatch(&mut outcome, now_ms)).await;
         outcome.duration = started.elapsed();

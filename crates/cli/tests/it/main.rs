@@ -62,7 +62,7 @@ fn version_and_help() {
     let output = alertbook(&["--version"]);
     assert!(output.status.success());
     assert_eq!(stdout(&output).trim(), format!("alertbook {}", env!("CARGO_PKG_VERSION")));
-    for command in ["run", "check", "runbook"] {
+    for command in ["run", "check", "runbook", "probe"] {
         let output = alertbook(&[command, "--help"]);
         assert!(output.status.success(), "{command} --help");
         assert!(stdout(&output).len() > 200, "{command} --help is too short: {}", stdout(&output));

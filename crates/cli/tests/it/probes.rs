@@ -92,3 +92,36 @@ fn run_probes_the_catalog_targets_and_a11_fires_and_resolves() {
     status.store(200, Ordering::SeqCst);
     wait_for("A11 resolved", &log, || a11(&client, &server).is_none());
 }
+
+#[test]
+fn probe_prints_the_series_and_exits_by_the_outcome() {
+    let (url, status) = health_server();
+    let output = super::alertbook(&["probe", "--prober", "http", &url, "--timeout", "5s", "--name", "qdrant"]);
+    assert_eq!(output.status.code(), Some(0), "{}", super::stderr(&output));
+    let text = super::stdout(&output);
+    let labels = format!("probe=\"qdrant\",prober=\"http\",target=\"{url}\"");
+    assert!(text.contains(&format!("probe_success{{{labels}}} 1\n")), "{text}");
+    assert!(text.contains(&format!("probe_http_status_code{{{labels}}} 200\n")), "{text}");
+    assert!(text.contains("probe_duration_seconds{"), "{text}");
+
+    status.store(500, Ordering::SeqCst);
+    let output = super::alertbook(&["probe", "--prober", "http", &url, "--valid-status-code", "200"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = super::stdout(&output);
+    assert!(text.contains("probe_success{") && text.contains("} 0\n"), "{text}");
+    assert!(text.contains("reason=\"status\""), "{text}");
+    assert!(super::stderr(&output).contains("probe failed (status): status 500 is not among the expected 200"));
+
+    let closed = super::durability::free_port();
+    let output = super::alertbook(&["probe", "--prober", "tcp", &format!("127.0.0.1:{closed}"), "--timeout", "2s"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(super::stdout(&output).contains("reason=\"refused\""), "{}", super::stdout(&output));
+
+    // Invalid input says what is wrong and checks nothing.
+    let output = super::alertbook(&["probe", "--prober", "tcp", "qdrant"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(super::stderr(&output).contains("target \"qdrant\" is not host:port"), "{}", super::stderr(&output));
+    assert!(super::stdout(&output).is_empty());
+    let output = super::alertbook(&["probe", "--prober", "ping", "qdrant"]);
+    assert_eq!(output.status.code(), Some(2));
+}
