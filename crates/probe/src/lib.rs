@@ -6,7 +6,7 @@
 //! interval, timeout, options), [`outcome`] (what a check found and the
 //! series it writes, pure), the probers [`http`], [`tcp`], [`tls`] (with the
 //! certificate verifier that records the peer chain even when it does not
-//! verify), and [`schedule`] (one task per probe at a hash-derived phase of
+//! verify), [`smtp`], and [`schedule`] (one task per probe at a hash-derived phase of
 //! its interval, never overlapping itself; samples to a [`schedule::Sink`],
 //! time from an injected [`schedule::Clock`]).
 //!
@@ -20,6 +20,7 @@ pub mod check;
 pub mod http;
 pub mod outcome;
 pub mod schedule;
+pub mod smtp;
 pub mod tcp;
 pub mod tls;
 
@@ -93,7 +94,8 @@ impl Probe {
             }
             Prober::Tcp => tcp::probe(&self.check).await,
             Prober::Tls => tls::probe(&self.check, outcome).await,
-            Prober::Smtp | Prober::S3 => {
+            Prober::Smtp => smtp::probe(&self.check, outcome).await,
+            Prober::S3 => {
                 Err(Failure::new(Reason::Config, format!("the {} prober is planned", self.check.prober.as_str())))
             }
         }

@@ -143,3 +143,23 @@ async fn a9_fires_from_the_tls_prober_on_a_certificate_ten_days_from_expiry() {
     assert!(summary.starts_with(&format!("certificate {expiring} expires in ")), "{summary}");
     assert!(summary.contains(" expires in 10d "), "{summary}");
 }
+
+#[tokio::test]
+async fn a10_fires_after_three_failed_smtp_logins_with_the_reason_auth_and_resolves() {
+    if !super::smtp::available() {
+        return;
+    }
+    let harness = Harness::new();
+    let pki = Pki::new();
+    let files = super::smtp::files(&pki);
+    let server = super::smtp::start(&files, true);
+    let interval = Duration::from_secs(300);
+    let options = super::smtp::smtp_target(&server, &pki, &files);
+    let mut probe = contract_probe("external-dependency-probes", "aws-ses", options, interval);
+    // The credentials in the file go stale (the server knows only the first).
+    let good = std::fs::read_to_string(&files.password).expect("password");
+    let flip = |healthy: bool| {
+        std::fs::write(&files.password, if healthy { good.as_str() } else { "stale\n" }).expect("write")
+    };
+    fires_after_three_failures(&harness, &mut probe, interval, &flip, "ExternalDependencyDown", "auth").await;
+}

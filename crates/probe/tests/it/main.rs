@@ -4,4 +4,5 @@
 mod alerts;
 mod probers;
 mod schedule;
+pub mod smtp;
 mod support;

@@ -43,6 +43,9 @@ pub struct Pki {
 pub struct Identity {
     pub chain: Vec<CertificateDer<'static>>,
     pub key: Vec<u8>,
+    /// The leaf and its key in PEM, for servers that read files.
+    pub cert_pem: String,
+    pub key_pem: String,
     /// The leaf's notAfter, Unix seconds.
     pub not_after: i64,
 }
@@ -72,7 +75,13 @@ impl Pki {
     pub fn leaf(&self, names: &[&str], not_before: i64, not_after: i64) -> Identity {
         let key = KeyPair::generate().expect("key");
         let certificate = params(names, not_before, not_after).signed_by(&key, &self.ca).expect("sign");
-        Identity { chain: vec![certificate.der().clone()], key: key.serialize_der(), not_after }
+        Identity {
+            chain: vec![certificate.der().clone()],
+            key: key.serialize_der(),
+            cert_pem: certificate.pem(),
+            key_pem: key.serialize_pem(),
+            not_after,
+        }
     }
 
     /// A leaf valid for `days` more days.
@@ -87,7 +96,13 @@ pub fn self_signed(names: &[&str], days: i64) -> Identity {
     let now = now_seconds();
     let key = KeyPair::generate().expect("key");
     let certificate = params(names, now - 86_400, now + days * 86_400).self_signed(&key).expect("self-sign");
-    Identity { chain: vec![certificate.der().clone()], key: key.serialize_der(), not_after: now + days * 86_400 }
+    Identity {
+        chain: vec![certificate.der().clone()],
+        key: key.serialize_der(),
+        cert_pem: certificate.pem(),
+        key_pem: key.serialize_pem(),
+        not_after: now + days * 86_400,
+    }
 }
 
 pub fn acceptor(identity: &Identity) -> tokio_rustls::TlsAcceptor {
