@@ -136,7 +136,7 @@ if (( PROMETHEUS_ONLY == 0 )); then
         (cd "$ROOT" && exec "${BIN}/alertbook" run \
             --listen "127.0.0.1:${ALERTBOOK_PORT}" \
             --data "$ALERTBOOK_DATA" \
-            --backfill "$DATA") >"${WORK}/alertbook.log" 2>&1 &
+            --backfill "$DATA" --no-probes) >"${WORK}/alertbook.log" 2>&1 &
         ALERTBOOK_PID=$!
         PIDS+=("$ALERTBOOK_PID")
         BENCH_ARGS+=(--alertbook "http://127.0.0.1:${ALERTBOOK_PORT}" --alertbook-pid "$ALERTBOOK_PID")

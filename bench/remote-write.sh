@@ -55,7 +55,7 @@ PIDS+=($!); PROMETHEUS_PID=$!
 
 ALERTBOOK_PORT=$(free_port)
 (cd "$ROOT" && "${BIN}/alertbook" run --listen "127.0.0.1:${ALERTBOOK_PORT}" --data "${WORK}/alertbook" \
-    --storage.wal-fsync "$WAL_FSYNC" >"${WORK}/alertbook.log" 2>&1) &
+    --storage.wal-fsync "$WAL_FSYNC" --no-probes >"${WORK}/alertbook.log" 2>&1) &
 PIDS+=($!)
 wait_ready "http://127.0.0.1:${PROMETHEUS_PORT}"
 wait_ready "http://127.0.0.1:${ALERTBOOK_PORT}"

@@ -16,6 +16,8 @@ use crate::duration::parse_duration;
 use crate::expr::in_subnet;
 use crate::source::SourceFile;
 
+pub use crate::probes::{PROBERS, ProbeTarget, Probes};
+
 /// One loaded contract.
 #[derive(Debug, Clone)]
 pub struct Contract {
@@ -157,25 +159,6 @@ pub struct Network {
     pub network: String,
     pub subnet: String,
 }
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Probes {
-    pub interval: String,
-    pub failures: u32,
-    pub targets: Vec<ProbeTarget>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProbeTarget {
-    pub name: String,
-    pub prober: String,
-    pub target: String,
-}
-
-/// The probe kinds alertbook runs.
-pub const PROBERS: &[&str] = &["http", "tcp", "tls", "smtp", "s3"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -338,7 +321,11 @@ pub fn load_contract(source: &SourceFile, errors: &mut Vec<Diagnostic>) -> Optio
             "rollback-window" => typed!(RollbackWindow, ContractKind::RollbackWindow),
             "storage-quota" => typed!(StorageQuota, ContractKind::StorageQuota),
             "network" => typed!(Network, ContractKind::Network),
-            "probes" => typed!(Probes, ContractKind::Probes),
+            "probes" => {
+                let file: SpecFile<crate::probes::RawProbes> = source.parse_yaml().map_err(|d| errors.push(d)).ok()?;
+                let probes = crate::probes::validate(file.spec, source, errors)?;
+                Some((ContractKind::Probes(probes), file.description))
+            }
             "pii-budget" => typed!(PiiBudget, ContractKind::PiiBudget),
             "acme" => typed!(Acme, ContractKind::Acme),
             "error-budget" => typed!(ErrorBudget, ContractKind::ErrorBudget),
@@ -412,25 +399,6 @@ fn validate_values(kind: &ContractKind, source: &SourceFile, at: &Spanned<String
         }
         ContractKind::RollbackWindow(window) => duration("window", &window.window),
         ContractKind::PiiBudget(budget) => duration("window", &budget.window),
-        ContractKind::Probes(probes) => {
-            duration("interval", &probes.interval);
-            for target in &probes.targets {
-                if !PROBERS.contains(&target.prober.as_str()) {
-                    errors.push(source.error_at_value(
-                        at,
-                        format!(
-                            "probe {:?} uses unknown prober {:?}; expected one of: {}",
-                            target.name,
-                            target.prober,
-                            PROBERS.join(", ")
-                        ),
-                    ));
-                }
-            }
-            if probes.failures == 0 {
-                errors.push(source.error_at_value(at, "failures must be at least 1"));
-            }
-        }
         ContractKind::ScalingCeiling(ceiling) if ceiling.factor <= 0.0 => {
             fail("factor must be positive".into());
         }

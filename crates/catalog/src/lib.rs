@@ -19,6 +19,7 @@ pub mod expr;
 mod load;
 pub mod markdown;
 mod model;
+pub mod probes;
 pub mod queries;
 mod raw;
 mod source;

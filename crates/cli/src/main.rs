@@ -12,6 +12,8 @@ mod datasources;
 mod evaluation;
 mod log_input;
 mod logs;
+mod probe_command;
+mod probing;
 mod replay;
 mod scraping;
 mod status;
@@ -45,7 +47,7 @@ enum Command {
     ///
     /// Serves /-/healthy, /-/ready and the runbook (/runbook as HTML, /runbook.md and
     /// /runbook/<ID>.md as Markdown). Flags override the configuration file.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Validate catalogs, rule files, contract files and configuration files.
     ///
     /// A directory with a catalog.yaml is checked as a catalog: runbook entries, triage
@@ -90,6 +92,16 @@ enum Command {
     /// JSON line per state change: {"time": <unix seconds>, "alertname": ..., "labels": {...},
     /// "state": "pending|firing|resolved", "value": <number>}.
     Replay(replay::Arguments),
+    /// Run one probe check and print the series it writes.
+    ///
+    /// Checks TARGET once with the prober alertbook run uses for the catalog's `kind: probes`
+    /// contracts and prints probe_success, probe_duration_seconds, probe_http_status_code (http,
+    /// s3), probe_ssl_earliest_cert_expiry (whenever a peer certificate was seen, also an
+    /// expired or untrusted one) and, on failure, probe_failure_reason{reason} in the Prometheus
+    /// text format; the reason and message of a failure go to stderr. Credentials are read from
+    /// the files named by the *-file options and never printed. Exits 0 when the check
+    /// succeeded, 1 when it failed, 2 for invalid arguments.
+    Probe(Box<probe_command::Arguments>),
 }
 
 /// The arguments of `alertbook run`.
@@ -128,6 +140,10 @@ struct RunArgs {
     notify: NotifyFlags,
     #[command(flatten)]
     logs: logs::LogFlags,
+    /// Do not run the probes of the catalog's `kind: probes` contracts (by default every
+    /// target is checked on its contract's interval and writes probe_* series).
+    #[arg(long = "no-probes")]
+    no_probes: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,7 +236,7 @@ fn parse_duration_flag(text: &str) -> Result<std::time::Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(arguments) => run(arguments),
+        Command::Run(arguments) => run(*arguments),
         Command::Check { paths, config, name_validation_scheme } => {
             let name_validation = match name_validation_scheme.as_str() {
                 "utf8" => catalog::NameValidation::Utf8,
@@ -234,6 +250,7 @@ fn main() -> ExitCode {
             test_rules(&files, &run, ignore_unknown_fields, junit)
         }
         Command::Replay(arguments) => replay::run(&arguments),
+        Command::Probe(arguments) => probe_command::run(&arguments),
     };
     match result {
         Ok(code) => code,
@@ -262,6 +279,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         storage: storage_flags,
         notify: notify_flags,
         logs: log_flags,
+        no_probes,
     } = arguments;
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -282,6 +300,11 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         config.catalog = catalog_path;
     }
     let catalog = load_catalog(&config.catalog)?;
+    let probe_checks = if no_probes {
+        Vec::new()
+    } else {
+        probe::Check::from_catalog(&catalog).map_err(|error| anyhow::anyhow!("{error}"))?
+    };
     datasources::check_groups(&config.datasources, &catalog).map_err(|diagnostics| anyhow::anyhow!("{diagnostics}"))?;
     let flags = status::run_flags(&Cli::command(), std::env::args_os());
     let server_status = server::ServerStatus {
@@ -363,9 +386,11 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         state.set_logs(log_service);
         state.set_status(server_status);
         let scraping = scraping::start(&state, config.scrape_jobs());
+        let probing = probing::start(&state, probe_checks);
         let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager, notifier);
         let served = server::serve(config.listen, state, shutdown_signal()).await;
         scraping.shutdown().await;
+        probing.shutdown().await;
         let _ = stop_evaluation.send(true);
         let _ = evaluation.await;
         let _ = stop_delivery.send(());

@@ -65,7 +65,7 @@ fn shipped_catalog_loads() {
     let catalog = catalog::load(&shipped_catalog()).unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
     let summary = catalog.summary();
     assert_eq!(summary.alerts, 13);
-    assert_eq!(summary.contracts, 15);
+    assert_eq!(summary.contracts, 16);
     assert!(summary.checks >= 20, "{summary}");
     let ids: Vec<&str> = catalog.entries.iter().map(|entry| entry.id.as_str()).collect();
     assert_eq!(ids, ["A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8", "A9", "A10", "A11", "A12", "S1"]);
@@ -333,4 +333,41 @@ fn trace_checks_get_a_traceql_sanity_check_and_no_rule_group_reads_traces() {
         17,
         "trace search answers triage checks, not rules",
     );
+}
+
+#[test]
+fn unknown_prober_and_unparsable_probe_targets_are_located() {
+    let root = copy_catalog();
+    let file = "contracts/studio-service-probes.yaml";
+    edit(
+        root.path(),
+        file,
+        "      prober: http\n      target: http://docs-hub:3000/health",
+        "      prober: ping\n      target: docs-hub",
+    );
+    edit(root.path(), file, "target: http://qdrant:6333/readyz", "target: qdrant:6333/readyz");
+    edit(root.path(), file, "target: http://landing:80/", "target: http://landing:80/\n      send: hello");
+    let diagnostics = errors_of(root.path());
+    let prober = line_of(root.path(), file, "prober: ping");
+    assert_error(
+        &diagnostics,
+        file,
+        prober,
+        15,
+        "uses unknown prober \"ping\"; expected one of: http, tcp, tls, smtp, s3",
+    );
+    let target = line_of(root.path(), file, "target: qdrant:6333/readyz");
+    assert_error(&diagnostics, file, target, 15, "target \"qdrant:6333/readyz\" is not an http:// or https:// URL");
+    let send = line_of(root.path(), file, "send: hello");
+    assert_error(&diagnostics, file, send, 13, "option send does not apply to the http prober");
+}
+
+#[test]
+fn probe_options_load_typed() {
+    let catalog = catalog::load(&shipped_catalog()).unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+    let contract = &catalog.contracts["studio-service-probes"];
+    let catalog::ContractKind::Probes(probes) = &contract.kind else { panic!("not probes") };
+    assert_eq!(probes.interval_duration, std::time::Duration::from_secs(30));
+    assert_eq!(probes.failures, 3);
+    assert!(probes.targets.iter().any(|target| target.name == "qdrant" && target.prober == "http"));
 }

@@ -48,7 +48,7 @@ pub(crate) fn start_with(data: &std::path::Path, port: u16, extra: &[&str]) -> S
         arguments.extend(["--config".into(), config.into_os_string()]);
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_alertbook"))
-        .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .args(["run", "--no-probes", "--listen", &format!("127.0.0.1:{port}"), "--data"])
         .arg(data)
         .args(arguments)
         .current_dir(super::workspace_root())

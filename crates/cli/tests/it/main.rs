@@ -6,6 +6,7 @@ mod durability;
 mod logs;
 mod postgres;
 mod remote_loki;
+mod probes;
 mod rules_corpus;
 mod scraping;
 
@@ -62,7 +63,7 @@ fn version_and_help() {
     let output = alertbook(&["--version"]);
     assert!(output.status.success());
     assert_eq!(stdout(&output).trim(), format!("alertbook {}", env!("CARGO_PKG_VERSION")));
-    for command in ["run", "check", "runbook"] {
+    for command in ["run", "check", "runbook", "probe"] {
         let output = alertbook(&[command, "--help"]);
         assert!(output.status.success(), "{command} --help");
         assert!(stdout(&output).len() > 200, "{command} --help is too short: {}", stdout(&output));
@@ -75,7 +76,7 @@ fn check_of_the_shipped_catalog_prints_the_summary() {
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.starts_with("catalog/busflow: 13 alerts, "), "{text}");
-    assert!(text.contains("triage steps (") && text.contains(" checks), 15 contracts"), "{text}");
+    assert!(text.contains("triage steps (") && text.contains(" checks), 16 contracts"), "{text}");
     // Without arguments the default catalog is checked.
     let output = alertbook(&["check"]);
     assert!(output.status.success(), "{}", stderr(&output));

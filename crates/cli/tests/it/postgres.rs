@@ -73,8 +73,13 @@ pub(super) fn start(directory: &Path, config: &Path) -> (Server, Arc<Mutex<Strin
     start_with(directory, config, &[])
 }
 
-/// [`start`] with more arguments for `alertbook run`.
+/// [`start`] with more arguments for `alertbook run` (the catalog's probes do not run).
 pub(super) fn start_with(directory: &Path, config: &Path, extra: &[&str]) -> (Server, Arc<Mutex<String>>) {
+    launch(directory, config, &[&["--no-probes"], extra].concat())
+}
+
+/// Starts `alertbook run --config` with `extra` arguments, keeping everything it logs.
+pub(super) fn launch(directory: &Path, config: &Path, extra: &[&str]) -> (Server, Arc<Mutex<String>>) {
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_alertbook"))
         .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--data"])
