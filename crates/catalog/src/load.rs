@@ -313,6 +313,30 @@ fn validate_entry(
         if raw_step.holds.is_some() && kind != StepKind::GuardRail {
             errors.push(source.error_at_value(&raw_step.kind, "only guard_rail steps have `holds`"));
         }
+        if kind != StepKind::Escalation {
+            if let Some(when) = &raw_step.when {
+                errors.push(source.error_at_value(when, "only escalation steps have `when` (a check's branches do)"));
+            }
+            if let Some(after) = &raw_step.after {
+                errors.push(source.error_at_value(after, "only escalation steps have `after`"));
+            }
+            if raw_step.manual {
+                errors.push(source.error_at_value(&raw_step.kind, "only escalation steps can be `manual`"));
+            }
+        }
+        let after = raw_step.after.as_ref().and_then(|after| match crate::duration::parse_duration(&after.value) {
+            Ok(duration) => Some(duration),
+            Err(message) => {
+                errors.push(source.error_at_value(after, format!("invalid duration: {message}")));
+                None
+            }
+        });
+        if raw_step.manual && (raw_step.when.is_some() || after.is_some()) {
+            errors.push(source.error_at_value(
+                &raw_step.kind,
+                "a manual escalation is never sent by triage: it takes no `when` or `after`",
+            ));
+        }
         for contract in &raw_step.contracts {
             if !contracts.contains_key(&contract.value) {
                 errors.push(source.error_at_value(
@@ -322,8 +346,28 @@ fn validate_entry(
             }
         }
         let check = raw_step.check.map(|raw_check| {
-            if let Err(error) = queries::validate(raw_check.datasource.value, &raw_check.query.value) {
-                errors.push(source.error_in_value(&raw_check.query, error.offset, error.message));
+            // A query is a template over the alert, as annotations are; it is validated as it
+            // expands for an alert without labels (offsets then point into the expansion).
+            let query = &raw_check.query.value;
+            let expanded = if query.contains("{{") {
+                match crate::template::check("query", query).and_then(|()| {
+                    crate::template::expand("query", query, &crate::template::TemplateData::default(), None)
+                }) {
+                    Ok(expanded) => Some(expanded),
+                    Err(error) => {
+                        errors
+                            .push(source.error_at_value(&raw_check.query, format!("invalid query template: {error}")));
+                        None
+                    }
+                }
+            } else {
+                Some(query.clone())
+            };
+            if let Some(expanded) = expanded
+                && let Err(error) = queries::validate(raw_check.datasource.value, &expanded)
+            {
+                let offset = if expanded == *query { error.offset } else { 0 };
+                errors.push(source.error_in_value(&raw_check.query, offset, error.message));
             }
             if raw_check.datasource.value == RawDatasource::Probe
                 && let ["probes", contract] = raw_check.query.value.split_whitespace().collect::<Vec<_>>().as_slice()
@@ -383,6 +427,11 @@ fn validate_entry(
             }
         }
         let holds = raw_step.holds.as_ref().and_then(|text| parse_predicate(source, text, &names, contracts, errors));
+        let condition = EscalationCondition {
+            when: raw_step.when.as_ref().and_then(|text| parse_predicate(source, text, &names, contracts, errors)),
+            after,
+            manual: raw_step.manual,
+        };
         steps.push(Step {
             number: index + 1,
             kind,
@@ -393,6 +442,7 @@ fn validate_entry(
             contracts: raw_step.contracts.into_iter().map(|contract| contract.value).collect(),
             compute,
             holds,
+            condition,
         });
     }
     (errors.len() == before).then(|| Entry {
