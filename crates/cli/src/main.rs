@@ -17,6 +17,7 @@ mod scraping;
 mod status;
 mod storage;
 mod test_rules;
+mod triage_run;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,8 +32,9 @@ use clap::{CommandFactory, Parser, Subcommand};
     about = "Alerting that runs the runbook: Prometheus-format rules over metrics, logs, SQL and Docker state",
     long_about = "alertbook collects metrics and logs, stores them, and evaluates Prometheus-format alert rules over \
                   them and over PostgreSQL and the Docker Engine; firing alerts go to Alertmanagers and webhooks, and \
-                  the runbook is served as pages. The Busflow catalog (catalog/busflow) is the default. Planned, not \
-                  running yet: probes, triage from the runbook, Alertmanager-style routing and the on-call journal."
+                  the runbook is served as pages; when an alert fires, its runbook entry's checks run (triage) and \
+                  pick the branch its notification names. The Busflow catalog (catalog/busflow) is the default. \
+                  Planned, not running yet: probes, Alertmanager-style routing and the on-call journal."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -45,7 +47,7 @@ enum Command {
     ///
     /// Serves /-/healthy, /-/ready and the runbook (/runbook as HTML, /runbook.md and
     /// /runbook/<ID>.md as Markdown). Flags override the configuration file.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Validate catalogs, rule files, contract files and configuration files.
     ///
     /// A directory with a catalog.yaml is checked as a catalog: runbook entries, triage
@@ -128,6 +130,8 @@ struct RunArgs {
     notify: NotifyFlags,
     #[command(flatten)]
     logs: logs::LogFlags,
+    #[command(flatten)]
+    triage: triage_run::TriageFlags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,7 +224,7 @@ fn parse_duration_flag(text: &str) -> Result<std::time::Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(arguments) => run(arguments),
+        Command::Run(arguments) => run(*arguments),
         Command::Check { paths, config, name_validation_scheme } => {
             let name_validation = match name_validation_scheme.as_str() {
                 "utf8" => catalog::NameValidation::Utf8,
@@ -262,6 +266,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         storage: storage_flags,
         notify: notify_flags,
         logs: log_flags,
+        triage: triage_flags,
     } = arguments;
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -318,7 +323,16 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     // families are registered into the server's registry once it exists.
     let datasource_health = sources::health::HealthMetrics::new();
     let docker_datasources = docker_datasources(&config.datasources, &datasource_health)?;
+    let check_docker = docker_datasources.get(datasources::DEFAULT_DOCKER).cloned();
+    let docker_datasources = docker_datasources
+        .into_iter()
+        .map(|(name, docker)| (name, docker as std::sync::Arc<dyn rules::Datasource>))
+        .collect();
     let built_datasources = datasources::build(&config.datasources, &datasource_health, docker_datasources)?;
+    let check_datasources = triage_run::CheckDatasources {
+        postgres: built_datasources.postgres.get(datasources::DEFAULT_SQL).cloned(),
+        docker: check_docker,
+    };
     let rule_manager = evaluation::manager(
         &catalog,
         durable.clone(),
@@ -341,6 +355,15 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         notify::DispatcherOptions { external_url: format!("http://{}", config.listen), ..Default::default() },
     )?;
     let notifier = std::sync::Arc::new(evaluation::DispatchNotifier { dispatcher: dispatcher.clone() });
+    let triage_sources = triage_run::sources(
+        &catalog,
+        store.clone(),
+        engine.clone(),
+        Some(log_service.clone()),
+        &check_datasources,
+        triage_flags.check_timeout,
+    );
+    let triage_runner = triage_run::runner(&catalog, &config, triage_sources, &triage_flags, rule_manager.clone())?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let maintained = durable.clone();
     let log_store = log_service.store.clone();
@@ -362,12 +385,14 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         state.set_rules(rule_manager.clone());
         state.set_logs(log_service);
         state.set_status(server_status);
+        let (notifier, stop_triage) = triage_run::start(&state, triage_runner, notifier);
         let scraping = scraping::start(&state, config.scrape_jobs());
         let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager, notifier);
         let served = server::serve(config.listen, state, shutdown_signal()).await;
         scraping.shutdown().await;
         let _ = stop_evaluation.send(true);
         let _ = evaluation.await;
+        let _ = stop_triage.send(true);
         let _ = stop_delivery.send(());
         let _ = delivery.await;
         let _ = stop_maintenance.send(true);
@@ -389,12 +414,12 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
 fn docker_datasources(
     datasources: &datasources::Datasources,
     health: &sources::health::HealthMetrics,
-) -> anyhow::Result<std::collections::BTreeMap<String, std::sync::Arc<dyn rules::Datasource>>> {
+) -> anyhow::Result<std::collections::BTreeMap<String, std::sync::Arc<sources::docker::DockerDatasource>>> {
     let mut built = std::collections::BTreeMap::new();
     for (name, options) in &datasources.docker {
         let hook = health.datasource(name, sources::health::DatasourceType::Docker);
         let datasource = sources::docker::DockerDatasource::connect(options)?.with_health(std::sync::Arc::new(hook));
-        built.insert(name.clone(), std::sync::Arc::new(datasource) as std::sync::Arc<dyn rules::Datasource>);
+        built.insert(name.clone(), std::sync::Arc::new(datasource));
     }
     Ok(built)
 }

@@ -74,7 +74,12 @@ impl CheckSource for EmbeddedMetrics {
                     .take(SPARKLINE_SERIES)
                     .map(|data| Series {
                         labels: labels_map(&data.labels),
-                        points: data.samples.iter().map(|sample| (sample.timestamp, sample.value)).collect(),
+                        points: data
+                            .samples
+                            .iter()
+                            .filter(|sample| sample.value.is_finite())
+                            .map(|sample| (sample.timestamp, sample.value))
+                            .collect(),
                     })
                     .collect();
             }

@@ -20,6 +20,8 @@ pub struct RunOptions<'a> {
     /// External labels, for query templates (`$externalLabels`).
     pub external_labels: BTreeMap<String, String>,
     pub external_url: String,
+    /// Why the run happens (recorded in [`Run::trigger`]).
+    pub trigger: String,
 }
 
 /// Runs `entry` for `alert`. Never fails: what could not be established is
@@ -125,6 +127,8 @@ pub fn run(
         time_ms: options.time_ms,
         firing_since_ms: alert.firing_since_ms,
         duration_ms: started.elapsed().as_millis() as u64,
+        previous_path: options.previous.filter(|previous| previous.path != state.path).map(|p| p.path.clone()),
+        trigger: options.trigger.clone(),
         path: state.path,
         branch_since_ms: state.branch_since_ms,
         results: state.facts,

@@ -16,6 +16,9 @@
 //! [`CheckSource`] per datasource kind; adapters in [`adapters`]),
 //! [`Found`] (what a check returned: scalar, vector, table rows, log lines or
 //! a JSON value) and [`Run`] (every step's report, the path, the results).
+//! [`runner`] keeps runs per alert instance, persisted and bounded, schedules
+//! re-runs and puts triage between the rule engine and the outbox; it is the
+//! crate's I/O edge, with [`adapters`].
 //!
 //! The core ([`run`]) reads no clock and opens no socket: the time is passed
 //! in and every query goes through the injected [`Sources`]. Checks only
@@ -26,6 +29,7 @@ pub mod adapters;
 mod bind;
 mod engine;
 mod model;
+pub mod runner;
 mod source;
 pub mod summary;
 

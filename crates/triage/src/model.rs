@@ -11,7 +11,9 @@ pub struct AlertInstance {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
-    /// The value of the sample that made the alert fire (`{{ $value }}`).
+    /// The value of the sample that made the alert fire (`{{ $value }}`);
+    /// NaN (written as null) when unknown.
+    #[serde(deserialize_with = "float_or_null")]
     pub value: f64,
     /// When the alert started firing, Unix milliseconds.
     pub firing_since_ms: i64,
@@ -25,6 +27,11 @@ impl AlertInstance {
     pub fn fingerprint(&self) -> String {
         crate::fingerprint(&self.labels)
     }
+}
+
+/// A float that JSON may hold as null (serde_json writes NaN and infinities so).
+fn float_or_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
 }
 
 /// How a step fared in a run.
@@ -135,6 +142,13 @@ pub struct Run {
     pub duration_ms: u64,
     /// The branches taken, in the order they were picked.
     pub path: Vec<String>,
+    /// The previous run's path, when this run took another: a branch change
+    /// (A1 moving from one-tenant to broad) is an event of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_path: Option<Vec<String>>,
+    /// Why the run happened: `firing`, `rerun`, `on_demand`, `manual`, `replay`, `test`.
+    #[serde(default)]
+    pub trigger: String,
     /// Since when each branch of the path has been taken by every run in a row.
     pub branch_since_ms: BTreeMap<String, i64>,
     /// Every fact established: check results and computed facts, by name.

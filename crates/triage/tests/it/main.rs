@@ -2,3 +2,4 @@
 //! recorded fixtures for the datasources a test has no server for.
 
 mod engine;
+mod runner;
