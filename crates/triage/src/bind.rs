@@ -3,8 +3,8 @@
 //!
 //! - a scalar is a number;
 //! - a vector of one sample without labels is its number; any other vector
-//!   is a map from the series to its value, keyed by the one label's value
-//!   when the series differ in one label (`{"email": 3, "iban": 2}`), else
+//!   is a map from the series to its value, keyed by the label's value when
+//!   the series have one label or differ in one (`{"email": 3, "iban": 2}`), else
 //!   by the Prometheus notation of the labels (`{a="x", b="y"}`); `count()`,
 //!   `max()`, `sum()` and `contains()` read it; an empty vector is `null`;
 //! - table rows: one row of one column is that cell, one row is the row (an
@@ -28,7 +28,8 @@ pub fn bind(found: &Found) -> Value {
             _ => {
                 let names: BTreeSet<&String> = samples.iter().flat_map(|sample| sample.labels.keys()).collect();
                 let varying: Vec<&String> = names
-                    .into_iter()
+                    .iter()
+                    .copied()
                     .filter(|name| {
                         let first = samples[0].labels.get(*name);
                         samples.iter().any(|sample| sample.labels.get(*name) != first)
@@ -36,8 +37,10 @@ pub fn bind(found: &Found) -> Value {
                     .collect();
                 let mut map = Map::new();
                 for sample in samples {
-                    let key = match varying.as_slice() {
-                        [one] => sample.labels.get(*one).cloned().unwrap_or_default(),
+                    let only_name = (names.len() == 1).then(|| names.iter().next().copied()).flatten();
+                    let key = match (only_name, varying.as_slice()) {
+                        (Some(one), _) => sample.labels.get(one).cloned().unwrap_or_default(),
+                        (None, [one]) => sample.labels.get(*one).cloned().unwrap_or_default(),
                         _ => {
                             let pairs: Vec<String> =
                                 sample.labels.iter().map(|(name, value)| format!("{name}={value:?}")).collect();
@@ -97,6 +100,8 @@ mod tests {
             sample(&[("pii_match_rule", "iban"), ("job", "faro")], 2.0),
         ]);
         assert_eq!(bind(&by_rule), json!({"email": 3.0, "iban": 2.0}));
+        let one = Found::Vector(vec![sample(&[("pii_match_rule", "email")], 6.0)]);
+        assert_eq!(bind(&one), json!({"email": 6.0}));
         let two = Found::Vector(vec![sample(&[("a", "1"), ("b", "x")], 1.0), sample(&[("a", "2"), ("b", "y")], 2.0)]);
         assert_eq!(bind(&two), json!({"{a=\"1\", b=\"x\"}": 1.0, "{a=\"2\", b=\"y\"}": 2.0}));
         let row =
