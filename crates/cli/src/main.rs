@@ -92,6 +92,13 @@ enum Command {
     /// JSON line per state change: {"time": <unix seconds>, "alertname": ..., "labels": {...},
     /// "state": "pending|firing|resolved", "value": <number>}.
     Replay(replay::Arguments),
+    /// Run an alert's triage by hand and print it, a block per step.
+    ///
+    /// Runs the runbook entry's checks for an alert with the given labels: metrics and probe
+    /// checks against a Prometheus-compatible API (--prometheus, a running alertbook by
+    /// default), SQL and Docker checks against the configuration's `sql` and `docker`
+    /// datasources (--config). Log checks read no remote log store yet: they are missing.
+    Triage(triage_run::ManualArguments),
 }
 
 /// The arguments of `alertbook run`.
@@ -238,6 +245,7 @@ fn main() -> ExitCode {
             test_rules(&files, &run, ignore_unknown_fields, junit)
         }
         Command::Replay(arguments) => replay::run(&arguments),
+        Command::Triage(arguments) => triage_run::manual(&arguments),
     };
     match result {
         Ok(code) => code,

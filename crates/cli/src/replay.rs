@@ -58,7 +58,7 @@ pub fn read_fixtures(path: &std::path::Path) -> anyhow::Result<BTreeMap<String, 
         .map_err(|error| anyhow::anyhow!("{}: not a map of result names to values: {error}", path.display()))
 }
 
-fn parse_time(text: &str) -> anyhow::Result<i64> {
+pub fn parse_time(text: &str) -> anyhow::Result<i64> {
     if let Ok(seconds) = text.parse::<f64>() {
         return Ok((seconds * 1000.0).round() as i64);
     }

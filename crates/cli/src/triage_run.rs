@@ -133,3 +133,172 @@ pub fn start(
     let notifier = triage::runner::TriageNotifier { runner, inner: deliver, handle: tokio::runtime::Handle::current() };
     (Arc::new(notifier), stop)
 }
+
+/// The arguments of `alertbook triage`.
+#[derive(Debug, clap::Args)]
+pub struct ManualArguments {
+    /// The runbook entry: its ID (A1) or alertname (HighApiErrorRate).
+    #[arg(value_name = "ID|ALERTNAME")]
+    key: String,
+    /// The alert's labels, as name=value pairs separated by commas (alertname is added).
+    #[arg(long, value_name = "K=V,...", default_value = "")]
+    labels: String,
+    /// The alert's value (`{{ $value }}` in query templates).
+    #[arg(long, default_value_t = 0.0)]
+    value: f64,
+    /// Evaluation time: Unix seconds or RFC 3339 [default: now].
+    #[arg(long, value_name = "T")]
+    at: Option<String>,
+    /// How long the alert has been firing, for `after:` escalations.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = crate::parse_duration_flag)]
+    firing_for: Duration,
+    /// Configuration file whose `sql` (postgres) and `docker` datasources the checks read.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// Catalog directory [default: the configuration's, else catalog/busflow].
+    #[arg(long, value_name = "DIR")]
+    catalog: Option<std::path::PathBuf>,
+    /// Prometheus-compatible API metrics and probe checks query (a running alertbook serves one).
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9099")]
+    prometheus: String,
+    /// Recorded check results by result name (as `alertbook replay --fixtures`).
+    #[arg(long, value_name = "FILE")]
+    fixtures: Option<std::path::PathBuf>,
+    /// Longest one check may take.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::parse_duration_flag)]
+    timeout: Duration,
+    /// Print the run as JSON (the shape of /api/v1/triage) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_labels(text: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut labels = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|pair| !pair.is_empty()) {
+        let (name, value) =
+            pair.split_once('=').ok_or_else(|| anyhow::anyhow!("--labels: {pair:?} is not name=value"))?;
+        labels.insert(name.trim().to_owned(), value.trim().trim_matches('"').to_owned());
+    }
+    Ok(labels)
+}
+
+/// `alertbook triage`: one run by hand against the live datasources, printed.
+pub fn manual(arguments: &ManualArguments) -> anyhow::Result<std::process::ExitCode> {
+    let config = match &arguments.config {
+        Some(path) => crate::config::load(path).map_err(|diagnostics| anyhow::anyhow!("{diagnostics}"))?,
+        None => crate::config::Config::default(),
+    };
+    let catalog_path = arguments.catalog.clone().unwrap_or_else(|| config.catalog.clone());
+    let catalog = crate::load_catalog(&catalog_path)?;
+    let Some(entry) = catalog.entry(&arguments.key) else {
+        anyhow::bail!("no runbook entry with ID or alertname {:?}; `alertbook runbook` lists them", arguments.key);
+    };
+    let mut labels = parse_labels(&arguments.labels)?;
+    labels.insert("alertname".into(), entry.alertname.clone());
+    let time_ms = match &arguments.at {
+        Some(text) => crate::replay::parse_time(text)?,
+        None => rules::Clock::now_ms(&rules::SystemClock),
+    };
+    let alert = triage::AlertInstance {
+        labels,
+        annotations: BTreeMap::new(),
+        value: arguments.value,
+        firing_since_ms: time_ms - arguments.firing_for.as_millis() as i64,
+    };
+    notify::install_crypto_provider();
+    let remote = rules::PrometheusDatasource::new(&rules::PrometheusOptions::new(arguments.prometheus.clone()))
+        .map_err(|error| anyhow::anyhow!("--prometheus: {error}"))?;
+    let metrics: Arc<dyn triage::CheckSource> = Arc::new(triage::adapters::RemoteMetrics(Arc::new(remote)));
+    let mut sources = triage::Sources::new(arguments.timeout).with(catalog::Datasource::Metrics, metrics.clone()).with(
+        catalog::Datasource::Probe,
+        Arc::new(triage::adapters::Probes { metrics, contracts: catalog.contracts.clone() }),
+    );
+    let health = sources::health::HealthMetrics::new();
+    if let Some(options) = config.datasources.postgres.get(crate::datasources::DEFAULT_SQL) {
+        let postgres = sources::sql::PostgresDatasource::new(
+            options.clone(),
+            health.datasource(crate::datasources::DEFAULT_SQL, sources::health::DatasourceType::Postgres),
+        )?;
+        sources.set(catalog::Datasource::Sql, Arc::new(triage::adapters::Postgres(Arc::new(postgres))));
+    }
+    if let Some(options) = config.datasources.docker.get(crate::datasources::DEFAULT_DOCKER) {
+        let docker = sources::docker::DockerDatasource::connect(options)?;
+        sources.set(catalog::Datasource::Docker, Arc::new(triage::adapters::Docker(Arc::new(docker))));
+    }
+    if let Some(path) = &arguments.fixtures {
+        sources.fixtures = crate::replay::read_fixtures(path)?;
+    }
+    let options = triage::RunOptions { time_ms, trigger: "manual".into(), ..triage::RunOptions::default() };
+    let run = triage::run(entry, &catalog.contracts, &alert, &sources, &options);
+    if arguments.json {
+        println!("{}", serde_json::to_string_pretty(&run)?);
+    } else {
+        print!("{}", render(&run));
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// A run as text: a header, then one block per step.
+pub fn render(run: &triage::Run) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let path = if run.path.is_empty() { "(no branch decided)".to_owned() } else { run.path.join(" → ") };
+    let _ = writeln!(out, "{} {}  path: {path}", run.runbook_id, run.alertname);
+    if !run.missing.is_empty() {
+        let _ = writeln!(out, "missing: {}", run.missing.join(", "));
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{:>3}  {:<11}  {:<20}  {:<9}  RESULT", "#", "KIND", "BRANCH", "STATUS");
+    for step in &run.steps {
+        let result = match (&step.check, &step.escalation) {
+            (Some(check), _) => {
+                let value = check.value.as_ref().map_or_else(
+                    || check.error.clone().unwrap_or_default(),
+                    |value| format!("{} = {}", check.result, triage::summary::render(value)),
+                );
+                let picked = check.branch.as_ref().map(|branch| format!(" → {branch}")).unwrap_or_default();
+                format!("{value}{picked}  ({} ms)", check.duration_ms)
+            }
+            (None, Some(escalation)) => {
+                let state = if escalation.due { "PAGE" } else { "hold" };
+                format!("{state} @{}: {}", escalation.to, escalation.reason)
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{:>3}  {:<11}  {:<20}  {:<9}  {result}",
+            step.number,
+            step.kind,
+            step.branch.as_deref().unwrap_or("-"),
+            step.status.as_str()
+        );
+        let _ = writeln!(out, "     {}", step.text.lines().next().unwrap_or_default());
+        if let Some(check) = &step.check {
+            for line in check.query.lines() {
+                let _ = writeln!(out, "     | {line}");
+            }
+            if !check.candidates.is_empty() {
+                let _ = writeln!(out, "     candidates: {}", check.candidates.join(", "));
+            }
+        }
+        for (name, value) in &step.computed {
+            let _ = writeln!(out, "     {name} = {}", triage::summary::render(value));
+        }
+        match step.holds {
+            Some(true) => {
+                let _ = writeln!(out, "     guard rail holds");
+            }
+            Some(false) => {
+                let _ = writeln!(out, "     GUARD RAIL VIOLATED");
+            }
+            None => {}
+        }
+        if let Some(reason) = &step.reason
+            && step.status != triage::StepStatus::Failed
+        {
+            let _ = writeln!(out, "     ({reason})");
+        }
+    }
+    out
+}

@@ -153,6 +153,16 @@ fn a6_fired_by_remote_write_is_triaged_and_its_page_says_so() {
     let recent = get_json(&client, &format!("{}/api/v1/triage?limit=2", server.url));
     assert_eq!(recent["data"]["runs"].as_array().expect("runs").len(), 2);
 
+    // By hand, against the running server's Prometheus API: the same branch, printed.
+    let output = super::alertbook(&["triage", "A6", "--catalog", &catalog_path, "--prometheus", &server.url]);
+    assert!(output.status.success(), "{}", super::stderr(&output));
+    let printed = super::stdout(&output);
+    assert!(
+        printed.starts_with("A6 LokiCompactorBehind  path: compactor-unhealthy\nmissing: compactor_replicas\n"),
+        "{printed}"
+    );
+    assert!(printed.contains("compactor_lag_seconds = 180"), "{printed}");
+
     // The runs survive a restart.
     drop(server);
     let restarted = start_with(&data, port, &arguments);
