@@ -17,6 +17,7 @@ mod scraping;
 mod status;
 mod storage;
 mod test_rules;
+mod test_triage;
 mod triage_run;
 
 use std::path::{Path, PathBuf};
@@ -69,6 +70,9 @@ enum Command {
         /// Prometheus 2) or `utf8` (any UTF-8 string, Prometheus 3's default).
         #[arg(long, value_name = "SCHEME", default_value = "legacy", value_parser = ["legacy", "utf8"])]
         name_validation_scheme: String,
+        /// For a catalog: also list the runbook branches no `triage_test` in its tests/ directory takes.
+        #[arg(long)]
+        coverage: bool,
     },
     /// List the runbook's alerts, or print one entry by ID (A3) or alertname (PiiLeakDetected).
     Runbook {
@@ -232,12 +236,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(arguments) => run(*arguments),
-        Command::Check { paths, config, name_validation_scheme } => {
+        Command::Check { paths, config, name_validation_scheme, coverage } => {
             let name_validation = match name_validation_scheme.as_str() {
                 "utf8" => catalog::NameValidation::Utf8,
                 _ => catalog::NameValidation::Legacy,
             };
-            check(paths, config, catalog::RuleFileOptions { name_validation, ..Default::default() })
+            check(paths, config, catalog::RuleFileOptions { name_validation, ..Default::default() }, coverage)
         }
         Command::Runbook { key, catalog, markdown } => runbook(key, &catalog, markdown),
         Command::Test(TestCommand::Promql { files, quiet }) => test_promql(&files, quiet),
@@ -478,6 +482,7 @@ fn check(
     paths: Vec<PathBuf>,
     config_path: Option<PathBuf>,
     rule_options: catalog::RuleFileOptions,
+    coverage: bool,
 ) -> anyhow::Result<ExitCode> {
     let paths =
         if paths.is_empty() && config_path.is_none() { vec![PathBuf::from(config::DEFAULT_CATALOG)] } else { paths };
@@ -492,7 +497,21 @@ fn check(
                 failed = true;
                 continue;
             }
-            catalog::load(path).map(|catalog| catalog.summary().to_string())
+            catalog::load(path).map(|catalog| {
+                let summary = catalog.summary().to_string();
+                if !coverage {
+                    return summary;
+                }
+                let (uncovered, total) = test_triage::uncovered_branches(&catalog);
+                let mut text = format!(
+                    "{summary}\ntriage coverage: {} of {total} branches have a triage_test",
+                    total - uncovered.len()
+                );
+                for (id, branch) in uncovered {
+                    text.push_str(&format!("\n  no triage_test: {id} branch {branch}"));
+                }
+                text
+            })
         } else if !path.exists() {
             Err(catalog::Diagnostics(vec![catalog::Diagnostic::file(path, "no such file or directory")]))
         } else {

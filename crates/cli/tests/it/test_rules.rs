@@ -244,3 +244,17 @@ fn replay_triage_lists_checks_it_has_no_datasource_for_unless_fixtures_record_th
     assert!(!output.status.success());
     assert!(stderr(&output).contains("not a map of result names to values"), "{}", stderr(&output));
 }
+
+#[test]
+fn check_coverage_lists_the_branches_without_a_triage_test() {
+    let catalog = workspace_root().join("catalog/busflow");
+    let output = alertbook(&["check", "--coverage", catalog.to_str().expect("utf-8 path")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed = stdout(&output);
+    let line = printed.lines().find(|line| line.starts_with("triage coverage: ")).expect("coverage line");
+    let numbers: Vec<usize> = line.split_whitespace().filter_map(|word| word.parse().ok()).collect();
+    let listed = printed.lines().filter(|line| line.starts_with("  no triage_test: ")).count();
+    assert_eq!(numbers[1] - numbers[0], listed, "{printed}");
+    // A1's branches all have triage tests (catalog/busflow/tests/A1-triage.yaml).
+    assert!(!printed.contains("no triage_test: A1 "), "{printed}");
+}
