@@ -330,6 +330,30 @@ fn validate_entry(
                 "a guard rail needs something to enforce: `holds` (with a check) or `forbids` (command patterns)",
             ));
         }
+        if kind != StepKind::Escalation {
+            if let Some(when) = &raw_step.when {
+                errors.push(source.error_at_value(when, "only escalation steps have `when` (a check's branches do)"));
+            }
+            if let Some(after) = &raw_step.after {
+                errors.push(source.error_at_value(after, "only escalation steps have `after`"));
+            }
+            if raw_step.manual {
+                errors.push(source.error_at_value(&raw_step.kind, "only escalation steps can be `manual`"));
+            }
+        }
+        let after = raw_step.after.as_ref().and_then(|after| match crate::duration::parse_duration(&after.value) {
+            Ok(duration) => Some(duration),
+            Err(message) => {
+                errors.push(source.error_at_value(after, format!("invalid duration: {message}")));
+                None
+            }
+        });
+        if raw_step.manual && (raw_step.when.is_some() || after.is_some()) {
+            errors.push(source.error_at_value(
+                &raw_step.kind,
+                "a manual escalation is never sent by triage: it takes no `when` or `after`",
+            ));
+        }
         for contract in &raw_step.contracts {
             if !contracts.contains_key(&contract.value) {
                 errors.push(source.error_at_value(
@@ -400,6 +424,11 @@ fn validate_entry(
             }
         }
         let holds = raw_step.holds.as_ref().and_then(|text| parse_predicate(source, text, &names, contracts, errors));
+        let condition = EscalationCondition {
+            when: raw_step.when.as_ref().and_then(|text| parse_predicate(source, text, &names, contracts, errors)),
+            after,
+            manual: raw_step.manual,
+        };
         steps.push(Step {
             number: index + 1,
             kind,
@@ -411,6 +440,7 @@ fn validate_entry(
             compute,
             holds,
             forbids: raw_step.forbids.iter().map(|pattern| pattern.value.clone()).collect(),
+            condition,
         });
     }
     (errors.len() == before).then(|| Entry {

@@ -114,6 +114,16 @@ pub fn render_entry(catalog: &Catalog, entry: &Entry) -> String {
         for pattern in &step.forbids {
             let _ = writeln!(out, "   - forbidden command: `{pattern}`");
         }
+        let condition = &step.condition;
+        if condition.manual {
+            let _ = writeln!(out, "   - sent by a person, never by triage");
+        }
+        if let Some(when) = &condition.when {
+            let _ = writeln!(out, "   - pages only when `{}`", when.text.trim());
+        }
+        if let Some(after) = condition.after {
+            let _ = writeln!(out, "   - pages only after the alert fired {} on this branch", format_duration(after));
+        }
         if let Some(holds) = &step.holds {
             let _ = writeln!(out, "   - must hold: `{}`", holds.text.trim());
         }

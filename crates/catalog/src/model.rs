@@ -99,6 +99,21 @@ pub struct Step {
     pub holds: Option<Predicate>,
     /// Guard rails: the commands the rail forbids, as regexes.
     pub forbids: Vec<String>,
+    /// For escalations: when triage sends the page to `escalate_to`.
+    pub condition: EscalationCondition,
+}
+
+/// When an escalation step pages its route. With no `when`, no `after` and
+/// not `manual`, triage pages as soon as the step is on the alert's path.
+#[derive(Debug, Clone, Default)]
+pub struct EscalationCondition {
+    /// Must hold over the run's results, computed facts and the alert.
+    pub when: Option<Predicate>,
+    /// The alert must have been firing this long, with the step's branch
+    /// taken by every triage run since: re-evaluated while it keeps firing.
+    pub after: Option<Duration>,
+    /// A person decides: listed on the path, never sent by triage.
+    pub manual: bool,
 }
 
 /// A query run when the alert fires, whose result picks a branch.

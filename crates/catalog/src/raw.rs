@@ -99,6 +99,17 @@ pub struct RawStep {
     /// against a remediation's commands, as the journal records them).
     #[serde(default)]
     pub forbids: Vec<Spanned<String>>,
+    /// For escalations: the condition (over results, computed facts and the
+    /// alert) under which triage sends the page.
+    #[serde(default)]
+    pub when: Option<Spanned<String>>,
+    /// For escalations: how long the alert must have been firing, with the
+    /// step's branch on the path all along, before the page is sent.
+    #[serde(default)]
+    pub after: Option<Spanned<String>>,
+    /// For escalations: a person decides; triage lists it and never sends it.
+    #[serde(default)]
+    pub manual: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -810,6 +810,8 @@ fn expected_type(datasource: catalog::Datasource) -> Option<DatasourceType> {
 pub struct Built {
     by_name: BTreeMap<String, Arc<dyn rules::Datasource>>,
     rule_datasources: BTreeMap<String, String>,
+    /// The postgres datasources by name, typed: triage checks read rows from them.
+    pub postgres: BTreeMap<String, Arc<sources::sql::PostgresDatasource>>,
 }
 
 /// Builds one client per prometheus and postgres datasource; `docker` holds the
@@ -822,6 +824,7 @@ pub fn build(
     docker: BTreeMap<String, Arc<dyn rules::Datasource>>,
 ) -> anyhow::Result<Built> {
     let mut by_name: BTreeMap<String, Arc<dyn rules::Datasource>> = docker;
+    let mut postgres_by_name = BTreeMap::new();
     for (name, options) in &datasources.remote {
         let client = rules::PrometheusDatasource::new(options)
             .map_err(|error| anyhow::anyhow!("datasource {name:?}: {error}"))?;
@@ -835,7 +838,9 @@ pub fn build(
             sources::sql::PostgresDatasource::new(options.clone(), health.datasource(name, DatasourceType::Postgres))
                 .map_err(|error| anyhow::anyhow!("{error}"))?;
         tracing::info!(datasource = %name, server = %postgres.server(), "postgres datasource configured");
-        by_name.insert(name.clone(), Arc::new(postgres));
+        let postgres = Arc::new(postgres);
+        postgres_by_name.insert(name.clone(), postgres.clone());
+        by_name.insert(name.clone(), postgres);
     }
     for (name, options) in &datasources.loki {
         let loki = sources::loki::LokiDatasource::new(options, health.datasource(name, DatasourceType::Loki))
@@ -850,7 +855,7 @@ pub fn build(
     }
     let rule_datasources =
         datasources.rule_datasources.iter().map(|entry| (entry.group.clone(), entry.datasource.clone())).collect();
-    Ok(Built { by_name, rule_datasources })
+    Ok(Built { by_name, rule_datasources, postgres: postgres_by_name })
 }
 
 impl Built {

@@ -19,6 +19,8 @@ mod scraping;
 mod status;
 mod storage;
 mod test_rules;
+mod test_triage;
+mod triage_run;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -33,8 +35,9 @@ use clap::{CommandFactory, Parser, Subcommand};
     about = "Alerting that runs the runbook: Prometheus-format rules over metrics, logs, SQL and Docker state",
     long_about = "alertbook collects metrics and logs, stores them, and evaluates Prometheus-format alert rules over \
                   them and over PostgreSQL and the Docker Engine; firing alerts go to Alertmanagers and webhooks, and \
-                  the runbook is served as pages. The Busflow catalog (catalog/busflow) is the default. Planned, not \
-                  running yet: probes, triage from the runbook, Alertmanager-style routing and the on-call journal."
+                  the runbook is served as pages; when an alert fires, its runbook entry's checks run (triage) and \
+                  pick the branch its notification names. The Busflow catalog (catalog/busflow) is the default. \
+                  Planned, not running yet: probes, Alertmanager-style routing and the on-call journal."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -69,6 +72,9 @@ enum Command {
         /// Prometheus 2) or `utf8` (any UTF-8 string, Prometheus 3's default).
         #[arg(long, value_name = "SCHEME", default_value = "legacy", value_parser = ["legacy", "utf8"])]
         name_validation_scheme: String,
+        /// For a catalog: also list the runbook branches no `triage_test` in its tests/ directory takes.
+        #[arg(long)]
+        coverage: bool,
     },
     /// List the runbook's alerts, or print one entry by ID (A3) or alertname (PiiLeakDetected).
     Runbook {
@@ -102,6 +108,13 @@ enum Command {
     /// the files named by the *-file options and never printed. Exits 0 when the check
     /// succeeded, 1 when it failed, 2 for invalid arguments.
     Probe(Box<probe_command::Arguments>),
+    /// Run an alert's triage by hand and print it, a block per step.
+    ///
+    /// Runs the runbook entry's checks for an alert with the given labels: metrics and probe
+    /// checks against a Prometheus-compatible API (--prometheus, a running alertbook by
+    /// default), SQL and Docker checks against the configuration's `sql` and `docker`
+    /// datasources (--config). Log checks read no remote log store yet: they are missing.
+    Triage(triage_run::ManualArguments),
 }
 
 /// The arguments of `alertbook run`.
@@ -144,6 +157,8 @@ struct RunArgs {
     /// target is checked on its contract's interval and writes probe_* series).
     #[arg(long = "no-probes")]
     no_probes: bool,
+    #[command(flatten)]
+    triage: triage_run::TriageFlags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -237,12 +252,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(arguments) => run(*arguments),
-        Command::Check { paths, config, name_validation_scheme } => {
+        Command::Check { paths, config, name_validation_scheme, coverage } => {
             let name_validation = match name_validation_scheme.as_str() {
                 "utf8" => catalog::NameValidation::Utf8,
                 _ => catalog::NameValidation::Legacy,
             };
-            check(paths, config, catalog::RuleFileOptions { name_validation, ..Default::default() })
+            check(paths, config, catalog::RuleFileOptions { name_validation, ..Default::default() }, coverage)
         }
         Command::Runbook { key, catalog, markdown } => runbook(key, &catalog, markdown),
         Command::Test(TestCommand::Promql { files, quiet }) => test_promql(&files, quiet),
@@ -251,6 +266,7 @@ fn main() -> ExitCode {
         }
         Command::Replay(arguments) => replay::run(&arguments),
         Command::Probe(arguments) => probe_command::run(&arguments),
+        Command::Triage(arguments) => triage_run::manual(&arguments),
     };
     match result {
         Ok(code) => code,
@@ -280,6 +296,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         notify: notify_flags,
         logs: log_flags,
         no_probes,
+        triage: triage_flags,
     } = arguments;
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -341,7 +358,16 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     // families are registered into the server's registry once it exists.
     let datasource_health = sources::health::HealthMetrics::new();
     let docker_datasources = docker_datasources(&config.datasources, &datasource_health)?;
+    let check_docker = docker_datasources.get(datasources::DEFAULT_DOCKER).cloned();
+    let docker_datasources = docker_datasources
+        .into_iter()
+        .map(|(name, docker)| (name, docker as std::sync::Arc<dyn rules::Datasource>))
+        .collect();
     let built_datasources = datasources::build(&config.datasources, &datasource_health, docker_datasources)?;
+    let check_datasources = triage_run::CheckDatasources {
+        postgres: built_datasources.postgres.get(datasources::DEFAULT_SQL).cloned(),
+        docker: check_docker,
+    };
     let rule_manager = evaluation::manager(
         &catalog,
         durable.clone(),
@@ -364,6 +390,15 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         notify::DispatcherOptions { external_url: format!("http://{}", config.listen), ..Default::default() },
     )?;
     let notifier = std::sync::Arc::new(evaluation::DispatchNotifier { dispatcher: dispatcher.clone() });
+    let triage_sources = triage_run::sources(
+        &catalog,
+        store.clone(),
+        engine.clone(),
+        Some(log_service.clone()),
+        &check_datasources,
+        triage_flags.check_timeout,
+    );
+    let triage_runner = triage_run::runner(&catalog, &config, triage_sources, &triage_flags, rule_manager.clone())?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let maintained = durable.clone();
     let log_store = log_service.store.clone();
@@ -385,6 +420,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         state.set_rules(rule_manager.clone());
         state.set_logs(log_service);
         state.set_status(server_status);
+        let (notifier, stop_triage) = triage_run::start(&state, triage_runner, notifier);
         let scraping = scraping::start(&state, config.scrape_jobs());
         let probing = probing::start(&state, probe_checks);
         let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager, notifier);
@@ -393,6 +429,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         probing.shutdown().await;
         let _ = stop_evaluation.send(true);
         let _ = evaluation.await;
+        let _ = stop_triage.send(true);
         let _ = stop_delivery.send(());
         let _ = delivery.await;
         let _ = stop_maintenance.send(true);
@@ -414,12 +451,12 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
 fn docker_datasources(
     datasources: &datasources::Datasources,
     health: &sources::health::HealthMetrics,
-) -> anyhow::Result<std::collections::BTreeMap<String, std::sync::Arc<dyn rules::Datasource>>> {
+) -> anyhow::Result<std::collections::BTreeMap<String, std::sync::Arc<sources::docker::DockerDatasource>>> {
     let mut built = std::collections::BTreeMap::new();
     for (name, options) in &datasources.docker {
         let hook = health.datasource(name, sources::health::DatasourceType::Docker);
         let datasource = sources::docker::DockerDatasource::connect(options)?.with_health(std::sync::Arc::new(hook));
-        built.insert(name.clone(), std::sync::Arc::new(datasource) as std::sync::Arc<dyn rules::Datasource>);
+        built.insert(name.clone(), std::sync::Arc::new(datasource));
     }
     Ok(built)
 }
@@ -470,6 +507,7 @@ fn check(
     paths: Vec<PathBuf>,
     config_path: Option<PathBuf>,
     rule_options: catalog::RuleFileOptions,
+    coverage: bool,
 ) -> anyhow::Result<ExitCode> {
     let paths =
         if paths.is_empty() && config_path.is_none() { vec![PathBuf::from(config::DEFAULT_CATALOG)] } else { paths };
@@ -484,7 +522,21 @@ fn check(
                 failed = true;
                 continue;
             }
-            catalog::load(path).map(|catalog| catalog.summary().to_string())
+            catalog::load(path).map(|catalog| {
+                let summary = catalog.summary().to_string();
+                if !coverage {
+                    return summary;
+                }
+                let (uncovered, total) = test_triage::uncovered_branches(&catalog);
+                let mut text = format!(
+                    "{summary}\ntriage coverage: {} of {total} branches have a triage_test",
+                    total - uncovered.len()
+                );
+                for (id, branch) in uncovered {
+                    text.push_str(&format!("\n  no triage_test: {id} branch {branch}"));
+                }
+                text
+            })
         } else if !path.exists() {
             Err(catalog::Diagnostics(vec![catalog::Diagnostic::file(path, "no such file or directory")]))
         } else {

@@ -6,7 +6,12 @@
 //! metrics and logs group at its interval (or every `--step`) from `--from`
 //! to `--to`, and prints one JSON line per alert state change: `pending`,
 //! `firing`, `resolved` (a firing alert that stopped), and `inactive` (a
-//! pending alert that stopped before firing).
+//! pending alert that stopped before firing). After an alert's `firing` line
+//! comes one line per triage run of its runbook entry (state `triage`): at
+//! the firing evaluation, and every `--triage.rerun-interval` while it
+//! fires when one is given. Checks run on the replayed metrics and logs; checks of other
+//! datasources (SQL, Docker) are `missing` unless `--fixtures` records
+//! their results.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,9 +41,24 @@ pub struct Arguments {
     /// Evaluate every group at this step instead of at its own interval.
     #[arg(long, value_name = "DURATION", value_parser = crate::parse_duration_flag)]
     step: Option<std::time::Duration>,
+    /// Recorded check results for triage, by result name (YAML or JSON map:
+    /// `lock_waits: 0`, `tenant_backpressure: [{source: ..., pending: 3}]`), as
+    /// predicates read them; used for checks whose datasource the replay lacks.
+    #[arg(long, value_name = "FILE")]
+    fixtures: Option<PathBuf>,
+    /// Re-run a firing alert's triage this often while it fires [default: 0, only when it starts firing].
+    #[arg(long = "triage.rerun-interval", value_name = "DURATION", default_value = "0s", value_parser = crate::parse_duration_flag)]
+    rerun_interval: std::time::Duration,
 }
 
-fn parse_time(text: &str) -> anyhow::Result<i64> {
+/// Reads a fixtures file: a map from result name to the value predicates read.
+pub fn read_fixtures(path: &std::path::Path) -> anyhow::Result<BTreeMap<String, serde_json::Value>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_saphyr::from_str(&text)
+        .map_err(|error| anyhow::anyhow!("{}: not a map of result names to values: {error}", path.display()))
+}
+
+pub fn parse_time(text: &str) -> anyhow::Result<i64> {
     if let Ok(seconds) = text.parse::<f64>() {
         return Ok((seconds * 1000.0).round() as i64);
     }
@@ -120,13 +140,13 @@ pub fn run(arguments: &Arguments) -> anyhow::Result<ExitCode> {
         }
     }
 
+    let catalog = match catalog {
+        Some(catalog) => catalog,
+        None => crate::load_catalog(&arguments.catalog)?,
+    };
     let (files, static_series) = if arguments.rules.is_empty() {
-        let catalog = match catalog {
-            Some(catalog) => catalog,
-            None => crate::load_catalog(&arguments.catalog)?,
-        };
         let budgets = rules::budgets::budget_series(&catalog);
-        (catalog.rule_files, budgets)
+        (catalog.rule_files.clone(), budgets)
     } else {
         let files = catalog::load_rules(&rule_paths(&arguments.rules))
             .map_err(|diagnostics| anyhow::anyhow!("{diagnostics}"))?;
@@ -144,6 +164,24 @@ pub fn run(arguments: &Arguments) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(start_ms <= end_ms, "--from is after --to");
 
     let engine = promql::Engine::default();
+    let mut triage_sources = triage::Sources::new(std::time::Duration::from_secs(30));
+    let metrics: Arc<dyn triage::CheckSource> =
+        Arc::new(triage::adapters::EmbeddedMetrics { store: store.clone(), engine: engine.clone(), sparkline: None });
+    triage_sources.set(catalog::Datasource::Metrics, metrics.clone());
+    triage_sources.set(
+        catalog::Datasource::Probe,
+        Arc::new(triage::adapters::Probes { metrics, contracts: catalog.contracts.clone() }),
+    );
+    triage_sources.set(
+        catalog::Datasource::Logs,
+        Arc::new(triage::adapters::EmbeddedLogs { source: log_input.store.clone(), engine: logql::Engine::default() }),
+    );
+    if let Some(path) = &arguments.fixtures {
+        triage_sources.fixtures = read_fixtures(path)?;
+    }
+    let rerun_ms = i64::try_from(arguments.rerun_interval.as_millis()).unwrap_or(i64::MAX);
+    // The last triage run of each firing alert.
+    let mut triaged: BTreeMap<(usize, String, tsdb::Labels), triage::Run> = BTreeMap::new();
     let datasource = rules::EmbeddedDatasource::new(store, engine);
     let mut manager_options = rules::ManagerOptions::embedded(datasource);
     manager_options.static_series = static_series;
@@ -182,6 +220,7 @@ pub fn run(arguments: &Arguments) -> anyhow::Result<ExitCode> {
         let keys: Vec<_> = previous.keys().filter(|key| key.0 == index).cloned().collect();
         for key in keys {
             if !current.contains_key(&key) {
+                triaged.remove(&key);
                 let state = previous.remove(&key).unwrap_or(rules::AlertState::Inactive);
                 if state == rules::AlertState::Pending {
                     print_change(&mut out, time_ms, &key.1, &key.2, "inactive", f64::NAN)?;
@@ -190,15 +229,48 @@ pub fn run(arguments: &Arguments) -> anyhow::Result<ExitCode> {
         }
         for (key, (state, value)) in current {
             let before = previous.insert(key.clone(), state);
-            if before == Some(state) {
+            if before != Some(state) {
+                let name = match state {
+                    rules::AlertState::Pending => "pending",
+                    rules::AlertState::Firing => "firing",
+                    rules::AlertState::Inactive => "resolved",
+                };
+                print_change(&mut out, time_ms, &key.1, &key.2, name, value)?;
+            }
+            if state != rules::AlertState::Firing {
+                triaged.remove(&key);
                 continue;
             }
-            let name = match state {
-                rules::AlertState::Pending => "pending",
-                rules::AlertState::Firing => "firing",
-                rules::AlertState::Inactive => "resolved",
+            let Some(entry) = catalog.entry(&key.1) else { continue };
+            let last = triaged.get(&key);
+            let due = match last {
+                None => true,
+                Some(run) => rerun_ms > 0 && time_ms - run.time_ms >= rerun_ms,
             };
-            print_change(&mut out, time_ms, &key.1, &key.2, name, value)?;
+            if !due {
+                continue;
+            }
+            let alert = status
+                .rules
+                .iter()
+                .filter(|rule| rule.name == key.1)
+                .flat_map(|rule| &rule.alerts)
+                .find(|alert| alert.labels == key.2);
+            let instance = triage::AlertInstance {
+                labels: key.2.iter().map(|label| (label.name.clone(), label.value.clone())).collect(),
+                annotations: alert.map(|alert| alert.annotations.clone()).unwrap_or_default(),
+                value,
+                firing_since_ms: alert.and_then(|alert| alert.fired_at_ms).unwrap_or(time_ms),
+            };
+            let options = triage::RunOptions {
+                time_ms,
+                previous: last,
+                trigger: if last.is_none() { "firing".into() } else { "rerun".into() },
+                ..triage::RunOptions::default()
+            };
+            let run = triage::run(entry, &catalog.contracts, &instance, &triage_sources, &options);
+            print_triage(&mut out, &run)?;
+            triaged.insert(key, run);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -220,6 +292,38 @@ fn print_change(
         "{{\"time\": {time}, \"alertname\": {}, \"labels\": {labels}, \"state\": \"{state}\", \"value\": {value}}}",
         serde_json::to_string(alertname)?
     );
+    writeln!(out, "{line}")?;
+    Ok(())
+}
+
+/// One triage run as a replay line, keys in the order of the other lines:
+/// `{"time", "alertname", "labels", "state": "triage", "runbook_id", "path",
+/// "results", "missing"}`, then `escalations` (routes paged by this run) and
+/// `guard_rails_violated` (step numbers) when there are any.
+fn print_triage(out: &mut impl std::io::Write, run: &triage::Run) -> anyhow::Result<()> {
+    let time = if run.time_ms % 1000 == 0 {
+        (run.time_ms / 1000).to_string()
+    } else {
+        format!("{}", run.time_ms as f64 / 1000.0)
+    };
+    let mut line = format!(
+        "{{\"time\": {time}, \"alertname\": {}, \"labels\": {}, \"state\": \"triage\", \"runbook_id\": {}, \"path\": {}, \"results\": {}, \"missing\": {}",
+        serde_json::to_string(&run.alertname)?,
+        serde_json::to_string(&run.labels)?,
+        serde_json::to_string(&run.runbook_id)?,
+        serde_json::to_string(&run.path)?,
+        serde_json::to_string(&run.results)?,
+        serde_json::to_string(&run.missing)?,
+    );
+    let escalations: Vec<&str> = run.due_escalations().map(|(_, escalation, _)| escalation.to.as_str()).collect();
+    if !escalations.is_empty() {
+        line.push_str(&format!(", \"escalations\": {}", serde_json::to_string(&escalations)?));
+    }
+    let violated: Vec<usize> = run.violated_guard_rails().map(|step| step.number).collect();
+    if !violated.is_empty() {
+        line.push_str(&format!(", \"guard_rails_violated\": {}", serde_json::to_string(&violated)?));
+    }
+    line.push('}');
     writeln!(out, "{line}")?;
     Ok(())
 }

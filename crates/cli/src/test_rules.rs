@@ -47,6 +47,9 @@ struct RawTestFile {
     /// alertbook extension: redact `input_logs` as live ingest does.
     #[serde(default)]
     redaction: Option<RawRedaction>,
+    /// alertbook extension: the catalog whose runbook entries `triage_test` runs.
+    #[serde(default)]
+    triage_catalog: Option<String>,
 }
 
 /// The PII redaction applied to a test file's log input.
@@ -76,14 +79,14 @@ struct RawLogStream {
 /// A YAML scalar read as text, whatever its YAML type (`0`, `5m`, `1 2 3`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-enum Scalar {
+pub(crate) enum Scalar {
     Text(String),
     Integer(i64),
     Float(f64),
 }
 
 impl Scalar {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         match self {
             Scalar::Text(text) => text.clone(),
             Scalar::Integer(number) => number.to_string(),
@@ -113,6 +116,9 @@ struct RawTestGroup {
     /// alertbook extension: LogQL metric queries over `input_logs`.
     #[serde(default)]
     logql_expr_test: Vec<RawPromqlTest>,
+    /// alertbook extension: triage runs of runbook entries (see `test_triage`).
+    #[serde(default)]
+    triage_test: Vec<crate::test_triage::RawTriageTest>,
     #[serde(default)]
     external_labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -292,10 +298,27 @@ fn run_file(path: &Path, options: &Options) -> FileOutcome {
             None
         }
     };
+    let triage_catalog = match &raw.triage_catalog {
+        None => None,
+        Some(directory) => match catalog::load(&base.join(directory)) {
+            Ok(catalog) => Some(catalog),
+            Err(diagnostics) => {
+                outcome.errors.push(format!(
+                    "    triage_catalog: {directory:?} is invalid:\n{}",
+                    indent(&diagnostics.to_string(), "    ")
+                ));
+                None
+            }
+        },
+    };
+    if raw.triage_catalog.is_none() && raw.tests.iter().any(|group| !group.triage_test.is_empty()) {
+        outcome.errors.push("    triage_test needs triage_catalog, the catalog whose runbook entries run".into());
+    }
     if !outcome.errors.is_empty() {
         return outcome;
     }
     let settings = FileSettings {
+        triage_catalog,
         rule_files,
         evaluation_interval_ms,
         group_eval_order: raw.group_eval_order,
@@ -320,6 +343,7 @@ struct FileSettings {
     group_eval_order: Vec<String>,
     fuzzy_compare: bool,
     redaction: Option<pii::StreamRedaction>,
+    triage_catalog: Option<catalog::Catalog>,
 }
 
 /// The redaction of a test file: its PII rules, exclusions and streams.
@@ -512,14 +536,28 @@ fn run_group(group: &RawTestGroup, settings: &FileSettings) -> Vec<String> {
             Err(error) => errors.push(format!("{name_prefix}    expr: {:?}, eval_time: {error}", test.expr)),
         }
     }
+    let mut triage_tests = Vec::new();
+    for test in &group.triage_test {
+        match eval_time(&test.eval_time) {
+            Ok(ms) => triage_tests.push((ms, test)),
+            Err(error) => errors.push(format!("{name_prefix}    runbook: {}, eval_time: {error}", test.runbook)),
+        }
+    }
     if !errors.is_empty() {
         return errors;
     }
     alert_times.sort_unstable();
     alert_times.dedup();
-    let max_ms = alert_times.iter().chain(promql_tests.iter().map(|(ms, _, _)| ms)).copied().max().unwrap_or(0);
+    let max_ms = alert_times
+        .iter()
+        .chain(promql_tests.iter().map(|(ms, _, _)| ms))
+        .chain(triage_tests.iter().map(|(ms, _)| ms))
+        .copied()
+        .max()
+        .unwrap_or(0);
 
     let mut next_alert = 0;
+    let mut last_triage: BTreeMap<String, triage::Run> = BTreeMap::new();
     let mut time_ms = start_ms;
     while time_ms <= start_ms + max_ms {
         let mut evaluation_errors = Vec::new();
@@ -550,6 +588,28 @@ fn run_group(group: &RawTestGroup, settings: &FileSettings) -> Vec<String> {
                 }
             }
             next_alert += 1;
+        }
+        if let Some(catalog) = &settings.triage_catalog {
+            let inputs = crate::test_triage::Inputs {
+                catalog,
+                store: store.clone(),
+                engine: engine.clone(),
+                logs: log_input.store.clone(),
+                manager: &manager,
+            };
+            for (at, test) in &triage_tests {
+                if relative <= *at && *at < relative + settings.evaluation_interval_ms {
+                    // Runs follow each other per entry and alert labels.
+                    let key = format!("{}{:?}", test.runbook, test.alert_labels);
+                    let previous = last_triage.get(&key);
+                    let (failure, run) =
+                        crate::test_triage::check(&inputs, test, start_ms + at, *at, previous, &name_prefix);
+                    errors.extend(failure);
+                    if let Some(run) = run {
+                        last_triage.insert(key, run);
+                    }
+                }
+            }
         }
         time_ms = match time_ms.checked_add(settings.evaluation_interval_ms) {
             Some(next) => next,

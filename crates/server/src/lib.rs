@@ -22,6 +22,7 @@ mod remote_write_api;
 mod rules_api;
 mod runbook;
 mod status_api;
+mod triage_api;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub targets: Arc<scrape::status::Targets>,
     /// Configuration, flags and start time (`/api/v1/status/...`).
     status: std::sync::RwLock<Arc<ServerStatus>>,
+    /// Triage runs (`/api/v1/triage`); `None` until set.
+    triage: std::sync::RwLock<Option<Arc<triage::runner::Runner>>>,
     /// Pushed streams, as stored (redacted), for `/loki/api/v1/tail`.
     tails: tokio::sync::broadcast::Sender<Arc<Vec<logstore::PushStream>>>,
 }
@@ -150,6 +153,7 @@ impl AppState {
             exemplars: Arc::default(),
             targets: Arc::default(),
             status: std::sync::RwLock::new(Arc::default()),
+            triage: std::sync::RwLock::new(None),
             tails: tokio::sync::broadcast::channel(TAIL_BACKLOG).0,
         })
     }
@@ -199,6 +203,16 @@ impl AppState {
         self.logs.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
+    /// Sets the triage runner behind `/api/v1/triage`.
+    pub fn set_triage(&self, runner: Arc<triage::runner::Runner>) {
+        *self.triage.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(runner);
+    }
+
+    /// The triage runner, once set.
+    pub fn triage(&self) -> Option<Arc<triage::runner::Runner>> {
+        self.triage.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     /// Marks the server ready to take traffic (`/-/ready` answers 200).
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
@@ -216,6 +230,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(status_api::routes())
         .merge(federate::routes())
         .merge(rules_api::routes())
+        .merge(triage_api::routes())
         .merge(remote_write_api::routes())
         .merge(loki_api::routes())
         .merge(metrics::routes())

@@ -81,6 +81,10 @@ fn write_alert(out: &mut String, alert: &Alert) {
     }
     out.push_str(",\"value\":");
     write_string(out, &format_alert_value(alert.value));
+    // alertbook's addition (Prometheus clients ignore it): the key of `/api/v1/triage`.
+    out.push_str(",\"fingerprint\":");
+    let labels = alert.labels.iter().map(|label| (label.name.clone(), label.value.clone())).collect();
+    write_string(out, &triage::fingerprint(&labels));
     out.push('}');
 }
 

@@ -371,3 +371,37 @@ fn probe_options_load_typed() {
     assert_eq!(probes.failures, 3);
     assert!(probes.targets.iter().any(|target| target.name == "qdrant" && target.prober == "http"));
 }
+
+#[test]
+fn escalation_conditions_load_and_misuse_is_located() {
+    let catalog = catalog::load(&shipped_catalog()).expect("loads");
+    let a1 = catalog.entry("A1").expect("A1");
+    let csm = a1.steps.iter().find(|step| step.escalate_to.as_deref() == Some("tenant-csm")).expect("csm step");
+    assert_eq!(csm.condition.after, Some(std::time::Duration::from_secs(30 * 60)));
+    let a3 = catalog.entry("A3").expect("A3");
+    let conditions: Vec<(bool, Option<&str>)> = a3
+        .steps
+        .iter()
+        .filter(|step| step.escalate_to.is_some())
+        .map(|step| (step.condition.manual, step.condition.when.as_ref().map(|when| when.text.as_str())))
+        .collect();
+    assert_eq!(conditions, vec![(true, None), (false, Some("count(matches_by_rule) > 1"))]);
+
+    let copy = copy_catalog();
+    let root = copy.path();
+    edit(root, "runbook/A1.yaml", "    after: 30m\n", "    after: half an hour\n");
+    edit(root, "runbook/A3.yaml", "when: count(matches_by_rule) > 1", "when: count(unknown_fact) > 1");
+    edit(
+        root,
+        "runbook/A6.yaml",
+        "  - kind: instruction\n    branch: compactor-unhealthy\n",
+        "  - kind: instruction\n    after: 5m\n    branch: compactor-unhealthy\n",
+    );
+    let diagnostics = errors_of(root);
+    let line = line_of(root, "runbook/A1.yaml", "after: half an hour");
+    assert_error(&diagnostics, "runbook/A1.yaml", line, 12, "invalid duration");
+    let line = line_of(root, "runbook/A3.yaml", "unknown_fact");
+    assert_error(&diagnostics, "runbook/A3.yaml", line, 17, "unknown name `unknown_fact`");
+    let line = line_of(root, "runbook/A6.yaml", "after: 5m");
+    assert_error(&diagnostics, "runbook/A6.yaml", line, 12, "only escalation steps have `after`");
+}

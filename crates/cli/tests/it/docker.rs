@@ -66,7 +66,7 @@ impl Drop for Exporter {
 }
 
 /// A webhook receiver on loopback: answers 200 to every POST and keeps the bodies.
-fn webhook_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+pub(crate) fn webhook_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("address"));
     let bodies = Arc::new(Mutex::new(Vec::new()));

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod test_rules;
+mod triage;
 
 fn alertbook(arguments: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_alertbook"))

@@ -171,10 +171,90 @@ fn replay_takes_logs_as_loki_push_json_redacted_as_at_ingest() {
             format!(
                 r#"{{"time": 1767225900, "alertname": "PiiLeakDetected", "labels": {labels}, "state": "firing", "value": 6.0}}"#
             ),
+            // Its triage ran on the replayed logs: the redaction's rule ids, one rule.
+            format!(
+                r#"{{"time": 1767225900, "alertname": "PiiLeakDetected", "labels": {labels}, "state": "triage", "runbook_id": "A3", "path": ["one-rule"], "results": {{"matches_by_rule":{{"email":6.0}}}}, "missing": []}}"#
+            ),
             // The first line leaves the 24h window at 2026-01-02T00:00:00Z.
             format!(
                 r#"{{"time": 1767312000, "alertname": "PiiLeakDetected", "labels": {labels}, "state": "resolved", "value": 6.0}}"#
             ),
         ]
     );
+}
+
+/// Counters of busflow_api requests for three tenants over 20 minutes, every
+/// tenant answering 10 % of its requests with 503: a broad error rate.
+fn broad_api_errors() -> String {
+    let mut text = String::from("# TYPE http_server_request_duration_seconds counter\n");
+    for tenant in ["t1", "t2", "t3"] {
+        for (code, per_second) in [("200", 9.0), ("503", 1.0)] {
+            for minute in 0..=20 {
+                text.push_str(&format!(
+                    "http_server_request_duration_seconds_count{{service_name=\"busflow_api\",tenant_id=\"{tenant}\",http_response_status_code=\"{code}\"}} {} {}\n",
+                    per_second * 60.0 * f64::from(minute),
+                    1_767_225_600 + minute * 60
+                ));
+            }
+        }
+    }
+    text.push_str("# EOF\n");
+    text
+}
+
+#[test]
+fn replay_triage_lists_checks_it_has_no_datasource_for_unless_fixtures_record_them() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let data = directory.path().join("api.om");
+    std::fs::write(&data, broad_api_errors()).expect("write data");
+    let replay = |extra: &[&str]| {
+        let mut arguments = vec!["replay", "--data", data.to_str().expect("utf-8 path"), "--step", "1m"];
+        arguments.extend_from_slice(extra);
+        let output = alertbook(&arguments);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+            .lines()
+            .filter(|line| line.contains("\"triage\""))
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("JSON line"))
+            .collect::<Vec<_>>()
+    };
+    let runs = replay(&[]);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["runbook_id"], "A1");
+    assert_eq!(runs[0]["path"], serde_json::json!(["broad"]));
+    let share = runs[0]["results"]["top_tenant_share"].as_f64().expect("share");
+    assert!((share - 1.0 / 3.0).abs() < 1e-9, "{share}");
+    assert_eq!(runs[0]["missing"], serde_json::json!(["lock_waits"]));
+
+    let fixtures = directory.path().join("fixtures.yaml");
+    std::fs::write(&fixtures, "lock_waits: 0\n").expect("write fixtures");
+    let runs = replay(&["--fixtures", fixtures.to_str().expect("utf-8 path")]);
+    assert_eq!(runs[0]["path"], serde_json::json!(["broad", "not-postgres"]));
+    assert_eq!(runs[0]["results"]["lock_waits"], 0);
+    assert_eq!(runs[0]["missing"], serde_json::json!([]));
+
+    std::fs::write(&fixtures, "- not a map\n").expect("write fixtures");
+    let output = alertbook(&[
+        "replay",
+        "--data",
+        data.to_str().expect("utf-8"),
+        "--fixtures",
+        fixtures.to_str().expect("utf-8"),
+    ]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("not a map of result names to values"), "{}", stderr(&output));
+}
+
+#[test]
+fn check_coverage_lists_the_branches_without_a_triage_test() {
+    let catalog = workspace_root().join("catalog/busflow");
+    let output = alertbook(&["check", "--coverage", catalog.to_str().expect("utf-8 path")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed = stdout(&output);
+    let line = printed.lines().find(|line| line.starts_with("triage coverage: ")).expect("coverage line");
+    let numbers: Vec<usize> = line.split_whitespace().filter_map(|word| word.parse().ok()).collect();
+    let listed = printed.lines().filter(|line| line.starts_with("  no triage_test: ")).count();
+    assert_eq!(numbers[1] - numbers[0], listed, "{printed}");
+    // A1's branches all have triage tests (catalog/busflow/tests/A1-triage.yaml).
+    assert!(!printed.contains("no triage_test: A1 "), "{printed}");
 }

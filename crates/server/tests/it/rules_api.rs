@@ -109,4 +109,8 @@ async fn rules_and_alerts_render_like_prometheus() {
     assert_eq!(alerts.len(), 1, "{body}");
     assert_eq!(alerts[0]["labels"]["alertname"], "TlsCertExpiringSoon");
     assert_eq!(alerts[0]["value"], "8.64e+04");
+    // alertbook's addition: the fingerprint of the alert's labels, the key of /api/v1/triage.
+    let labels: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(alerts[0]["labels"].clone()).expect("labels");
+    assert_eq!(alerts[0]["fingerprint"], triage::fingerprint(&labels));
 }

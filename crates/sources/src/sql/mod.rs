@@ -272,18 +272,38 @@ impl PostgresDatasource {
 
     /// Runs `sql` and converts its rows; health and backoff are updated.
     pub fn query_samples(&self, sql: &str) -> Result<Vec<(Labels, f64)>, SqlError> {
+        self.query_with(sql, |columns, cells| {
+            rows::check_columns(columns)?;
+            rows::to_samples(columns, cells)
+        })
+    }
+
+    /// Runs `sql` (a triage check) and returns its rows as they are: each row
+    /// a map from column name to a JSON value (numbers, text, booleans, times
+    /// in RFC 3339, NULL as null). Same read-only transaction, timeouts,
+    /// health and backoff as [`Self::query_samples`].
+    pub fn query_rows(&self, sql: &str) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, SqlError> {
+        self.query_with(sql, rows::to_rows)
+    }
+
+    fn query_with<T>(
+        &self,
+        sql: &str,
+        convert: impl FnOnce(&[Column], &[Vec<Cell>]) -> Result<T, rows::RowError>,
+    ) -> Result<T, SqlError> {
         if let Some(error) = self.waiting() {
             self.health.record_error(false);
             return Err(error);
         }
         let runtime = self.runtime.as_ref().expect("the runtime lives as long as the datasource");
         let limit = self.options.statement_timeout + self.options.connect_timeout * 2;
-        let outcome = runtime.block_on(async {
+        let fetched = runtime.block_on(async {
             match tokio::time::timeout(limit, self.run(sql)).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(self.unavailable(format!("no answer within {}s", limit.as_secs()))),
             }
         });
+        let outcome = fetched.and_then(|(columns, cells)| convert(&columns, &cells).map_err(|e| self.rows_error(e)));
         match &outcome {
             Ok(_) => {
                 let mut backoff = self.backoff.lock();
@@ -320,7 +340,7 @@ impl PostgresDatasource {
         )))
     }
 
-    async fn run(&self, sql: &str) -> Result<Vec<(Labels, f64)>, SqlError> {
+    async fn run(&self, sql: &str) -> Result<(Vec<Column>, Vec<Vec<Cell>>), SqlError> {
         let mut transaction = match self.pool.begin_with("BEGIN READ ONLY").await {
             Ok(transaction) => transaction,
             Err(sqlx::Error::PoolTimedOut) => return Err(self.diagnose_connect().await),
@@ -345,13 +365,13 @@ impl PostgresDatasource {
         if let Err(error) = rollback {
             return Err(self.classify(&error));
         }
-        rows::check_columns(&columns).map_err(|error| self.rows_error(error))?;
+        rows::check_types(&columns).map_err(|error| self.rows_error(error))?;
         let cells = rows
             .iter()
             .map(|row| decode_row(row, &columns))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| self.rows_error(error))?;
-        rows::to_samples(&columns, &cells).map_err(|error| self.rows_error(error))
+        Ok((columns, cells))
     }
 
     /// The pool hides why it found no connection: one direct attempt says it.

@@ -98,6 +98,57 @@ pub fn check_columns(columns: &[Column]) -> Result<usize, RowError> {
     Ok(value)
 }
 
+/// Checks that every column has a type that can be read, before any row is decoded.
+pub fn check_types(columns: &[Column]) -> Result<(), RowError> {
+    for column in columns {
+        if let ColumnKind::Unsupported(type_name) = &column.kind {
+            return Err(RowError::UnsupportedType { column: column.name.clone(), type_name: type_name.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// The rows of a triage check as JSON objects by column name: integers and
+/// floats as numbers (a `numeric` too, when it is finite), text and times as
+/// strings, booleans, NULL as null. Column names must be distinct.
+pub fn to_rows(
+    columns: &[Column],
+    rows: &[Vec<Cell>],
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, RowError> {
+    use serde_json::Value;
+    for (index, column) in columns.iter().enumerate() {
+        if columns[..index].iter().any(|earlier| earlier.name == column.name) {
+            return Err(RowError::DuplicateColumn { column: column.name.clone() });
+        }
+    }
+    let number = |value: f64| {
+        serde_json::Number::from_f64(value).map_or_else(|| Value::String(format_float(value)), Value::Number)
+    };
+    Ok(rows
+        .iter()
+        .map(|row| {
+            columns
+                .iter()
+                .zip(row)
+                .map(|(column, cell)| {
+                    let value = match cell {
+                        Cell::Null => Value::Null,
+                        Cell::Integer(value) => Value::from(*value),
+                        Cell::Float(value) => number(*value),
+                        Cell::Numeric(text) => match parse_numeric(text) {
+                            Some(parsed) if parsed.is_finite() => number(parsed),
+                            _ => Value::String(text.clone()),
+                        },
+                        Cell::Text(text) | Cell::Time(text) => Value::String(text.clone()),
+                        Cell::Bool(flag) => Value::Bool(*flag),
+                    };
+                    (column.name.clone(), value)
+                })
+                .collect()
+        })
+        .collect())
+}
+
 /// The samples of `rows`, one per row, in row order.
 pub fn to_samples(columns: &[Column], rows: &[Vec<Cell>]) -> Result<Vec<(Labels, f64)>, RowError> {
     let value_index = check_columns(columns)?;
@@ -182,6 +233,35 @@ mod tests {
 
     fn column(name: &str, kind: ColumnKind) -> Column {
         Column { name: name.to_owned(), kind }
+    }
+
+    #[test]
+    fn triage_rows_keep_every_column_as_a_json_value() {
+        let columns = vec![
+            column("jobname", ColumnKind::Text),
+            column("pending", ColumnKind::Integer),
+            column("share", ColumnKind::Numeric),
+            column("active", ColumnKind::Bool),
+            column("ended", ColumnKind::Time),
+            column("note", ColumnKind::Text),
+        ];
+        let rows = vec![vec![
+            Cell::Text("refresh_stats".into()),
+            Cell::Integer(3),
+            Cell::Numeric("0.25".into()),
+            Cell::Bool(false),
+            Cell::Time("2026-12-01T10:00:00Z".into()),
+            Cell::Null,
+        ]];
+        let converted = to_rows(&columns, &rows).expect("rows");
+        assert_eq!(
+            serde_json::Value::Object(converted[0].clone()),
+            serde_json::json!({"jobname": "refresh_stats", "pending": 3, "share": 0.25, "active": false,
+                               "ended": "2026-12-01T10:00:00Z", "note": null})
+        );
+        let duplicate = vec![column("a", ColumnKind::Text), column("a", ColumnKind::Text)];
+        assert_eq!(to_rows(&duplicate, &[]), Err(RowError::DuplicateColumn { column: "a".into() }));
+        assert!(check_types(&[column("x", ColumnKind::Unsupported("jsonb".into()))]).is_err());
     }
 
     #[test]

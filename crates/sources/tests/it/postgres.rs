@@ -377,6 +377,32 @@ fn column_types_become_labels_and_the_last_numeric_column_the_value() {
 }
 
 #[test]
+fn triage_rows_come_back_as_they_are_read_only() {
+    let Some(url) = shared() else { return };
+    let metrics = HealthMetrics::new();
+    let datasource = datasource(&url, &metrics);
+    let rows = datasource
+        .query_rows(
+            "SELECT 'communications.messages' AS source, 3::bigint AS pending, NULL::text AS note
+             UNION ALL SELECT 'operations.incidents', 0, 'quiet'",
+        )
+        .expect("rows");
+    assert_eq!(
+        serde_json::Value::Array(rows.into_iter().map(serde_json::Value::Object).collect()),
+        serde_json::json!([
+            {"source": "communications.messages", "pending": 3, "note": null},
+            {"source": "operations.incidents", "pending": 0, "note": "quiet"}
+        ])
+    );
+    // A row without a numeric column is fine for triage; a write is still refused by the server.
+    let rows =
+        datasource.query_rows("SELECT count(*) AS lock_waits FROM pg_stat_activity WHERE wait_event_type = 'Lock'");
+    assert_eq!(rows.expect("rows").len(), 1);
+    let error = datasource.query_rows("CREATE TABLE triage_must_not_write (x int)").expect_err("read-only");
+    assert!(error.to_string().contains("read-only"), "{error}");
+}
+
+#[test]
 fn statement_timeout_cancels_a_slow_query() {
     let Some(url) = shared() else { return };
     let mut options = options(&url);
