@@ -8,12 +8,16 @@
 //!
 //! A delivery survives restarts: it is written and fsynced before it is sent,
 //! retried with exponential backoff on network errors and 5xx or 429 answers,
-//! and dropped (with an error log) only on a permanent 4xx refusal. Routing,
-//! grouping, inhibition and silences are not done here.
+//! and dropped (with an error log) only on a permanent 4xx refusal.
+//!
+//! [`routing`] is the Alertmanager-compatible core: `alertmanager.yml`, the
+//! route tree, aggregation groups, inhibition, silences and the notification
+//! log, pure and clock-injected.
 
 mod dispatcher;
 mod outbox;
 mod payload;
+pub mod routing;
 
 pub use dispatcher::{DeliveryStats, Dispatcher, DispatcherOptions, Target};
 pub use outbox::{Delivery, Outbox};
