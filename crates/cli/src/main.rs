@@ -13,6 +13,7 @@ mod evaluation;
 mod log_input;
 mod logs;
 mod replay;
+mod routing;
 mod scraping;
 mod status;
 mod storage;
@@ -328,7 +329,8 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         built_datasources,
         Some(logs::datasource(&log_service)),
     )?;
-    let targets = evaluation::targets(&notify_flags.alertmanagers, &notify_flags.webhooks)?;
+    let targets = evaluation::targets(&notify_flags.alertmanagers, &[])?;
+    let routing_config = routing::configuration(&config, &catalog, &notify_flags.webhooks)?;
     let outbox_directory = config.data.join("outbox");
     let outbox = notify::Outbox::open(&outbox_directory)
         .with_context(|| format!("cannot open the notification outbox in {}", outbox_directory.display()))?;
@@ -340,7 +342,15 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         targets,
         notify::DispatcherOptions { external_url: format!("http://{}", config.listen), ..Default::default() },
     )?;
-    let notifier = std::sync::Arc::new(evaluation::DispatchNotifier { dispatcher: dispatcher.clone() });
+    let routing = notify::RoutingService::open(
+        routing_config,
+        &config.data.join("notify"),
+        dispatcher.clone(),
+        routing::now_ms(),
+    )
+    .context("cannot open the notification state")?;
+    let notifier =
+        std::sync::Arc::new(evaluation::DispatchNotifier { dispatcher: dispatcher.clone(), routing: routing.clone() });
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let maintained = durable.clone();
     let log_store = log_service.store.clone();
@@ -356,11 +366,16 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         let delivery = tokio::spawn(dispatcher.run(async move {
             let _ = delivery_stopped.await;
         }));
+        let (stop_routing, routing_stopped) = tokio::sync::oneshot::channel::<()>();
+        let routing_loop = tokio::spawn(routing.clone().run(async move {
+            let _ = routing_stopped.await;
+        }));
         let state = server::AppState::new(catalog, serving, engine);
         state.metrics.register(|registry| datasource_health.register_in(registry));
         state.max_series.store(max_series, std::sync::atomic::Ordering::Relaxed);
         state.set_rules(rule_manager.clone());
         state.set_logs(log_service);
+        state.set_routing(routing.clone());
         state.set_status(server_status);
         let scraping = scraping::start(&state, config.scrape_jobs());
         let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager, notifier);
@@ -368,6 +383,8 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         scraping.shutdown().await;
         let _ = stop_evaluation.send(true);
         let _ = evaluation.await;
+        let _ = stop_routing.send(());
+        let _ = routing_loop.await;
         let _ = stop_delivery.send(());
         let _ = delivery.await;
         let _ = stop_maintenance.send(true);

@@ -18,10 +18,19 @@ mod dispatcher;
 mod outbox;
 mod payload;
 pub mod routing;
+mod service;
+mod state;
 
-pub use dispatcher::{DeliveryStats, Dispatcher, DispatcherOptions, Target};
+pub use dispatcher::{DeliveryObserver, DeliveryStats, Dispatcher, DispatcherOptions, Target};
 pub use outbox::{Delivery, Outbox};
-pub use payload::{Alert, alertmanager_payload, fingerprint, webhook_payload};
+pub use payload::{Alert, alertmanager_payload, fingerprint, rfc3339, routed_webhook_payload, webhook_payload};
+pub use service::{RoutingService, SilenceFailure};
+pub use state::{HistoryAlert, HistoryRecord, StateStore};
+
+/// How many notifications the history keeps.
+pub fn state_history_limit() -> usize {
+    state::HISTORY_LIMIT
+}
 
 /// Errors of notification delivery.
 #[derive(Debug, thiserror::Error)]

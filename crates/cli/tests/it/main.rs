@@ -5,6 +5,7 @@ mod docker;
 mod durability;
 mod logs;
 mod postgres;
+mod routing;
 mod rules_corpus;
 mod scraping;
 

@@ -989,3 +989,41 @@ fn title_case_header(name: &str) -> String {
         .collect::<Vec<String>>()
         .join("-")
 }
+
+/// The tree alertbook routes by when no `alertmanager.yml` is configured,
+/// as `alertmanager.yml` text: every alert goes to the receiver `default`
+/// (every webhook), grouped by alertname; an alert whose catalog `route`
+/// label names a webhook goes to that webhook instead. Changes are sent
+/// promptly (`group_wait: 0s`, `group_interval: 5s`) and a firing group is
+/// repeated every 4h.
+pub fn default_config_text(webhooks: &[(String, String)], routes: &[String]) -> String {
+    let quote = |text: &str| serde_json::to_string(text).unwrap_or_default();
+    let mut text = String::from(
+        "# alertbook's default routing (no alerting.config_file configured)\nroute:\n  receiver: default\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 5s\n  repeat_interval: 4h\n",
+    );
+    let routed: Vec<&(String, String)> = webhooks.iter().filter(|(name, _)| routes.contains(name)).collect();
+    if !routed.is_empty() {
+        text.push_str("  routes:\n");
+        for (name, _) in &routed {
+            let matcher = format!("route={}", quote(name));
+            text.push_str(&format!("    - matchers: [{}]\n      receiver: {}\n", quote(&matcher), quote(name)));
+        }
+    }
+    text.push_str("receivers:\n  - name: default\n");
+    if !webhooks.is_empty() {
+        text.push_str("    webhook_configs:\n");
+        for (_, url) in webhooks {
+            text.push_str(&format!("      - url: {}\n", quote(url)));
+        }
+    }
+    for (name, url) in &routed {
+        text.push_str(&format!("  - name: {}\n    webhook_configs:\n      - url: {}\n", quote(name), quote(url)));
+    }
+    text
+}
+
+/// [`default_config_text`], parsed.
+pub fn default_config(webhooks: &[(String, String)], routes: &[String]) -> Result<RoutingConfig, Diagnostics> {
+    let source = SourceFile { path: PathBuf::from("<default routing>"), text: default_config_text(webhooks, routes) };
+    parse(&source)
+}

@@ -20,7 +20,7 @@ use crate::payload::Alert;
 pub const MAINTENANCE_INTERVAL_MS: i64 = 30_000;
 
 /// An alert as the store holds it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StoredAlert {
     pub alert: Alert,
     pub fingerprint: u64,
@@ -94,6 +94,8 @@ pub struct Notification {
     /// have no end, resolved ones their end.
     pub alerts: Vec<Alert>,
     pub at_ms: i64,
+    /// The notification-log entry recorded for it.
+    pub log_entry: LogEntry,
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +123,8 @@ pub struct Router {
     groups: HashMap<(usize, u64), Group>,
     silences: Silences,
     nflog: NotificationLog,
+    /// Log entries written since the last [`Router::take_log_changes`].
+    log_changes: Vec<LogEntry>,
     next_maintenance_ms: i64,
 }
 
@@ -165,6 +169,7 @@ impl Router {
             groups: HashMap::new(),
             silences,
             nflog,
+            log_changes: Vec::new(),
             next_maintenance_ms: now_ms + MAINTENANCE_INTERVAL_MS,
         }
     }
@@ -194,6 +199,11 @@ impl Router {
 
     pub fn notification_log(&self) -> &NotificationLog {
         &self.nflog
+    }
+
+    /// The log entries recorded since the last call, for the caller to persist.
+    pub fn take_log_changes(&mut self) -> Vec<LogEntry> {
+        std::mem::take(&mut self.log_changes)
     }
 
     /// Receives alerts at `now_ms` (Alertmanager's `POST /api/v2/alerts`): a
@@ -247,6 +257,18 @@ impl Router {
                 group.next_flush_ms = now_ms;
             }
             group.alerts.insert(alert.fingerprint, alert.clone());
+        }
+    }
+
+    /// Takes back alerts held before a restart, as they were (the log decides
+    /// what the first flushes send).
+    pub fn restore(&mut self, alerts: impl IntoIterator<Item = StoredAlert>, now_ms: i64) {
+        for alert in alerts {
+            if self.alerts.contains_key(&alert.fingerprint) || alert.fingerprint != fingerprint(&alert.alert.labels) {
+                continue;
+            }
+            self.alerts.insert(alert.fingerprint, alert.clone());
+            self.route(alert, now_ms);
         }
     }
 
@@ -379,7 +401,7 @@ impl Router {
                 } else {
                     sendable.iter().filter(|alert| !alert.is_resolved(now_ms)).cloned().collect()
                 };
-                self.nflog.insert(LogEntry {
+                let log_entry = LogEntry {
                     group_key: group_key.clone(),
                     receiver: receiver.name.clone(),
                     integration: integration.name.to_owned(),
@@ -388,7 +410,9 @@ impl Router {
                     firing: firing.clone(),
                     resolved: resolved.clone(),
                     expires_at_ms: now_ms.saturating_add(repeat_ms.saturating_mul(2)),
-                });
+                };
+                self.nflog.insert(log_entry.clone());
+                self.log_changes.push(log_entry.clone());
                 if sent.is_empty() {
                     continue;
                 }
@@ -399,6 +423,7 @@ impl Router {
                     group_labels: group_labels.clone(),
                     alerts: sent,
                     at_ms: now_ms,
+                    log_entry,
                 });
             }
         }

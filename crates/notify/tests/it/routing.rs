@@ -334,3 +334,33 @@ fn a_restored_log_prevents_a_second_notification() {
         "repeat at {at}"
     );
 }
+
+#[test]
+fn a_log_entry_lost_in_a_crash_is_recovered_from_the_outbox() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let config = Arc::new(config_text(SIMPLE));
+    let open = |now: i64| {
+        let outbox = notify::Outbox::open(&directory.path().join("outbox")).expect("outbox");
+        let dispatcher =
+            notify::Dispatcher::new(outbox, Vec::new(), notify::DispatcherOptions::default()).expect("dispatcher");
+        let service = notify::RoutingService::open(config.clone(), &directory.path().join("notify"), dispatcher.clone(), now)
+            .expect("service");
+        (service, dispatcher)
+    };
+    let (service, dispatcher) = open(T0);
+    service.put(vec![firing_until(&[("alertname", "A1")], T0 - 10 * MINUTE, T0 + 60 * MINUTE)], T0);
+    assert_eq!(service.tick(T0).expect("tick"), 1);
+    assert_eq!(dispatcher.outbox().len(), 1);
+    let history = service.history(10);
+    assert_eq!((history[0].receiver.as_str(), history[0].state.as_str()), ("ops", "pending"));
+    service.snapshot_alerts().expect("snapshot");
+    drop((service, dispatcher));
+    // The crash came after the delivery was written, before the log was.
+    std::fs::write(directory.path().join("notify/nflog.jsonl"), "").expect("truncate the log");
+
+    let (service, dispatcher) = open(T0 + MINUTE);
+    assert_eq!(service.log_entries().len(), 1, "the entry came back from the outbox");
+    assert_eq!(service.tick(T0 + MINUTE).expect("tick"), 0, "the restored alert is not notified again");
+    assert_eq!(dispatcher.outbox().len(), 1, "the first delivery is still pending, released");
+    assert_eq!(dispatcher.outbox().due(T0 + MINUTE).len(), 1);
+}
