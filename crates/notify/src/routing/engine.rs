@@ -113,6 +113,8 @@ struct Group {
 pub struct AlertStatus {
     pub silenced_by: Vec<String>,
     pub inhibited: bool,
+    /// Fingerprints of the alerts inhibiting it.
+    pub inhibited_by: Vec<u64>,
 }
 
 /// The routing state: alerts, groups, silences and the notification log.
@@ -289,10 +291,23 @@ impl Router {
 
     /// Whether an alert is silenced or inhibited now (for the API).
     pub fn status(&self, labels: &LabelSet, now_ms: i64) -> AlertStatus {
-        AlertStatus {
-            silenced_by: self.silences.muting(labels, now_ms),
-            inhibited: self.inhibitor(now_ms).mutes(&self.config.inhibit_rules, labels),
-        }
+        self.statuses(std::iter::once(labels), now_ms).pop().unwrap_or_default()
+    }
+
+    /// [`Router::status`] of many alerts, the inhibition index built once.
+    pub fn statuses<'a>(&self, labels: impl Iterator<Item = &'a LabelSet>, now_ms: i64) -> Vec<AlertStatus> {
+        let inhibitor = self.inhibitor(now_ms);
+        labels
+            .map(|labels| {
+                let inhibited_by: Vec<u64> =
+                    inhibitor.inhibited_by(&self.config.inhibit_rules, labels).into_iter().collect();
+                AlertStatus {
+                    silenced_by: self.silences.muting(labels, now_ms),
+                    inhibited: !inhibited_by.is_empty(),
+                    inhibited_by,
+                }
+            })
+            .collect()
     }
 
     /// The receivers an alert with these labels is routed to, in route order, each once.

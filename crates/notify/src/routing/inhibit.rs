@@ -9,11 +9,14 @@ use std::collections::HashMap;
 use super::config::InhibitRule;
 use super::matcher::LabelSet;
 
+/// For one rule: equal-label values → (a source's fingerprint, the
+/// fingerprint of a source not matching the target side).
+type SourceIndex = HashMap<Vec<String>, (Option<u64>, Option<u64>)>;
+
 /// The firing source alerts of each rule, indexed by their `equal` values.
 #[derive(Debug, Default)]
 pub struct Inhibitor {
-    /// Per rule: equal-label values → (some source, some source not matching the target side).
-    sources: Vec<HashMap<Vec<String>, (bool, bool)>>,
+    sources: Vec<SourceIndex>,
 }
 
 fn equal_values(rule: &InhibitRule, labels: &LabelSet) -> Vec<String> {
@@ -26,11 +29,14 @@ impl Inhibitor {
         let sources = rules
             .iter()
             .map(|rule| {
-                let mut index: HashMap<Vec<String>, (bool, bool)> = HashMap::new();
+                let mut index = SourceIndex::new();
                 for labels in firing.clone().filter(|labels| rule.source_matchers.matches(labels)) {
+                    let fingerprint = super::engine::fingerprint(labels);
                     let slot = index.entry(equal_values(rule, labels)).or_default();
-                    slot.0 = true;
-                    slot.1 |= !rule.target_matchers.matches(labels);
+                    slot.0.get_or_insert(fingerprint);
+                    if !rule.target_matchers.matches(labels) {
+                        slot.1.get_or_insert(fingerprint);
+                    }
                 }
                 index
             })
@@ -40,11 +46,16 @@ impl Inhibitor {
 
     /// Whether an alert with `labels` is inhibited.
     pub fn mutes(&self, rules: &[InhibitRule], labels: &LabelSet) -> bool {
-        rules.iter().zip(&self.sources).any(|(rule, index)| {
+        self.inhibited_by(rules, labels).is_some()
+    }
+
+    /// The fingerprint of an alert inhibiting one with `labels`, if any.
+    pub fn inhibited_by(&self, rules: &[InhibitRule], labels: &LabelSet) -> Option<u64> {
+        rules.iter().zip(&self.sources).find_map(|(rule, index)| {
             if !rule.target_matchers.matches(labels) {
-                return false;
+                return None;
             }
-            let Some((any, not_target)) = index.get(&equal_values(rule, labels)) else { return false };
+            let (any, not_target) = index.get(&equal_values(rule, labels))?;
             if rule.source_matchers.matches(labels) { *not_target } else { *any }
         })
     }

@@ -82,7 +82,8 @@ impl Silence {
 pub enum SilenceError {
     #[error("silence not found")]
     NotFound,
-    #[error("{0}")]
+    /// Alertmanager's wording: `silence invalid: <reason>`.
+    #[error("silence invalid: {0}")]
     Invalid(String),
 }
 
@@ -297,10 +298,13 @@ mod tests {
                 .set(bad_name, 0)
                 .unwrap_err()
                 .to_string()
-                .starts_with("invalid label matcher 0: invalid label name")
+                .starts_with("silence invalid: invalid label matcher 0: invalid label name")
         );
         let backwards = silence(vec![matcher("a", "x", false, true)], 10, 5);
-        assert_eq!(silences.set(backwards, 0).unwrap_err().to_string(), "end time must not be before start time");
+        assert_eq!(
+            silences.set(backwards, 0).unwrap_err().to_string(),
+            "silence invalid: end time must not be before start time"
+        );
         let mut unknown = silence(vec![matcher("a", "x", false, true)], 0, 10);
         unknown.id = "nope".into();
         assert_eq!(silences.set(unknown, 0).unwrap_err(), SilenceError::NotFound);

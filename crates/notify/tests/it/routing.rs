@@ -343,8 +343,9 @@ fn a_log_entry_lost_in_a_crash_is_recovered_from_the_outbox() {
         let outbox = notify::Outbox::open(&directory.path().join("outbox")).expect("outbox");
         let dispatcher =
             notify::Dispatcher::new(outbox, Vec::new(), notify::DispatcherOptions::default()).expect("dispatcher");
-        let service = notify::RoutingService::open(config.clone(), &directory.path().join("notify"), dispatcher.clone(), now)
-            .expect("service");
+        let service =
+            notify::RoutingService::open(config.clone(), &directory.path().join("notify"), dispatcher.clone(), now)
+                .expect("service");
         (service, dispatcher)
     };
     let (service, dispatcher) = open(T0);
