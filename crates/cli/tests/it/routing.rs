@@ -410,3 +410,183 @@ fn prometheus_sends_alerts_that_alertbook_routes() {
         "the first matching route wins without continue"
     );
 }
+
+/// A webhook recording (arrival, user agent, body): one receiver serves both
+/// alertbook and Alertmanager, told apart by their user agents.
+fn agent_receiver() -> (String, Arc<Mutex<Vec<(Instant, String, serde_json::Value)>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let received = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let received = received.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                let (mut length, mut agent) = (0usize, String::new());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':') {
+                        if name.eq_ignore_ascii_case("content-length") {
+                            length = value.trim().parse().unwrap_or(0);
+                        } else if name.eq_ignore_ascii_case("user-agent") {
+                            agent = value.trim().to_owned();
+                        }
+                    }
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_ok() {
+                    let value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                    received.lock().expect("bodies").push((Instant::now(), agent, value));
+                }
+                let _ =
+                    reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            });
+        }
+    });
+    (url, bodies)
+}
+
+/// The same `alertmanager.yml` and the same scripted alert stream into alertbook
+/// and the real Alertmanager: each receiver gets the same notifications (group
+/// keys, alert sets, resolved flags), at the same times within a tolerance, and
+/// a silence and an inhibition suppress the same ones.
+#[test]
+fn alertbook_and_alertmanager_notify_alike() {
+    let work = tempfile::tempdir().expect("temporary directory");
+    let (hook, received) = agent_receiver();
+    let yaml = format!(
+        "route:\n  receiver: ops\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 5s\n  routes:\n    - matchers: [severity=\"page\"]\n      receiver: pager\n      continue: true\n    - matchers: [team=\"db\"]\n      receiver: db\n      group_by: ['...']\n\
+         inhibit_rules:\n  - source_matchers: [alertname=\"Outage\"]\n    target_matchers: [severity=\"warning\"]\n    equal: [cluster]\n\
+         receivers:\n  - name: ops\n    webhook_configs: [{{url: '{hook}'}}]\n  - name: pager\n    webhook_configs: [{{url: '{hook}'}}]\n  - name: db\n    webhook_configs: [{{url: '{hook}', send_resolved: false}}]\n"
+    );
+    std::fs::write(work.path().join("alertmanager.yml"), &yaml).expect("alertmanager.yml");
+    let config = work.path().join("alertbook.yaml");
+    std::fs::write(&config, "scrape_self: false\nalerting:\n  config_file: alertmanager.yml\n")
+        .expect("alertbook.yaml");
+    let catalog = super::workspace_root().join("catalog/busflow");
+    let server = start_with(
+        &work.path().join("data"),
+        free_port(),
+        &["--config", config.to_str().expect("utf-8"), "--catalog", catalog.to_str().expect("utf-8")],
+    );
+    let alertmanager_port = free_port();
+    let _alertmanager = Peer(
+        std::process::Command::new("prometheus-alertmanager")
+            .arg(format!("--config.file={}", work.path().join("alertmanager.yml").display()))
+            .arg(format!("--storage.path={}", work.path().join("am").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{alertmanager_port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus-alertmanager is installed"),
+    );
+    let alertmanager = format!("http://127.0.0.1:{alertmanager_port}");
+    let client = reqwest::blocking::Client::new();
+    wait_until("Alertmanager ready", Duration::from_secs(20), || {
+        client.get(format!("{alertmanager}/-/ready")).send().is_ok_and(|response| response.status().is_success())
+    });
+    let both = [server.url.clone(), alertmanager.clone()];
+    let now_ms =
+        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    let post = |path: &str, body: &serde_json::Value| {
+        for base in &both {
+            let response = client.post(format!("{base}{path}")).json(body).send().expect("post");
+            assert!(response.status().is_success(), "{base}{path}: {}", response.status());
+        }
+    };
+    // The silence first: instance y of the db team is in maintenance.
+    post(
+        "/api/v2/silences",
+        &serde_json::json!({
+            "matchers": [{"name": "instance", "value": "y", "isRegex": false, "isEqual": true}],
+            "startsAt": notify::rfc3339(now_ms()), "endsAt": notify::rfc3339(now_ms() + 3_600_000),
+            "createdBy": "jana", "comment": "maintenance",
+        }),
+    );
+    let alert =
+        |labels: serde_json::Value| serde_json::json!({"labels": labels, "startsAt": notify::rfc3339(now_ms())});
+    let start = Instant::now();
+    post(
+        "/api/v2/alerts",
+        &serde_json::json!([
+            alert(serde_json::json!({"alertname": "HighLatency", "severity": "warning", "cluster": "eu"})),
+            alert(serde_json::json!({"alertname": "HighLatency", "severity": "warning", "cluster": "us"})),
+            alert(serde_json::json!({"alertname": "HighLatency", "severity": "page", "cluster": "us"})),
+            alert(serde_json::json!({"alertname": "Outage", "severity": "critical", "cluster": "eu"})),
+            alert(serde_json::json!({"alertname": "PgDown", "team": "db", "instance": "x"})),
+            alert(serde_json::json!({"alertname": "PgDown", "team": "db", "instance": "y"})),
+        ]),
+    );
+    std::thread::sleep(Duration::from_millis(3500));
+    // The page resolves; so does the db alert (whose receiver does not send resolved).
+    let resolved = |labels: serde_json::Value| serde_json::json!({"labels": labels, "startsAt": notify::rfc3339(now_ms() - 4000), "endsAt": notify::rfc3339(now_ms())});
+    post(
+        "/api/v2/alerts",
+        &serde_json::json!([
+            resolved(serde_json::json!({"alertname": "HighLatency", "severity": "page", "cluster": "us"})),
+            resolved(serde_json::json!({"alertname": "PgDown", "team": "db", "instance": "x"})),
+        ]),
+    );
+    std::thread::sleep(Duration::from_millis(9000));
+
+    // Per sender: (receiver, group key) → [(seconds since start, status, alerts)].
+    type Timeline = std::collections::BTreeMap<(String, String), Vec<(f64, String, Vec<String>)>>;
+    let timeline = |alertbook: bool| -> Timeline {
+        let mut timeline = Timeline::new();
+        for (at, agent, body) in received.lock().expect("bodies").iter() {
+            if agent.starts_with("alertbook") != alertbook {
+                continue;
+            }
+            let mut alerts: Vec<String> = body["alerts"]
+                .as_array()
+                .expect("alerts")
+                .iter()
+                .map(|alert| format!("{}={}", alert["labels"], alert["status"]))
+                .collect();
+            alerts.sort();
+            let key = (
+                body["receiver"].as_str().unwrap_or("").to_owned(),
+                body["groupKey"].as_str().unwrap_or("").to_owned(),
+            );
+            let offset = at.duration_since(start).as_secs_f64();
+            timeline.entry(key).or_default().push((offset, body["status"].as_str().unwrap_or("").to_owned(), alerts));
+        }
+        timeline
+    };
+    let ours = timeline(true);
+    let theirs = timeline(false);
+    let shape = |timeline: &Timeline| -> Vec<(String, String, Vec<(String, Vec<String>)>)> {
+        timeline
+            .iter()
+            .map(|((receiver, key), sent)| {
+                (
+                    receiver.clone(),
+                    key.clone(),
+                    sent.iter().map(|(_, status, alerts)| (status.clone(), alerts.clone())).collect(),
+                )
+            })
+            .collect()
+    };
+    assert!(!theirs.is_empty(), "Alertmanager sent nothing");
+    assert_eq!(shape(&ours), shape(&theirs), "alertbook {ours:#?}\nAlertmanager {theirs:#?}");
+    for (key, sent) in &theirs {
+        for ((our_time, ..), (their_time, ..)) in ours[key].iter().zip(sent) {
+            assert!(
+                (our_time - their_time).abs() <= 1.0,
+                "{key:?}: alertbook at {our_time:.2}s, Alertmanager at {their_time:.2}s"
+            );
+        }
+    }
+    // What the silence and the inhibition suppressed: neither sender names them.
+    let everything = format!("{ours:?}");
+    assert!(!everything.contains("\\\"instance\\\":\\\"y\\\""), "silenced alert notified");
+    assert!(
+        !everything.contains("\\\"cluster\\\":\\\"eu\\\",\\\"severity\\\":\\\"warning\\\""),
+        "inhibited alert notified"
+    );
+}
