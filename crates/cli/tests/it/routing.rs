@@ -411,9 +411,15 @@ fn prometheus_sends_alerts_that_alertbook_routes() {
     );
 }
 
+/// Bodies received with their arrival and user agent.
+type AgentBodies = Arc<Mutex<Vec<(Instant, String, serde_json::Value)>>>;
+
+/// One notification's shape: its status and alerts.
+type Sent = (String, Vec<String>);
+
 /// A webhook recording (arrival, user agent, body): one receiver serves both
 /// alertbook and Alertmanager, told apart by their user agents.
-fn agent_receiver() -> (String, Arc<Mutex<Vec<(Instant, String, serde_json::Value)>>>) {
+fn agent_receiver() -> (String, AgentBodies) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("address"));
     let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -560,7 +566,7 @@ fn alertbook_and_alertmanager_notify_alike() {
     };
     let ours = timeline(true);
     let theirs = timeline(false);
-    let shape = |timeline: &Timeline| -> Vec<(String, String, Vec<(String, Vec<String>)>)> {
+    let shape = |timeline: &Timeline| -> Vec<(String, String, Vec<Sent>)> {
         timeline
             .iter()
             .map(|((receiver, key), sent)| {
