@@ -174,7 +174,9 @@ struct NotifyFlags {
     /// An Alertmanager to send alerts to through its API v2, e.g. http://127.0.0.1:9093 (repeatable).
     #[arg(long = "alertmanager.url", value_name = "URL")]
     alertmanagers: Vec<String>,
-    /// A webhook receiving Alertmanager's webhook payload, as NAME=URL (repeatable).
+    /// A webhook receiving Alertmanager's webhook payload, as NAME=URL (repeatable); used by
+    /// the default routing (without alerting.config_file): every alert, or those whose
+    /// `route` label is NAME
     #[arg(long = "notify.webhook", value_name = "NAME=URL")]
     webhooks: Vec<String>,
 }
