@@ -21,6 +21,8 @@
 //!   busflow-api-slo: mimir
 //! logs:
 //!   redact_streams: ['{job="faro"}']  # streams PII-redacted at ingest (the default); [] turns redaction off
+//! alerting:
+//!   config_file: alertmanager.yml     # Alertmanager's own format, relative to this file; validated at load
 //! ```
 //!
 //! The self-scrape job targets the listen address (a wildcard address is
@@ -55,6 +57,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "datasources",
     "rule_datasources",
     "logs",
+    "alerting",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +81,16 @@ struct RawConfig {
     rule_datasources: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     logs: Option<RawLogs>,
+    #[serde(default)]
+    alerting: Option<RawAlerting>,
+}
+
+/// The `alerting` section: alertbook's own routing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerting {
+    #[serde(default)]
+    config_file: Option<Spanned<String>>,
 }
 
 /// The `logs` section.
@@ -117,6 +130,8 @@ pub struct Config {
     pub datasources: crate::datasources::Datasources,
     /// `logs.redact_streams`: LogQL stream selectors of the streams PII-redacted at ingest.
     pub redact_streams: Vec<String>,
+    /// `alerting.config_file`: the `alertmanager.yml` routing alerts, validated.
+    pub alerting: Option<(PathBuf, std::sync::Arc<notify::routing::RoutingConfig>)>,
 }
 
 impl Default for Config {
@@ -131,6 +146,7 @@ impl Default for Config {
             scrape_configs: Vec::new(),
             datasources: crate::datasources::Datasources::default(),
             redact_streams: vec![pii::DEFAULT_STREAMS.to_owned()],
+            alerting: None,
         }
     }
 }
@@ -235,6 +251,17 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
                     error.offset,
                     format!("invalid stream selector: {}", error.message),
                 )),
+            }
+        }
+    }
+    if let Some(file) = raw.alerting.as_ref().and_then(|alerting| alerting.config_file.as_ref()) {
+        let path = base.join(&file.value);
+        if !path.is_file() {
+            errors.push(source.error_at_value(file, format!("{} is not a file", path.display())));
+        } else {
+            match notify::routing::config::load(&path) {
+                Ok(routing) => config.alerting = Some((path, std::sync::Arc::new(routing))),
+                Err(diagnostics) => errors.extend(diagnostics.0),
             }
         }
     }

@@ -24,10 +24,12 @@ impl rules::SeriesSink for DurableSink {
     }
 }
 
-/// Hands the alerts due for sending to the notification dispatcher, which
-/// persists them in its outbox before this returns.
+/// Hands the alerts due for sending to the routing service (alertbook's own
+/// routing) and to the dispatcher, which forwards them to the configured
+/// Alertmanagers through its outbox before this returns.
 pub struct DispatchNotifier {
     pub dispatcher: Arc<notify::Dispatcher>,
+    pub routing: Arc<notify::RoutingService>,
 }
 
 impl rules::Notifier for DispatchNotifier {
@@ -50,6 +52,7 @@ impl rules::Notifier for DispatchNotifier {
             Ok(deliveries) => tracing::debug!(alerts = converted.len(), deliveries, "alerts queued for delivery"),
             Err(error) => tracing::error!(error = %error, alerts = converted.len(), "alerts could not be queued"),
         }
+        self.routing.put(converted, now);
     }
 }
 

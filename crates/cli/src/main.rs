@@ -15,6 +15,7 @@ mod logs;
 mod probe_command;
 mod probing;
 mod replay;
+mod routing;
 mod scraping;
 mod status;
 mod storage;
@@ -204,7 +205,9 @@ struct NotifyFlags {
     /// An Alertmanager to send alerts to through its API v2, e.g. http://127.0.0.1:9093 (repeatable).
     #[arg(long = "alertmanager.url", value_name = "URL")]
     alertmanagers: Vec<String>,
-    /// A webhook receiving Alertmanager's webhook payload, as NAME=URL (repeatable).
+    /// A webhook receiving Alertmanager's webhook payload, as NAME=URL (repeatable); used by
+    /// the default routing (without alerting.config_file): every alert, or those whose
+    /// `route` label is NAME
     #[arg(long = "notify.webhook", value_name = "NAME=URL")]
     webhooks: Vec<String>,
 }
@@ -377,7 +380,8 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         built_datasources,
         Some(logs::datasource(&log_service)),
     )?;
-    let targets = evaluation::targets(&notify_flags.alertmanagers, &notify_flags.webhooks)?;
+    let targets = evaluation::targets(&notify_flags.alertmanagers, &[])?;
+    let routing_config = routing::configuration(&config, &catalog, &notify_flags.webhooks)?;
     let outbox_directory = config.data.join("outbox");
     let outbox = notify::Outbox::open(&outbox_directory)
         .with_context(|| format!("cannot open the notification outbox in {}", outbox_directory.display()))?;
@@ -389,7 +393,15 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         targets,
         notify::DispatcherOptions { external_url: format!("http://{}", config.listen), ..Default::default() },
     )?;
-    let notifier = std::sync::Arc::new(evaluation::DispatchNotifier { dispatcher: dispatcher.clone() });
+    let routing = notify::RoutingService::open(
+        routing_config,
+        &config.data.join("notify"),
+        dispatcher.clone(),
+        routing::now_ms(),
+    )
+    .context("cannot open the notification state")?;
+    let notifier =
+        std::sync::Arc::new(evaluation::DispatchNotifier { dispatcher: dispatcher.clone(), routing: routing.clone() });
     let triage_sources = triage_run::sources(
         &catalog,
         store.clone(),
@@ -414,11 +426,16 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         let delivery = tokio::spawn(dispatcher.run(async move {
             let _ = delivery_stopped.await;
         }));
+        let (stop_routing, routing_stopped) = tokio::sync::oneshot::channel::<()>();
+        let routing_loop = tokio::spawn(routing.clone().run(async move {
+            let _ = routing_stopped.await;
+        }));
         let state = server::AppState::new(catalog, serving, engine);
         state.metrics.register(|registry| datasource_health.register_in(registry));
         state.max_series.store(max_series, std::sync::atomic::Ordering::Relaxed);
         state.set_rules(rule_manager.clone());
         state.set_logs(log_service);
+        state.set_routing(routing.clone());
         state.set_status(server_status);
         let (notifier, stop_triage) = triage_run::start(&state, triage_runner, notifier);
         let scraping = scraping::start(&state, config.scrape_jobs());
@@ -430,6 +447,8 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         let _ = stop_evaluation.send(true);
         let _ = evaluation.await;
         let _ = stop_triage.send(true);
+        let _ = stop_routing.send(());
+        let _ = routing_loop.await;
         let _ = stop_delivery.send(());
         let _ = delivery.await;
         let _ = stop_maintenance.send(true);

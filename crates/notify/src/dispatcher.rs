@@ -62,14 +62,28 @@ pub struct DeliveryStats {
     pub dropped: usize,
 }
 
+/// Told what became of each delivery attempt (the notification history).
+pub trait DeliveryObserver: Send + Sync {
+    /// The target accepted the delivery.
+    fn delivered(&self, delivery: &Delivery, now_ms: i64);
+    /// An attempt failed; `permanent` when the delivery is dropped.
+    fn failed(&self, delivery: &Delivery, error: &str, permanent: bool, now_ms: i64);
+}
+
 /// Accepts alerts and delivers them.
-#[derive(Debug)]
 pub struct Dispatcher {
     outbox: Outbox,
     targets: Vec<Target>,
     client: reqwest::Client,
     options: DispatcherOptions,
     wake: Notify,
+    observer: parking_lot::RwLock<Option<Arc<dyn DeliveryObserver>>>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher").field("targets", &self.targets).field("pending", &self.outbox.len()).finish()
+    }
 }
 
 enum Outcome {
@@ -86,7 +100,29 @@ impl Dispatcher {
             .user_agent(concat!("alertbook/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|error| Error::Client(error.to_string()))?;
-        Ok(Arc::new(Self { outbox, targets, client, options, wake: Notify::new() }))
+        Ok(Arc::new(Self {
+            outbox,
+            targets,
+            client,
+            options,
+            wake: Notify::new(),
+            observer: parking_lot::RwLock::new(None),
+        }))
+    }
+
+    /// Sets who hears about delivery outcomes.
+    pub fn set_observer(&self, observer: Arc<dyn DeliveryObserver>) {
+        *self.observer.write() = Some(observer);
+    }
+
+    /// Wakes the delivery loop (new deliveries are due).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// alertbook's external URL, as payloads carry it.
+    pub fn external_url(&self) -> &str {
+        &self.options.external_url
     }
 
     pub fn outbox(&self) -> &Outbox {
@@ -158,19 +194,29 @@ impl Dispatcher {
     /// Attempts every delivery due at `now_ms` once.
     pub async fn deliver_due(&self, now_ms: i64) -> Result<DeliveryStats, Error> {
         let mut stats = DeliveryStats::default();
+        let observer = self.observer.read().clone();
         for delivery in self.outbox.due(now_ms) {
             match self.attempt(&delivery).await {
                 Outcome::Delivered => {
                     tracing::debug!(target_name = %delivery.target, id = delivery.id, "notification delivered");
+                    if let Some(observer) = &observer {
+                        observer.delivered(&delivery, now_ms);
+                    }
                     self.outbox.complete(delivery.id)?;
                     stats.delivered += 1;
                 }
                 Outcome::Refused(reason) => {
                     tracing::error!(target_name = %delivery.target, id = delivery.id, reason = %reason, "notification refused; dropped");
+                    if let Some(observer) = &observer {
+                        observer.failed(&delivery, &reason, true, now_ms);
+                    }
                     self.outbox.complete(delivery.id)?;
                     stats.dropped += 1;
                 }
                 Outcome::Retry(reason) => {
+                    if let Some(observer) = &observer {
+                        observer.failed(&delivery, &reason, false, now_ms);
+                    }
                     let wait = self.backoff(delivery.attempts);
                     let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
                     tracing::warn!(target_name = %delivery.target, id = delivery.id, attempts = delivery.attempts + 1, retry_in = ?wait, reason = %reason, "notification failed; will retry");

@@ -8,16 +8,29 @@
 //!
 //! A delivery survives restarts: it is written and fsynced before it is sent,
 //! retried with exponential backoff on network errors and 5xx or 429 answers,
-//! and dropped (with an error log) only on a permanent 4xx refusal. Routing,
-//! grouping, inhibition and silences are not done here.
+//! and dropped (with an error log) only on a permanent 4xx refusal.
+//!
+//! [`routing`] is the Alertmanager-compatible core: `alertmanager.yml`, the
+//! route tree, aggregation groups, inhibition, silences and the notification
+//! log, pure and clock-injected.
 
 mod dispatcher;
 mod outbox;
 mod payload;
+pub mod routing;
+mod service;
+mod state;
 
-pub use dispatcher::{DeliveryStats, Dispatcher, DispatcherOptions, Target};
+pub use dispatcher::{DeliveryObserver, DeliveryStats, Dispatcher, DispatcherOptions, Target};
 pub use outbox::{Delivery, Outbox};
-pub use payload::{Alert, alertmanager_payload, fingerprint, webhook_payload};
+pub use payload::{Alert, alertmanager_payload, fingerprint, rfc3339, routed_webhook_payload, webhook_payload};
+pub use service::{RoutingService, SilenceFailure};
+pub use state::{HistoryAlert, HistoryRecord, StateStore};
+
+/// How many notifications the history keeps.
+pub fn state_history_limit() -> usize {
+    state::HISTORY_LIMIT
+}
 
 /// Errors of notification delivery.
 #[derive(Debug, thiserror::Error)]

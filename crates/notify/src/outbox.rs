@@ -24,7 +24,15 @@ pub struct Delivery {
     pub attempts: u32,
     pub next_attempt_ms: i64,
     pub created_ms: i64,
+    /// The notification-log entries this delivery stands for: restored into
+    /// the log at start, so a crash between writing the delivery and writing
+    /// the log cannot make the router notify twice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_entries: Vec<crate::routing::LogEntry>,
 }
+
+/// `next_attempt_ms` of a delivery written but not yet released for sending.
+pub const HELD: i64 = i64::MAX;
 
 /// Persisted deliveries, loaded at start.
 #[derive(Debug)]
@@ -52,7 +60,12 @@ impl Outbox {
                     let _ = fs::remove_file(&path);
                 }
                 Some("json") => match Self::read_entry(&path) {
-                    Ok(delivery) => {
+                    Ok(mut delivery) => {
+                        // Held when the process stopped: its log entries are
+                        // restored with it, so it is released now.
+                        if delivery.next_attempt_ms == HELD {
+                            delivery.next_attempt_ms = delivery.created_ms;
+                        }
                         pending.insert(delivery.id, delivery);
                     }
                     Err(error) => {
@@ -95,6 +108,31 @@ impl Outbox {
 
     /// Persists a new delivery, due at once. Returns its id.
     pub fn enqueue(&self, target: &str, url: &str, body: String, now_ms: i64) -> Result<u64, Error> {
+        self.enqueue_with(target, url, body, now_ms, Vec::new(), now_ms)
+    }
+
+    /// Persists a new delivery held back from sending until [`Outbox::release`]
+    /// (or the next start), carrying the notification-log entries it stands for.
+    pub fn enqueue_held(
+        &self,
+        target: &str,
+        url: &str,
+        body: String,
+        now_ms: i64,
+        log_entries: Vec<crate::routing::LogEntry>,
+    ) -> Result<u64, Error> {
+        self.enqueue_with(target, url, body, now_ms, log_entries, HELD)
+    }
+
+    fn enqueue_with(
+        &self,
+        target: &str,
+        url: &str,
+        body: String,
+        now_ms: i64,
+        log_entries: Vec<crate::routing::LogEntry>,
+        next_attempt_ms: i64,
+    ) -> Result<u64, Error> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let delivery = Delivery {
             id,
@@ -102,12 +140,30 @@ impl Outbox {
             url: url.to_owned(),
             body,
             attempts: 0,
-            next_attempt_ms: now_ms,
+            next_attempt_ms,
             created_ms: now_ms,
+            log_entries,
         };
         self.write_entry(&delivery)?;
         self.pending.lock().insert(id, delivery);
         Ok(id)
+    }
+
+    /// Makes held deliveries due at `now_ms` (in memory: a restart releases them too).
+    pub fn release(&self, ids: &[u64], now_ms: i64) {
+        let mut pending = self.pending.lock();
+        for id in ids {
+            if let Some(delivery) = pending.get_mut(id)
+                && delivery.next_attempt_ms == HELD
+            {
+                delivery.next_attempt_ms = now_ms;
+            }
+        }
+    }
+
+    /// The notification-log entries of the pending deliveries.
+    pub fn log_entries(&self) -> Vec<crate::routing::LogEntry> {
+        self.pending.lock().values().flat_map(|delivery| delivery.log_entries.iter().cloned()).collect()
     }
 
     /// Deliveries whose next attempt is due at `now_ms`, oldest first.
@@ -117,7 +173,7 @@ impl Outbox {
 
     /// The earliest next attempt among pending deliveries.
     pub fn next_due(&self) -> Option<i64> {
-        self.pending.lock().values().map(|delivery| delivery.next_attempt_ms).min()
+        self.pending.lock().values().map(|delivery| delivery.next_attempt_ms).filter(|next| *next != HELD).min()
     }
 
     /// Removes a delivered (or permanently refused) delivery.

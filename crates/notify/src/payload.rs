@@ -118,6 +118,50 @@ pub fn webhook_payload(
     .to_string()
 }
 
+/// Alertmanager's webhook payload (version 4) for a routed notification: its
+/// group key, and at most `max_alerts` alerts (0: all), the rest counted in
+/// `truncatedAlerts`.
+pub fn routed_webhook_payload(
+    notification: &crate::routing::Notification,
+    max_alerts: u64,
+    external_url: &str,
+) -> String {
+    let now_ms = notification.at_ms;
+    let alerts = &notification.alerts;
+    let firing = alerts.iter().any(|alert| !alert.is_resolved(now_ms));
+    let labels: Vec<&BTreeMap<String, String>> = alerts.iter().map(|alert| &alert.labels).collect();
+    let annotations: Vec<&BTreeMap<String, String>> = alerts.iter().map(|alert| &alert.annotations).collect();
+    let limit = usize::try_from(max_alerts).unwrap_or(usize::MAX);
+    let shown = if limit == 0 { alerts.len() } else { alerts.len().min(limit) };
+    let items: Vec<serde_json::Value> = alerts[..shown]
+        .iter()
+        .map(|alert| {
+            json!({
+                "status": if alert.is_resolved(now_ms) { "resolved" } else { "firing" },
+                "labels": alert.labels,
+                "annotations": alert.annotations,
+                "startsAt": rfc3339(alert.starts_at_ms),
+                "endsAt": alert.ends_at_ms.map_or_else(|| "0001-01-01T00:00:00Z".to_owned(), rfc3339),
+                "generatorURL": alert.generator_url,
+                "fingerprint": fingerprint(&alert.labels),
+            })
+        })
+        .collect();
+    json!({
+        "version": "4",
+        "groupKey": notification.group_key,
+        "truncatedAlerts": alerts.len() - shown,
+        "status": if firing { "firing" } else { "resolved" },
+        "receiver": notification.receiver,
+        "groupLabels": notification.group_labels,
+        "commonLabels": common(&labels),
+        "commonAnnotations": common(&annotations),
+        "externalURL": external_url,
+        "alerts": items,
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

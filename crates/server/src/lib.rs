@@ -11,6 +11,7 @@
 //! It owns no domain logic: it maps requests onto the catalog and the engines
 //! and their results onto HTTP, one error-to-status mapping for all.
 
+mod alertmanager_api;
 mod federate;
 mod json;
 mod loki_api;
@@ -66,6 +67,8 @@ pub struct AppState {
     triage: std::sync::RwLock<Option<Arc<triage::runner::Runner>>>,
     /// Pushed streams, as stored (redacted), for `/loki/api/v1/tail`.
     tails: tokio::sync::broadcast::Sender<Arc<Vec<logstore::PushStream>>>,
+    /// alertbook's routing (Alertmanager's API v2, `/api/v1/notifications`); `None` until set.
+    routing: std::sync::RwLock<Option<Arc<notify::RoutingService>>>,
 }
 
 /// What the status endpoints report about the running server; the CLI fills it.
@@ -148,6 +151,7 @@ impl AppState {
             metrics: metrics::Metrics::new(),
             rules: std::sync::RwLock::new(rules),
             logs: std::sync::RwLock::new(None),
+            routing: std::sync::RwLock::new(None),
             ready: AtomicBool::new(false),
             metadata: Arc::default(),
             exemplars: Arc::default(),
@@ -213,6 +217,16 @@ impl AppState {
         self.triage.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
+    /// Sets the routing service behind Alertmanager's API v2 and the notification history.
+    pub fn set_routing(&self, routing: Arc<notify::RoutingService>) {
+        *self.routing.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(routing);
+    }
+
+    /// The routing service, once set.
+    pub fn routing(&self) -> Option<Arc<notify::RoutingService>> {
+        self.routing.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     /// Marks the server ready to take traffic (`/-/ready` answers 200).
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
@@ -234,6 +248,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(remote_write_api::routes())
         .merge(loki_api::routes())
         .merge(metrics::routes())
+        .merge(alertmanager_api::routes())
         .with_state(state)
 }
 

@@ -30,7 +30,7 @@ fn now_ms() -> i64 {
 }
 
 /// Remote-writes a compactor whose last successful run was five hours ago (A6 fires).
-fn write_stale_compactor(server: &Server, client: &reqwest::blocking::Client) {
+pub(super) fn write_stale_compactor(server: &Server, client: &reqwest::blocking::Client) {
     let now = now_ms();
     let request = WriteRequest {
         timeseries: vec![TimeSeries {

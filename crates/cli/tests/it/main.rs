@@ -7,6 +7,7 @@ mod logs;
 mod postgres;
 mod remote_loki;
 mod probes;
+mod routing;
 mod rules_corpus;
 mod scraping;
 

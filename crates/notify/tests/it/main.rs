@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use notify::{Alert, Dispatcher, DispatcherOptions, Outbox, Target};
+
+mod routing;
 use parking_lot::Mutex;
 
 fn alert(name: &str, ends_at_ms: Option<i64>) -> Alert {

@@ -1,0 +1,242 @@
+//! Routing state on disk, under `<data>/notify/`: the notification log
+//! (`nflog.jsonl`), silences (`silences.jsonl`) and the notification history
+//! (`history.jsonl`). Each is an append-only journal of JSON lines, fsynced
+//! before the change takes effect; reading keeps the last record per key and
+//! skips a torn last line; opening rewrites each journal compacted (temporary
+//! file, fsync, rename, fsync of the directory).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::routing::{LogEntry, Silence, StoredAlert};
+
+/// How many history records are kept (older ones are dropped at compaction).
+pub const HISTORY_LIMIT: usize = 10_000;
+
+/// One notification as the history shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryRecord {
+    /// The outbox delivery id.
+    pub id: u64,
+    pub receiver: String,
+    pub integration: String,
+    pub group_key: String,
+    /// Fingerprint, alertname and status (`firing`/`resolved`) of each alert sent.
+    pub alerts: Vec<HistoryAlert>,
+    pub created_ms: i64,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryAlert {
+    pub fingerprint: String,
+    pub labels: BTreeMap<String, String>,
+    pub status: String,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Outbox { path: path.to_owned(), source }
+}
+
+/// One append-only journal.
+#[derive(Debug)]
+struct Journal {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl Journal {
+    /// Reads every complete record, then rewrites the file with `compact(records)`.
+    fn open<T: Serialize + for<'de> Deserialize<'de>>(
+        path: PathBuf,
+        compact: impl FnOnce(Vec<T>) -> Vec<T>,
+    ) -> Result<(Self, Vec<T>), Error> {
+        let mut records = Vec::new();
+        if let Ok(file) = File::open(&path) {
+            for (number, line) in BufReader::new(file).lines().enumerate() {
+                let line = line.map_err(io_error(&path))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match serde_json::from_str(&line) {
+                    Ok(record) => records.push(record),
+                    Err(error) => {
+                        tracing::warn!(path = %path.display(), line = number + 1, error = %error, "unreadable journal record skipped")
+                    }
+                }
+            }
+        }
+        let records = compact(records);
+        let temporary = path.with_extension("jsonl.tmp");
+        {
+            let mut file = File::create(&temporary).map_err(io_error(&temporary))?;
+            let mut text = String::new();
+            for record in &records {
+                text.push_str(&serde_json::to_string(record).unwrap_or_default());
+                text.push('\n');
+            }
+            file.write_all(text.as_bytes()).map_err(io_error(&temporary))?;
+            file.sync_all().map_err(io_error(&temporary))?;
+        }
+        fs::rename(&temporary, &path).map_err(io_error(&path))?;
+        if let Some(directory) = path.parent() {
+            File::open(directory).and_then(|directory| directory.sync_all()).map_err(io_error(directory))?;
+        }
+        let file = OpenOptions::new().append(true).open(&path).map_err(io_error(&path))?;
+        Ok((Self { path, file: Mutex::new(file) }, records))
+    }
+
+    /// Appends records and fsyncs.
+    fn append<T: Serialize>(&self, records: &[T]) -> Result<(), Error> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut text = String::new();
+        for record in records {
+            text.push_str(&serde_json::to_string(record).unwrap_or_default());
+            text.push('\n');
+        }
+        let mut file = self.file.lock();
+        file.write_all(text.as_bytes()).map_err(io_error(&self.path))?;
+        file.sync_data().map_err(io_error(&self.path))
+    }
+}
+
+/// The persisted routing state.
+#[derive(Debug)]
+pub struct StateStore {
+    directory: PathBuf,
+    nflog: Journal,
+    silences: Journal,
+    history: Journal,
+    recent: Mutex<VecDeque<HistoryRecord>>,
+    index: Mutex<HashMap<u64, usize>>,
+}
+
+/// What [`StateStore::open`] found.
+#[derive(Debug, Default)]
+pub struct Restored {
+    pub log: Vec<LogEntry>,
+    pub silences: Vec<Silence>,
+    pub alerts: Vec<StoredAlert>,
+}
+
+impl StateStore {
+    /// Opens (creating) the state in `directory`.
+    pub fn open(directory: &Path, now_ms: i64) -> Result<(Self, Restored), Error> {
+        fs::create_dir_all(directory).map_err(io_error(directory))?;
+        let (nflog, log) = Journal::open(directory.join("nflog.jsonl"), |records: Vec<LogEntry>| {
+            let mut latest: HashMap<String, LogEntry> = HashMap::new();
+            for entry in records {
+                if entry.expires_at_ms > now_ms {
+                    latest.insert(entry.key(), entry);
+                }
+            }
+            let mut entries: Vec<LogEntry> = latest.into_values().collect();
+            entries.sort_by_key(LogEntry::key);
+            entries
+        })?;
+        let (silences, silence_records) = Journal::open(directory.join("silences.jsonl"), |records: Vec<Silence>| {
+            let mut latest: BTreeMap<String, Silence> = BTreeMap::new();
+            for silence in records {
+                if silence.ends_at_ms.saturating_add(crate::routing::silence::SILENCE_RETENTION_MS) > now_ms {
+                    latest.insert(silence.id.clone(), silence);
+                } else {
+                    latest.remove(&silence.id);
+                }
+            }
+            latest.into_values().collect()
+        })?;
+        let (history, history_records) =
+            Journal::open(directory.join("history.jsonl"), |records: Vec<HistoryRecord>| {
+                let mut latest: BTreeMap<u64, HistoryRecord> = BTreeMap::new();
+                for record in records {
+                    latest.insert(record.id, record);
+                }
+                let skip = latest.len().saturating_sub(HISTORY_LIMIT);
+                latest.into_values().skip(skip).collect()
+            })?;
+        let index = history_records.iter().enumerate().map(|(position, record)| (record.id, position)).collect();
+        let alerts_path = directory.join("alerts.json");
+        let alerts: Vec<StoredAlert> = match fs::read_to_string(&alerts_path) {
+            Ok(text) => serde_json::from_str(&text).unwrap_or_else(|error| {
+                tracing::warn!(path = %alerts_path.display(), error = %error, "unreadable alert snapshot ignored");
+                Vec::new()
+            }),
+            Err(_) => Vec::new(),
+        };
+        let store = Self {
+            directory: directory.to_owned(),
+            nflog,
+            silences,
+            history,
+            recent: Mutex::new(history_records.into_iter().collect()),
+            index: Mutex::new(index),
+        };
+        Ok((store, Restored { log, silences: silence_records, alerts }))
+    }
+
+    /// Replaces the snapshot of the alerts held (temporary file, fsync, rename).
+    pub fn write_alerts(&self, alerts: &[&StoredAlert]) -> Result<(), Error> {
+        let path = self.directory.join("alerts.json");
+        let temporary = path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec(alerts).unwrap_or_default();
+        let mut file = File::create(&temporary).map_err(io_error(&temporary))?;
+        file.write_all(&bytes).map_err(io_error(&temporary))?;
+        file.sync_all().map_err(io_error(&temporary))?;
+        fs::rename(&temporary, &path).map_err(io_error(&path))
+    }
+
+    pub fn append_log(&self, entries: &[LogEntry]) -> Result<(), Error> {
+        self.nflog.append(entries)
+    }
+
+    pub fn append_silences(&self, silences: &[Silence]) -> Result<(), Error> {
+        self.silences.append(silences)
+    }
+
+    /// Records a history record (new or updated).
+    pub fn record(&self, record: HistoryRecord) -> Result<(), Error> {
+        self.history.append(std::slice::from_ref(&record))?;
+        let mut recent = self.recent.lock();
+        let mut index = self.index.lock();
+        if let Some(&position) = index.get(&record.id)
+            && let Some(slot) = recent.get_mut(position)
+            && slot.id == record.id
+        {
+            *slot = record;
+            return Ok(());
+        }
+        if recent.len() >= HISTORY_LIMIT {
+            recent.pop_front();
+            *index = recent.iter().enumerate().map(|(position, record)| (record.id, position)).collect();
+        }
+        index.insert(record.id, recent.len());
+        recent.push_back(record);
+        Ok(())
+    }
+
+    /// The history record of a delivery.
+    pub fn history_record(&self, id: u64) -> Option<HistoryRecord> {
+        let index = self.index.lock();
+        let position = *index.get(&id)?;
+        self.recent.lock().get(position).filter(|record| record.id == id).cloned()
+    }
+
+    /// The most recent history records, newest first.
+    pub fn history(&self, limit: usize) -> Vec<HistoryRecord> {
+        self.recent.lock().iter().rev().take(limit).cloned().collect()
+    }
+}
