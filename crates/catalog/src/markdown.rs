@@ -66,6 +66,10 @@ pub fn render_entry(catalog: &Catalog, entry: &Entry) -> String {
             out.push('\n');
         }
     }
+    if !entry.thresholds.is_empty() {
+        let bound: Vec<String> = entry.thresholds.iter().map(|binding| format!("`{}`", binding.text)).collect();
+        let _ = writeln!(out, "- Thresholds, from the contracts: {}", bound.join(", "));
+    }
     out.push('\n');
     if let Some(background) = &entry.background {
         let _ = writeln!(out, "{background}\n");

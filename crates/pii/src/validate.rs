@@ -3,8 +3,8 @@
 //! IPv4 address and the groups of an IPv6 address.
 //!
 //! Each check looks at the matched bytes and, where the context decides (a
-//! browser version such as `Chrome/120.0.0.0` is not an address), at the bytes
-//! around the match. They allocate nothing and never panic. The Luhn check is
+//! browser version such as `Chrome/120.0.0.0` or Faro's `browser_version=131.0.0.0`
+//! is not an address), at the bytes around the match. They allocate nothing and never panic. The Luhn check is
 //! written here rather than taken from a crate because it must skip the
 //! spaces and dashes of a formatted card number without copying it.
 

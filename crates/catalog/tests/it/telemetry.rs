@@ -360,3 +360,41 @@ fn every_source_names_a_fixture_and_its_documentation() {
         assert!(readme.contains(&source.fixture), "README.md does not list {}", source.fixture);
     }
 }
+
+#[test]
+fn a9_pages_for_exactly_the_acme_certificates_of_the_contract() {
+    let catalog = catalog::load(&shipped_catalog()).unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+    let contract = &catalog.contracts["traefik-acme"];
+    let domains: BTreeSet<String> =
+        contract.tree["spec"]["certificates"].as_object().expect("certificates").keys().cloned().collect();
+    let (_, _, rule) = catalog
+        .alert_rules()
+        .find(|(_, _, rule)| matches!(&rule.kind, catalog::RuleKind::Alert(name) if name == "TlsCertExpiringSoon"))
+        .expect("A9 rule");
+    let expr = promql::parse(&rule.expr).expect("parses");
+    let PromExpr::Binary(comparison) = &expr else { panic!("a comparison") };
+    let mut matchers = Vec::new();
+    struct Cn<'a>(&'a mut Vec<promql_parser::label::Matcher>);
+    impl promql_parser::util::ExprVisitor for Cn<'_> {
+        type Error = ();
+        fn pre_visit(&mut self, expr: &PromExpr) -> Result<bool, ()> {
+            if let PromExpr::VectorSelector(selector) = expr {
+                self.0.extend(selector.matchers.matchers.iter().filter(|m| m.name == "cn").cloned());
+            }
+            Ok(true)
+        }
+    }
+    promql_parser::util::walk_expr(&mut Cn(&mut matchers), &comparison.lhs).expect("walk");
+    let [matcher] = matchers.as_slice() else { panic!("one cn matcher: {matchers:?}") };
+    assert_eq!(matcher.op.to_string(), "=~");
+    // The regex, anchored as Prometheus anchors it, matches the contract's domains and nothing else.
+    let regex = regex::Regex::new(&format!("^(?:{})$", matcher.value)).expect("regex");
+    for domain in &domains {
+        assert!(regex.is_match(domain), "the rule misses ACME certificate {domain}");
+    }
+    let alternatives: BTreeSet<String> = matcher.value.split('|').map(|part| part.replace("\\.", ".")).collect();
+    assert_eq!(alternatives, domains, "the rule's cn alternatives are the contract's certificates");
+    for other in ["TRAEFIK DEFAULT CERT", "studio.busflow.app.evil.example", "internal.busflow.lan"] {
+        assert!(!regex.is_match(other), "{other}");
+    }
+}

@@ -497,3 +497,44 @@ fn postgres_stopped_mid_run_is_a_rule_error_and_recovers_by_itself() {
     assert_eq!(datasource.health().up(), 1);
     assert!(datasource.health().errors() >= errors_while_down);
 }
+
+/// Every SQL check of the shipped catalog plans on a real PostgreSQL 15 with
+/// pg_cron and pg_stat_statements: its tables, columns and types are the real
+/// ones (pg_cron 1.4's cron.job and cron.job_run_details, pg_stat_statements'
+/// queryid, calls and total_exec_time, pg_stat_activity), and Busflow's own
+/// tables as the catalog documents them. Template actions (`{{ $labels.jobname }}`)
+/// stand for a plain value.
+#[test]
+fn every_sql_check_of_the_catalog_plans_on_real_postgres() {
+    let Some(url) = shared() else { return };
+    admin(
+        &url,
+        "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+         CREATE SCHEMA IF NOT EXISTS ops;
+         CREATE TABLE IF NOT EXISTS ops.pg_stat_statements_snapshots (
+           captured_at timestamptz NOT NULL, queryid bigint NOT NULL, calls bigint NOT NULL,
+           total_exec_time double precision NOT NULL);
+         CREATE SCHEMA IF NOT EXISTS communications;
+         CREATE TABLE IF NOT EXISTS communications.messages (status text, created_at timestamptz);
+         CREATE SCHEMA IF NOT EXISTS operations;
+         CREATE TABLE IF NOT EXISTS operations.incidents (opened_at timestamptz);",
+    );
+    let catalog = catalog::load(&workspace_root().join("catalog/busflow")).unwrap_or_else(|errors| panic!("{errors}"));
+    let mut planned = 0;
+    for entry in &catalog.entries {
+        for step in &entry.steps {
+            let Some(check) = step.check.as_ref().filter(|check| check.datasource == catalog::Datasource::Sql) else {
+                continue;
+            };
+            let mut query = check.query.clone();
+            while let Some(start) = query.find("{{") {
+                let end = query[start..].find("}}").map_or(query.len(), |end| start + end + 2);
+                query.replace_range(start..end, "x");
+            }
+            let plan = admin_value(&url, &format!("EXPLAIN {query}"));
+            assert!(plan.is_some(), "{} step {}: no plan", entry.id, step.number);
+            planned += 1;
+        }
+    }
+    assert!(planned >= 8, "only {planned} SQL checks planned");
+}
