@@ -282,8 +282,9 @@ impl Runner {
         let escalate = {
             let mut records = self.records.lock();
             let record = records.get_mut(fingerprint)?;
-            record.running = false;
             let Some(run) = &run else {
+                record.running = false;
+                drop(records);
                 self.finished.notify_waiters();
                 return None;
             };
@@ -318,11 +319,15 @@ impl Runner {
             notifications
         };
         self.persist();
-        // Escalations go out before the alert's first notification is released.
+        // Escalations go out before the alert's first notification is released:
+        // the run counts as finished (`running` false) only after.
         if !escalate.is_empty()
             && let Some(notifier) = self.escalations.lock().clone()
         {
             notifier.send(escalate);
+        }
+        if let Some(record) = self.records.lock().get_mut(fingerprint) {
+            record.running = false;
         }
         self.finished.notify_waiters();
         run

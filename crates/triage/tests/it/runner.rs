@@ -41,7 +41,7 @@ fn runner(state_file: Option<PathBuf>) -> Arc<Runner> {
     let catalog = Arc::new(catalog::load(&root).expect("catalog"));
     let mut sources = triage::Sources::new(Duration::from_secs(2));
     sources.fixtures.insert("matches_by_rule".into(), json!({"email": 4, "iban": 2}));
-    let options = RunnerOptions { state_file, notify_wait: Duration::from_secs(5), ..RunnerOptions::default() };
+    let options = RunnerOptions { state_file, notify_wait: Duration::from_secs(60), ..RunnerOptions::default() };
     Runner::new(catalog, sources, options, Arc::new(FixedClock(NOW)), Arc::new(|_| None)).expect("runner")
 }
 
@@ -55,7 +55,7 @@ async fn first_notification_waits_for_triage_and_escalations_go_out_and_resolve_
     let notifier =
         TriageNotifier { runner: runner.clone(), inner: delivered.clone(), handle: tokio::runtime::Handle::current() };
     rules::Notifier::send(&notifier, vec![notification("PiiLeakDetected", false)]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while delivered.0.lock().expect("lock").len() < 3 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
