@@ -3,6 +3,7 @@
 
 mod alerts;
 mod probers;
+pub mod s3;
 mod schedule;
 pub mod smtp;
 mod support;
