@@ -7,3 +7,4 @@ pub mod s3;
 mod schedule;
 pub mod smtp;
 mod support;
+mod uptime_kuma;
