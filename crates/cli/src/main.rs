@@ -30,11 +30,11 @@ use clap::{CommandFactory, Parser, Subcommand};
 #[command(
     name = "alertbook",
     version,
-    about = "Alerting that runs the runbook: Prometheus-format rules over metrics, logs, SQL and Docker state",
+    about = "Alerting that runs the runbook: Prometheus-format rules over metrics, logs, SQL, Docker state and probes",
     long_about = "alertbook collects metrics and logs, stores them, and evaluates Prometheus-format alert rules over \
-                  them and over PostgreSQL and the Docker Engine; firing alerts go to Alertmanagers and webhooks, and \
+                  them and over PostgreSQL and the Docker Engine; it probes HTTP, TCP, TLS, SMTP and S3 endpoints; firing alerts go to Alertmanagers and webhooks, and \
                   the runbook is served as pages. The Busflow catalog (catalog/busflow) is the default. Planned, not \
-                  running yet: probes, triage from the runbook, Alertmanager-style routing and the on-call journal."
+                  running yet: triage from the runbook, Alertmanager-style routing and the on-call journal."
 )]
 struct Cli {
     #[command(subcommand)]
