@@ -33,12 +33,14 @@ use clap::{CommandFactory, Parser, Subcommand};
 #[command(
     name = "alertbook",
     version,
-    about = "Alerting that runs the runbook: Prometheus-format rules over metrics, logs, SQL and Docker state",
+    about = "Alerting that runs the runbook: Prometheus-format rules over metrics, logs, SQL, Docker state and probes",
     long_about = "alertbook collects metrics and logs, stores them, and evaluates Prometheus-format alert rules over \
-                  them and over PostgreSQL and the Docker Engine; firing alerts go to Alertmanagers and webhooks, and \
-                  the runbook is served as pages; when an alert fires, its runbook entry's checks run (triage) and \
-                  pick the branch its notification names. The Busflow catalog (catalog/busflow) is the default. \
-                  Planned, not running yet: probes, Alertmanager-style routing and the on-call journal."
+                  them and over PostgreSQL and the Docker Engine; it probes HTTP, TCP, TLS, SMTP and S3 endpoints; \
+                  firing alerts go to Alertmanagers and webhooks, routed as Alertmanager routes them when \
+                  alerting.config_file names an alertmanager.yml, and the runbook is served as pages; when an alert \
+                  fires, its runbook entry's checks run (triage) and pick the branch its notification names. The \
+                  Busflow catalog (catalog/busflow) is the default. Planned, not running yet: Slack, email and \
+                  PagerDuty receivers and the on-call journal."
 )]
 struct Cli {
     #[command(subcommand)]

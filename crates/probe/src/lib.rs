@@ -6,7 +6,7 @@
 //! interval, timeout, options), [`outcome`] (what a check found and the
 //! series it writes, pure), the probers [`http`], [`tcp`], [`tls`] (with the
 //! certificate verifier that records the peer chain even when it does not
-//! verify), [`smtp`], and [`schedule`] (one task per probe at a hash-derived phase of
+//! verify), [`smtp`], [`s3`], and [`schedule`] (one task per probe at a hash-derived phase of
 //! its interval, never overlapping itself; samples to a [`schedule::Sink`],
 //! time from an injected [`schedule::Clock`]).
 //!
@@ -19,6 +19,7 @@
 pub mod check;
 pub mod http;
 pub mod outcome;
+pub mod s3;
 pub mod schedule;
 pub mod smtp;
 pub mod tcp;
@@ -83,7 +84,6 @@ impl Probe {
     }
 
     async fn dispatch(&mut self, outcome: &mut Outcome, now_ms: i64) -> Result<(), Failure> {
-        let _ = now_ms;
         match self.check.prober {
             Prober::Http => {
                 if self.http.is_none() {
@@ -96,7 +96,11 @@ impl Probe {
             Prober::Tls => tls::probe(&self.check, outcome).await,
             Prober::Smtp => smtp::probe(&self.check, outcome).await,
             Prober::S3 => {
-                Err(Failure::new(Reason::Config, format!("the {} prober is planned", self.check.prober.as_str())))
+                if self.http.is_none() {
+                    self.http = Some(http::HttpClient::new(&self.check)?);
+                }
+                let client = self.http.as_ref().expect("built above");
+                s3::probe(&self.check, client, outcome, now_ms).await
             }
         }
     }

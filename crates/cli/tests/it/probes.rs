@@ -125,3 +125,10 @@ fn probe_prints_the_series_and_exits_by_the_outcome() {
     let output = super::alertbook(&["probe", "--prober", "ping", "qdrant"]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn the_catalog_uptime_kuma_scrape_job_is_a_valid_configuration() {
+    let output = super::alertbook(&["check", "catalog/busflow/scrape/uptime-kuma.yaml"]);
+    assert!(output.status.success(), "{}", super::stderr(&output));
+    assert!(super::stdout(&output).contains("uptime-kuma.yaml: configuration valid"), "{}", super::stdout(&output));
+}

@@ -70,7 +70,8 @@ async fn fires_after_three_failures(
     expected_reason: &str,
 ) {
     let step = interval.as_millis() as i64;
-    let start = start_ms(interval);
+    // The five checks straddle the wall clock (S3 refuses signatures more than 15 minutes off).
+    let start = start_ms(interval) - 2 * step;
     let mut fired_at = None;
     for index in 0..=4 {
         let time_ms = start + index * step;
@@ -160,6 +161,21 @@ async fn a10_fires_after_three_failed_smtp_logins_with_the_reason_auth_and_resol
     let good = std::fs::read_to_string(&files.password).expect("password");
     let flip = |healthy: bool| {
         std::fs::write(&files.password, if healthy { good.as_str() } else { "stale\n" }).expect("write")
+    };
+    fires_after_three_failures(&harness, &mut probe, interval, &flip, "ExternalDependencyDown", "auth").await;
+}
+
+#[tokio::test]
+async fn a10_fires_after_three_failed_s3_listings_with_the_reason_auth_and_resolves() {
+    let harness = Harness::new();
+    let storage = super::s3::storage().await;
+    let interval = Duration::from_secs(300);
+    let options = super::s3::s3_target(&storage, "busflow-offsite");
+    let mut probe = contract_probe("external-dependency-probes", "hetzner-object-storage", options, interval);
+    // The secret key in the file is replaced by one the storage does not know.
+    let flip = |healthy: bool| {
+        let secret = if healthy { super::s3::SECRET_ACCESS_KEY } else { "rotated-elsewhere" };
+        std::fs::write(&storage.secret_access_key_file, secret).expect("write");
     };
     fires_after_three_failures(&harness, &mut probe, interval, &flip, "ExternalDependencyDown", "auth").await;
 }

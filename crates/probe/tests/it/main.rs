@@ -3,6 +3,8 @@
 
 mod alerts;
 mod probers;
+pub mod s3;
 mod schedule;
 pub mod smtp;
 mod support;
+mod uptime_kuma;

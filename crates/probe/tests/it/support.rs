@@ -231,3 +231,25 @@ pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("address").port()
 }
+
+/// An S3 server (s3s-fs, which validates SigV4 signatures) on loopback over
+/// the directory `root` (a bucket is a directory), accepting one key pair.
+pub async fn s3_server(root: &Path, access_key_id: &str, secret_access_key: &str) -> std::net::SocketAddr {
+    let filesystem = s3s_fs::FileSystem::new(root).expect("s3s-fs root");
+    let mut builder = s3s::service::S3ServiceBuilder::new(filesystem);
+    builder.set_auth(s3s::auth::SimpleAuth::from_single(access_key_id, secret_access_key));
+    let service = builder.build();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let server = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        while let Ok((socket, _)) = listener.accept().await {
+            let connection =
+                server.serve_connection(hyper_util::rt::TokioIo::new(socket), service.clone()).into_owned();
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+        }
+    });
+    address
+}
