@@ -29,6 +29,9 @@ struct Source {
     format: Option<String>,
     #[serde(default)]
     stream: BTreeMap<String, String>,
+    /// Labels the scraper attaches to every series of a scraped source (`job`, `instance`).
+    #[serde(default)]
+    target_labels: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,7 +189,9 @@ fn every_metric_and_label_the_catalog_reads_is_one_its_source_writes() {
     for source in manifest.sources.iter().filter(|source| source.kind == "metrics") {
         let text = std::fs::read_to_string(telemetry_dir().join(&source.fixture)).expect("fixture");
         for (name, labels) in exposition_samples(&text) {
-            written.entry(name).or_default().extend(labels);
+            let known = written.entry(name).or_default();
+            known.extend(labels);
+            known.extend(source.target_labels.iter().cloned());
         }
     }
     assert!(written.contains_key("traefik_tls_certs_not_after"), "fixtures read");
