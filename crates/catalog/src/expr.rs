@@ -96,6 +96,7 @@ pub const FUNCTIONS: &[(&str, usize, usize)] = &[
     ("duration_seconds", 1, 1),
     ("get", 2, 2),
     ("values", 2, 2),
+    ("keys", 1, 1),
     ("split", 2, 2),
     ("where", 3, 3),
     ("matches", 2, 2),
@@ -613,6 +614,13 @@ fn call(function: &str, values: &[Value]) -> Result<Value, ExprError> {
                     .collect(),
             )
         }
+        // The keys of a map, as a list of strings: a `sum by (label)` result binds
+        // as a map keyed by the label's value (`keys(matches_by_rule)` lists the
+        // `pii_match_rule` values); a list or scalar has none.
+        "keys" => Value::Array(match &values[0] {
+            Value::Object(map) => map.keys().cloned().map(Value::String).collect(),
+            _ => Vec::new(),
+        }),
         // A string split on a separator; a list of strings is split item by item
         // and flattened (`split(["email,iban", "email"], ",")` is three strings).
         "split" => {
@@ -763,6 +771,18 @@ mod tests {
             Value::from(2.0)
         );
         assert_eq!(eval("distinct(split(values(one, \"labels.pii_match_rule\"), \",\"))", &lookup), Value::from(1.0));
+    }
+
+    #[test]
+    fn keys_list_a_by_label_map() {
+        let lookup = |path: &[String]| match path[0].as_str() {
+            "by_rule" => Some(serde_json::json!({"email,iban": 2, "email": 3})),
+            "list" => Some(serde_json::json!(["email"])),
+            _ => None,
+        };
+        assert_eq!(eval("keys(by_rule)", &lookup), serde_json::json!(["email", "email,iban"]));
+        assert_eq!(eval("distinct(split(keys(by_rule), \",\"))", &lookup), Value::from(2.0));
+        assert_eq!(eval("count(keys(list))", &lookup), Value::from(0.0));
     }
 
     #[test]

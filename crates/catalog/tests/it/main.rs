@@ -385,12 +385,17 @@ fn escalation_conditions_load_and_misuse_is_located() {
         .filter(|step| step.escalate_to.is_some())
         .map(|step| (step.condition.manual, step.condition.when.as_ref().map(|when| when.text.as_str())))
         .collect();
-    assert_eq!(conditions, vec![(true, None), (false, Some("count(matches_by_rule) > 1"))]);
+    assert_eq!(conditions, vec![(true, None), (false, Some("distinct(split(keys(matches_by_rule), \",\")) > 1"))]);
 
     let copy = copy_catalog();
     let root = copy.path();
     edit(root, "runbook/A1.yaml", "    after: 30m\n", "    after: half an hour\n");
-    edit(root, "runbook/A3.yaml", "when: count(matches_by_rule) > 1", "when: count(unknown_fact) > 1");
+    edit(
+        root,
+        "runbook/A3.yaml",
+        "when: distinct(split(keys(matches_by_rule), \",\")) > 1",
+        "when: distinct(split(keys(unknown_fact), \",\")) > 1",
+    );
     edit(
         root,
         "runbook/A6.yaml",
@@ -401,7 +406,7 @@ fn escalation_conditions_load_and_misuse_is_located() {
     let line = line_of(root, "runbook/A1.yaml", "after: half an hour");
     assert_error(&diagnostics, "runbook/A1.yaml", line, 12, "invalid duration");
     let line = line_of(root, "runbook/A3.yaml", "unknown_fact");
-    assert_error(&diagnostics, "runbook/A3.yaml", line, 17, "unknown name `unknown_fact`");
+    assert_error(&diagnostics, "runbook/A3.yaml", line, 31, "unknown name `unknown_fact`");
     let line = line_of(root, "runbook/A6.yaml", "after: 5m");
     assert_error(&diagnostics, "runbook/A6.yaml", line, 12, "only escalation steps have `after`");
 }

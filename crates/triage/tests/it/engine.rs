@@ -213,13 +213,13 @@ fn a3_several_rules_pages_security_at_once_and_one_rule_leaves_it_to_a_person() 
     assert_eq!(run.path, vec!["several-rules"]);
     let due: Vec<(usize, String)> =
         run.due_escalations().map(|(number, escalation, _)| (number, escalation.to.clone())).collect();
-    assert_eq!(due, vec![(5, "security-oncall".to_owned())]);
+    assert_eq!(due, vec![(6, "security-oncall".to_owned())]);
 
     sources.fixtures.insert("matches_by_rule".into(), json!({"email": 7}));
     let run =
         triage::run(entry, &catalog.contracts, &firing, &sources, &RunOptions { time_ms: NOW, ..Default::default() });
     assert_eq!(run.path, vec!["one-rule"]);
-    let manual = step(&run, 4).escalation.as_ref().expect("escalation");
+    let manual = step(&run, 5).escalation.as_ref().expect("escalation");
     assert!(manual.manual && !manual.due);
     assert_eq!(run.due_escalations().count(), 0);
 }

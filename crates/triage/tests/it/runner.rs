@@ -65,10 +65,13 @@ async fn first_notification_waits_for_triage_and_escalations_go_out_and_resolve_
     assert_eq!(sent.len(), 3, "{sent:#?}");
     let escalation = &sent[0];
     assert_eq!(escalation.labels["route"], "security-oncall");
-    assert_eq!(escalation.labels["triage_step"], "5");
+    assert_eq!(escalation.labels["triage_step"], "6");
     assert_eq!(escalation.labels["alertname"], "PiiLeakDetected");
     assert!(escalation.annotations["summary"].starts_with("Matches across several rules"));
-    assert_eq!(escalation.annotations["escalation_reason"], "`count(matches_by_rule) > 1` holds");
+    assert_eq!(
+        escalation.annotations["escalation_reason"],
+        "`distinct(split(keys(matches_by_rule), \",\")) > 1` holds"
+    );
     let alert = &sent[1];
     assert_eq!(alert.annotations["triage_path"], "several-rules");
     assert_eq!(alert.annotations["triage_summary"], "matches_by_rule = {email: 4, iban: 2}");
@@ -79,7 +82,7 @@ async fn first_notification_waits_for_triage_and_escalations_go_out_and_resolve_
     let fingerprint = triage::fingerprint(&notification("PiiLeakDetected", false).labels);
     let record = restored.runs(&fingerprint).expect("record restored");
     assert_eq!(record.runs[0].path, vec!["several-rules"]);
-    assert!(record.sent_escalations.contains(&5));
+    assert!(record.sent_escalations.contains(&6));
 
     // Resolving the alert resolves its escalation too.
     delivered.0.lock().expect("lock").clear();
