@@ -10,7 +10,7 @@ use super::postgres::{get, rule, start, wait_for};
 
 const LOKI_PASSWORD: &str = "remote-loki-pw-3f9a";
 
-/// The alerts of `alertname` in /api/v1/alerts: (tenant_id, state).
+/// The alerts of `alertname` in /api/v1/alerts: (summary, state).
 fn alerts(
     client: &reqwest::blocking::Client,
     server: &super::durability::Server,
@@ -24,7 +24,7 @@ fn alerts(
         .filter(|alert| alert["labels"]["alertname"] == alertname)
         .map(|alert| {
             (
-                alert["labels"]["tenant_id"].as_str().unwrap_or_default().to_owned(),
+                alert["annotations"]["summary"].as_str().unwrap_or_default().to_owned(),
                 alert["state"].as_str().unwrap_or_default().to_owned(),
             )
         })
@@ -71,8 +71,10 @@ fn run_with_a_remote_loki_fires_the_log_alert_from_lines_pushed_to_the_remote() 
     // Lines go to the remote only.
     let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as i64;
     let push = serde_json::json!({"streams": [{"stream": {"service_name": "busflow_grafana"}, "values": [
-        [(now_ns - 3_000_000_000).to_string(), "level=warn msg=login tenant_id=acme sso_claim=missing"],
-        [(now_ns - 2_000_000_000).to_string(), "level=info msg=login tenant_id=globex sso_claim=present"]
+        // Grafana 11 logfmt (testdata/telemetry/grafana-11.logfmt): a JWT (SSO) failure counts,
+        // a session failure does not.
+        [(now_ns - 3_000_000_000).to_string(), r#"logger=authn.service t=2026-01-01T00:02:30.441180031Z level=warn msg="Failed to authenticate request" client=auth.client.jwt error="[auth.jwt.invalid] failed to verify JWT: square/go-jose/jwt: validation failed, token is expired (exp)""#],
+        [(now_ns - 2_000_000_000).to_string(), r#"logger=authn.service t=2026-01-01T00:03:10.201772113Z level=warn msg="Failed to authenticate request" client=auth.client.session error="user token not found""#]
     ]}]});
     let pushed = client
         .post(format!("{}/loki/api/v1/push", remote.url))
@@ -83,7 +85,11 @@ fn run_with_a_remote_loki_fires_the_log_alert_from_lines_pushed_to_the_remote() 
     assert_eq!(pushed.status().as_u16(), 204);
 
     wait_for("SsoFallthrough firing", &log, || {
-        alerts(&client, &server, "SsoFallthrough") == vec![("acme".to_owned(), "firing".to_owned())]
+        alerts(&client, &server, "SsoFallthrough")
+            == vec![(
+                "1 requests reached Grafana with an SSO (JWT) claim it could not verify in 5 minutes".to_owned(),
+                "firing".to_owned(),
+            )]
     });
     assert_eq!(rule(&client, &server, "SsoFallthrough")["health"], "ok");
     let own: serde_json::Value = serde_json::from_str(&get(

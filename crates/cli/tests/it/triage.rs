@@ -30,7 +30,10 @@ fn write_stale_compactor(server: &Server, client: &reqwest::blocking::Client, ho
     let request = WriteRequest {
         timeseries: vec![TimeSeries {
             labels: vec![
-                Label { name: "__name__".into(), value: "loki_compactor_last_successful_run_timestamp_seconds".into() },
+                Label {
+                    name: "__name__".into(),
+                    value: "loki_boltdb_shipper_compact_tables_operation_last_successful_run_timestamp_seconds".into(),
+                },
                 Label { name: "job".into(), value: "loki".into() },
             ],
             samples: vec![Sample { value: (now / 1000 - hours * 3600) as f64, timestamp: now }],
@@ -98,6 +101,7 @@ fn a6_fired_by_remote_write_is_triaged_and_its_page_says_so() {
         &format!("oncall={webhook}"),
         "--triage.rerun-interval",
         "1s",
+        "--no-probes",
     ];
     let server = start_with(&data, port, &arguments);
     let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
