@@ -62,7 +62,8 @@ pub(crate) fn start_with(data: &std::path::Path, port: u16, extra: &[&str]) -> S
     std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
     let server = Server { child, url: format!("http://127.0.0.1:{port}") };
     let client = reqwest::blocking::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Generous: a debug build under a parallel test load can take tens of seconds to start.
+    let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
         if client.get(format!("{}/-/ready", server.url)).send().is_ok_and(|response| response.status().is_success()) {
             return server;

@@ -100,7 +100,9 @@ fn run_with_a_remote_loki_fires_the_log_alert_from_lines_pushed_to_the_remote() 
     .expect("JSON");
     assert_eq!(own["data"]["result"], serde_json::json!([]), "the lines never reached the local store");
     // Groups not bound to the remote keep reading the embedded log store.
-    assert_eq!(rule(&client, &server, "PiiLeakDetected")["health"], "ok");
+    wait_for("PiiLeakDetected evaluated over the embedded store", &log, || {
+        rule(&client, &server, "PiiLeakDetected")["health"] == "ok"
+    });
     let metrics = get(&client, &server, "/metrics");
     assert!(metrics.contains("alertbook_datasource_up{datasource=\"remote-loki\",type=\"loki\"} 1"), "{metrics}");
 

@@ -101,7 +101,6 @@ fn a6_fired_by_remote_write_is_triaged_and_its_page_says_so() {
         &format!("oncall={webhook}"),
         "--triage.rerun-interval",
         "1s",
-        "--no-probes",
     ];
     let server = start_with(&data, port, &arguments);
     let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
