@@ -971,6 +971,26 @@ mod tests {
         load_in(directory.path(), text)
     }
 
+    #[test]
+    fn triage_logs_and_traces_name_datasources_of_their_type() {
+        let base = "datasources:\n  lk: {type: loki, url: 'http://127.0.0.1:3100'}\n  tp: {type: tempo, url: 'http://127.0.0.1:3200'}\n";
+        let config = load(&format!("{base}triage_logs: lk\n")).expect("valid");
+        assert_eq!(config.datasources.triage_logs.as_deref(), Some("lk"));
+        assert_eq!(config.datasources.triage_traces.as_deref(), Some("tp"), "the only tempo");
+        let errors = load(&format!("{base}triage_logs: tp\n")).expect_err("tp is a tempo");
+        assert_eq!(located(&errors), vec![(4, 14)]);
+        assert!(
+            errors.to_string().contains("\"tp\" is not a loki datasource; the loki datasources are \"lk\""),
+            "{errors}"
+        );
+        let two = format!("{base}  tp2: {{type: tempo, url: 'http://127.0.0.1:3201'}}\n");
+        let errors = load(&two).expect_err("two tempos");
+        assert!(errors.to_string().contains("name the one trace checks search with triage_traces"), "{errors}");
+        let config = load(&format!("{two}triage_traces: tp2\n")).expect("named");
+        assert_eq!(config.datasources.triage_traces.as_deref(), Some("tp2"));
+        assert!(load(&format!("{base}triage_traces: lk\n")).is_err());
+    }
+
     fn located(diagnostics: &catalog::Diagnostics) -> Vec<(usize, usize)> {
         diagnostics.iter().map(|error| (error.line, error.column)).collect()
     }
