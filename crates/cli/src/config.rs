@@ -56,6 +56,8 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "scrape_configs",
     "datasources",
     "rule_datasources",
+    "triage_logs",
+    "triage_traces",
     "logs",
     "alerting",
 ];
@@ -79,6 +81,10 @@ struct RawConfig {
     datasources: BTreeMap<String, Spanned<crate::datasources::RawDatasource>>,
     #[serde(default)]
     rule_datasources: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    triage_logs: Option<Spanned<String>>,
+    #[serde(default)]
+    triage_traces: Option<Spanned<String>>,
     #[serde(default)]
     logs: Option<RawLogs>,
     #[serde(default)]
@@ -238,6 +244,14 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
         scrape::config::validate(&source, &raw.scrape_configs, config.scrape_defaults, base, &mut errors);
     config.datasources =
         crate::datasources::validate(&source, &raw.datasources, &raw.rule_datasources, base, &mut errors);
+    crate::datasources::validate_triage(
+        &source,
+        &raw.datasources,
+        raw.triage_logs.as_ref(),
+        raw.triage_traces.as_ref(),
+        &mut config.datasources,
+        &mut errors,
+    );
     if let Some(selectors) = raw.logs.as_ref().and_then(|logs| logs.redact_streams.as_ref()) {
         config.redact_streams.clear();
         for selector in selectors {

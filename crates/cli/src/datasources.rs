@@ -34,6 +34,8 @@
 //!     type: tempo                 # trace search (TraceQL), for `datasource: traces` checks
 //!     url: https://tempo.busflow.internal   # /api/search is appended
 //!     tenant: busflow             # same settings as loki
+//! triage_logs: busflow-loki       # log checks query this loki instead of the embedded store
+//! triage_traces: busflow-tempo    # trace checks search this tempo [default: the only one]
 //! rule_datasources:               # rule group name -> datasource name
 //!   busflow-api-slo: mimir
 //!   busflow-grafana-sso: busflow-loki   # a logs group read from the remote Loki
@@ -140,6 +142,10 @@ pub struct Datasources {
     /// Remote Tempos, for trace checks (`datasource: traces`).
     pub tempo: BTreeMap<String, sources::http::HttpOptions>,
     pub rule_datasources: Vec<RuleDatasource>,
+    /// `triage_logs`: the loki datasource log checks query (`None`: the embedded log store).
+    pub triage_logs: Option<String>,
+    /// `triage_traces`, else the only tempo datasource: the one trace checks search.
+    pub triage_traces: Option<String>,
 }
 
 /// The datasource a `datasource: sql` group uses unless `rule_datasources` names another.
@@ -391,6 +397,59 @@ fn validate_prometheus(
         options.authorization = Some(rules::remote::Authorization::Bearer { token });
     }
     (errors.len() == errors_before).then_some(options)
+}
+
+/// `triage_logs` and `triage_traces`: each must name a datasource of its
+/// type (loki, tempo); without `triage_traces` the only tempo datasource is
+/// the one trace checks search, and several tempo datasources need it.
+pub fn validate_triage(
+    source: &SourceFile,
+    raw_datasources: &BTreeMap<String, Spanned<RawDatasource>>,
+    triage_logs: Option<&Spanned<String>>,
+    triage_traces: Option<&Spanned<String>>,
+    validated: &mut Datasources,
+    errors: &mut Vec<Diagnostic>,
+) {
+    let of_kind = |kind: &str| -> Vec<&String> {
+        raw_datasources.iter().filter(|(_, raw)| raw.value.kind.value == kind).map(|(name, _)| name).collect()
+    };
+    let mut named = |key: &str, kind: &str, spanned: &Spanned<String>| -> Option<String> {
+        let candidates = of_kind(kind);
+        if candidates.contains(&&spanned.value) {
+            return Some(spanned.value.clone());
+        }
+        let known = if candidates.is_empty() {
+            format!("no {kind} datasource is configured")
+        } else {
+            format!(
+                "the {kind} datasources are {}",
+                candidates.iter().map(|name| format!("{name:?}")).collect::<Vec<_>>().join(", ")
+            )
+        };
+        errors.push(
+            source.error_at_value(spanned, format!("{key}: {:?} is not a {kind} datasource; {known}", spanned.value)),
+        );
+        None
+    };
+    validated.triage_logs = triage_logs.and_then(|spanned| named("triage_logs", "loki", spanned));
+    validated.triage_traces = match triage_traces {
+        Some(spanned) => named("triage_traces", "tempo", spanned),
+        None => match of_kind("tempo").as_slice() {
+            [] => None,
+            [only] => Some((*only).clone()),
+            several => {
+                let names: Vec<String> = several.iter().map(|name| format!("{name:?}")).collect();
+                errors.push(source.error_at_value(
+                    &raw_datasources[several[1]],
+                    format!(
+                        "several tempo datasources ({}): name the one trace checks search with triage_traces: NAME",
+                        names.join(", ")
+                    ),
+                ));
+                None
+            }
+        },
+    };
 }
 
 /// A remote Loki or Tempo (`kind`): url, timeout, headers, the tenant, and
@@ -812,6 +871,10 @@ pub struct Built {
     rule_datasources: BTreeMap<String, String>,
     /// The postgres datasources by name, typed: triage checks read rows from them.
     pub postgres: BTreeMap<String, Arc<sources::sql::PostgresDatasource>>,
+    /// The loki datasources by name, typed: log checks may query one (`triage_logs`).
+    pub loki: BTreeMap<String, Arc<sources::loki::LokiDatasource>>,
+    /// The tempo datasources by name: trace checks search one (`triage_traces`).
+    pub tempo: BTreeMap<String, Arc<sources::tempo::TempoDatasource>>,
 }
 
 /// Builds one client per prometheus and postgres datasource; `docker` holds the
@@ -825,6 +888,8 @@ pub fn build(
 ) -> anyhow::Result<Built> {
     let mut by_name: BTreeMap<String, Arc<dyn rules::Datasource>> = docker;
     let mut postgres_by_name = BTreeMap::new();
+    let mut loki_by_name = BTreeMap::new();
+    let mut tempo_by_name = BTreeMap::new();
     for (name, options) in &datasources.remote {
         let client = rules::PrometheusDatasource::new(options)
             .map_err(|error| anyhow::anyhow!("datasource {name:?}: {error}"))?;
@@ -846,19 +911,33 @@ pub fn build(
         let loki = sources::loki::LokiDatasource::new(options, health.datasource(name, DatasourceType::Loki))
             .map_err(|error| anyhow::anyhow!("{error}"))?;
         tracing::info!(datasource = %name, url = %loki.base_url(), "loki datasource configured");
-        by_name.insert(name.clone(), Arc::new(loki));
+        let loki = Arc::new(loki);
+        loki_by_name.insert(name.clone(), loki.clone());
+        by_name.insert(name.clone(), loki);
     }
     for (name, options) in &datasources.tempo {
-        // Tempo answers trace checks, which run once triage runs (planned): no rule
-        // reads it, so no client is built and no health series is reported yet.
-        tracing::info!(datasource = %name, url = %options.url, "tempo datasource configured for trace checks");
+        // Trace checks search it; no rule reads it. Its requests report its health.
+        let tempo = sources::tempo::TempoDatasource::new(options, health.datasource(name, DatasourceType::Tempo))
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        tracing::info!(datasource = %name, url = %tempo.base_url(), "tempo datasource configured for trace checks");
+        tempo_by_name.insert(name.clone(), Arc::new(tempo));
     }
     let rule_datasources =
         datasources.rule_datasources.iter().map(|entry| (entry.group.clone(), entry.datasource.clone())).collect();
-    Ok(Built { by_name, rule_datasources, postgres: postgres_by_name })
+    Ok(Built { by_name, rule_datasources, postgres: postgres_by_name, loki: loki_by_name, tempo: tempo_by_name })
 }
 
 impl Built {
+    /// The loki datasource log checks query (`triage_logs`), if any.
+    pub fn triage_logs(&self, datasources: &Datasources) -> Option<Arc<sources::loki::LokiDatasource>> {
+        datasources.triage_logs.as_ref().and_then(|name| self.loki.get(name).cloned())
+    }
+
+    /// The tempo datasource trace checks search (`triage_traces`), if any.
+    pub fn triage_traces(&self, datasources: &Datasources) -> Option<Arc<sources::tempo::TempoDatasource>> {
+        datasources.triage_traces.as_ref().and_then(|name| self.tempo.get(name).cloned())
+    }
+
     /// The resolver of the rule manager: a listed group gets its datasource,
     /// an unlisted `sql` or `docker` group the datasource of that name.
     pub fn resolver(self) -> Option<rules::DatasourceResolver> {
@@ -890,6 +969,26 @@ mod tests {
     fn load(text: &str) -> Result<crate::config::Config, catalog::Diagnostics> {
         let directory = tempfile::tempdir().expect("temporary directory");
         load_in(directory.path(), text)
+    }
+
+    #[test]
+    fn triage_logs_and_traces_name_datasources_of_their_type() {
+        let base = "datasources:\n  lk: {type: loki, url: 'http://127.0.0.1:3100'}\n  tp: {type: tempo, url: 'http://127.0.0.1:3200'}\n";
+        let config = load(&format!("{base}triage_logs: lk\n")).expect("valid");
+        assert_eq!(config.datasources.triage_logs.as_deref(), Some("lk"));
+        assert_eq!(config.datasources.triage_traces.as_deref(), Some("tp"), "the only tempo");
+        let errors = load(&format!("{base}triage_logs: tp\n")).expect_err("tp is a tempo");
+        assert_eq!(located(&errors), vec![(4, 14)]);
+        assert!(
+            errors.to_string().contains("\"tp\" is not a loki datasource; the loki datasources are \"lk\""),
+            "{errors}"
+        );
+        let two = format!("{base}  tp2: {{type: tempo, url: 'http://127.0.0.1:3201'}}\n");
+        let errors = load(&two).expect_err("two tempos");
+        assert!(errors.to_string().contains("name the one trace checks search with triage_traces"), "{errors}");
+        let config = load(&format!("{two}triage_traces: tp2\n")).expect("named");
+        assert_eq!(config.datasources.triage_traces.as_deref(), Some("tp2"));
+        assert!(load(&format!("{base}triage_traces: lk\n")).is_err());
     }
 
     fn located(diagnostics: &catalog::Diagnostics) -> Vec<(usize, usize)> {

@@ -372,6 +372,8 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     let check_datasources = triage_run::CheckDatasources {
         postgres: built_datasources.postgres.get(datasources::DEFAULT_SQL).cloned(),
         docker: check_docker,
+        logs: built_datasources.triage_logs(&config.datasources),
+        traces: built_datasources.triage_traces(&config.datasources),
     };
     let rule_manager = evaluation::manager(
         &catalog,

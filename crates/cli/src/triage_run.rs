@@ -1,7 +1,9 @@
 //! Triage in `alertbook run` and `alertbook triage`: the datasources checks
-//! query (the embedded metrics and log stores, the configured `sql`
-//! PostgreSQL and `docker` Engine, probes as metrics), the runner between
-//! the rule engine and the outbox, and its flags.
+//! query (the embedded metrics store, the embedded log store or the loki
+//! datasource named by `triage_logs`, the configured `sql` PostgreSQL and
+//! `docker` Engine, the tempo datasource of `triage_traces` (else the only
+//! one) for trace checks, probes as metrics), the runner between the rule
+//! engine and the outbox, and its flags.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +32,10 @@ pub struct TriageFlags {
 pub struct CheckDatasources {
     pub postgres: Option<Arc<sources::sql::PostgresDatasource>>,
     pub docker: Option<Arc<sources::docker::DockerDatasource>>,
+    /// The loki datasource of `triage_logs`: log checks query it instead of the embedded store.
+    pub logs: Option<Arc<sources::loki::LokiDatasource>>,
+    /// The tempo datasource trace checks search.
+    pub traces: Option<Arc<sources::tempo::TempoDatasource>>,
 }
 
 /// The sources of triage checks.
@@ -47,7 +53,9 @@ pub fn sources(
     let mut sources = triage::Sources::new(timeout)
         .with(catalog::Datasource::Metrics, metrics)
         .with(catalog::Datasource::Probe, Arc::new(probes));
-    if let Some(logs) = logs {
+    if let Some(remote) = &datasources.logs {
+        sources.set(catalog::Datasource::Logs, Arc::new(triage::adapters::RemoteLogs(remote.clone())));
+    } else if let Some(logs) = logs {
         sources.set(
             catalog::Datasource::Logs,
             Arc::new(triage::adapters::EmbeddedLogs { source: logs.store.clone(), engine: logs.engine.clone() }),
@@ -58,6 +66,9 @@ pub fn sources(
     }
     if let Some(docker) = &datasources.docker {
         sources.set(catalog::Datasource::Docker, Arc::new(triage::adapters::Docker(docker.clone())));
+    }
+    if let Some(tempo) = &datasources.traces {
+        sources.set(catalog::Datasource::Traces, Arc::new(triage::adapters::Traces(tempo.clone())));
     }
     sources
 }
@@ -152,7 +163,8 @@ pub struct ManualArguments {
     /// How long the alert has been firing, for `after:` escalations.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = crate::parse_duration_flag)]
     firing_for: Duration,
-    /// Configuration file whose `sql` (postgres) and `docker` datasources the checks read.
+    /// Configuration file whose `sql` (postgres) and `docker` datasources, `triage_logs`
+    /// loki and `triage_traces` (else only) tempo datasource the checks read.
     #[arg(long, value_name = "FILE")]
     config: Option<std::path::PathBuf>,
     /// Catalog directory [default: the configuration's, else catalog/busflow].
@@ -224,6 +236,24 @@ pub fn manual(arguments: &ManualArguments) -> anyhow::Result<std::process::ExitC
     if let Some(options) = config.datasources.docker.get(crate::datasources::DEFAULT_DOCKER) {
         let docker = sources::docker::DockerDatasource::connect(options)?;
         sources.set(catalog::Datasource::Docker, Arc::new(triage::adapters::Docker(Arc::new(docker))));
+    }
+    if let Some(name) = &config.datasources.triage_logs
+        && let Some(options) = config.datasources.loki.get(name)
+    {
+        let loki = sources::loki::LokiDatasource::new(
+            options,
+            health.datasource(name, sources::health::DatasourceType::Loki),
+        )?;
+        sources.set(catalog::Datasource::Logs, Arc::new(triage::adapters::RemoteLogs(Arc::new(loki))));
+    }
+    if let Some(name) = &config.datasources.triage_traces
+        && let Some(options) = config.datasources.tempo.get(name)
+    {
+        let tempo = sources::tempo::TempoDatasource::new(
+            options,
+            health.datasource(name, sources::health::DatasourceType::Tempo),
+        )?;
+        sources.set(catalog::Datasource::Traces, Arc::new(triage::adapters::Traces(Arc::new(tempo))));
     }
     if let Some(path) = &arguments.fixtures {
         sources.fixtures = crate::replay::read_fixtures(path)?;

@@ -9,6 +9,10 @@
 //! - [`Docker`]: the `sources` Docker datasource's check grammar;
 //! - [`Probes`]: `probes <contract>` reads the probes' `probe_success`
 //!   series through a metrics source and joins them with the contract;
+//! - [`RemoteLogs`]: LogQL through [`sources::loki::LogQueries`] (a remote
+//!   Loki), the same shapes as [`EmbeddedLogs`];
+//! - [`Traces`]: TraceQL searches of a remote Tempo over the hour before the
+//!   run, bound as `{count, traces, slowest}` (see [`Traces`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +25,14 @@ use crate::source::{Answer, CheckContext, CheckSource, Found, LogLine, Sample, S
 pub const SPARKLINE_SERIES: usize = 10;
 /// Most log lines a log query check returns.
 pub const LOG_LINES: usize = 100;
+/// How far back a trace check searches, ending at the run's time.
+pub const TRACE_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Most traces a trace check asks Tempo for.
+pub const TRACE_LIMIT: usize = 20;
+/// Spans per span set a trace check asks for.
+pub const TRACE_SPANS_PER_SET: usize = 5;
+/// How many of the slowest spans a trace check's result lists.
+pub const SLOWEST_SPANS: usize = 10;
 
 fn labels_map(labels: &tsdb::Labels) -> BTreeMap<String, String> {
     labels.iter().map(|label| (label.name.clone(), label.value.clone())).collect()
@@ -114,30 +126,7 @@ impl CheckSource for EmbeddedLogs {
             .engine
             .instant_query(self.source.as_ref(), query, time_ns, LOG_LINES, logql::Direction::Backward)
             .map_err(|error| error.to_string())?;
-        let found = match value {
-            logql::QueryValue::Scalar(value) => Found::Scalar(value),
-            logql::QueryValue::Vector(samples) => Found::Vector(
-                samples.into_iter().map(|(labels, value)| Sample { labels: labels_map(&labels), value }).collect(),
-            ),
-            logql::QueryValue::Streams(streams) => {
-                let mut lines: Vec<LogLine> = streams
-                    .into_iter()
-                    .flat_map(|stream| {
-                        let labels = labels_map(&stream.labels);
-                        stream.entries.into_iter().map(move |entry| LogLine {
-                            time_ns: entry.timestamp_ns,
-                            labels: labels.clone(),
-                            line: entry.line,
-                        })
-                    })
-                    .collect();
-                lines.sort_by_key(|line| std::cmp::Reverse(line.time_ns));
-                lines.truncate(LOG_LINES);
-                Found::Lines(lines)
-            }
-            logql::QueryValue::Matrix(_) => return Err("a check's LogQL gave a matrix".into()),
-        };
-        Ok(Answer::of(found))
+        Ok(Answer::of(log_found(value)?))
     }
 }
 
@@ -217,4 +206,110 @@ impl CheckSource for Probes {
         }
         Ok(Answer { found: Some(Found::Value(value)), series: answer.series })
     }
+}
+
+/// TraceQL searches of a remote Tempo (`datasource: traces` checks).
+///
+/// The check's query is the TraceQL; the search covers [`TRACE_WINDOW`]
+/// ending at the run's time, at most [`TRACE_LIMIT`] traces with
+/// [`TRACE_SPANS_PER_SET`] spans per span set. The result is a value:
+///
+/// - `count`: how many traces matched (as returned, at most the limit);
+/// - `traces`: `{trace_id, root_service, root_name, duration_ms, start_ms}` each,
+///   slowest first;
+/// - `slowest`: the [`SLOWEST_SPANS`] slowest matched spans, slowest first:
+///   `{trace_id, span_id, name, duration_ms, db_statement}` (`db_statement`
+///   null when the span has none or the query did not `select` it).
+///
+/// Predicates read it as any value: `slow_traces.count > 0`,
+/// `values(slow_traces.slowest, "db_statement")`.
+pub struct Traces(pub Arc<sources::tempo::TempoDatasource>);
+
+impl CheckSource for Traces {
+    fn run(&self, query: &str, context: &CheckContext) -> Result<Answer, String> {
+        let end = context.time_ms.div_euclid(1000) + 1;
+        let start = end - TRACE_WINDOW.as_secs() as i64;
+        let request = sources::tempo::TraceSearchRequest {
+            query: query.to_owned(),
+            range: Some((start, end)),
+            limit: Some(TRACE_LIMIT),
+            spans_per_span_set: Some(TRACE_SPANS_PER_SET),
+        };
+        let search = self.0.search(&request).map_err(|error| error.to_string())?;
+        Ok(Answer::of(Found::Value(trace_value(&search))))
+    }
+}
+
+/// The value a trace search binds to (see [`Traces`]).
+pub fn trace_value(search: &sources::tempo::TraceSearch) -> Value {
+    let mut traces: Vec<&sources::tempo::TraceSummary> = search.traces.iter().collect();
+    traces.sort_by(|a, b| b.duration_ms.cmp(&a.duration_ms).then_with(|| a.trace_id.cmp(&b.trace_id)));
+    let traces: Vec<Value> = traces
+        .into_iter()
+        .map(|trace| {
+            json!({
+                "trace_id": trace.trace_id,
+                "root_service": trace.root_service_name,
+                "root_name": trace.root_trace_name,
+                "duration_ms": trace.duration_ms,
+                "start_ms": trace.start_time_unix_nano / 1_000_000,
+            })
+        })
+        .collect();
+    let slowest: Vec<Value> = search
+        .slowest_spans(SLOWEST_SPANS)
+        .into_iter()
+        .map(|span| {
+            json!({
+                "trace_id": span.trace_id,
+                "span_id": span.span_id,
+                "name": span.span_name,
+                "duration_ms": span.duration_nanos as f64 / 1e6,
+                "db_statement": span.db_statement,
+            })
+        })
+        .collect();
+    json!({"count": traces.len(), "traces": traces, "slowest": slowest})
+}
+
+/// LogQL through a remote log API ([`sources::loki::LogQueries`]: a remote
+/// Loki): log queries give the newest [`LOG_LINES`] lines, metric queries a
+/// vector, as [`EmbeddedLogs`] does.
+pub struct RemoteLogs(pub Arc<dyn sources::loki::LogQueries>);
+
+impl CheckSource for RemoteLogs {
+    fn run(&self, query: &str, context: &CheckContext) -> Result<Answer, String> {
+        let time_ns = context.time_ms.saturating_mul(1_000_000);
+        let answer =
+            self.0.instant(query, time_ns, LOG_LINES, logql::Direction::Backward).map_err(|error| error.to_string())?;
+        Ok(Answer::of(log_found(answer.value)?))
+    }
+}
+
+/// A LogQL answer as a check's result: log lines newest first (at most
+/// [`LOG_LINES`]), a vector or a scalar.
+fn log_found(value: logql::QueryValue) -> Result<Found, String> {
+    Ok(match value {
+        logql::QueryValue::Scalar(value) => Found::Scalar(value),
+        logql::QueryValue::Vector(samples) => Found::Vector(
+            samples.into_iter().map(|(labels, value)| Sample { labels: labels_map(&labels), value }).collect(),
+        ),
+        logql::QueryValue::Streams(streams) => {
+            let mut lines: Vec<LogLine> = streams
+                .into_iter()
+                .flat_map(|stream| {
+                    let labels = labels_map(&stream.labels);
+                    stream.entries.into_iter().map(move |entry| LogLine {
+                        time_ns: entry.timestamp_ns,
+                        labels: labels.clone(),
+                        line: entry.line,
+                    })
+                })
+                .collect();
+            lines.sort_by_key(|line| std::cmp::Reverse(line.time_ns));
+            lines.truncate(LOG_LINES);
+            Found::Lines(lines)
+        }
+        logql::QueryValue::Matrix(_) => return Err("a check's LogQL gave a matrix".into()),
+    })
 }

@@ -2,4 +2,5 @@
 //! recorded fixtures for the datasources a test has no server for.
 
 mod engine;
+mod remote;
 mod runner;
