@@ -545,11 +545,13 @@ fn call(function: &str, values: &[Value]) -> Result<Value, ExprError> {
         "ceil" => number_value(as_number(&values[0])?.ceil()),
         "round" => number_value(as_number(&values[0])?.round()),
         "abs" => number_value(as_number(&values[0])?.abs()),
+        // Nulls (a SQL NULL, an absent value) are skipped, as SQL's aggregates
+        // skip them; the extreme of nothing is null.
         "min" | "max" => {
             let numbers: Vec<f64> = if values.len() == 1 {
-                items(&values[0]).iter().map(as_number).collect::<Result<_, _>>()?
+                items(&values[0]).iter().filter(|item| !item.is_null()).map(as_number).collect::<Result<_, _>>()?
             } else {
-                values.iter().map(as_number).collect::<Result<_, _>>()?
+                values.iter().filter(|item| !item.is_null()).map(as_number).collect::<Result<_, _>>()?
             };
             let folded = if function == "min" {
                 numbers.into_iter().fold(f64::INFINITY, f64::min)
@@ -565,7 +567,9 @@ fn call(function: &str, values: &[Value]) -> Result<Value, ExprError> {
             rendered.dedup();
             number_value(rendered.len() as f64)
         }
-        "sum" => number_value(items(&values[0]).iter().map(as_number).sum::<Result<f64, _>>()?),
+        "sum" => number_value(
+            items(&values[0]).iter().filter(|item| !item.is_null()).map(as_number).sum::<Result<f64, _>>()?,
+        ),
         "contains" => Value::Bool(match &values[0] {
             Value::String(haystack) => haystack.contains(values[1].as_str().unwrap_or_default()),
             Value::Object(map) => values[1].as_str().is_some_and(|key| map.contains_key(key)),
@@ -604,15 +608,18 @@ fn call(function: &str, values: &[Value]) -> Result<Value, ExprError> {
             values[0].get(&key).cloned().unwrap_or(Value::Null)
         }
         // From each item of a list (rows, series, tasks), the value at a dotted
-        // path (`values(series, "labels.pii_match_rule")`); items without it are skipped.
+        // path (`values(series, "labels.pii_match_rule")`); items without it, or
+        // with null there, are skipped. A single row binds as one object, not a
+        // list: when the path starts at the object itself, it is the one item.
         "values" => {
             let path = values[1].as_str().ok_or_else(|| error("values() needs a path string".into()))?;
-            Value::Array(
-                items(&values[0])
-                    .iter()
-                    .filter_map(|item| path.split('.').try_fold(item, |node, key| node.get(key)).cloned())
-                    .collect(),
-            )
+            let at = |item: &Value| path.split('.').try_fold(item, |node, key| node.get(key)).cloned();
+            let first_key = path.split('.').next().unwrap_or_default();
+            let list = match &values[0] {
+                Value::Object(map) if map.contains_key(first_key) => vec![values[0].clone()],
+                other => items(other),
+            };
+            Value::Array(list.iter().filter_map(at).filter(|value| !value.is_null()).collect())
         }
         // The keys of a map, as a list of strings: a `sum by (label)` result binds
         // as a map keyed by the label's value (`keys(matches_by_rule)` lists the
@@ -714,6 +721,26 @@ mod tests {
         assert_eq!(eval("floor(replicas * contracts.scaling-ceiling.factor)", &lookup), Value::from(7.0));
         assert_eq!(eval("replicas - 1 > 3 and not false", &lookup), Value::Bool(true));
         assert_eq!(eval("1 + 2 * 3", &lookup), Value::from(7.0));
+    }
+
+    #[test]
+    fn values_of_one_row_zero_rows_and_nulls() {
+        let lookup = |path: &[String]| match path.join(".").as_str() {
+            // One SQL row binds as an object by column name.
+            "one" => Some(serde_json::json!({"queryid": "42", "slowdown": 10.8})),
+            "none" => Some(serde_json::json!([])),
+            "some" => Some(serde_json::json!([{"slowdown": 1.5}, {"slowdown": null}, {"slowdown": 3}])),
+            // A vector bound as a map of series to values is not a row.
+            "series" => Some(serde_json::json!({"email": 3, "iban": 2})),
+            _ => None,
+        };
+        assert_eq!(eval(r#"max(values(one, "slowdown"))"#, &lookup), Value::from(10.8));
+        assert_eq!(eval(r#"count(values(none, "slowdown"))"#, &lookup), Value::from(0.0));
+        assert_eq!(eval(r#"max(values(none, "slowdown"))"#, &lookup), Value::Null);
+        assert_eq!(eval(r#"max(values(some, "slowdown"))"#, &lookup), Value::from(3.0));
+        assert_eq!(eval(r#"count(values(some, "slowdown"))"#, &lookup), Value::from(2.0));
+        assert_eq!(eval(r#"sum(values(some, "slowdown"))"#, &lookup), Value::from(4.5));
+        assert_eq!(eval("max(series)", &lookup), Value::from(3.0));
     }
 
     #[test]

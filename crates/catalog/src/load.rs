@@ -264,6 +264,35 @@ fn validate_entry(
         errors.push(source.error_at_value(&raw.id, "the entry has no triage steps"));
     }
 
+    // A step that tells on-call to run what one of the entry's own guard
+    // rails forbids contradicts the rail.
+    let rails: Vec<(usize, regex::Regex)> = raw
+        .steps
+        .iter()
+        .enumerate()
+        .flat_map(|(index, step)| step.value.forbids.iter().map(move |pattern| (index, pattern)))
+        .filter_map(|(index, pattern)| regex::Regex::new(&pattern.value).ok().map(|regex| (index, regex)))
+        .collect();
+    for (index, step) in raw.steps.iter().enumerate() {
+        if step.value.kind.value == RawStepKind::GuardRail {
+            continue;
+        }
+        for (rail, regex) in &rails {
+            if let Some(hit) = regex.find(&step.value.text) {
+                errors.push(source.error_at_value(
+                    &step.value.kind,
+                    format!(
+                        "step {} says {:?}, which the guard rail of step {} forbids (`{}`)",
+                        index + 1,
+                        hit.as_str(),
+                        rail + 1,
+                        regex.as_str()
+                    ),
+                ));
+            }
+        }
+    }
+
     let mut names: BTreeSet<String> = BTreeSet::new();
     let mut branches: BTreeSet<String> = BTreeSet::new();
     let mut steps = Vec::new();

@@ -76,6 +76,41 @@ impl StepKind {
 }
 
 /// A contract expression one threshold of the entry's rule must equal.
+/// A guard rail's forbidden-command pattern found in a remediation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForbiddenCommand {
+    /// The guard rail's 1-based step number and text.
+    pub step: usize,
+    pub rail: String,
+    pub pattern: String,
+    /// The part of the remediation the pattern matched.
+    pub matched: String,
+}
+
+impl Entry {
+    /// The guard rails of this entry that `remediation` (the commands or
+    /// change a responder records when closing the alert) breaks: every
+    /// `forbids` pattern that matches it, in step order. Patterns were
+    /// validated when the catalog loaded.
+    pub fn forbidden_commands(&self, remediation: &str) -> Vec<ForbiddenCommand> {
+        let mut found = Vec::new();
+        for step in self.steps.iter().filter(|step| step.kind == StepKind::GuardRail) {
+            for pattern in &step.forbids {
+                let Ok(regex) = regex::Regex::new(pattern) else { continue };
+                if let Some(hit) = regex.find(remediation) {
+                    found.push(ForbiddenCommand {
+                        step: step.number,
+                        rail: step.text.clone(),
+                        pattern: pattern.clone(),
+                        matched: hit.as_str().to_owned(),
+                    });
+                }
+            }
+        }
+        found
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ThresholdBinding {
     pub text: String,

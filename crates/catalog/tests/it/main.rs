@@ -80,6 +80,44 @@ fn shipped_catalog_loads() {
 }
 
 #[test]
+fn guard_rails_name_the_forbidden_commands_of_a_remediation() {
+    let catalog = catalog::load(&shipped_catalog()).unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+    let a5 = catalog.entry("A5").expect("A5");
+    let found = a5.forbidden_commands(
+        "curl -X POST 'http://mimir:8080/prometheus/api/v1/admin/tsdb/delete_series?match[]=busflow_bookings_total'",
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].rail.starts_with("Never delete series by hand"), "{found:?}");
+    assert_eq!(found[0].matched, "/api/v1/admin/tsdb/delete_series");
+    let relabel = a5.forbidden_commands("added metric_relabel_configs to the Mimir distributor to drop route_id");
+    assert_eq!(relabel.len(), 1, "{relabel:?}");
+    assert!(relabel[0].rail.contains("never at Mimir"), "{relabel:?}");
+    // The remediation the rail asks for is not forbidden.
+    assert!(a5.forbidden_commands("https://git.busflow.app/ops/catalog/pull/812 raises the budget").is_empty());
+    assert!(a5.forbidden_commands("no-op, transient").is_empty());
+    // Every guard rail of the catalog forbids something or holds over a check.
+    for entry in &catalog.entries {
+        for step in entry.steps.iter().filter(|step| step.kind == catalog::StepKind::GuardRail) {
+            assert!(step.holds.is_some() || !step.forbids.is_empty(), "{} step {}", entry.id, step.number);
+        }
+    }
+}
+
+#[test]
+fn a_step_contradicting_its_entrys_guard_rail_is_located() {
+    let root = copy_catalog();
+    edit(
+        root.path(),
+        "runbook/A5.yaml",
+        "text: Raise the budget only once",
+        "text: Delete the series with /api/v1/admin/tsdb/delete_series, or raise the budget only once",
+    );
+    let diagnostics = errors_of(root.path());
+    let line = line_of(root.path(), "runbook/A5.yaml", "Delete the series with");
+    assert_error(&diagnostics, "runbook/A5.yaml", line - 1, 11, "which the guard rail of step");
+}
+
+#[test]
 fn broken_yaml_is_located() {
     let root = copy_catalog();
     edit(root.path(), "runbook/A5.yaml", "title: Cardinality explosion", "title: [Cardinality explosion");
