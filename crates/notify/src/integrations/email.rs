@@ -17,8 +17,9 @@
 
 use std::time::Duration;
 
+use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailboxes, MultiPart, SinglePart, header::ContentType};
+use lettre::message::{Mailboxes, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
@@ -109,10 +110,20 @@ pub fn render(
     let html = text("html", config.html.as_deref().unwrap_or(r#"{{ template "email.default.html" . }}"#))?;
     let mut alternative = MultiPart::alternative().build();
     if !plain.is_empty() {
-        alternative = alternative.singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(plain));
+        alternative = alternative.singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .header(ContentTransferEncoding::QuotedPrintable)
+                .body(plain),
+        );
     }
     if !html.is_empty() {
-        alternative = alternative.singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html));
+        alternative = alternative.singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_HTML)
+                .header(ContentTransferEncoding::QuotedPrintable)
+                .body(html),
+        );
     }
     let message = builder.multipart(alternative).map_err(|error| format!("cannot build the message: {error}"))?;
     let body = String::from_utf8(message.formatted()).map_err(|_| "the formatted message is not UTF-8".to_owned())?;
