@@ -14,6 +14,7 @@
 //! route tree, aggregation groups, inhibition, silences and the notification
 //! log, pure and clock-injected.
 
+pub mod contacts;
 mod dispatcher;
 pub mod integrations;
 mod outbox;
