@@ -863,6 +863,28 @@ mod tests {
     }
 
     #[test]
+    fn template_files_load_and_errors_point_at_file_line_column() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(
+            directory.path().join("a.tmpl"),
+            "{{ define \"slack.default.title\" }}custom {{ .Status }}{{ end }}\n",
+        )
+        .expect("write");
+        let templates = Templates::load(&[directory.path().join("*.tmpl")]).expect("loads");
+        assert_eq!(
+            templates.render("{{ template \"slack.default.title\" . }}", &data()).expect("render"),
+            "custom firing"
+        );
+        std::fs::write(directory.path().join("b.tmpl"), "{{ define \"x\" }}\n{{ range .Alerts }}\n{{ end }}\n")
+            .expect("write");
+        let errors = Templates::load(&[directory.path().join("*.tmpl")]).expect_err("unbalanced");
+        let error = &errors.0[0];
+        assert!(error.path.ends_with("b.tmpl"), "{error}");
+        assert_eq!((error.line, error.column), (1, 1), "{error}");
+        assert!(error.message.contains("unexpected EOF"), "{error}");
+    }
+
+    #[test]
     fn errors_say_where() {
         let templates = Templates::defaults();
         let error = templates.render("{{ range .Alerts }}", &data()).expect_err("unclosed range");

@@ -76,6 +76,15 @@ pub fn render(notification: &Notification, templates: &Templates, external_url: 
         external_url,
         notification.at_ms,
     );
+    let http_config = match &notification.integration.settings {
+        IntegrationSettings::Webhook(webhook) => webhook.http_config.as_ref(),
+        IntegrationSettings::Slack(slack) => slack.http_config.as_ref(),
+        IntegrationSettings::Pagerduty(pagerduty) => pagerduty.http_config.as_ref(),
+        IntegrationSettings::Email(_) => None,
+    };
+    if let Some(reason) = http_config.and_then(http::unsupported) {
+        return Err(reason.to_owned());
+    }
     match &notification.integration.settings {
         IntegrationSettings::Webhook(webhook) => {
             let url = webhook.url.clone().filter(|url| !url.is_empty()).ok_or("the webhook has no url")?;
