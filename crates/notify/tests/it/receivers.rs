@@ -453,3 +453,96 @@ receivers:
     assert_eq!(requests[1].json()["alerts"].as_array().map(Vec::len), Some(3));
     assert_eq!(requests[1].json()["truncatedAlerts"], 0);
 }
+
+/// An HTTPS endpoint with a certificate for 127.0.0.1 signed by a fresh CA
+/// (written to `ca_file`); counts the requests it answers with 200.
+async fn https_endpoint(ca_file: &Path) -> (String, Arc<AtomicUsize>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    notify::install_crypto_provider();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("parameters");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let leaf =
+        CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("parameters").signed_by(&key, &ca).expect("sign");
+    std::fs::write(ca_file, ca.pem()).expect("write CA");
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()))
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("https://{}/hook", listener.local_addr().expect("address"));
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = served.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let Ok(mut stream) = acceptor.accept(stream).await else { return };
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while let Ok(read) = stream.read(&mut buffer).await {
+                    if read == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buffer[..read]);
+                    let text = String::from_utf8_lossy(&request);
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|line| {
+                                line.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                            })
+                            .and_then(|value| value.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            break;
+                        }
+                    }
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (url, served)
+}
+
+#[tokio::test]
+async fn webhook_tls_config_trusts_its_ca_file_or_skips_verification_when_told() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let ca_file = directory.path().join("ca.pem");
+    let (url, served) = https_endpoint(&ca_file).await;
+    notify::integrations::http::forget_clients();
+    let config = format!(
+        r#"
+route:
+  receiver: hooks
+  group_wait: 0s
+receivers:
+  - name: hooks
+    webhook_configs:
+      - url: {url}
+        http_config: {{tls_config: {{ca_file: {ca}}}}}
+      - url: {url}
+        http_config: {{follow_redirects: true}}
+      - url: {url}
+        http_config: {{tls_config: {{insecure_skip_verify: true}}}}
+"#,
+        ca = ca_file.display()
+    );
+    let setup = Setup::new(&config, &[]);
+    let (service, dispatcher) = setup.open(T0);
+    service.put(vec![busflow_alert("HighApiErrorRate", "api-1", None)], T0);
+    assert_eq!(service.tick(T0).expect("tick"), 3);
+    let stats = dispatcher.deliver_due(T0).await.expect("deliver");
+    assert_eq!((stats.delivered, stats.retried), (2, 1), "{:?}", service.history(3));
+    assert_eq!(served.load(Ordering::SeqCst), 2);
+    let failed: Vec<_> = service.history(3).into_iter().filter(|record| record.error.is_some()).collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].integration, "webhook");
+}
