@@ -11,6 +11,7 @@
 //! datasource and never reads the clock. Triage execution lives elsewhere and
 //! evaluates the [`expr`] trees this crate validated.
 
+pub mod contacts;
 pub mod contracts;
 mod diagnostic;
 pub mod docker_shape;

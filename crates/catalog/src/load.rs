@@ -58,6 +58,12 @@ pub fn load_with(root: &Path, options: LoadOptions) -> Result<Catalog, Diagnosti
         Err(diagnostic) => return Err(Diagnostics(vec![diagnostic])),
     };
     let routes = validate_manifest(&manifest_source, &manifest, &mut errors);
+    // With contacts, entries page and escalate only to routes that are contacts.
+    let contacts = crate::contacts::load(root, &manifest_source, &manifest.routes, &mut errors);
+    let routes = match &contacts {
+        Some(contacts) => routes.into_iter().filter(|route| contacts.contains(route)).collect(),
+        None => routes,
+    };
 
     let contracts = load_contracts(root, &mut errors);
     let entries = load_entries(root, &routes, &contracts, &mut errors);
@@ -92,6 +98,7 @@ pub fn load_with(root: &Path, options: LoadOptions) -> Result<Catalog, Diagnosti
         contracts,
         rule_files: Vec::new(),
         pii_rules,
+        contacts,
     };
     cross_link_rules(&catalog, &rule_files, &mut errors);
     catalog.rule_files = rule_files.into_iter().map(|(file, _, _)| file).collect();
@@ -256,7 +263,7 @@ fn validate_entry(
         if !routes.contains(&route.value) {
             errors.push(source.error_at_value(
                 route,
-                format!("unknown route {:?}; routes are declared in catalog.yaml", route.value),
+                format!("unknown route {:?}; routes are declared in catalog.yaml (and contacts.yaml)", route.value),
             ));
         }
     }
@@ -332,7 +339,7 @@ fn validate_entry(
             }
             (_, Some(route)) if !routes.contains(&route.value) => errors.push(source.error_at_value(
                 route,
-                format!("unknown route {:?}; routes are declared in catalog.yaml", route.value),
+                format!("unknown route {:?}; routes are declared in catalog.yaml (and contacts.yaml)", route.value),
             )),
             (StepKind::Instruction | StepKind::Check | StepKind::GuardRail, Some(route)) => {
                 errors.push(source.error_at_value(route, "only escalation steps have `to`"))

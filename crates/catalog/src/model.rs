@@ -24,6 +24,8 @@ pub struct Catalog {
     pub rule_files: Vec<RuleFile>,
     /// The PII redaction rules (`pii_rules:` of `catalog.yaml`), if the catalog has them.
     pub pii_rules: Option<pii::RuleSet>,
+    /// Whom each route reaches (`contacts.yaml`), if the catalog has them.
+    pub contacts: Option<crate::contacts::Contacts>,
 }
 
 #[derive(Debug, Clone)]

@@ -32,8 +32,11 @@ pub fn configuration(
         }
         pairs.push((name.to_owned(), url.to_owned()));
     }
-    let routing = notify::routing::config::default_config(&pairs, &catalog.routes)
-        .map_err(|errors| anyhow::anyhow!("the default routing is invalid:\n{errors}"))?;
+    let routing = match &catalog.contacts {
+        Some(contacts) => notify::contacts::default_config(&pairs, contacts),
+        None => notify::routing::config::default_config(&pairs, &catalog.routes),
+    }
+    .map_err(|errors| anyhow::anyhow!("the default routing is invalid:\n{errors}"))?;
     Ok(Arc::new(routing))
 }
 

@@ -168,6 +168,13 @@ impl Dispatcher {
     }
 
     async fn attempt(&self, delivery: &Delivery) -> Outcome {
+        if let Some(channel) = &delivery.channel {
+            return match crate::integrations::send(delivery, channel, self.options.timeout).await {
+                crate::integrations::SendOutcome::Delivered => Outcome::Delivered,
+                crate::integrations::SendOutcome::Retry(reason) => Outcome::Retry(reason),
+                crate::integrations::SendOutcome::Refused(reason) => Outcome::Refused(reason),
+            };
+        }
         let response = self
             .client
             .post(&delivery.url)
@@ -187,7 +194,7 @@ impl Dispatcher {
                     Outcome::Retry(reason)
                 }
             }
-            Err(error) => Outcome::Retry(error.to_string()),
+            Err(error) => Outcome::Retry(error.without_url().to_string()),
         }
     }
 

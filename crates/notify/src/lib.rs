@@ -14,12 +14,15 @@
 //! route tree, aggregation groups, inhibition, silences and the notification
 //! log, pure and clock-injected.
 
+pub mod contacts;
 mod dispatcher;
+pub mod integrations;
 mod outbox;
 mod payload;
 pub mod routing;
 mod service;
 mod state;
+pub mod templates;
 
 pub use dispatcher::{DeliveryObserver, DeliveryStats, Dispatcher, DispatcherOptions, Target};
 pub use outbox::{Delivery, Outbox};
@@ -41,6 +44,8 @@ pub enum Error {
     CorruptEntry { path: std::path::PathBuf, reason: String },
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    #[error("notification templates: {0}")]
+    Templates(String),
 }
 
 /// Installs the process-wide TLS crypto provider (ring) once; later calls do nothing.

@@ -29,6 +29,9 @@ pub struct Delivery {
     /// the log cannot make the router notify twice.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log_entries: Vec<crate::routing::LogEntry>,
+    /// How to send it, when not a plain JSON POST (a receiver integration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<crate::integrations::Channel>,
 }
 
 /// `next_attempt_ms` of a delivery written but not yet released for sending.
@@ -143,6 +146,34 @@ impl Outbox {
             next_attempt_ms,
             created_ms: now_ms,
             log_entries,
+            channel: None,
+        };
+        self.write_entry(&delivery)?;
+        self.pending.lock().insert(id, delivery);
+        Ok(id)
+    }
+
+    /// [`Outbox::enqueue_held`] for a receiver integration's delivery, sent through `channel`.
+    pub fn enqueue_held_through(
+        &self,
+        target: &str,
+        url: &str,
+        body: String,
+        now_ms: i64,
+        log_entries: Vec<crate::routing::LogEntry>,
+        channel: crate::integrations::Channel,
+    ) -> Result<u64, Error> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let delivery = Delivery {
+            id,
+            target: target.to_owned(),
+            url: url.to_owned(),
+            body,
+            attempts: 0,
+            next_attempt_ms: HELD,
+            created_ms: now_ms,
+            log_entries,
+            channel: Some(channel),
         };
         self.write_entry(&delivery)?;
         self.pending.lock().insert(id, delivery);

@@ -16,16 +16,17 @@ use tokio::sync::Notify;
 use crate::Error;
 use crate::dispatcher::{DeliveryObserver, Dispatcher};
 use crate::outbox::Delivery;
-use crate::payload::{Alert, fingerprint, routed_webhook_payload};
+use crate::payload::{Alert, fingerprint};
 use crate::routing::{
-    IntegrationSettings, LogEntry, Notification, NotificationLog, Router, RoutingConfig, Silence, SilenceError,
-    Silences, StoredAlert,
+    LogEntry, Notification, NotificationLog, Router, RoutingConfig, Silence, SilenceError, Silences, StoredAlert,
 };
 use crate::state::{HistoryAlert, HistoryRecord, StateStore};
 
 /// Alerts in, routed notifications out.
 pub struct RoutingService {
     router: Mutex<Router>,
+    /// The default templates and the configuration's `templates:` files.
+    templates: crate::templates::Templates,
     state: StateStore,
     dispatcher: Arc<Dispatcher>,
     wake: Notify,
@@ -71,6 +72,8 @@ impl RoutingService {
         dispatcher: Arc<Dispatcher>,
         now_ms: i64,
     ) -> Result<Arc<Self>, Error> {
+        let templates = crate::templates::Templates::load(&config.templates)
+            .map_err(|diagnostics| Error::Templates(diagnostics.to_string()))?;
         let (state, restored) = StateStore::open(directory, now_ms)?;
         let mut log = NotificationLog::from_entries(restored.log);
         let mut recovered = Vec::new();
@@ -89,6 +92,7 @@ impl RoutingService {
         router.restore(restored.alerts, now_ms);
         let service = Arc::new(Self {
             router: Mutex::new(router),
+            templates,
             state,
             dispatcher,
             wake: Notify::new(),
@@ -180,26 +184,23 @@ impl RoutingService {
     fn write(&self, notification: &Notification, now_ms: i64) -> Result<Option<u64>, Error> {
         let target =
             format!("{}/{}[{}]", notification.receiver, notification.integration.name, notification.integration.index);
-        let rendered = match &notification.integration.settings {
-            IntegrationSettings::Webhook(webhook) => match webhook.url.as_deref() {
-                Some(url) => Ok((
-                    url.to_owned(),
-                    routed_webhook_payload(notification, webhook.max_alerts, self.dispatcher.external_url()),
-                )),
-                None => Err("the webhook has no url".to_owned()),
-            },
-            other => Err(format!("alertbook does not deliver {} notifications yet", integration_kind(other))),
-        };
+        let rendered = crate::integrations::render(notification, &self.templates, self.dispatcher.external_url());
         let alerts = history_alerts(notification);
         match rendered {
-            Ok((url, body)) => {
-                let id = self.dispatcher.outbox().enqueue_held(
-                    &target,
-                    &url,
-                    body,
-                    now_ms,
-                    vec![notification.log_entry.clone()],
-                )?;
+            Ok(rendered) => {
+                let log_entries = vec![notification.log_entry.clone()];
+                let outbox = self.dispatcher.outbox();
+                let id = match rendered.channel {
+                    Some(channel) => outbox.enqueue_held_through(
+                        &target,
+                        &rendered.url,
+                        rendered.body,
+                        now_ms,
+                        log_entries,
+                        channel,
+                    )?,
+                    None => outbox.enqueue_held(&target, &rendered.url, rendered.body, now_ms, log_entries)?,
+                };
                 self.record(HistoryRecord {
                     id,
                     receiver: notification.receiver.clone(),
@@ -282,15 +283,6 @@ impl RoutingService {
     /// The log entries recorded so far (tests and diagnostics).
     pub fn log_entries(&self) -> Vec<LogEntry> {
         self.router.lock().notification_log().iter().cloned().collect()
-    }
-}
-
-fn integration_kind(settings: &IntegrationSettings) -> &'static str {
-    match settings {
-        IntegrationSettings::Webhook(_) => "webhook",
-        IntegrationSettings::Email(_) => "email",
-        IntegrationSettings::Slack(_) => "slack",
-        IntegrationSettings::Pagerduty(_) => "pagerduty",
     }
 }
 

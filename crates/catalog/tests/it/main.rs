@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use catalog::Diagnostics;
 
+mod contacts;
 mod telemetry;
 
 fn shipped_catalog() -> PathBuf {

@@ -164,7 +164,7 @@ struct RawReceiver {
 // ------------------------------------------------------- receiver settings
 
 /// Prometheus's `http_config` (the parts alertbook applies).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub basic_auth: Option<BasicAuth>,
@@ -177,7 +177,7 @@ pub struct HttpConfig {
     pub enable_http2: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BasicAuth {
     #[serde(default)]
@@ -186,7 +186,7 @@ pub struct BasicAuth {
     pub password_file: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Authorization {
     #[serde(rename = "type")]
@@ -195,7 +195,7 @@ pub struct Authorization {
     pub credentials_file: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     pub ca_file: Option<String>,

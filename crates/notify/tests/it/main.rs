@@ -10,6 +10,8 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use notify::{Alert, Dispatcher, DispatcherOptions, Outbox, Target};
 
+mod email;
+mod receivers;
 mod routing;
 use parking_lot::Mutex;
 
