@@ -12,7 +12,9 @@
 //! and their results onto HTTP, one error-to-status mapping for all.
 
 mod alertmanager_api;
+pub mod auth;
 mod federate;
+pub mod journal_api;
 mod json;
 mod loki_api;
 mod loki_explore;
@@ -69,6 +71,8 @@ pub struct AppState {
     tails: tokio::sync::broadcast::Sender<Arc<Vec<logstore::PushStream>>>,
     /// alertbook's routing (Alertmanager's API v2, `/api/v1/notifications`); `None` until set.
     routing: std::sync::RwLock<Option<Arc<notify::RoutingService>>>,
+    /// The on-call journal and accounts (`/api/v1/journal`, ack, close, login); `None` until set.
+    journal: std::sync::RwLock<Option<Arc<journal_api::JournalService>>>,
 }
 
 /// What the status endpoints report about the running server; the CLI fills it.
@@ -152,6 +156,7 @@ impl AppState {
             rules: std::sync::RwLock::new(rules),
             logs: std::sync::RwLock::new(None),
             routing: std::sync::RwLock::new(None),
+            journal: std::sync::RwLock::new(None),
             ready: AtomicBool::new(false),
             metadata: Arc::default(),
             exemplars: Arc::default(),
@@ -227,6 +232,16 @@ impl AppState {
         self.routing.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
+    /// Sets the journal and accounts behind the journal API, login and `auth.require_for_read`.
+    pub fn set_journal(&self, journal: Arc<journal_api::JournalService>) {
+        *self.journal.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(journal);
+    }
+
+    /// The journal and accounts, once set.
+    pub fn journal(&self) -> Option<Arc<journal_api::JournalService>> {
+        self.journal.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     /// Marks the server ready to take traffic (`/-/ready` answers 200).
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
@@ -249,6 +264,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(loki_api::routes())
         .merge(metrics::routes())
         .merge(alertmanager_api::routes())
+        .merge(journal_api::routes().merge(auth::routes()))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_for_read))
         .with_state(state)
 }
 
@@ -292,5 +309,8 @@ pub async fn serve_listener(
     let local = listener.local_addr().map_err(Error::Serve)?;
     tracing::info!(address = %local, "listening");
     state.set_ready();
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await.map_err(Error::Serve)
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(Error::Serve)
 }

@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 
+mod journal_api;
 mod loki_api;
 mod loki_explore;
 mod prometheus_api;
