@@ -24,6 +24,7 @@ mod rules_api;
 mod runbook;
 mod status_api;
 mod triage_api;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -249,6 +250,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(loki_api::routes())
         .merge(metrics::routes())
         .merge(alertmanager_api::routes())
+        .merge(ui::routes())
         .with_state(state)
 }
 
