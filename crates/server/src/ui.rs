@@ -20,6 +20,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/alerts", get(alerts))
         .route("/alerts/{fingerprint}", get(alert))
+        .route("/health", get(health))
         .route("/static/ui.css", get(|| async { asset("text/css; charset=utf-8", web::STYLESHEET) }))
         .route("/static/ui.js", get(|| async { asset("text/javascript; charset=utf-8", web::SCRIPT) }))
 }
@@ -98,4 +99,54 @@ async fn alert(State(state): State<Arc<AppState>>, Path(fingerprint): Path<Strin
         journal: None,
         now_ms: now_ms(),
     }))
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let groups = state.rules().statuses();
+    let datasources = datasource_health(&state);
+    let history = state.routing().map(|routing| routing.history(notify::state_history_limit())).unwrap_or_default();
+    let runs = state.triage().map(|runner| runner.recent(200)).unwrap_or_default();
+    page(web::health::render(&web::health::HealthInput {
+        catalog: &state.catalog,
+        groups: &groups,
+        datasources: &datasources,
+        history: &history,
+        runs: &runs,
+        now_ms: now_ms(),
+    }))
+}
+
+/// Every datasource's `alertbook_datasource_up` and
+/// `alertbook_datasource_errors_total`, read from the process's own metrics
+/// as `/metrics` encodes them (the datasources report into that registry).
+fn datasource_health(state: &AppState) -> Vec<web::health::DatasourceHealth> {
+    let logs = state.logs();
+    let Ok(text) = state.metrics.encode(&state.store, &state.durable, logs.as_ref().map(|logs| logs.store.as_ref()))
+    else {
+        return Vec::new();
+    };
+    let mut found: std::collections::BTreeMap<(String, String), web::health::DatasourceHealth> = Default::default();
+    let mut parser = ingest::exposition::Parser::new(ingest::exposition::Format::OpenMetrics);
+    for line in text.lines() {
+        let Ok(ingest::exposition::Entry::Sample(sample)) = parser.parse_line(line.as_bytes()) else { continue };
+        let name = sample.metric_name();
+        if name != "alertbook_datasource_up" && name != "alertbook_datasource_errors_total" {
+            continue;
+        }
+        let label =
+            |wanted: &str| sample.labels().find(|(label, _)| *label == wanted).map(|(_, value)| value.to_owned());
+        let (Some(datasource), Some(kind)) = (label("datasource"), label("type")) else { continue };
+        let entry = found.entry((datasource.clone(), kind.clone())).or_insert(web::health::DatasourceHealth {
+            name: datasource,
+            kind,
+            up: false,
+            errors: 0.0,
+        });
+        if name == "alertbook_datasource_up" {
+            entry.up = sample.value == 1.0;
+        } else {
+            entry.errors = sample.value;
+        }
+    }
+    found.into_values().collect()
 }

@@ -19,6 +19,7 @@ pub mod alert;
 pub mod alerts;
 pub mod evidence;
 pub mod filter;
+pub mod health;
 pub mod html;
 pub mod sparkline;
 

@@ -184,3 +184,32 @@ async fn alert_pages_by_fingerprint() {
     assert!(body.contains("&#34;&#60;script&#62;&#34; is not an alert fingerprint"), "{body}");
     assert_eq!(body.matches("<script").count(), 1, "{body}");
 }
+
+#[tokio::test]
+async fn health_page_shows_rules_and_datasources_from_the_metrics() {
+    use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::gauge::Gauge;
+    let state = state_with_alerts();
+    // What sources::health registers: one gauge and one counter per datasource.
+    let up = Family::<Vec<(String, String)>, Gauge>::default();
+    let errors = Family::<Vec<(String, String)>, Counter>::default();
+    state.metrics.register(|registry| {
+        registry.register("alertbook_datasource_up", "up", up.clone());
+        registry.register("alertbook_datasource_errors", "errors", errors.clone());
+    });
+    let sql = vec![("datasource".to_owned(), "sql".to_owned()), ("type".to_owned(), "postgres".to_owned())];
+    let docker = vec![("datasource".to_owned(), "docker".to_owned()), ("type".to_owned(), "docker".to_owned())];
+    up.get_or_create(&sql).set(0);
+    errors.get_or_create(&sql).inc_by(3);
+    up.get_or_create(&docker).set(1);
+    let (status, _, body) = get(state, "/health").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("<strong>1</strong> of 2 datasources down"), "{body}");
+    assert!(body.contains("<td data-label=\"Datasource\">sql</td>\n<td data-label=\"Type\">postgres</td>\n<td data-label=\"State\"><span class=\"state state-down\">down</span></td>\n<td data-label=\"Errors\" class=\"number\">3</td>"), "{body}");
+    assert!(body.contains("<td data-label=\"Datasource\">docker</td>\n<td data-label=\"Type\">docker</td>\n<td data-label=\"State\"><span class=\"state state-up\">up</span></td>"), "{body}");
+    // Rules: evaluated ones with their health, SQL ones naming the missing datasource.
+    assert!(body.contains("<td data-label=\"Rule\">TlsCertExpiringSoon <span class=\"muted\">alerting</span></td>\n<td data-label=\"Health\"><span class=\"state state-ok\">ok</span></td>"), "{body}");
+    assert!(body.contains("<code>no sql datasource configured</code>"), "{body}");
+    assert!(body.contains("aria-current=\"page\">Health</a>"), "{body}");
+}
