@@ -26,6 +26,7 @@ mod rules_api;
 mod runbook;
 mod status_api;
 mod triage_api;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -265,6 +266,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(metrics::routes())
         .merge(alertmanager_api::routes())
         .merge(journal_api::routes().merge(auth::routes()))
+        .merge(ui::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_for_read))
         .with_state(state)
 }

@@ -1,6 +1,8 @@
 //! The runbook over HTTP: `/runbook` (index), `/runbook/{id}` (one entry, by
 //! ID or alertname), `/runbook.md` and `/runbook/{id}.md` (Markdown). HTML is
 //! rendered from the same Markdown the CLI prints, so they cannot differ.
+//! An entry's HTML page also links the live alert pages of its active
+//! alerts (`/alerts/{fingerprint}`), which link back here.
 
 use std::sync::Arc;
 
@@ -24,7 +26,7 @@ fn markdown_response(text: String) -> Response {
     ([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], text).into_response()
 }
 
-fn page(title: &str, markdown: &str) -> Html<String> {
+fn page(title: &str, markdown: &str, live_alerts: &str) -> Html<String> {
     let mut body = String::new();
     let parser = pulldown_cmark::Parser::new_ext(markdown, pulldown_cmark::Options::ENABLE_TABLES);
     pulldown_cmark::html::push_html(&mut body, parser);
@@ -33,7 +35,7 @@ fn page(title: &str, markdown: &str) -> Html<String> {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.5}}\
          pre{{background:#f4f4f4;padding:.75rem;overflow-x:auto}}code{{font-size:.9em}}</style></head>\
-         <body><nav><a href=\"/runbook\">runbook</a></nav>\n{body}</body></html>\n",
+         <body><nav><a href=\"/runbook\">runbook</a> · <a href=\"/alerts\">alerts</a> · <a href=\"/health\">health</a></nav>\n{body}{live_alerts}</body></html>\n",
         escape_html(title)
     ))
 }
@@ -43,7 +45,7 @@ fn escape_html(text: &str) -> String {
 }
 
 async fn index(State(state): State<Arc<AppState>>) -> Html<String> {
-    page(&state.catalog.title, &catalog::markdown::render(&state.catalog))
+    page(&state.catalog.title, &catalog::markdown::render(&state.catalog), "")
 }
 
 async fn index_markdown(State(state): State<Arc<AppState>>) -> Response {
@@ -63,6 +65,29 @@ async fn entry(State(state): State<Arc<AppState>>, Path(key): Path<String>) -> R
     if markdown {
         markdown_response(text)
     } else {
-        page(&format!("{} {}", entry.id, entry.alertname), &text).into_response()
+        let live = web::runbook_live_alerts(&entry.id, &live_alerts(&state, entry));
+        page(&format!("{} {}", entry.id, entry.alertname), &text, &live).into_response()
     }
+}
+
+/// The entry's active alerts: fingerprint, state and a one-line description.
+fn live_alerts(state: &AppState, entry: &catalog::Entry) -> Vec<(String, String, String)> {
+    let mut alerts = Vec::new();
+    for group in state.rules().statuses() {
+        for rule in group.rules.iter().filter(|rule| rule.name == entry.alertname) {
+            for alert in rule.alerts.iter().filter(|alert| alert.state != rules::AlertState::Inactive) {
+                let labels: std::collections::BTreeMap<String, String> =
+                    alert.labels.iter().map(|label| (label.name.clone(), label.value.clone())).collect();
+                let description = labels
+                    .iter()
+                    .filter(|(name, _)| !matches!(name.as_str(), "alertname" | "severity" | "route"))
+                    .map(|(name, value)| format!("{name}={value:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let description = if description.is_empty() { entry.alertname.clone() } else { description };
+                alerts.push((notify::fingerprint(&labels), alert.state.as_str().to_owned(), description));
+            }
+        }
+    }
+    alerts
 }

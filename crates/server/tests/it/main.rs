@@ -14,6 +14,7 @@ mod remote_write;
 mod rules_api;
 mod shape;
 mod status_api;
+mod ui;
 
 fn state() -> std::sync::Arc<server::AppState> {
     state_with(std::sync::Arc::new(tsdb::MemStore::new()))
