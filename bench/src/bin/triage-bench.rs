@@ -129,6 +129,7 @@ fn main() -> anyhow::Result<()> {
         annotations: BTreeMap::new(),
         value: 0.05,
         firing_since_ms: time_ms,
+        active_since_ms: None,
     };
     let mut durations = Vec::new();
     let mut last = None;

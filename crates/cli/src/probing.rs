@@ -1,6 +1,7 @@
 //! Starting the built-in prober in `alertbook run`: every target of the
 //! catalog's `kind: probes` contracts, appending through the server's durable
-//! store under the same active-series limit as scraping and remote write.
+//! store under the same active-series limit as scraping and remote write, its
+//! counters (`alertbook_probe_*`) registered into the server's `/metrics`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -23,5 +24,7 @@ pub fn start(state: &server::AppState, checks: Vec<probe::Check>) -> probe::sche
         durable: state.durable.clone(),
         admit: Arc::new(move |_| max_series == 0 || store.series_count() < max_series),
     };
-    probe::schedule::spawn(checks, Arc::new(sink), Arc::new(probe::schedule::SystemClock))
+    let handle = probe::schedule::spawn(checks, Arc::new(sink), Arc::new(probe::schedule::SystemClock));
+    state.metrics.register(|registry| handle.stats.metrics.register_in(registry));
+    handle
 }

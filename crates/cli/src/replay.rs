@@ -261,6 +261,7 @@ pub fn run(arguments: &Arguments) -> anyhow::Result<ExitCode> {
                 annotations: alert.map(|alert| alert.annotations.clone()).unwrap_or_default(),
                 value,
                 firing_since_ms: alert.and_then(|alert| alert.fired_at_ms).unwrap_or(time_ms),
+                active_since_ms: alert.map(|alert| alert.active_at_ms),
             };
             let options = triage::RunOptions {
                 time_ms,

@@ -115,6 +115,7 @@ fn check_inner(
                 annotations: BTreeMap::new(),
                 value: test.alert_value.unwrap_or(0.0),
                 firing_since_ms: time_ms - firing_for_ms,
+                active_since_ms: None,
             }
         }
         None => {
@@ -134,6 +135,7 @@ fn check_inner(
                 annotations: firing.annotations.clone(),
                 value: test.alert_value.unwrap_or(firing.value),
                 firing_since_ms: time_ms - firing_for_ms,
+                active_since_ms: None,
             }
         }
     };

@@ -89,6 +89,7 @@ pub fn lookup(manager: Arc<rules::Manager>) -> triage::runner::AlertLookup {
                             annotations: alert.annotations.clone(),
                             value: alert.value,
                             firing_since_ms: alert.fired_at_ms.unwrap_or(alert.active_at_ms),
+                            active_since_ms: Some(alert.active_at_ms),
                         };
                         best = Some((alert.labels.len(), instance));
                     }
@@ -216,6 +217,7 @@ pub fn manual(arguments: &ManualArguments) -> anyhow::Result<std::process::ExitC
         annotations: BTreeMap::new(),
         value: arguments.value,
         firing_since_ms: time_ms - arguments.firing_for.as_millis() as i64,
+        active_since_ms: None,
     };
     notify::install_crypto_provider();
     let remote = rules::PrometheusDatasource::new(&rules::PrometheusOptions::new(arguments.prometheus.clone()))

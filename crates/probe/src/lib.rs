@@ -8,7 +8,9 @@
 //! certificate verifier that records the peer chain even when it does not
 //! verify), [`smtp`], [`s3`], and [`schedule`] (one task per probe at a hash-derived phase of
 //! its interval, never overlapping itself; samples to a [`schedule::Sink`],
-//! time from an injected [`schedule::Clock`]).
+//! time from an injected [`schedule::Clock`]) with its counters in
+//! [`metrics`] (checks, failures by reason and missed intervals per probe
+//! group, for alertbook's `/metrics`).
 //!
 //! [`Probe::run`] is one check: the prober under the check's timeout, the
 //! duration measured, the failure classified into a [`Reason`]. The crate
@@ -18,6 +20,7 @@
 
 pub mod check;
 pub mod http;
+pub mod metrics;
 pub mod outcome;
 pub mod s3;
 pub mod schedule;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::metrics::{GroupCounters, ProbeMetrics};
 use crate::outcome::Batch;
 use crate::{Check, Probe};
 
@@ -56,7 +57,8 @@ impl Sink for DurableSink {
     }
 }
 
-/// Counts of the running probes, for `/metrics` and the benchmark.
+/// Counts of the running probes: totals for the benchmark and tests, and
+/// the per-group families of `/metrics` ([`ProbeMetrics`]).
 #[derive(Debug, Default)]
 pub struct Stats {
     pub checks: AtomicU64,
@@ -65,6 +67,8 @@ pub struct Stats {
     pub missed_intervals: AtomicU64,
     /// Batches the sink refused.
     pub append_errors: AtomicU64,
+    /// The same counts per probe group (and failures per reason), for `/metrics`.
+    pub metrics: ProbeMetrics,
 }
 
 /// The delay before a probe's first check, so that it runs when the clock
@@ -75,6 +79,13 @@ pub fn phase_offset(hash: u64, interval: Duration, now_ms: i64) -> Duration {
     let phase = hash % interval_ms;
     let position = now % interval_ms;
     Duration::from_millis((phase + interval_ms - position) % interval_ms)
+}
+
+/// The ticks skipped between two checks `elapsed` apart (a check ran past
+/// the next tick, so the ticker skipped it): 0 when they are one interval apart.
+pub fn missed_ticks(elapsed: Duration, interval: Duration) -> u64 {
+    let steps = (elapsed.as_secs_f64() / interval.as_secs_f64().max(1e-9)).round() as u64;
+    steps.saturating_sub(1)
 }
 
 /// The running probes.
@@ -109,7 +120,9 @@ pub fn spawn(checks: Vec<Check>, sink: Arc<dyn Sink>, clock: Arc<dyn Clock>) -> 
     let tasks = checks
         .into_iter()
         .map(|check| {
-            tokio::spawn(run_probe(Probe::new(check), sender.clone(), clock.clone(), stats.clone(), stopped.clone()))
+            let counters = stats.metrics.group(&check.labels.probe_group);
+            let running = Running { sender: sender.clone(), clock: clock.clone(), stats: stats.clone(), counters };
+            tokio::spawn(run_probe(Probe::new(check), running, stopped.clone()))
         })
         .collect();
     ProbeHandle { stop, tasks, writer: Some(writer), stats }
@@ -127,10 +140,12 @@ async fn write(mut receiver: mpsc::UnboundedReceiver<Batch>, sink: Arc<dyn Sink>
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
                 stats.append_errors.fetch_add(1, Ordering::Relaxed);
+                stats.metrics.append_error();
                 tracing::warn!(error = %error, "probe samples were not all stored");
             }
             Err(error) => {
                 stats.append_errors.fetch_add(1, Ordering::Relaxed);
+                stats.metrics.append_error();
                 tracing::error!(error = %error, "the probe writer failed");
             }
         }
@@ -141,13 +156,16 @@ async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
 }
 
-async fn run_probe(
-    mut probe: Probe,
+/// What a probe's task shares with the others.
+struct Running {
     sender: mpsc::UnboundedSender<Batch>,
     clock: Arc<dyn Clock>,
     stats: Arc<Stats>,
-    mut stopped: watch::Receiver<bool>,
-) {
+    counters: GroupCounters,
+}
+
+async fn run_probe(mut probe: Probe, running: Running, mut stopped: watch::Receiver<bool>) {
+    let Running { sender, clock, stats, counters } = running;
     let interval = probe.check.interval;
     let offset = phase_offset(probe.check.identity_hash(), interval, clock.now_ms());
     tokio::select! {
@@ -161,15 +179,16 @@ async fn run_probe(
         tokio::select! {
             tick = ticker.tick() => {
                 if let Some(last) = last_tick {
-                    let elapsed = tick.saturating_duration_since(last).as_secs_f64();
-                    let skipped = (elapsed / interval.as_secs_f64()).round() as u64;
-                    if skipped > 1 {
-                        stats.missed_intervals.fetch_add(skipped - 1, Ordering::Relaxed);
+                    let missed = missed_ticks(tick.saturating_duration_since(last), interval);
+                    if missed > 0 {
+                        stats.missed_intervals.fetch_add(missed, Ordering::Relaxed);
+                        counters.missed(missed);
                     }
                 }
                 last_tick = Some(tick);
                 let (outcome, batch) = probe.run_series(clock.now_ms()).await;
                 stats.checks.fetch_add(1, Ordering::Relaxed);
+                counters.check(outcome.failure.as_ref().map(|failure| failure.reason));
                 if let Some(failure) = &outcome.failure {
                     stats.failures.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(
@@ -192,6 +211,16 @@ async fn run_probe(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_one_interval_apart_miss_nothing_and_longer_gaps_count_the_skipped_ones() {
+        let second = Duration::from_secs(1);
+        assert_eq!(missed_ticks(Duration::from_millis(1_000), second), 0);
+        assert_eq!(missed_ticks(Duration::from_millis(1_040), second), 0, "timer jitter is no miss");
+        assert_eq!(missed_ticks(Duration::from_millis(2_000), second), 1);
+        assert_eq!(missed_ticks(Duration::from_millis(3_010), second), 2);
+        assert_eq!(missed_ticks(Duration::ZERO, second), 0);
+    }
 
     #[test]
     fn offsets_put_each_probe_at_a_fixed_phase() {

@@ -11,8 +11,9 @@
 //!   series through a metrics source and joins them with the contract;
 //! - [`RemoteLogs`]: LogQL through [`sources::loki::LogQueries`] (a remote
 //!   Loki), the same shapes as [`EmbeddedLogs`];
-//! - [`Traces`]: TraceQL searches of a remote Tempo over the hour before the
-//!   run, bound as `{count, traces, slowest}` (see [`Traces`]).
+//! - [`Traces`]: TraceQL searches of a remote Tempo over the alert's active
+//!   period (see [`trace_window`]), bound as `{count, traces, slowest}` (see
+//!   [`Traces`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,8 +26,12 @@ use crate::source::{Answer, CheckContext, CheckSource, Found, LogLine, Sample, S
 pub const SPARKLINE_SERIES: usize = 10;
 /// Most log lines a log query check returns.
 pub const LOG_LINES: usize = 100;
-/// How far back a trace check searches, ending at the run's time.
-pub const TRACE_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How long before the alert became active a trace check starts searching
+/// (the slow requests that made it pending began a little earlier).
+pub const TRACE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+/// The longest window a trace check searches, ending at the run's time: an
+/// alert active for days searches its last hours, not all of them.
+pub const TRACE_MAX_WINDOW: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 /// Most traces a trace check asks Tempo for.
 pub const TRACE_LIMIT: usize = 20;
 /// Spans per span set a trace check asks for.
@@ -210,8 +215,8 @@ impl CheckSource for Probes {
 
 /// TraceQL searches of a remote Tempo (`datasource: traces` checks).
 ///
-/// The check's query is the TraceQL; the search covers [`TRACE_WINDOW`]
-/// ending at the run's time, at most [`TRACE_LIMIT`] traces with
+/// The check's query is the TraceQL; the search covers [`trace_window`]
+/// (the alert's active period), at most [`TRACE_LIMIT`] traces with
 /// [`TRACE_SPANS_PER_SET`] spans per span set. The result is a value:
 ///
 /// - `count`: how many traces matched (as returned, at most the limit);
@@ -227,8 +232,7 @@ pub struct Traces(pub Arc<sources::tempo::TempoDatasource>);
 
 impl CheckSource for Traces {
     fn run(&self, query: &str, context: &CheckContext) -> Result<Answer, String> {
-        let end = context.time_ms.div_euclid(1000) + 1;
-        let start = end - TRACE_WINDOW.as_secs() as i64;
+        let (start, end) = trace_window(&context.alert, context.time_ms);
         let request = sources::tempo::TraceSearchRequest {
             query: query.to_owned(),
             range: Some((start, end)),
@@ -238,6 +242,20 @@ impl CheckSource for Traces {
         let search = self.0.search(&request).map_err(|error| error.to_string())?;
         Ok(Answer::of(Found::Value(trace_value(&search))))
     }
+}
+
+/// The window a trace check searches, Tempo's `start` and `end` (Unix
+/// seconds): from [`TRACE_MARGIN`] before the alert became active (its
+/// `activeAt`, else when it started firing) to the run's time (rounded up to
+/// the next second), at most [`TRACE_MAX_WINDOW`] long and at least
+/// [`TRACE_MARGIN`] (an alert whose activeAt lies after the run time, as in
+/// a replay, searches the margin before the run).
+pub fn trace_window(alert: &crate::AlertInstance, time_ms: i64) -> (i64, i64) {
+    let end = time_ms.div_euclid(1000) + 1;
+    let since_ms = alert.active_since_ms.map_or(alert.firing_since_ms, |active| active.min(alert.firing_since_ms));
+    let margin = TRACE_MARGIN.as_secs() as i64;
+    let start = (since_ms.div_euclid(1000) - margin).max(end - TRACE_MAX_WINDOW.as_secs() as i64).min(end - margin);
+    (start, end)
 }
 
 /// The value a trace search binds to (see [`Traces`]).

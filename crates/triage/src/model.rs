@@ -17,6 +17,11 @@ pub struct AlertInstance {
     pub value: f64,
     /// When the alert started firing, Unix milliseconds.
     pub firing_since_ms: i64,
+    /// When the alert became active (pending, before `for:` elapsed;
+    /// Prometheus's `activeAt`), Unix milliseconds, when known. Trace checks
+    /// search from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_since_ms: Option<i64>,
 }
 
 impl AlertInstance {

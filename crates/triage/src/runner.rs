@@ -172,6 +172,7 @@ impl Runner {
                 annotations: notification.annotations.clone(),
                 value: f64::NAN,
                 firing_since_ms: notification.starts_at_ms,
+                active_since_ms: None,
             }
         })
     }

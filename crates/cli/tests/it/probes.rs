@@ -88,6 +88,22 @@ fn run_probes_the_catalog_targets_and_a11_fires_and_resolves() {
     assert_eq!(alert["annotations"]["failure_reason"], "status", "{alert}");
     let answer = get(&client, &server, "/api/v1/query?query=probe_http_status_code%7Bprobe%3D%22qdrant%22%7D");
     assert!(answer.contains("\"503\"]"), "{answer}");
+    // The prober's own counters, per probe group, on /metrics.
+    let metrics = get(&client, &server, "/metrics");
+    let counter = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in /metrics:\n{metrics}"))
+    };
+    assert!(counter("alertbook_probe_checks_total{probe_group=\"studio-service-probes\"}") >= 4.0, "{metrics}");
+    assert!(
+        counter("alertbook_probe_failures_total{probe_group=\"studio-service-probes\",reason=\"status\"}") >= 3.0,
+        "{metrics}"
+    );
+    // A group whose 5m phase has not come yet is exported at 0 checks.
+    counter("alertbook_probe_checks_total{probe_group=\"external-dependency-probes\"}");
+    counter("alertbook_probe_missed_intervals_total{probe_group=\"studio-service-probes\"}");
 
     status.store(200, Ordering::SeqCst);
     wait_for("A11 resolved", &log, || a11(&client, &server).is_none());

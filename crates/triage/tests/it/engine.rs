@@ -25,6 +25,7 @@ fn alert(alertname: &str, firing_since_ms: i64) -> AlertInstance {
         annotations: BTreeMap::new(),
         value: 0.05,
         firing_since_ms,
+        active_since_ms: None,
     }
 }
 

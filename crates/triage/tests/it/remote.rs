@@ -68,6 +68,7 @@ fn alert(labels: &[(&str, &str)]) -> AlertInstance {
         annotations: BTreeMap::new(),
         value: 0.9,
         firing_since_ms: NOW - 10 * 60_000,
+        active_since_ms: Some(NOW - 15 * 60_000),
     }
 }
 
@@ -108,9 +109,28 @@ fn a2_binds_the_slow_traces_of_a_tempo_search() {
     assert!(!run.missing.contains(&"slow_traces".to_owned()), "{:?}", run.missing);
     assert_eq!(health.up(), 1);
     let sent = requests.lock().expect("lock").pop().expect("a search");
+    // From five minutes before the alert became active (15 minutes ago) to the run.
     let end = NOW / 1000 + 1;
-    assert!(sent.contains(&format!("start={}", end - 3600)) && sent.contains(&format!("end={end}")), "{sent}");
+    let start = (NOW - 15 * 60_000) / 1000 - 300;
+    assert!(sent.contains(&format!("start={start}&")) && sent.contains(&format!("end={end}")), "{sent}");
     assert!(sent.contains("limit=20") && sent.contains("spss=5"), "{sent}");
+}
+
+#[test]
+fn the_trace_window_follows_the_alert_active_period_within_bounds() {
+    use triage::adapters::trace_window;
+    let end = NOW / 1000 + 1;
+    // Active 15 minutes, firing for 10: from 20 minutes ago.
+    assert_eq!(trace_window(&alert(&[]), NOW), (end - 20 * 60 - 1, end));
+    // Without activeAt, from five minutes before it started firing.
+    let firing_only = AlertInstance { active_since_ms: None, ..alert(&[]) };
+    assert_eq!(trace_window(&firing_only, NOW), ((NOW - 10 * 60_000) / 1000 - 300, end));
+    // Active for two days: the last six hours only.
+    let long = AlertInstance { active_since_ms: Some(NOW - 48 * 3_600_000), ..alert(&[]) };
+    assert_eq!(trace_window(&long, NOW), (end - 6 * 3600, end));
+    // Active just now (or, replayed, after the run time): the margin before the run.
+    let fresh = AlertInstance { active_since_ms: Some(NOW + 60_000), firing_since_ms: NOW + 60_000, ..alert(&[]) };
+    assert_eq!(trace_window(&fresh, NOW), (end - 300, end));
 }
 
 #[test]
