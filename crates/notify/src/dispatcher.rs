@@ -1,14 +1,21 @@
 //! The dispatcher: turns alerts into persisted deliveries, one per target, and
 //! runs the delivery loop that sends them, retrying with exponential backoff.
+//!
+//! Deliveries are attempted concurrently, at most
+//! [`DispatcherOptions::concurrency_per_receiver`] at once per receiver (a
+//! slow receiver delays only its own notifications); the outcomes that
+//! arrive together are settled together, with one outbox write and one
+//! fsync ([`Outbox::settle`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
 
 use crate::Error;
-use crate::outbox::{Delivery, Outbox};
+use crate::outbox::{Delivery, Outbox, Settlement};
 use crate::payload::{Alert, alertmanager_payload, webhook_payload};
 
 /// Where alerts go.
@@ -41,6 +48,8 @@ pub struct DispatcherOptions {
     pub max_backoff: Duration,
     /// alertbook's external URL, sent in webhook payloads.
     pub external_url: String,
+    /// How many deliveries to one receiver are attempted at once.
+    pub concurrency_per_receiver: usize,
 }
 
 impl Default for DispatcherOptions {
@@ -50,6 +59,7 @@ impl Default for DispatcherOptions {
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             external_url: "http://127.0.0.1:9099".into(),
+            concurrency_per_receiver: 32,
         }
     }
 }
@@ -62,12 +72,19 @@ pub struct DeliveryStats {
     pub dropped: usize,
 }
 
-/// Told what became of each delivery attempt (the notification history).
-pub trait DeliveryObserver: Send + Sync {
+/// What one attempt came to, as a [`DeliveryObserver`] hears it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
     /// The target accepted the delivery.
-    fn delivered(&self, delivery: &Delivery, now_ms: i64);
-    /// An attempt failed; `permanent` when the delivery is dropped.
-    fn failed(&self, delivery: &Delivery, error: &str, permanent: bool, now_ms: i64);
+    Delivered,
+    /// The attempt failed; `permanent` when the delivery is dropped, else it is retried.
+    Failed { error: String, permanent: bool },
+}
+
+/// Told what became of delivery attempts (the notification history), the
+/// outcomes settled together in one call, after the outbox recorded them.
+pub trait DeliveryObserver: Send + Sync {
+    fn settled(&self, attempts: &[(Delivery, Attempt)], now_ms: i64);
 }
 
 /// Accepts alerts and delivers them.
@@ -78,6 +95,8 @@ pub struct Dispatcher {
     options: DispatcherOptions,
     wake: Notify,
     observer: parking_lot::RwLock<Option<Arc<dyn DeliveryObserver>>>,
+    /// One semaphore per receiver, bounding its concurrent attempts.
+    receivers: parking_lot::Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -107,6 +126,7 @@ impl Dispatcher {
             options,
             wake: Notify::new(),
             observer: parking_lot::RwLock::new(None),
+            receivers: parking_lot::Mutex::new(HashMap::new()),
         }))
     }
 
@@ -167,91 +187,185 @@ impl Dispatcher {
         self.options.initial_backoff.saturating_mul(factor).min(self.options.max_backoff)
     }
 
-    async fn attempt(&self, delivery: &Delivery) -> Outcome {
-        if let Some(channel) = &delivery.channel {
-            return match crate::integrations::send(delivery, channel, self.options.timeout).await {
-                crate::integrations::SendOutcome::Delivered => Outcome::Delivered,
-                crate::integrations::SendOutcome::Retry(reason) => Outcome::Retry(reason),
-                crate::integrations::SendOutcome::Refused(reason) => Outcome::Refused(reason),
-            };
+    fn semaphore(&self, receiver: &str) -> Arc<Semaphore> {
+        let mut receivers = self.receivers.lock();
+        if let Some(semaphore) = receivers.get(receiver) {
+            return semaphore.clone();
         }
-        let response = self
-            .client
-            .post(&delivery.url)
-            .header("content-type", "application/json")
-            .body(delivery.body.clone())
-            .send()
-            .await;
-        match response {
-            Ok(response) if response.status().is_success() => Outcome::Delivered,
-            Ok(response) => {
-                let status = response.status();
-                let text: String = response.text().await.unwrap_or_default().chars().take(200).collect();
-                let reason = format!("{status}: {}", text.trim());
-                if status.is_client_error() && status.as_u16() != 429 {
-                    Outcome::Refused(reason)
-                } else {
-                    Outcome::Retry(reason)
-                }
-            }
-            Err(error) => Outcome::Retry(error.without_url().to_string()),
-        }
+        let semaphore = Arc::new(Semaphore::new(self.options.concurrency_per_receiver.max(1)));
+        receivers.insert(receiver.to_owned(), semaphore.clone());
+        semaphore
     }
 
-    /// Attempts every delivery due at `now_ms` once.
-    pub async fn deliver_due(&self, now_ms: i64) -> Result<DeliveryStats, Error> {
+    /// Starts an attempt of `delivery` on `tasks`, once its receiver has room.
+    fn spawn_attempt(&self, tasks: &mut JoinSet<(Delivery, Outcome)>, delivery: Delivery) -> tokio::task::Id {
+        let semaphore = self.semaphore(delivery.receiver_name());
+        let client = self.client.clone();
+        let timeout = self.options.timeout;
+        tasks
+            .spawn(async move {
+                // The semaphore is never closed; without a permit the attempt goes ahead.
+                let _permit = semaphore.acquire_owned().await.ok();
+                let outcome = attempt(&client, &delivery, timeout).await;
+                (delivery, outcome)
+            })
+            .id()
+    }
+
+    /// Records outcomes in the outbox (one write, one fsync), then tells the
+    /// observer. Returns the counts.
+    fn settle(&self, outcomes: Vec<(Delivery, Outcome)>, now_ms: i64) -> Result<DeliveryStats, Error> {
         let mut stats = DeliveryStats::default();
-        let observer = self.observer.read().clone();
-        for delivery in self.outbox.due(now_ms) {
-            match self.attempt(&delivery).await {
+        let mut settlements = Vec::with_capacity(outcomes.len());
+        let mut attempts = Vec::with_capacity(outcomes.len());
+        for (delivery, outcome) in outcomes {
+            match outcome {
                 Outcome::Delivered => {
                     tracing::debug!(target_name = %delivery.target, id = delivery.id, "notification delivered");
-                    if let Some(observer) = &observer {
-                        observer.delivered(&delivery, now_ms);
-                    }
-                    self.outbox.complete(delivery.id)?;
+                    settlements.push(Settlement::Done(delivery.id));
+                    attempts.push((delivery, Attempt::Delivered));
                     stats.delivered += 1;
                 }
                 Outcome::Refused(reason) => {
                     tracing::error!(target_name = %delivery.target, id = delivery.id, reason = %reason, "notification refused; dropped");
-                    if let Some(observer) = &observer {
-                        observer.failed(&delivery, &reason, true, now_ms);
-                    }
-                    self.outbox.complete(delivery.id)?;
+                    settlements.push(Settlement::Done(delivery.id));
+                    attempts.push((delivery, Attempt::Failed { error: reason, permanent: true }));
                     stats.dropped += 1;
                 }
                 Outcome::Retry(reason) => {
-                    if let Some(observer) = &observer {
-                        observer.failed(&delivery, &reason, false, now_ms);
-                    }
                     let wait = self.backoff(delivery.attempts);
                     let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
                     tracing::warn!(target_name = %delivery.target, id = delivery.id, attempts = delivery.attempts + 1, retry_in = ?wait, reason = %reason, "notification failed; will retry");
-                    self.outbox.reschedule(delivery.id, now_ms.saturating_add(wait_ms))?;
+                    settlements
+                        .push(Settlement::Retry { id: delivery.id, next_attempt_ms: now_ms.saturating_add(wait_ms) });
+                    attempts.push((delivery, Attempt::Failed { error: reason, permanent: false }));
                     stats.retried += 1;
                 }
             }
         }
+        self.outbox.settle(&settlements)?;
+        if let Some(observer) = self.observer.read().clone() {
+            observer.settled(&attempts, now_ms);
+        }
         Ok(stats)
     }
 
-    /// The delivery loop: runs until `shutdown` resolves. Deliveries left are
-    /// in the outbox for the next start.
+    /// Attempts every delivery due at `now_ms` once, concurrently (bounded
+    /// per receiver), and settles them together.
+    pub async fn deliver_due(&self, now_ms: i64) -> Result<DeliveryStats, Error> {
+        let mut tasks = JoinSet::new();
+        let mut taken = Vec::new();
+        for delivery in self.outbox.take_due(now_ms) {
+            taken.push(delivery.id);
+            self.spawn_attempt(&mut tasks, delivery);
+        }
+        let mut outcomes = Vec::with_capacity(taken.len());
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(error) => tracing::error!(error = %error, "a delivery attempt did not finish"),
+            }
+        }
+        let attempted: Vec<u64> = outcomes.iter().map(|(delivery, _)| delivery.id).collect();
+        self.outbox.untake(&taken.into_iter().filter(|id| !attempted.contains(id)).collect::<Vec<_>>());
+        self.settle(outcomes, now_ms)
+    }
+
+    /// The delivery loop: runs until `shutdown` resolves. Due deliveries are
+    /// started as they come due, without waiting for those in flight;
+    /// outcomes are settled in batches (what finished while the previous
+    /// batch was being written), off the async threads. Deliveries left
+    /// (in flight included) are in the outbox for the next start.
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut tasks: JoinSet<(Delivery, Outcome)> = JoinSet::new();
+        let mut in_flight: HashMap<tokio::task::Id, u64> = HashMap::new();
         loop {
-            let now = now_ms();
-            if let Err(error) = self.deliver_due(now).await {
-                tracing::error!(error = %error, "notification outbox failed");
+            for delivery in self.outbox.take_due(now_ms()) {
+                let id = delivery.id;
+                let task = self.spawn_attempt(&mut tasks, delivery);
+                in_flight.insert(task, id);
             }
             let sleep_ms = self.outbox.next_due().map_or(60_000, |next| (next - now_ms()).clamp(10, 60_000));
             tokio::select! {
-                _ = &mut shutdown => return,
+                _ = &mut shutdown => {
+                    tasks.abort_all();
+                    return;
+                }
+                Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    let mut outcomes = Vec::new();
+                    let mut lost = Vec::new();
+                    let mut next = Some(joined);
+                    while let Some(joined) = next {
+                        match joined {
+                            Ok((task, outcome)) => {
+                                in_flight.remove(&task);
+                                outcomes.push(outcome);
+                            }
+                            Err(error) => {
+                                tracing::error!(error = %error, "a delivery attempt did not finish");
+                                lost.extend(in_flight.remove(&error.id()));
+                            }
+                        }
+                        next = tasks.try_join_next_with_id();
+                    }
+                    self.outbox.untake(&lost);
+                    let settling = self.clone();
+                    let settled = tokio::task::spawn_blocking(move || settling.settle(outcomes, now_ms())).await;
+                    match settled {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(error)) => tracing::error!(error = %error, "notification outbox failed"),
+                        Err(error) => tracing::error!(error = %error, "notification outbox failed"),
+                    }
+                }
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => {}
             }
         }
     }
+}
+
+async fn attempt(client: &reqwest::Client, delivery: &Delivery, timeout: Duration) -> Outcome {
+    if let Some(channel) = &delivery.channel {
+        return match crate::integrations::send(delivery, channel, timeout).await {
+            crate::integrations::SendOutcome::Delivered => Outcome::Delivered,
+            crate::integrations::SendOutcome::Retry(reason) => Outcome::Retry(reason),
+            crate::integrations::SendOutcome::Refused(reason) => Outcome::Refused(reason),
+        };
+    }
+    let response =
+        client.post(&delivery.url).header("content-type", "application/json").body(delivery.body.clone()).send().await;
+    match response {
+        Ok(response) if response.status().is_success() => Outcome::Delivered,
+        Ok(response) => {
+            let status = response.status();
+            let text: String = response.text().await.unwrap_or_default().chars().take(200).collect();
+            let reason = format!("{status}: {}", text.trim());
+            if status.is_client_error() && status.as_u16() != 429 {
+                Outcome::Refused(reason)
+            } else {
+                Outcome::Retry(reason)
+            }
+        }
+        // Without the URL: a webhook's URL may hold its credentials.
+        Err(error) => Outcome::Retry(error_chain(&error.without_url())),
+    }
+}
+
+/// An error with its causes, `error: cause: cause` (reqwest's own message
+/// alone says only "error sending request").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn now_ms() -> i64 {

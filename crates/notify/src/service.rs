@@ -5,7 +5,14 @@
 //! its notification-log entry; then the log is appended and fsynced; only
 //! then is the delivery released. A crash at any point neither loses the
 //! log entry of a written delivery nor sends one twice.
+//!
+//! Persistence is group committed per flush: every notification due at one
+//! tick goes into the outbox with one fsync, their history records with
+//! one, the log entries with one, whatever their number. The router's lock
+//! is held only while the pure flush runs, never across a write, and the
+//! loop does its writes on the blocking pool.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +21,8 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::Error;
-use crate::dispatcher::{DeliveryObserver, Dispatcher};
-use crate::outbox::Delivery;
+use crate::dispatcher::{Attempt, DeliveryObserver, Dispatcher};
+use crate::outbox::{Delivery, NewDelivery};
 use crate::payload::{Alert, fingerprint};
 use crate::routing::{
     LogEntry, Notification, NotificationLog, Router, RoutingConfig, Silence, SilenceError, Silences, StoredAlert,
@@ -33,6 +40,8 @@ pub struct RoutingService {
     started_ms: i64,
     /// Alerts were received since the last snapshot of the alert store.
     alerts_changed: std::sync::atomic::AtomicBool,
+    /// A snapshot of the alert store is being written.
+    snapshotting: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RoutingService {
@@ -53,13 +62,8 @@ pub enum SilenceFailure {
 struct HistoryObserver(Arc<RoutingService>);
 
 impl DeliveryObserver for HistoryObserver {
-    fn delivered(&self, delivery: &Delivery, now_ms: i64) {
-        self.0.update_history(delivery, "delivered", None, now_ms);
-    }
-
-    fn failed(&self, delivery: &Delivery, error: &str, permanent: bool, now_ms: i64) {
-        let state = if permanent { "failed" } else { "pending" };
-        self.0.update_history(delivery, state, Some(error), now_ms);
+    fn settled(&self, attempts: &[(Delivery, Attempt)], now_ms: i64) {
+        self.0.update_history(attempts, now_ms);
     }
 }
 
@@ -98,6 +102,7 @@ impl RoutingService {
             wake: Notify::new(),
             started_ms: now_ms,
             alerts_changed: std::sync::atomic::AtomicBool::new(false),
+            snapshotting: std::sync::atomic::AtomicBool::new(false),
         });
         service.dispatcher.set_observer(Arc::new(HistoryObserver(service.clone())));
         Ok(service)
@@ -153,90 +158,108 @@ impl RoutingService {
         self.state.history(limit)
     }
 
-    /// Flushes what is due at `now_ms` into the outbox; returns the number of deliveries written.
+    /// Flushes what is due at `now_ms` into the outbox; returns the number
+    /// of deliveries written. All of them are written with one fsync, their
+    /// log entries with another, before any is released.
     pub fn tick(&self, now_ms: i64) -> Result<usize, Error> {
-        let mut router = self.router.lock();
-        let notifications = router.tick(now_ms);
-        let log_changes = router.take_log_changes();
-        let mut released = Vec::new();
-        let mut result = Ok(());
+        let (notifications, log_changes) = {
+            let mut router = self.router.lock();
+            let notifications = router.tick(now_ms);
+            (notifications, router.take_log_changes())
+        };
+        if notifications.is_empty() && log_changes.is_empty() {
+            return Ok(0);
+        }
+        let mut deliveries = Vec::with_capacity(notifications.len());
+        let mut records = Vec::with_capacity(notifications.len());
         for notification in &notifications {
-            match self.write(notification, now_ms) {
-                Ok(Some(id)) => released.push(id),
-                Ok(None) => {}
-                Err(error) => {
-                    result = Err(error);
-                    break;
+            let target = format!(
+                "{}/{}[{}]",
+                notification.receiver, notification.integration.name, notification.integration.index
+            );
+            match crate::integrations::render(notification, &self.templates, self.dispatcher.external_url()) {
+                Ok(rendered) => {
+                    deliveries.push(NewDelivery {
+                        target,
+                        receiver: notification.receiver.clone(),
+                        url: rendered.url,
+                        body: rendered.body,
+                        log_entries: vec![notification.log_entry.clone()],
+                        channel: rendered.channel,
+                    });
+                    records.push(HistoryRecord {
+                        id: 0,
+                        receiver: notification.receiver.clone(),
+                        integration: notification.integration.name.to_owned(),
+                        group_key: notification.group_key.clone(),
+                        alerts: history_alerts(notification),
+                        created_ms: now_ms,
+                        state: "pending".into(),
+                        attempts: 0,
+                        error: None,
+                        finished_ms: None,
+                    });
                 }
+                Err(reason) => tracing::error!(target_name = %target, reason = %reason, "notification not sent"),
             }
+        }
+        // A notification still being retried for the same group and
+        // integration is superseded by the new one, as Alertmanager's retries
+        // of a flush end when the group flushes again: the receiver never
+        // gets an older state after a newer one.
+        let keys: HashSet<String> = deliveries.iter().flat_map(|d| d.log_entries.iter().map(LogEntry::key)).collect();
+        let superseded = if keys.is_empty() { Vec::new() } else { self.dispatcher.outbox().retrying_for(&keys) };
+        let (ids, removed) = self.dispatcher.outbox().enqueue_batch_superseding(deliveries, &superseded, now_ms)?;
+        for (record, id) in records.iter_mut().zip(&ids) {
+            record.id = *id;
+        }
+        for delivery in removed {
+            let Some(mut record) = self.state.history_record(delivery.id) else { continue };
+            let last = record.error.take().map(|error| format!("{error}; ")).unwrap_or_default();
+            record.state = "failed".into();
+            record.error = Some(format!("{last}superseded by a newer notification of the group"));
+            record.finished_ms = Some(now_ms);
+            records.push(record);
+        }
+        if let Err(error) = self.state.record_many(records) {
+            tracing::error!(error = %error, "notification history could not be written");
         }
         // The log after the deliveries it stands for, before any is released.
         self.state.append_log(&log_changes)?;
-        drop(router);
-        self.dispatcher.outbox().release(&released, now_ms);
-        if !released.is_empty() {
+        self.dispatcher.outbox().release(&ids, now_ms);
+        if !ids.is_empty() {
             self.dispatcher.wake();
         }
-        result.map(|()| released.len())
+        Ok(ids.len())
     }
 
-    /// Writes one notification's delivery, held; records its history.
-    fn write(&self, notification: &Notification, now_ms: i64) -> Result<Option<u64>, Error> {
-        let target =
-            format!("{}/{}[{}]", notification.receiver, notification.integration.name, notification.integration.index);
-        let rendered = crate::integrations::render(notification, &self.templates, self.dispatcher.external_url());
-        let alerts = history_alerts(notification);
-        match rendered {
-            Ok(rendered) => {
-                let log_entries = vec![notification.log_entry.clone()];
-                let outbox = self.dispatcher.outbox();
-                let id = match rendered.channel {
-                    Some(channel) => outbox.enqueue_held_through(
-                        &target,
-                        &rendered.url,
-                        rendered.body,
-                        now_ms,
-                        log_entries,
-                        channel,
-                    )?,
-                    None => outbox.enqueue_held(&target, &rendered.url, rendered.body, now_ms, log_entries)?,
-                };
-                self.record(HistoryRecord {
-                    id,
-                    receiver: notification.receiver.clone(),
-                    integration: notification.integration.name.to_owned(),
-                    group_key: notification.group_key.clone(),
-                    alerts,
-                    created_ms: now_ms,
-                    state: "pending".into(),
-                    attempts: 0,
-                    error: None,
-                    finished_ms: None,
-                });
-                Ok(Some(id))
-            }
-            Err(reason) => {
-                tracing::error!(target_name = %target, reason = %reason, "notification not sent");
-                Ok(None)
-            }
-        }
-    }
-
-    fn record(&self, record: HistoryRecord) {
-        if let Err(error) = self.state.record(record) {
+    /// Records what the dispatcher settled, in one write.
+    fn update_history(&self, attempts: &[(Delivery, Attempt)], now_ms: i64) {
+        let records: Vec<HistoryRecord> = attempts
+            .iter()
+            .filter_map(|(delivery, attempt)| {
+                let mut record = self.state.history_record(delivery.id)?;
+                record.attempts = delivery.attempts + 1;
+                match attempt {
+                    Attempt::Delivered => {
+                        record.state = "delivered".to_owned();
+                        record.error = None;
+                        record.finished_ms = Some(now_ms);
+                    }
+                    Attempt::Failed { error, permanent } => {
+                        record.state = if *permanent { "failed" } else { "pending" }.to_owned();
+                        record.error = Some(error.clone());
+                        if *permanent {
+                            record.finished_ms = Some(now_ms);
+                        }
+                    }
+                }
+                Some(record)
+            })
+            .collect();
+        if let Err(error) = self.state.record_many(records) {
             tracing::error!(error = %error, "notification history could not be written");
         }
-    }
-
-    fn update_history(&self, delivery: &Delivery, state: &str, error: Option<&str>, now_ms: i64) {
-        let Some(mut record) = self.state.history_record(delivery.id) else { return };
-        record.state = state.to_owned();
-        record.attempts = delivery.attempts + 1;
-        record.error = error.map(str::to_owned);
-        if state != "pending" {
-            record.finished_ms = Some(now_ms);
-        }
-        self.record(record);
     }
 
     /// Writes the snapshot of the alert store if alerts arrived since the last one.
@@ -244,8 +267,9 @@ impl RoutingService {
         if !self.alerts_changed.swap(false, std::sync::atomic::Ordering::AcqRel) {
             return Ok(());
         }
-        let alerts: Vec<StoredAlert> = self.router.lock().alerts().cloned().collect();
-        self.state.write_alerts(&alerts.iter().collect::<Vec<_>>())
+        // Shared handles, not copies: the lock is held only to count them.
+        let alerts: Vec<Arc<StoredAlert>> = self.router.lock().shared_alerts();
+        self.state.write_alerts(&alerts.iter().map(|alert| &**alert).collect::<Vec<_>>())
     }
 
     /// The flush loop: runs until `shutdown` resolves. The alert store is
@@ -256,14 +280,27 @@ impl RoutingService {
         let mut last_snapshot = 0;
         loop {
             let now = now_ms();
-            if let Err(error) = self.tick(now) {
-                tracing::error!(error = %error, "notifications could not be persisted");
-            }
-            if now - last_snapshot >= 1000 {
+            let snapshot = now - last_snapshot >= 1000;
+            if snapshot {
                 last_snapshot = now;
-                if let Err(error) = self.snapshot_alerts() {
-                    tracing::error!(error = %error, "the alert store could not be snapshotted");
-                }
+            }
+            // Flushing and snapshotting write and fsync: off the async
+            // threads, and a snapshot beside the flushes, not before them.
+            if snapshot && !self.snapshotting.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                let service = self.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(error) = service.snapshot_alerts() {
+                        tracing::error!(error = %error, "the alert store could not be snapshotted");
+                    }
+                    service.snapshotting.store(false, std::sync::atomic::Ordering::Release);
+                });
+            }
+            let service = self.clone();
+            let done = tokio::task::spawn_blocking(move || service.tick(now)).await;
+            match done {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::error!(error = %error, "notifications could not be persisted"),
+                Err(error) => tracing::error!(error = %error, "the flush did not finish"),
             }
             let next = self.router.lock().next_wakeup();
             let wait_ms = next.saturating_sub(now_ms()).clamp(1, 1000);

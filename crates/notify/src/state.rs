@@ -121,8 +121,39 @@ pub struct StateStore {
     nflog: Journal,
     silences: Journal,
     history: Journal,
-    recent: Mutex<VecDeque<HistoryRecord>>,
-    index: Mutex<HashMap<u64, usize>>,
+    recent: Mutex<Recent>,
+}
+
+/// The newest history records in memory, with each one's position by id.
+#[derive(Debug, Default)]
+struct Recent {
+    records: VecDeque<HistoryRecord>,
+    /// Id to position counted from the first record ever held (`dropped` included).
+    index: HashMap<u64, usize>,
+    /// Records dropped from the front.
+    dropped: usize,
+}
+
+impl Recent {
+    fn get_mut(&mut self, id: u64) -> Option<&mut HistoryRecord> {
+        let position = self.index.get(&id)?.checked_sub(self.dropped)?;
+        self.records.get_mut(position).filter(|record| record.id == id)
+    }
+
+    fn upsert(&mut self, record: HistoryRecord) {
+        if let Some(slot) = self.get_mut(record.id) {
+            *slot = record;
+            return;
+        }
+        if self.records.len() >= HISTORY_LIMIT
+            && let Some(oldest) = self.records.pop_front()
+        {
+            self.index.remove(&oldest.id);
+            self.dropped += 1;
+        }
+        self.index.insert(record.id, self.dropped + self.records.len());
+        self.records.push_back(record);
+    }
 }
 
 /// What [`StateStore::open`] found.
@@ -168,7 +199,10 @@ impl StateStore {
                 let skip = latest.len().saturating_sub(HISTORY_LIMIT);
                 latest.into_values().skip(skip).collect()
             })?;
-        let index = history_records.iter().enumerate().map(|(position, record)| (record.id, position)).collect();
+        let mut recent = Recent::default();
+        for record in history_records {
+            recent.upsert(record);
+        }
         let alerts_path = directory.join("alerts.json");
         let alerts: Vec<StoredAlert> = match fs::read_to_string(&alerts_path) {
             Ok(text) => serde_json::from_str(&text).unwrap_or_else(|error| {
@@ -177,14 +211,7 @@ impl StateStore {
             }),
             Err(_) => Vec::new(),
         };
-        let store = Self {
-            directory: directory.to_owned(),
-            nflog,
-            silences,
-            history,
-            recent: Mutex::new(history_records.into_iter().collect()),
-            index: Mutex::new(index),
-        };
+        let store = Self { directory: directory.to_owned(), nflog, silences, history, recent: Mutex::new(recent) };
         Ok((store, Restored { log, silences: silence_records, alerts }))
     }
 
@@ -209,34 +236,26 @@ impl StateStore {
 
     /// Records a history record (new or updated).
     pub fn record(&self, record: HistoryRecord) -> Result<(), Error> {
-        self.history.append(std::slice::from_ref(&record))?;
+        self.record_many(vec![record])
+    }
+
+    /// Records history records (new or updated) with one write and one fsync.
+    pub fn record_many(&self, records: Vec<HistoryRecord>) -> Result<(), Error> {
+        self.history.append(&records)?;
         let mut recent = self.recent.lock();
-        let mut index = self.index.lock();
-        if let Some(&position) = index.get(&record.id)
-            && let Some(slot) = recent.get_mut(position)
-            && slot.id == record.id
-        {
-            *slot = record;
-            return Ok(());
+        for record in records {
+            recent.upsert(record);
         }
-        if recent.len() >= HISTORY_LIMIT {
-            recent.pop_front();
-            *index = recent.iter().enumerate().map(|(position, record)| (record.id, position)).collect();
-        }
-        index.insert(record.id, recent.len());
-        recent.push_back(record);
         Ok(())
     }
 
     /// The history record of a delivery.
     pub fn history_record(&self, id: u64) -> Option<HistoryRecord> {
-        let index = self.index.lock();
-        let position = *index.get(&id)?;
-        self.recent.lock().get(position).filter(|record| record.id == id).cloned()
+        self.recent.lock().get_mut(id).map(|record| record.clone())
     }
 
     /// The most recent history records, newest first.
     pub fn history(&self, limit: usize) -> Vec<HistoryRecord> {
-        self.recent.lock().iter().rev().take(limit).cloned().collect()
+        self.recent.lock().records.iter().rev().take(limit).cloned().collect()
     }
 }

@@ -4,9 +4,16 @@
 //! state machine. Time is passed in: [`Router::put`] takes alerts at `now`,
 //! [`Router::tick`] flushes the groups due at `now` and returns the
 //! notifications to send; nothing here sleeps, reads the clock or does I/O.
+//!
+//! Costs: alerts are held once, behind an [`Arc`] shared by the store and
+//! every group holding them; groups wait in a schedule ordered by their next
+//! flush, so a tick visits only the groups due and [`Router::next_wakeup`]
+//! is a lookup; routing an alert reads the tree's index of equality
+//! matchers ([`RouteTree::matching`](super::route::RouteTree::matching))
+//! rather than every route.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::config::{Integration, RoutingConfig};
@@ -103,10 +110,12 @@ struct Group {
     route: usize,
     labels: LabelSet,
     key: String,
-    alerts: HashMap<u64, StoredAlert>,
+    alerts: HashMap<u64, Arc<StoredAlert>>,
     next_flush_ms: i64,
     has_flushed: bool,
 }
+
+type GroupId = (usize, u64);
 
 /// An alert's state as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -121,8 +130,10 @@ pub struct AlertStatus {
 #[derive(Debug)]
 pub struct Router {
     config: Arc<RoutingConfig>,
-    alerts: HashMap<u64, StoredAlert>,
-    groups: HashMap<(usize, u64), Group>,
+    alerts: HashMap<u64, Arc<StoredAlert>>,
+    groups: HashMap<GroupId, Group>,
+    /// Every group by its next flush.
+    schedule: BTreeSet<(i64, GroupId)>,
     silences: Silences,
     nflog: NotificationLog,
     /// Log entries written since the last [`Router::take_log_changes`].
@@ -169,6 +180,7 @@ impl Router {
             config,
             alerts: HashMap::new(),
             groups: HashMap::new(),
+            schedule: BTreeSet::new(),
             silences,
             nflog,
             log_changes: Vec::new(),
@@ -185,7 +197,8 @@ impl Router {
     pub fn reload(&mut self, config: Arc<RoutingConfig>, now_ms: i64) {
         self.config = config;
         self.groups.clear();
-        let alerts: Vec<StoredAlert> = self.alerts.values().cloned().collect();
+        self.schedule.clear();
+        let alerts: Vec<Arc<StoredAlert>> = self.alerts.values().cloned().collect();
         for alert in alerts {
             self.route(alert, now_ms);
         }
@@ -223,7 +236,7 @@ impl Router {
             }
             let fingerprint = fingerprint(&alert.labels);
             let mut stored = StoredAlert { alert, fingerprint, updated_at_ms: now_ms, timeout };
-            if let Some(old) = self.alerts.get(&fingerprint) {
+            if let Some(old) = self.alerts.get(&fingerprint).map(|old| &**old) {
                 let old_end = old.alert.ends_at_ms.unwrap_or(i64::MAX);
                 let new_end = stored.alert.ends_at_ms.unwrap_or(i64::MAX);
                 // Merge only when the two overlap, as Alertmanager's provider does.
@@ -234,29 +247,45 @@ impl Router {
                     stored = merge(old, stored, now_ms);
                 }
             }
+            let stored = Arc::new(stored);
             self.alerts.insert(fingerprint, stored.clone());
             self.route(stored, now_ms);
         }
     }
 
-    fn route(&mut self, alert: StoredAlert, now_ms: i64) {
+    /// Moves a group in the schedule to flush at `at_ms`.
+    fn set_next_flush(schedule: &mut BTreeSet<(i64, GroupId)>, group_id: GroupId, group: &mut Group, at_ms: i64) {
+        if group.next_flush_ms == at_ms {
+            return;
+        }
+        schedule.remove(&(group.next_flush_ms, group_id));
+        group.next_flush_ms = at_ms;
+        schedule.insert((at_ms, group_id));
+    }
+
+    fn route(&mut self, alert: Arc<StoredAlert>, now_ms: i64) {
         let config = Arc::clone(&self.config);
         for route_index in config.route.matching(&alert.alert.labels) {
             let route = config.route.get(route_index);
             let group_labels = route.group_labels(&alert.alert.labels);
             let group_fingerprint = fingerprint(&group_labels);
             let group_wait_ms = i64::try_from(route.group_wait.as_millis()).unwrap_or(i64::MAX);
-            let group = self.groups.entry((route_index, group_fingerprint)).or_insert_with(|| Group {
-                route: route_index,
-                key: format!("{}:{}", route.key, label_set_string(&group_labels)),
-                labels: group_labels,
-                alerts: HashMap::new(),
-                next_flush_ms: now_ms.saturating_add(group_wait_ms),
-                has_flushed: false,
+            let group_id = (route_index, group_fingerprint);
+            let group = self.groups.entry(group_id).or_insert_with(|| {
+                let next_flush_ms = now_ms.saturating_add(group_wait_ms);
+                self.schedule.insert((next_flush_ms, group_id));
+                Group {
+                    route: route_index,
+                    key: format!("{}:{}", route.key, label_set_string(&group_labels)),
+                    labels: group_labels,
+                    alerts: HashMap::new(),
+                    next_flush_ms,
+                    has_flushed: false,
+                }
             });
             // An alert older than group_wait flushes a new group at once.
             if !group.has_flushed && alert.alert.starts_at_ms.saturating_add(group_wait_ms) < now_ms {
-                group.next_flush_ms = now_ms;
+                Self::set_next_flush(&mut self.schedule, group_id, group, now_ms);
             }
             group.alerts.insert(alert.fingerprint, alert.clone());
         }
@@ -269,6 +298,7 @@ impl Router {
             if self.alerts.contains_key(&alert.fingerprint) || alert.fingerprint != fingerprint(&alert.alert.labels) {
                 continue;
             }
+            let alert = Arc::new(alert);
             self.alerts.insert(alert.fingerprint, alert.clone());
             self.route(alert, now_ms);
         }
@@ -276,12 +306,17 @@ impl Router {
 
     /// The alerts held, resolved ones included until they are collected.
     pub fn alerts(&self) -> impl Iterator<Item = &StoredAlert> {
-        self.alerts.values()
+        self.alerts.values().map(|alert| &**alert)
+    }
+
+    /// The alerts held, as shared handles (a snapshot without copying them).
+    pub fn shared_alerts(&self) -> Vec<Arc<StoredAlert>> {
+        self.alerts.values().cloned().collect()
     }
 
     /// When [`Router::tick`] has work next.
     pub fn next_wakeup(&self) -> i64 {
-        self.groups.values().map(|group| group.next_flush_ms).min().unwrap_or(i64::MAX).min(self.next_maintenance_ms)
+        self.schedule.first().map_or(i64::MAX, |(at_ms, _)| *at_ms).min(self.next_maintenance_ms)
     }
 
     fn inhibitor(&self, now_ms: i64) -> Inhibitor {
@@ -329,7 +364,7 @@ impl Router {
             .values()
             .filter(|group| !group.alerts.is_empty())
             .map(|group| {
-                let mut alerts: Vec<&StoredAlert> = group.alerts.values().collect();
+                let mut alerts: Vec<&StoredAlert> = group.alerts.values().map(|alert| &**alert).collect();
                 alerts.sort_by(|a, b| alert_order(&a.alert, &b.alert));
                 (self.config.route.get(group.route).receiver.clone(), group.labels.clone(), alerts)
             })
@@ -345,8 +380,8 @@ impl Router {
         if now_ms >= self.next_maintenance_ms {
             self.maintenance(now_ms);
         }
-        let mut due: Vec<(usize, u64)> =
-            self.groups.iter().filter(|(_, group)| group.next_flush_ms <= now_ms).map(|(key, _)| *key).collect();
+        let mut due: Vec<GroupId> =
+            self.schedule.range(..=(now_ms, (usize::MAX, u64::MAX))).map(|(_, group_id)| *group_id).collect();
         if due.is_empty() {
             return Vec::new();
         }
@@ -359,23 +394,26 @@ impl Router {
         notifications
     }
 
-    fn flush(&mut self, key: (usize, u64), inhibitor: &Inhibitor, now_ms: i64, out: &mut Vec<Notification>) {
+    fn flush(&mut self, key: GroupId, inhibitor: &Inhibitor, now_ms: i64, out: &mut Vec<Notification>) {
         let config = Arc::clone(&self.config);
         let Some(group) = self.groups.get_mut(&key) else { return };
         let route = config.route.get(group.route);
-        group.next_flush_ms =
-            now_ms.saturating_add(i64::try_from(route.group_interval.as_millis()).unwrap_or(i64::MAX));
+        let next_flush_ms = now_ms.saturating_add(i64::try_from(route.group_interval.as_millis()).unwrap_or(i64::MAX));
+        Self::set_next_flush(&mut self.schedule, key, group, next_flush_ms);
         group.has_flushed = true;
         if group.alerts.is_empty() {
             return;
         }
-        let snapshot: Vec<StoredAlert> = group.alerts.values().cloned().collect();
+        let snapshot: Vec<Arc<StoredAlert>> = group.alerts.values().cloned().collect();
         let group_key = group.key.clone();
         let group_labels = group.labels.clone();
 
         // The pipeline: inhibition, the route's time intervals, silences.
-        let mut alerts: Vec<&StoredAlert> =
-            snapshot.iter().filter(|alert| !inhibitor.mutes(&config.inhibit_rules, &alert.alert.labels)).collect();
+        let mut alerts: Vec<&StoredAlert> = snapshot
+            .iter()
+            .map(|alert| &**alert)
+            .filter(|alert| !inhibitor.mutes(&config.inhibit_rules, &alert.alert.labels))
+            .collect();
         let active =
             route.active_time_intervals.is_empty() || config.in_time_intervals(&route.active_time_intervals, now_ms);
         let muted = config.in_time_intervals(&route.mute_time_intervals, now_ms);
@@ -458,9 +496,15 @@ impl Router {
     /// and log entries.
     fn maintenance(&mut self, now_ms: i64) {
         self.next_maintenance_ms = now_ms + MAINTENANCE_INTERVAL_MS;
-        self.groups.retain(|_, group| !group.alerts.is_empty());
-        let held: std::collections::HashSet<u64> =
-            self.groups.values().flat_map(|group| group.alerts.keys().copied()).collect();
+        let schedule = &mut self.schedule;
+        self.groups.retain(|group_id, group| {
+            let keep = !group.alerts.is_empty();
+            if !keep {
+                schedule.remove(&(group.next_flush_ms, *group_id));
+            }
+            keep
+        });
+        let held: HashSet<u64> = self.groups.values().flat_map(|group| group.alerts.keys().copied()).collect();
         self.alerts.retain(|fingerprint, alert| !alert.is_resolved(now_ms) || held.contains(fingerprint));
         self.silences.collect_garbage(now_ms);
         self.nflog.collect_garbage(now_ms);

@@ -63,6 +63,7 @@ fn options() -> DispatcherOptions {
         initial_backoff: Duration::from_secs(1),
         max_backoff: Duration::from_secs(8),
         external_url: "http://alertbook.test".into(),
+        concurrency_per_receiver: 4,
     }
 }
 

@@ -102,6 +102,7 @@ impl Setup {
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(8),
             external_url: "http://alertbook.test:9099".into(),
+            ..DispatcherOptions::default()
         };
         let outbox = Outbox::open(&self.directory.path().join("outbox")).expect("outbox");
         let dispatcher = Dispatcher::new(outbox, Vec::new(), options).expect("dispatcher");
