@@ -7,7 +7,10 @@
 //!
 //! The tail first sends the matching entries from `start` (default an hour
 //! ago) to now, then every pushed entry the query keeps, as stored (lines of
-//! redacted streams arrive redacted), held back `delay_for` seconds. Pushes
+//! redacted streams arrive redacted), held back `delay_for` seconds: the
+//! history too is read only after that delay, so slow loggers catch up
+//! before anything is sent, and a push that the history already held is not
+//! sent twice. Pushes
 //! beyond `limit` entries in one frame are reported in `dropped_entries`; a
 //! tail that falls more than 1024 pushes behind misses them and logs it.
 
@@ -283,6 +286,10 @@ async fn run_tail(
 ) {
     let Some(service) = state.logs() else { return };
     let Tail { query, limit, start, delay } = request;
+    // Held back like every push, so entries pushed meanwhile are in it.
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let history_query = query.clone();
     let history_service = service.clone();
     let history = tokio::task::spawn_blocking(move || {
@@ -298,8 +305,16 @@ async fn run_tail(
         )
     })
     .await;
+    // Pushes published after the subscription may already be in the history:
+    // what it sent is not sent again.
+    let mut sent_in_history = std::collections::HashSet::new();
     let first_frame = match history {
         Ok(Ok(QueryValue::Streams(streams))) if streams.iter().any(|stream| !stream.entries.is_empty()) => {
+            for stream in &streams {
+                for entry in &stream.entries {
+                    sent_in_history.insert(entry_key(&stream.labels, entry.timestamp_ns, &entry.line));
+                }
+            }
             Some(tail_frame(&streams, &[]))
         }
         Ok(Err(error)) => {
@@ -334,7 +349,16 @@ async fn run_tail(
                 let frame = {
                     let service = service.clone();
                     let query = query.clone();
-                    tokio::task::spawn_blocking(move || tail_batch(&service, &query, &batch, limit)).await
+                    let seen = std::mem::take(&mut sent_in_history);
+                    let answer = tokio::task::spawn_blocking(move || {
+                        let frame = tail_batch(&service, &query, &batch, limit, &seen);
+                        (frame, seen)
+                    })
+                    .await;
+                    answer.map(|(frame, seen)| {
+                        sent_in_history = seen;
+                        frame
+                    })
                 };
                 let Ok(Some(frame)) = frame else { continue };
                 if socket.send(Message::Text(frame.into())).await.is_err() {
@@ -345,8 +369,20 @@ async fn run_tail(
     }
 }
 
-/// The frame for one push: the entries the query keeps, at most `limit`, the rest reported dropped.
-fn tail_batch(service: &crate::LogService, query: &str, batch: &[PushStream], limit: usize) -> Option<String> {
+/// What identifies an entry a tail sent: its stream, time and line.
+fn entry_key(labels: &Labels, timestamp_ns: i64, line: &str) -> (String, i64, String) {
+    (labels.to_string(), timestamp_ns, line.to_owned())
+}
+
+/// The frame for one push: the entries the query keeps and the history did
+/// not send already (`seen`), at most `limit`, the rest reported dropped.
+fn tail_batch(
+    service: &crate::LogService,
+    query: &str,
+    batch: &[PushStream],
+    limit: usize,
+    seen: &std::collections::HashSet<(String, i64, String)>,
+) -> Option<String> {
     let source = Pushed(batch);
     let (low, high) = batch
         .iter()
@@ -371,6 +407,10 @@ fn tail_batch(service: &crate::LogService, query: &str, batch: &[PushStream], li
     let mut dropped = Vec::new();
     let mut sent = 0;
     for mut stream in streams {
+        if !seen.is_empty() {
+            let labels = &stream.labels;
+            stream.entries.retain(|entry| !seen.contains(&entry_key(labels, entry.timestamp_ns, &entry.line)));
+        }
         let room = limit.saturating_sub(sent);
         if stream.entries.len() > room {
             dropped.extend(stream.entries.drain(room..).map(|entry| (stream.labels.clone(), entry.timestamp_ns)));

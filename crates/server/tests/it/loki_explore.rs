@@ -270,6 +270,12 @@ async fn tail_holds_entries_back_for_delay_for() {
     push(&state, json!({"streams": [{"stream": {"job": "app"}, "values": [[now_ns().to_string(), "late"]]}]})).await;
     let frame = next_frame(&mut client).await;
     assert!(pushed_at.elapsed() >= Duration::from_secs(1), "sent after {:?}", pushed_at.elapsed());
+    assert_eq!(frame["streams"][0]["values"].as_array().map(Vec::len), Some(1), "{frame}");
     assert_eq!(frame["streams"][0]["values"][0][1], "late");
+    // Whether "late" came in the history or as a push, it is sent once: the next frame is the next push.
+    push(&state, json!({"streams": [{"stream": {"job": "app"}, "values": [[now_ns().to_string(), "later"]]}]})).await;
+    let frame = next_frame(&mut client).await;
+    assert_eq!(frame["streams"][0]["values"].as_array().map(Vec::len), Some(1), "{frame}");
+    assert_eq!(frame["streams"][0]["values"][0][1], "later", "{frame}");
     server.stop().await;
 }
