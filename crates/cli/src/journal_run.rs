@@ -81,10 +81,22 @@ pub fn firing_alerts(manager: &rules::Manager) -> HashSet<(String, i64)> {
     firing
 }
 
-/// The reminder notification of an episode without an entry, at `now_ms`.
-/// Pure: `external_url` is where alertbook is reached (the alert page's link).
-pub fn reminder_notification(episode: &state::Episode, now_ms: i64, external_url: &str) -> rules::Notification {
+/// Where reminders go and what they carry besides the episode.
+#[derive(Debug, Clone, Default)]
+pub struct ReminderTarget {
+    /// Where alertbook is reached: the alert page's link starts with it.
+    pub external_url: String,
+    /// `global.external_labels`, added where the alert's labels lack them (as for alerts).
+    pub external_labels: BTreeMap<String, String>,
+}
+
+/// The reminder notification of an episode without an entry, at `now_ms`. Pure.
+pub fn reminder_notification(episode: &state::Episode, now_ms: i64, target: &ReminderTarget) -> rules::Notification {
+    let external_url = target.external_url.as_str();
     let mut labels = episode.labels.clone();
+    for (name, value) in &target.external_labels {
+        labels.entry(name.clone()).or_insert_with(|| value.clone());
+    }
     labels.insert("alertname".into(), REMINDER_ALERTNAME.into());
     labels.insert("alert_id".into(), episode.alert_id.clone());
     labels.insert("acknowledged_by".into(), episode.acknowledged_by.clone());
@@ -124,7 +136,7 @@ pub async fn remind_once(
     journal: &journal::Journal,
     manager: &rules::Manager,
     notifier: &Arc<dyn rules::Notifier>,
-    external_url: &str,
+    target: &ReminderTarget,
     now_ms: i64,
 ) -> Result<usize, journal::JournalError> {
     let firing = firing_alerts(manager);
@@ -135,7 +147,7 @@ pub async fn remind_once(
         return Ok(0);
     }
     let notifications: Vec<rules::Notification> =
-        due.iter().map(|episode| reminder_notification(episode, now_ms, external_url)).collect();
+        due.iter().map(|episode| reminder_notification(episode, now_ms, target)).collect();
     for episode in &due {
         tracing::info!(
             alert_id = %episode.alert_id,
@@ -156,7 +168,7 @@ pub fn spawn_reminders(
     journal: journal::Journal,
     manager: Arc<rules::Manager>,
     notifier: Arc<dyn rules::Notifier>,
-    external_url: String,
+    target: ReminderTarget,
     interval: Duration,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
@@ -172,7 +184,7 @@ pub fn spawn_reminders(
                 break;
             }
             let now_ms = crate::routing::now_ms();
-            if let Err(error) = remind_once(&journal, &manager, &notifier, &external_url, now_ms).await {
+            if let Err(error) = remind_once(&journal, &manager, &notifier, &target, now_ms).await {
                 tracing::error!(error = %error, "the journal reminder pass failed");
             }
         }
@@ -211,13 +223,18 @@ mod tests {
 
     #[test]
     fn a_reminder_names_the_alert_and_whoever_acknowledged_it_and_keeps_the_route() {
-        let notification = reminder_notification(&episode(), 5_000, "http://alertbook.example:9099/");
+        let target = ReminderTarget {
+            external_url: "http://alertbook.example:9099/".into(),
+            external_labels: BTreeMap::from([("region".into(), "eu".into()), ("severity".into(), "other".into())]),
+        };
+        let notification = reminder_notification(&episode(), 5_000, &target);
         let labels = &notification.labels;
         assert_eq!(labels["alertname"], REMINDER_ALERTNAME);
         assert_eq!(labels["alert_id"], "A6");
         assert_eq!(labels["acknowledged_by"], "alice");
         assert_eq!(labels["route"], "ops-oncall", "it reaches the alert's receivers");
-        assert_eq!(labels["severity"], "page");
+        assert_eq!(labels["severity"], "page", "the alert's own labels win over external labels");
+        assert_eq!(labels["region"], "eu");
         assert_eq!(
             notification.annotations["summary"],
             "A6 LokiCompactorBehind acknowledged by alice at 2025-12-01T00:00:00Z has no journal entry"
@@ -261,9 +278,10 @@ mod tests {
         let manager = rules::Manager::new(&[], rules::ManagerOptions::embedded(datasource));
         let recorder = Arc::new(Recorder::default());
         let notifier: Arc<dyn rules::Notifier> = recorder.clone();
-        assert_eq!(remind_once(&journal, &manager, &notifier, "http://x", 3_000).await.expect("pass"), 0);
-        assert_eq!(remind_once(&journal, &manager, &notifier, "http://x", 4_000).await.expect("pass"), 1);
-        assert_eq!(remind_once(&journal, &manager, &notifier, "http://x", 4_500).await.expect("pass"), 0);
+        let target = ReminderTarget { external_url: "http://x".into(), ..ReminderTarget::default() };
+        assert_eq!(remind_once(&journal, &manager, &notifier, &target, 3_000).await.expect("pass"), 0);
+        assert_eq!(remind_once(&journal, &manager, &notifier, &target, 4_000).await.expect("pass"), 1);
+        assert_eq!(remind_once(&journal, &manager, &notifier, &target, 4_500).await.expect("pass"), 0);
         let sent = recorder.0.lock().expect("recorder").clone();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].labels["acknowledged_by"], "alice");

@@ -477,7 +477,14 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
             journal_service.journal.clone(),
             rule_manager.clone(),
             reminder_notifier,
-            format!("http://{}", config.listen),
+            journal_run::ReminderTarget {
+                external_url: format!("http://{}", config.listen),
+                external_labels: config
+                    .external_labels
+                    .iter()
+                    .map(|label| (label.name.clone(), label.value.clone()))
+                    .collect(),
+            },
             reminder_interval,
             reminders_stopped,
         );
