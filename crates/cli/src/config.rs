@@ -23,7 +23,20 @@
 //!   redact_streams: ['{job="faro"}']  # streams PII-redacted at ingest (the default); [] turns redaction off
 //! alerting:
 //!   config_file: alertmanager.yml     # Alertmanager's own format, relative to this file; validated at load
+//! state:                     # the state store of the on-call journal and the accounts
+//!   type: sqlite             # the default: <data>/state.sqlite (WAL mode)
+//!   # type: postgres
+//!   # url_file: /run/secrets/alertbook_state_dsn   # a postgres:// URL, password included
+//! journal:
+//!   remind_after: 24h        # re-notify whoever acknowledged an alert still without an entry
+//! auth:
+//!   require_for_read: false  # true: the Prometheus and Loki read APIs need a token or session
+//!   write_token_file: /run/secrets/alertbook_write_token   # remote write and Loki push then need it as a bearer token
 //! ```
+//!
+//! Secret files (`state.url_file`, `auth.write_token_file`) are read at load;
+//! what they hold is kept in a [`Secret`], which no `Debug` output, log or
+//! error shows.
 //!
 //! The self-scrape job targets the listen address (a wildcard address is
 //! scraped through loopback); it is left out when `scrape_self: false` or
@@ -60,6 +73,9 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "triage_traces",
     "logs",
     "alerting",
+    "state",
+    "journal",
+    "auth",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +105,81 @@ struct RawConfig {
     logs: Option<RawLogs>,
     #[serde(default)]
     alerting: Option<RawAlerting>,
+    #[serde(default)]
+    state: Option<Spanned<RawState>>,
+    #[serde(default)]
+    journal: Option<RawJournal>,
+    #[serde(default)]
+    auth: Option<RawAuth>,
+}
+
+/// The `state` section: where the journal and the accounts are stored.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    #[serde(default)]
+    url_file: Option<Spanned<String>>,
+}
+
+/// The `journal` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJournal {
+    #[serde(default)]
+    remind_after: Option<Spanned<String>>,
+}
+
+/// The `auth` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    #[serde(default)]
+    require_for_read: Option<bool>,
+    #[serde(default)]
+    write_token_file: Option<Spanned<String>>,
+}
+
+/// A value read from a secret file: its `Debug` shows `<secret>`, never the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one call that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("<secret>")
+    }
+}
+
+/// Where the state store (journal, users, tokens, sessions) lives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StateBackend {
+    /// `<data>/state.sqlite`.
+    #[default]
+    Sqlite,
+    /// PostgreSQL at the URL read from `url_file`.
+    Postgres { url_file: PathBuf, url: Secret },
+}
+
+impl StateBackend {
+    /// `sqlite` or `postgres`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StateBackend::Sqlite => "sqlite",
+            StateBackend::Postgres { .. } => "postgres",
+        }
+    }
 }
 
 /// The `alerting` section: alertbook's own routing.
@@ -138,6 +229,16 @@ pub struct Config {
     pub redact_streams: Vec<String>,
     /// `alerting.config_file`: the `alertmanager.yml` routing alerts, validated.
     pub alerting: Option<(PathBuf, std::sync::Arc<notify::routing::RoutingConfig>)>,
+    /// `state`: SQLite under `data` (default) or PostgreSQL.
+    pub state: StateBackend,
+    /// `journal.remind_after`.
+    pub remind_after: std::time::Duration,
+    /// `auth.require_for_read`: the Prometheus and Loki read APIs need a token or session.
+    pub require_for_read: bool,
+    /// `auth.write_token_file`'s token: remote write and Loki push need it as a bearer token.
+    pub write_token: Option<Secret>,
+    /// Mark session cookies `Secure`: true when alertbook serves over TLS.
+    pub secure_cookies: bool,
 }
 
 impl Default for Config {
@@ -153,6 +254,11 @@ impl Default for Config {
             datasources: crate::datasources::Datasources::default(),
             redact_streams: vec![pii::DEFAULT_STREAMS.to_owned()],
             alerting: None,
+            state: StateBackend::Sqlite,
+            remind_after: journal::DEFAULT_REMIND_AFTER,
+            require_for_read: false,
+            write_token: None,
+            secure_cookies: false,
         }
     }
 }
@@ -279,11 +385,101 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
             }
         }
     }
+    if let Some(state) = &raw.state
+        && let Some(backend) = validate_state(&source, state, base, &mut errors)
+    {
+        config.state = backend;
+    }
+    if let Some(remind_after) = raw.journal.as_ref().and_then(|journal| journal.remind_after.as_ref()) {
+        match catalog::duration::parse_duration(&remind_after.value) {
+            Ok(duration) if !duration.is_zero() => config.remind_after = duration,
+            Ok(_) => errors.push(source.error_at_value(remind_after, "journal.remind_after must be longer than 0s")),
+            Err(error) => errors
+                .push(source.error_at_value(remind_after, format!("journal.remind_after is not a duration: {error}"))),
+        }
+    }
+    if let Some(auth) = &raw.auth {
+        config.require_for_read = auth.require_for_read.unwrap_or(false);
+        if let Some(file) = &auth.write_token_file {
+            config.write_token = read_secret(&source, "auth.write_token_file", file, base, &mut errors);
+        }
+    }
     if errors.is_empty() {
         Ok(config)
     } else {
         crate::datasources::mask_secrets(&mut errors, &crate::datasources::inline_secrets(&raw.datasources));
         Err(Diagnostics(errors))
+    }
+}
+
+/// The contents of a secret file, trailing newline dropped; an error names
+/// the file and why, never what it holds.
+fn read_secret(
+    source: &SourceFile,
+    key: &str,
+    file: &Spanned<String>,
+    base: &Path,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<Secret> {
+    let path = base.join(&file.value);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let text = text.trim_end_matches(['\r', '\n']).trim();
+            if text.is_empty() {
+                errors.push(source.error_at_value(file, format!("{key} {:?} is empty", file.value)));
+                return None;
+            }
+            Some(Secret::new(text))
+        }
+        Err(error) => {
+            errors.push(source.error_at_value(file, format!("cannot read {key} {:?}: {error}", file.value)));
+            None
+        }
+    }
+}
+
+fn validate_state(
+    source: &SourceFile,
+    state: &Spanned<RawState>,
+    base: &Path,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<StateBackend> {
+    let raw = &state.value;
+    match raw.kind.value.as_str() {
+        "sqlite" => {
+            if let Some(file) = &raw.url_file {
+                errors.push(source.error_at_value(file, "url_file is for type: postgres; sqlite lives under data"));
+                return None;
+            }
+            Some(StateBackend::Sqlite)
+        }
+        "postgres" => {
+            let Some(file) = &raw.url_file else {
+                errors.push(source.error_at_value(
+                    state,
+                    "state of type postgres needs url_file: a file holding its postgres:// URL",
+                ));
+                return None;
+            };
+            let url = read_secret(source, "state.url_file", file, base, errors)?;
+            if !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://")) {
+                errors.push(source.error_at_value(
+                    file,
+                    format!(
+                        "state.url_file {:?} does not hold a PostgreSQL URL such as postgres://user:password@host:5432/database",
+                        file.value
+                    ),
+                ));
+                return None;
+            }
+            Some(StateBackend::Postgres { url_file: base.join(&file.value), url })
+        }
+        other => {
+            errors.push(
+                source.error_at_value(&raw.kind, format!("unknown state type {other:?}: expected sqlite or postgres")),
+            );
+            None
+        }
     }
 }
 
@@ -323,5 +519,78 @@ mod tests {
         .expect_err("invalid");
         let located: Vec<(usize, usize)> = errors.iter().map(|error| (error.line, error.column)).collect();
         assert_eq!(located, [(2, 19), (7, 16)], "{errors}");
+    }
+
+    #[test]
+    fn state_journal_and_auth_default_to_sqlite_24h_and_open_reads() {
+        let config = load_text("listen: 127.0.0.1:9099\n").expect("valid");
+        assert_eq!(config.state, StateBackend::Sqlite);
+        assert_eq!(config.remind_after, std::time::Duration::from_secs(24 * 3600));
+        assert!(!config.require_for_read && config.write_token.is_none() && !config.secure_cookies);
+        assert!(TOP_LEVEL_KEYS.contains(&"state") && TOP_LEVEL_KEYS.contains(&"journal"));
+        assert!(TOP_LEVEL_KEYS.contains(&"auth"));
+    }
+
+    #[test]
+    fn postgres_state_reads_its_url_from_a_file_next_to_the_config_and_never_shows_it() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(directory.path().join("state-dsn"), "postgres://alertbook:hunter2-state@db:5432/alertbook\n")
+            .expect("dsn");
+        std::fs::write(directory.path().join("write-token"), "hunter2-write\n").expect("token");
+        let path = directory.path().join("alertbook.yaml");
+        std::fs::write(
+            &path,
+            "state: {type: postgres, url_file: state-dsn}\njournal:\n  remind_after: 2h\nauth:\n  require_for_read: true\n  write_token_file: write-token\n",
+        )
+        .expect("config");
+        let config = load(&path).expect("valid");
+        match &config.state {
+            StateBackend::Postgres { url_file, url } => {
+                assert_eq!(url_file, &directory.path().join("state-dsn"));
+                assert_eq!(url.expose(), "postgres://alertbook:hunter2-state@db:5432/alertbook");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(config.remind_after, std::time::Duration::from_secs(7200));
+        assert!(config.require_for_read);
+        assert_eq!(config.write_token.as_ref().map(Secret::expose), Some("hunter2-write"));
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+    }
+
+    #[test]
+    fn state_journal_and_auth_errors_are_located_and_hold_no_secret() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(directory.path().join("not-a-url"), "mysql://root:hunter2-wrong@db/x\n").expect("file");
+        std::fs::write(directory.path().join("empty"), "\n").expect("file");
+        let path = directory.path().join("alertbook.yaml");
+        std::fs::write(
+            &path,
+            "state:\n  type: postgres\n  url_file: not-a-url\njournal:\n  remind_after: 0s\nauth:\n  write_token_file: empty\n",
+        )
+        .expect("config");
+        let errors = load(&path).expect_err("invalid");
+        let text = errors.to_string();
+        let located: Vec<(usize, usize)> = errors.iter().map(|error| (error.line, error.column)).collect();
+        assert_eq!(located, [(3, 13), (5, 17), (7, 21)], "{text}");
+        assert!(text.contains("does not hold a PostgreSQL URL"), "{text}");
+        assert!(text.contains("remind_after must be longer than 0s"), "{text}");
+        assert!(text.contains("auth.write_token_file \"empty\" is empty"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+
+        for (yaml, position, message) in [
+            ("state: {type: mysql}\n", (1, 15), "unknown state type \"mysql\": expected sqlite or postgres"),
+            ("state:\n  type: postgres\n", (2, 3), "needs url_file"),
+            ("state: {type: sqlite, url_file: x}\n", (1, 33), "url_file is for type: postgres"),
+            ("state: {type: postgres, url_file: missing}\n", (1, 35), "cannot read state.url_file \"missing\""),
+            ("journal: {remind_after: soon}\n", (1, 25), "journal.remind_after is not a duration"),
+            ("auth: {require_for_read: maybe}\n", (1, 26), "require_for_read"),
+            ("state: {type: postgres, url: 'postgres://a:b@c/d'}\n", (1, 25), "unknown field `url`"),
+        ] {
+            let errors = load_text(yaml).expect_err(yaml);
+            let text = errors.to_string();
+            assert_eq!((errors.0[0].line, errors.0[0].column), position, "{yaml}: {text}");
+            assert!(text.contains(message), "{yaml}: {text}");
+        }
     }
 }

@@ -3,13 +3,16 @@
 //! Subcommands: `run` (the server and the rule evaluation loop), `check`
 //! (validate catalogs, rule files, contracts and configuration), `runbook`
 //! (list or print entries), `test promql` and `test rules` (promtool's rule
-//! unit tests), `replay` (recorded metrics through the rules). Each maps
+//! unit tests), `replay` (recorded metrics through the rules), `user` and
+//! `token` (local accounts), `journal` (the on-call journal). Each maps
 //! its arguments onto library crates and their results onto output and exit
 //! status; no domain logic lives here.
 
 mod config;
 mod datasources;
 mod evaluation;
+mod journal_command;
+mod journal_run;
 mod log_input;
 mod logs;
 mod probe_command;
@@ -38,9 +41,13 @@ use clap::{CommandFactory, Parser, Subcommand};
                   them and over PostgreSQL and the Docker Engine; it probes HTTP, TCP, TLS, SMTP and S3 endpoints; \
                   firing alerts go to Alertmanagers and webhooks, routed as Alertmanager routes them when \
                   alerting.config_file names an alertmanager.yml, and the runbook is served as pages; when an alert \
-                  fires, its runbook entry's checks run (triage) and pick the branch its notification names. The \
-                  Busflow catalog (catalog/busflow) is the default. Planned, not running yet: Slack, email and \
-                  PagerDuty receivers and the on-call journal."
+                  fires, its runbook entry's checks run (triage) and pick the branch its notification names. \
+                  Responders acknowledge and close alerts in the on-call journal (the closing fields the catalog \
+                  requires; SQLite under --data, or PostgreSQL), and whoever acknowledged an alert without closing \
+                  it is reminded after journal.remind_after; `alertbook user add` and `alertbook token create` \
+                  manage the local users and API tokens, `alertbook journal list|show|export` reads the journal. \
+                  The Busflow catalog (catalog/busflow) is the default. Planned, not running yet: Slack, email and \
+                  PagerDuty receivers."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -118,6 +125,15 @@ enum Command {
     /// default), SQL and Docker checks against the configuration's `sql` and `docker`
     /// datasources (--config). Log checks read no remote log store yet: they are missing.
     Triage(triage_run::ManualArguments),
+    /// Manage local users (viewer, responder, admin) of the journal API and web UI.
+    #[command(subcommand)]
+    User(journal_command::UserCommand),
+    /// Create API tokens (`Authorization: Bearer <token>`).
+    #[command(subcommand)]
+    Token(journal_command::TokenCommand),
+    /// Read the on-call journal: list, show one entry with its revisions, export.
+    #[command(subcommand)]
+    Journal(journal_command::JournalCommand),
 }
 
 /// The arguments of `alertbook run`.
@@ -162,6 +178,9 @@ struct RunArgs {
     no_probes: bool,
     #[command(flatten)]
     triage: triage_run::TriageFlags,
+    /// How often acknowledged alerts without a journal entry are looked for (tests shorten it).
+    #[arg(long = "journal.reminder-interval", value_name = "DURATION", default_value = "60s", value_parser = parse_duration_flag, hide = true)]
+    reminder_interval: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -272,6 +291,9 @@ fn main() -> ExitCode {
         Command::Replay(arguments) => replay::run(&arguments),
         Command::Probe(arguments) => probe_command::run(&arguments),
         Command::Triage(arguments) => triage_run::manual(&arguments),
+        Command::User(command) => journal_command::user(&command),
+        Command::Token(command) => journal_command::token(&command),
+        Command::Journal(command) => journal_command::journal(&command),
     };
     match result {
         Ok(code) => code,
@@ -302,6 +324,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         logs: log_flags,
         no_probes,
         triage: triage_flags,
+        reminder_interval,
     } = arguments;
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -416,6 +439,12 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     );
     let triage_runner = triage_run::runner(&catalog, &config, triage_sources, &triage_flags, rule_manager.clone())?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let journal_service = std::sync::Arc::new(runtime.block_on(journal_run::open_service(&config, &catalog))?);
+    if config.write_token.is_some() {
+        // The server's check of the token is not part of this build yet.
+        tracing::warn!("auth.write_token_file is read but remote write and Loki push do not check it yet");
+    }
+    let reminder_notifier: std::sync::Arc<dyn rules::Notifier> = notifier.clone();
     let maintained = durable.clone();
     let log_store = log_service.store.clone();
     runtime.block_on(async move {
@@ -441,7 +470,24 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         state.set_logs(log_service);
         state.set_routing(routing.clone());
         state.set_status(server_status);
+        state.set_journal(journal_service.clone());
+        let (stop_reminders, reminders_stopped) = tokio::sync::watch::channel(false);
         let (notifier, stop_triage) = triage_run::start(&state, triage_runner, notifier);
+        let reminders = journal_run::spawn_reminders(
+            journal_service.journal.clone(),
+            rule_manager.clone(),
+            reminder_notifier,
+            journal_run::ReminderTarget {
+                external_url: format!("http://{}", config.listen),
+                external_labels: config
+                    .external_labels
+                    .iter()
+                    .map(|label| (label.name.clone(), label.value.clone()))
+                    .collect(),
+            },
+            reminder_interval,
+            reminders_stopped,
+        );
         let scraping = scraping::start(&state, config.scrape_jobs());
         let probing = probing::start(&state, probe_checks);
         let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager, notifier);
@@ -450,6 +496,8 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         probing.shutdown().await;
         let _ = stop_evaluation.send(true);
         let _ = evaluation.await;
+        let _ = stop_reminders.send(true);
+        let _ = reminders.await;
         let _ = stop_triage.send(true);
         let _ = stop_routing.send(());
         let _ = routing_loop.await;
@@ -458,6 +506,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         let _ = stop_maintenance.send(true);
         let _ = maintenance.await;
         let _ = log_maintenance.await;
+        journal_service.journal.store().close().await;
         served
     })?;
     logs::shutdown(&log_store);
@@ -608,7 +657,11 @@ fn check_config(path: &Path) -> Result<String, catalog::Diagnostics> {
     datasources::check_groups(&config.datasources, &catalog)?;
     let listed = config.datasources.summary();
     let listed = if listed.is_empty() { String::new() } else { format!("; datasources: {}", listed.join(", ")) };
-    Ok(format!("configuration valid; catalog: {}{listed}", catalog.summary()))
+    let state = match &config.state {
+        config::StateBackend::Sqlite => "sqlite".to_owned(),
+        config::StateBackend::Postgres { url_file, .. } => format!("postgres (url_file {})", url_file.display()),
+    };
+    Ok(format!("configuration valid; catalog: {}{listed}; state: {state}", catalog.summary()))
 }
 
 fn check_contract(path: &Path) -> Result<String, catalog::Diagnostics> {

@@ -85,6 +85,19 @@ pub fn effective_yaml(file_text: Option<&str>, config: &Config) -> String {
     if let Some(logs) = logs.as_object_mut() {
         logs.insert("redact_streams".into(), json!(config.redact_streams));
     }
+    // The state store's kind; its URL stays in the file url_file names.
+    let state = object.entry("state").or_insert_with(|| json!({}));
+    if let Some(state) = state.as_object_mut() {
+        state.insert("type".into(), json!(config.state.kind()));
+    }
+    let journal = object.entry("journal").or_insert_with(|| json!({}));
+    if let Some(journal) = journal.as_object_mut() {
+        journal.insert("remind_after".into(), json!(duration_text(config.remind_after)));
+    }
+    let auth = object.entry("auth").or_insert_with(|| json!({}));
+    if let Some(auth) = auth.as_object_mut() {
+        auth.insert("require_for_read".into(), json!(config.require_for_read));
+    }
     redact(&mut root, false);
     serde_saphyr::to_string(&root).unwrap_or_default()
 }
@@ -157,5 +170,29 @@ datasources:\n  mimir:\n    type: prometheus\n    url: https://mimir.example/pro
         assert!(yaml.contains("job_name: alertbook"), "{yaml}");
         let reparsed: Value = serde_saphyr::from_str(&yaml).expect("valid YAML");
         assert_eq!(reparsed["scrape_configs"][0]["scrape_interval"], "15s");
+    }
+
+    #[test]
+    fn the_state_url_and_the_write_token_stay_in_their_files() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(directory.path().join("dsn"), "postgres://alertbook:hunter2-state@db/alertbook\n").expect("dsn");
+        std::fs::write(directory.path().join("token"), "hunter2-token\n").expect("token");
+        let text =
+            "state: {type: postgres, url_file: dsn}\njournal: {remind_after: 2h}\nauth: {write_token_file: token}\n";
+        let path = directory.path().join("alertbook.yaml");
+        std::fs::write(&path, text).expect("config");
+        let config = crate::config::load(&path).expect("valid");
+        let yaml = effective_yaml(Some(text), &config);
+        assert!(!yaml.contains("hunter2"), "{yaml}");
+        let reparsed: Value = serde_saphyr::from_str(&yaml).expect("valid YAML");
+        assert_eq!(reparsed["state"]["type"], "postgres");
+        assert_eq!(reparsed["state"]["url_file"], "dsn");
+        assert_eq!(reparsed["journal"]["remind_after"], "7200s");
+        assert_eq!(reparsed["auth"]["require_for_read"], false);
+        assert_eq!(reparsed["auth"]["write_token_file"], "token");
+        let defaults = effective_yaml(None, &Config::default());
+        let reparsed: Value = serde_saphyr::from_str(&defaults).expect("valid YAML");
+        assert_eq!(reparsed["state"]["type"], "sqlite");
+        assert_eq!(reparsed["journal"]["remind_after"], "86400s");
     }
 }

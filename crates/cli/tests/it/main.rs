@@ -4,6 +4,7 @@ mod alerting;
 mod browser;
 mod docker;
 mod durability;
+mod journal;
 mod logs;
 mod postgres;
 mod probes;

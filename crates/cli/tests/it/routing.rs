@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use super::durability::{free_port, start_with};
 
 /// Bodies received, with the time each arrived.
-type Received = Arc<Mutex<Vec<(Instant, serde_json::Value)>>>;
+pub(super) type Received = Arc<Mutex<Vec<(Instant, serde_json::Value)>>>;
 
 /// A webhook that records each body with the time it arrived.
-fn timed_receiver() -> (String, Received) {
+pub(super) fn timed_receiver() -> (String, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("address"));
     let bodies = Arc::new(Mutex::new(Vec::new()));
