@@ -15,6 +15,7 @@ mod rules_api;
 mod shape;
 mod status_api;
 mod ui;
+mod write_token;
 
 fn state() -> std::sync::Arc<server::AppState> {
     state_with(std::sync::Arc::new(tsdb::MemStore::new()))
