@@ -162,6 +162,30 @@ struct RunArgs {
     no_probes: bool,
     #[command(flatten)]
     triage: triage_run::TriageFlags,
+    #[command(flatten)]
+    web_tls: WebTlsFlags,
+}
+
+/// HTTPS serving: both files or neither.
+#[derive(Debug, clap::Args)]
+struct WebTlsFlags {
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --web.tls-key-file.
+    #[arg(long = "web.tls-cert-file", value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The PEM private key of --web.tls-cert-file (PKCS#8, RSA or EC).
+    #[arg(long = "web.tls-key-file", value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+}
+
+impl WebTlsFlags {
+    /// The loaded certificate and key, checked now so a bad file stops the start.
+    fn load(self) -> anyhow::Result<Option<server::ServerTls>> {
+        match (self.cert, self.key) {
+            (Some(cert), Some(key)) => Ok(Some(server::ServerTls::load(&server::TlsFiles { cert, key })?)),
+            (None, None) => Ok(None),
+            _ => anyhow::bail!("--web.tls-cert-file and --web.tls-key-file go together: give both or neither"),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -302,6 +326,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         logs: log_flags,
         no_probes,
         triage: triage_flags,
+        web_tls,
     } = arguments;
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -320,6 +345,13 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(catalog_path) = catalog_path {
         config.catalog = catalog_path;
+    }
+    let tls = web_tls.load()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    if tls.is_some() && config.scrape_self {
+        // The scrape client has no TLS settings to trust the server's own certificate.
+        tracing::warn!("the self-scrape is off under TLS: add a scrape job for alertbook's /metrics if it is needed");
+        config.scrape_self = false;
     }
     let catalog = load_catalog(&config.catalog)?;
     let probe_checks = if no_probes {
@@ -358,7 +390,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let durable = std::sync::Arc::new(durable);
     let serving = durable.clone();
-    let external_url = format!("http://{}", config.listen);
+    let external_url = format!("{scheme}://{}", config.listen);
     // Every datasource reports alertbook_datasource_up and _errors_total; the
     // families are registered into the server's registry once it exists.
     let datasource_health = sources::health::HealthMetrics::new();
@@ -395,7 +427,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     let dispatcher = notify::Dispatcher::new(
         outbox,
         targets,
-        notify::DispatcherOptions { external_url: format!("http://{}", config.listen), ..Default::default() },
+        notify::DispatcherOptions { external_url: format!("{scheme}://{}", config.listen), ..Default::default() },
     )?;
     let routing = notify::RoutingService::open(
         routing_config,
@@ -445,7 +477,10 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         let scraping = scraping::start(&state, config.scrape_jobs());
         let probing = probing::start(&state, probe_checks);
         let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager, notifier);
-        let served = server::serve(config.listen, state, shutdown_signal()).await;
+        let served = match tls {
+            Some(tls) => server::serve_tls(config.listen, state, tls, shutdown_signal()).await,
+            None => server::serve(config.listen, state, shutdown_signal()).await,
+        };
         scraping.shutdown().await;
         probing.shutdown().await;
         let _ = stop_evaluation.send(true);
