@@ -14,6 +14,7 @@ mod remote_write;
 mod rules_api;
 mod shape;
 mod status_api;
+mod tls;
 mod ui;
 mod write_token;
 
