@@ -181,6 +181,30 @@ struct RunArgs {
     /// How often acknowledged alerts without a journal entry are looked for (tests shorten it).
     #[arg(long = "journal.reminder-interval", value_name = "DURATION", default_value = "60s", value_parser = parse_duration_flag, hide = true)]
     reminder_interval: std::time::Duration,
+    #[command(flatten)]
+    web_tls: WebTlsFlags,
+}
+
+/// HTTPS serving: both files or neither.
+#[derive(Debug, clap::Args)]
+struct WebTlsFlags {
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --web.tls-key-file.
+    #[arg(long = "web.tls-cert-file", value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The PEM private key of --web.tls-cert-file (PKCS#8, RSA or EC).
+    #[arg(long = "web.tls-key-file", value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+}
+
+impl WebTlsFlags {
+    /// The loaded certificate and key, checked now so a bad file stops the start.
+    fn load(self) -> anyhow::Result<Option<server::ServerTls>> {
+        match (self.cert, self.key) {
+            (Some(cert), Some(key)) => Ok(Some(server::ServerTls::load(&server::TlsFiles { cert, key })?)),
+            (None, None) => Ok(None),
+            _ => anyhow::bail!("--web.tls-cert-file and --web.tls-key-file go together: give both or neither"),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -325,6 +349,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         no_probes,
         triage: triage_flags,
         reminder_interval,
+        web_tls,
     } = arguments;
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -343,6 +368,15 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(catalog_path) = catalog_path {
         config.catalog = catalog_path;
+    }
+    let tls = web_tls.load()?;
+    // Session cookies are `Secure` exactly when served over TLS.
+    config.secure_cookies = tls.is_some();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    if tls.is_some() && config.scrape_self {
+        // The scrape client has no TLS settings to trust the server's own certificate.
+        tracing::warn!("the self-scrape is off under TLS: add a scrape job for alertbook's /metrics if it is needed");
+        config.scrape_self = false;
     }
     let catalog = load_catalog(&config.catalog)?;
     let probe_checks = if no_probes {
@@ -381,7 +415,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let durable = std::sync::Arc::new(durable);
     let serving = durable.clone();
-    let external_url = format!("http://{}", config.listen);
+    let external_url = format!("{scheme}://{}", config.listen);
     // Every datasource reports alertbook_datasource_up and _errors_total; the
     // families are registered into the server's registry once it exists.
     let datasource_health = sources::health::HealthMetrics::new();
@@ -418,7 +452,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     let dispatcher = notify::Dispatcher::new(
         outbox,
         targets,
-        notify::DispatcherOptions { external_url: format!("http://{}", config.listen), ..Default::default() },
+        notify::DispatcherOptions { external_url: format!("{scheme}://{}", config.listen), ..Default::default() },
     )?;
     let routing = notify::RoutingService::open(
         routing_config,
@@ -440,10 +474,6 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     let triage_runner = triage_run::runner(&catalog, &config, triage_sources, &triage_flags, rule_manager.clone())?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let journal_service = std::sync::Arc::new(runtime.block_on(journal_run::open_service(&config, &catalog))?);
-    if config.write_token.is_some() {
-        // The server's check of the token is not part of this build yet.
-        tracing::warn!("auth.write_token_file is read but remote write and Loki push do not check it yet");
-    }
     let reminder_notifier: std::sync::Arc<dyn rules::Notifier> = notifier.clone();
     let maintained = durable.clone();
     let log_store = log_service.store.clone();
@@ -471,6 +501,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         state.set_routing(routing.clone());
         state.set_status(server_status);
         state.set_journal(journal_service.clone());
+        state.set_write_token(config.write_token.as_ref().map(|token| token.expose().to_owned()));
         let (stop_reminders, reminders_stopped) = tokio::sync::watch::channel(false);
         let (notifier, stop_triage) = triage_run::start(&state, triage_runner, notifier);
         let reminders = journal_run::spawn_reminders(
@@ -491,7 +522,10 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         let scraping = scraping::start(&state, config.scrape_jobs());
         let probing = probing::start(&state, probe_checks);
         let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager, notifier);
-        let served = server::serve(config.listen, state, shutdown_signal()).await;
+        let served = match tls {
+            Some(tls) => server::serve_tls(config.listen, state, tls, shutdown_signal()).await,
+            None => server::serve(config.listen, state, shutdown_signal()).await,
+        };
         scraping.shutdown().await;
         probing.shutdown().await;
         let _ = stop_evaluation.send(true);

@@ -1,12 +1,18 @@
 //! alertbook's HTTP server: the only crate that speaks HTTP and JSON.
 //!
-//! Key items: [`AppState`] (what handlers read), [`router`] (every route) and
-//! [`serve`] (binds and runs until shutdown). It serves the health endpoints,
+//! Key items: [`AppState`] (what handlers read), [`router`] (every route),
+//! [`serve`] (binds and runs until shutdown) and [`serve_tls`] (the same over
+//! HTTPS, with a [`ServerTls`] loaded from [`TlsFiles`]). It serves the health endpoints,
 //! the runbook (HTML or Markdown), Prometheus's query API, its rule and
 //! alert API, its status and discovery API (metadata, exemplars, targets,
 //! status, `/federate`; [`ServerStatus`]), remote write, Loki's push, query
 //! and exploration API with the live tail ([`LogService`]), and alertbook's
 //! own metrics (`/metrics`, [`metrics::Metrics`]).
+//!
+//! The ingest endpoints (remote write, Loki push) are open unless
+//! [`AppState::set_write_token`] sets a token; then they take
+//! `Authorization: Bearer <token>`, or the API token of a responder or admin
+//! ([`WriteAuthorized`]).
 //!
 //! It owns no domain logic: it maps requests onto the catalog and the engines
 //! and their results onto HTTP, one error-to-status mapping for all.
@@ -25,8 +31,13 @@ mod remote_write_api;
 mod rules_api;
 mod runbook;
 mod status_api;
+mod tls;
 mod triage_api;
 mod ui;
+mod write_auth;
+
+pub use tls::{ServerTls, TlsError, TlsFiles};
+pub use write_auth::WriteAuthorized;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,6 +85,8 @@ pub struct AppState {
     routing: std::sync::RwLock<Option<Arc<notify::RoutingService>>>,
     /// The on-call journal and accounts (`/api/v1/journal`, ack, close, login); `None` until set.
     journal: std::sync::RwLock<Option<Arc<journal_api::JournalService>>>,
+    /// The bearer token ingest endpoints require; `None`: they are open.
+    write_token: std::sync::RwLock<Option<write_auth::WriteToken>>,
 }
 
 /// What the status endpoints report about the running server; the CLI fills it.
@@ -158,6 +171,7 @@ impl AppState {
             logs: std::sync::RwLock::new(None),
             routing: std::sync::RwLock::new(None),
             journal: std::sync::RwLock::new(None),
+            write_token: std::sync::RwLock::new(None),
             ready: AtomicBool::new(false),
             metadata: Arc::default(),
             exemplars: Arc::default(),
@@ -243,6 +257,24 @@ impl AppState {
         self.journal.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
+    /// Sets the bearer token remote write and Loki push require
+    /// (`auth.write_token_file`); `None` leaves them open. An empty token
+    /// matches no request (only responders' API tokens then write): callers
+    /// should refuse an empty token file before they get here.
+    pub fn set_write_token(&self, token: Option<String>) {
+        let token = token.map(write_auth::WriteToken::new);
+        *self.write_token.write().unwrap_or_else(std::sync::PoisonError::into_inner) = token;
+    }
+
+    /// Whether ingest endpoints require a token.
+    pub fn write_token_required(&self) -> bool {
+        self.write_token.read().unwrap_or_else(std::sync::PoisonError::into_inner).is_some()
+    }
+
+    fn write_token(&self) -> Option<write_auth::WriteToken> {
+        self.write_token.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     /// Marks the server ready to take traffic (`/-/ready` answers 200).
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
@@ -292,7 +324,7 @@ pub enum Error {
     Serve(std::io::Error),
 }
 
-/// Binds `address` and serves until `shutdown` completes.
+/// Binds `address` and serves plain HTTP until `shutdown` completes.
 pub async fn serve(
     address: SocketAddr,
     state: Arc<AppState>,
@@ -302,17 +334,46 @@ pub async fn serve(
     serve_listener(listener, state, shutdown).await
 }
 
-/// Serves on an already bound listener until `shutdown` completes.
+/// Serves plain HTTP on an already bound listener until `shutdown` completes.
 pub async fn serve_listener(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let local = listener.local_addr().map_err(Error::Serve)?;
-    tracing::info!(address = %local, "listening");
+    tracing::info!(address = %local, tls = false, "listening");
     state.set_ready();
     axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(Error::Serve)
+}
+
+/// Binds `address` and serves HTTPS with `tls` (see [`ServerTls::load`])
+/// until `shutdown` completes; then stops accepting and lets open
+/// connections finish. Plain HTTP on this port fails the handshake.
+///
+/// Session cookies get `Secure` only when the journal service says so: the
+/// caller sets `JournalService::secure_cookies` when it serves TLS.
+pub async fn serve_tls(
+    address: SocketAddr,
+    state: Arc<AppState>,
+    tls: ServerTls,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(|source| Error::Bind { address, source })?;
+    serve_tls_listener(listener, state, tls, shutdown).await
+}
+
+/// Serves HTTPS on an already bound listener until `shutdown` completes.
+pub async fn serve_tls_listener(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    tls: ServerTls,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let local = listener.local_addr().map_err(Error::Serve)?;
+    tracing::info!(address = %local, tls = true, "listening");
+    state.set_ready();
+    tls::serve(listener, router(state), tls, shutdown).await.map_err(Error::Serve)
 }

@@ -3,6 +3,9 @@
 //! `series`), with Loki's JSON and plain-text errors, so that shippers push to
 //! alertbook and Grafana uses it as a Loki datasource.
 //!
+//! With a write token set, a push without it (or a responder's API token)
+//! gets 401 in plain text before its body is read ([`crate::WriteAuthorized`]).
+//!
 //! Pushed streams the log service's redaction policy covers are redacted here,
 //! before the store sees them: the raw lines never reach the write-ahead log.
 //! Decoding, redaction, appends and queries run on the blocking pool.
@@ -21,7 +24,7 @@ use logstore::push::DecodeOptions;
 
 use crate::json::{self, write_string};
 use crate::params::{Params, list_response, string_list_response};
-use crate::{AppState, LogService};
+use crate::{AppState, LogService, WriteAuthorized};
 
 /// Loki's default time range of metadata requests: the last six hours.
 pub(crate) const DEFAULT_METADATA_RANGE_NS: i64 = 6 * 3_600_000_000_000;
@@ -185,7 +188,7 @@ impl Params {
     }
 }
 
-async fn push(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn push(State(state): State<Arc<AppState>>, _: WriteAuthorized, headers: HeaderMap, body: Bytes) -> Response {
     let started = Instant::now();
     let header_text =
         |name: header::HeaderName| headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned);

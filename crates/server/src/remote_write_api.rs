@@ -4,7 +4,9 @@
 //! sender must not retry (out of order, duplicate, invalid, over the series
 //! limit), 5xx only for faults worth retrying. Answers are plain text. The
 //! request's metric metadata and exemplars go to the server's metadata and
-//! exemplar stores (refused exemplars do not fail the request).
+//! exemplar stores (refused exemplars do not fail the request). With a write
+//! token set, a request without it (or a responder's API token) gets 401
+//! before its body is read ([`crate::WriteAuthorized`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use crate::AppState;
+use crate::{AppState, WriteAuthorized};
 
 /// The largest compressed body accepted.
 const MAX_BODY_BYTES: usize = 32 << 20;
@@ -44,7 +46,7 @@ struct Observed {
     outcome: Option<ingest::durable::AppendOutcome>,
 }
 
-async fn write(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn write(State(state): State<Arc<AppState>>, _: WriteAuthorized, headers: HeaderMap, body: Bytes) -> Response {
     let mut observed = Observed::default();
     let response = write_samples(state.clone(), headers, body, &mut observed).await;
     state.metrics.observe_remote_write(response.status(), observed.received, observed.outcome.as_ref());

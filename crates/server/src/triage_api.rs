@@ -11,17 +11,23 @@
 //!
 //! Fingerprints are those of `/api/v1/alerts` (Alertmanager's, over the
 //! alert's labels). Without triage configured, every call answers 404.
+//!
+//! Once accounts are configured (`AppState::set_journal`), a re-run needs a
+//! responder or admin (`auth::Principal`: an API token, or a session with its
+//! CSRF token): 401 without credentials, 403 for a viewer. Without accounts,
+//! the server has no users and re-runs stay open, as reads are.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{FromRequestParts, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
 use crate::AppState;
+use crate::auth::{Principal, Role};
 use crate::prometheus_api::ApiError;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
@@ -64,7 +70,17 @@ async fn show(State(state): State<Arc<AppState>>, Query(parameters): Query<Param
     }
 }
 
-async fn rerun(State(state): State<Arc<AppState>>, Query(parameters): Query<Parameters>) -> Response {
+async fn rerun(State(state): State<Arc<AppState>>, Query(parameters): Query<Parameters>, request: Request) -> Response {
+    if state.journal().is_some() {
+        let (mut parts, _) = request.into_parts();
+        let principal = match Principal::from_request_parts(&mut parts, &state).await {
+            Ok(principal) => principal,
+            Err(response) => return response,
+        };
+        if let Err(response) = principal.require(Role::Responder) {
+            return response;
+        }
+    }
     let Some(runner) = state.triage() else {
         return not_found("triage is not running".into());
     };

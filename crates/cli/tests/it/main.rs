@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod test_rules;
+mod tls;
 mod triage;
 
 fn alertbook(arguments: &[&str]) -> Output {

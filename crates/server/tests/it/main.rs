@@ -14,7 +14,9 @@ mod remote_write;
 mod rules_api;
 mod shape;
 mod status_api;
+mod tls;
 mod ui;
+mod write_token;
 
 fn state() -> std::sync::Arc<server::AppState> {
     state_with(std::sync::Arc::new(tsdb::MemStore::new()))

@@ -57,6 +57,9 @@ async fn rules_and_alerts_render_like_prometheus() {
     assert_eq!(alert["activeAt"], "2026-01-01T00:00:00Z");
     assert_eq!(alert["value"], "8.64e+04");
     assert_eq!(alert["annotations"]["summary"], "certificate studio.busflow.app expires in 1d 0h 0m 0s");
+    let rule_alert_labels: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(alert["labels"].clone()).expect("labels");
+    assert_eq!(alert["fingerprint"], notify::fingerprint(&rule_alert_labels), "the rules API's alerts carry it too");
     // Groups whose datasource is not configured are listed with an error naming it.
     let rule_error = |alertname: &str| {
         groups
@@ -118,4 +121,7 @@ async fn rules_and_alerts_render_like_prometheus() {
     let labels: std::collections::BTreeMap<String, String> =
         serde_json::from_value(alerts[0]["labels"].clone()).expect("labels");
     assert_eq!(alerts[0]["fingerprint"], triage::fingerprint(&labels));
+    // The same key as the alert pages, the journal and the triage runs use (one function).
+    assert_eq!(alerts[0]["fingerprint"], notify::fingerprint(&labels));
+    assert_eq!(labels, rule_alert_labels, "one alert, listed by both APIs with one fingerprint");
 }
