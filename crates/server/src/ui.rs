@@ -225,9 +225,12 @@ async fn render_alert(
                 .collect()
         })
         .unwrap_or_default();
-    let journal = match state.journal() {
-        Some(service) => Some(journal_form(state, &service, fingerprint, viewer, principal).await),
-        None => None,
+    let (journal, journal_labels) = match state.journal() {
+        Some(service) => {
+            let (form, labels) = journal_form(state, &service, fingerprint, viewer, principal).await;
+            (Some(form), labels)
+        }
+        None => (None, None),
     };
     let journal = journal.map(|mut form| {
         form.submitted = outcome.submitted;
@@ -243,6 +246,7 @@ async fn render_alert(
         record: record.as_ref(),
         notifications: &notifications,
         journal,
+        journal_labels: journal_labels.as_ref(),
         viewer,
         status: outcome.status.as_u16(),
         now_ms: now_ms(),
@@ -250,14 +254,15 @@ async fn render_alert(
 }
 
 /// The journal's part of the alert page: the latest episode's state and
-/// what the person looking may do with it.
+/// what the person looking may do with it, and the labels the episode
+/// recorded (the page renders from them once the engines forgot the alert).
 async fn journal_form(
     state: &AppState,
     service: &JournalService,
     fingerprint: &str,
     viewer: &web::Viewer,
     principal: Option<&Principal>,
-) -> web::alert::JournalForm {
+) -> (web::alert::JournalForm, Option<std::collections::BTreeMap<String, String>>) {
     let access = match principal {
         None => web::alert::JournalAccess::LogIn { login_url: viewer.login_url() },
         Some(principal) if principal.role < Role::Responder => {
@@ -280,6 +285,7 @@ async fn journal_form(
         errors: Vec::new(),
         conflict: None,
         notice: None,
+        correctable: None,
     };
     let (_, firing) = find_alert(state, fingerprint);
     if let Some(firing) = &firing {
@@ -290,42 +296,59 @@ async fn journal_form(
         Err(error) => {
             tracing::error!(error = %error, "reading the alert's acknowledgement failed");
             form.notice = Some("The journal store failed; see the server log.".into());
-            return form;
+            return (form, None);
         }
     };
     let Some(episode) = episode else {
         form.can_acknowledge = firing.is_some();
-        return form;
+        return (form, None);
     };
+    let labels = Some(episode.labels.clone());
     let fired_again = firing.as_ref().is_some_and(|firing| firing.started_at_ms > episode.started_at_ms);
     if episode.latest_revision == 0 {
         form.alert_id = episode.alert_id.clone();
         form.acknowledged = Some((episode.acknowledged_by.clone(), episode.acknowledged_at_ms));
         form.can_close = true;
         form.can_acknowledge = fired_again;
-        return form;
+        return (form, labels);
     }
     if fired_again {
         // The closed episode was an earlier firing: this one needs its own acknowledgement.
         form.can_acknowledge = true;
-        return form;
+        return (form, labels);
     }
     form.alert_id = episode.alert_id.clone();
     form.acknowledged = Some((episode.acknowledged_by.clone(), episode.acknowledged_at_ms));
     match service.journal.store().revisions(episode.id).await {
         Ok(revisions) => {
-            if let Some(first) = revisions.first() {
+            if let (Some(first), Some(latest)) = (revisions.first(), revisions.last()) {
                 form.closed = Some(web::alert::ClosedEntry {
                     entry_id: episode.id,
                     closed_by: first.author.clone(),
                     closed_at_ms: first.written_at_ms,
-                    revision: revisions.last().map_or(1, |latest| latest.revision),
+                    revision: latest.revision,
                 });
+                form.correctable = Some((latest.revision, latest_values(latest)));
             }
         }
         Err(error) => tracing::error!(error = %error, "reading the alert's journal entry failed"),
     }
-    form
+    (form, labels)
+}
+
+/// A revision's fields as the close form carries them, to correct it.
+fn latest_values(revision: &state::Revision) -> ClosingForm {
+    ClosingForm {
+        alert_id: Some(revision.alert_id.clone()),
+        root_cause: Some(revision.root_cause.clone()),
+        remediation: Some(revision.remediation.clone()),
+        contract_changed: Some(serde_json::Value::String(
+            if revision.contract_changed { "yes" } else { "no" }.to_owned(),
+        )),
+        contract: revision.contract.clone(),
+        contract_pr: revision.contract_pr.clone(),
+        ..ClosingForm::default()
+    }
 }
 
 /// The principal of a journal form post, once its CSRF token matches and
@@ -646,12 +669,18 @@ async fn journal_list(
     } else {
         Vec::new()
     };
+    let waiting = match service.journal.store().open_episodes().await {
+        Ok(open) => open,
+        Err(error) => return journal_store_failed(&state, &viewer, &error),
+    };
     page(web::journal::render_list(&web::journal::ListInput {
         catalog: &state.catalog,
         viewer: &viewer,
         entries: &entries,
         values: &values,
         errors: &errors,
+        waiting: &waiting,
+        now_ms: now_ms(),
     }))
 }
 

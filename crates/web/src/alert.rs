@@ -32,6 +32,11 @@ pub struct AlertInput<'a> {
     pub notifications: &'a [notify::HistoryRecord],
     /// The acknowledge/close form, when the journal backend is present.
     pub journal: Option<JournalForm>,
+    /// The alert's labels as the journal recorded them at its
+    /// acknowledgement: the page still renders from them once the rule
+    /// engine, triage and notifications have forgotten the alert (an
+    /// acknowledged alert that resolved still needs its entry).
+    pub journal_labels: Option<&'a BTreeMap<String, String>>,
     /// Who is looking (the layout's account area).
     pub viewer: &'a crate::Viewer,
     /// The status to answer with: 200, or 400/409 when the page shows a refused form.
@@ -66,6 +71,9 @@ pub struct JournalForm {
     pub conflict: Option<state::Revision>,
     /// A refusal that is not about one field (already acknowledged, not firing…).
     pub notice: Option<String>,
+    /// The written entry's latest revision and its values: a responder may
+    /// correct it (a new revision), from a form that starts folded.
+    pub correctable: Option<(i64, journal::ClosingForm)>,
 }
 
 /// What the person looking at the alert page may do with the journal.
@@ -143,6 +151,8 @@ struct JournalView {
     closed: Option<ClosedView>,
     can_acknowledge: bool,
     show_close_form: bool,
+    /// The form corrects the written entry, folded until opened.
+    folded: bool,
     correction_of: Option<i64>,
     fields: Vec<FieldView>,
     errors: Vec<(String, String)>,
@@ -256,7 +266,19 @@ fn closing_fields(catalog: &catalog::Catalog, form: &JournalForm) -> Vec<FieldVi
     fields
 }
 
-fn journal_view(catalog: &catalog::Catalog, form: JournalForm) -> JournalView {
+fn journal_view(catalog: &catalog::Catalog, mut form: JournalForm) -> JournalView {
+    // A written entry, nothing submitted: the correction form, prefilled with the latest revision.
+    let mut folded = false;
+    let mut correction_of = form.conflict.as_ref().map(|revision| revision.revision);
+    if let Some((revision, latest)) = form.correctable.take()
+        && correction_of.is_none()
+    {
+        correction_of = Some(revision);
+        if form.submitted.is_none() {
+            form.submitted = Some(latest);
+            folded = true;
+        }
+    }
     let fields = closing_fields(catalog, &form);
     let (login_url, read_only, csrf_token) = match &form.access {
         JournalAccess::LogIn { login_url } => (Some(login_url.clone()), None, String::new()),
@@ -268,7 +290,6 @@ fn journal_view(catalog: &catalog::Catalog, form: JournalForm) -> JournalView {
         JournalAccess::Respond { csrf_token } => (None, None, csrf_token.clone()),
     };
     let responder = !csrf_token.is_empty();
-    let correction_of = form.conflict.as_ref().map(|revision| revision.revision);
     let contract_text = |changed: bool, contract: &Option<String>, pull_request: &Option<String>| {
         if changed {
             format!("{} ({})", contract.as_deref().unwrap_or("?"), pull_request.as_deref().unwrap_or("no pull request"))
@@ -291,6 +312,7 @@ fn journal_view(catalog: &catalog::Catalog, form: JournalForm) -> JournalView {
         }),
         can_acknowledge: responder && form.can_acknowledge,
         show_close_form: responder && (form.can_close || correction_of.is_some()),
+        folded,
         correction_of,
         errors: form
             .errors
@@ -542,6 +564,19 @@ fn timeline(input: &AlertInput<'_>) -> Vec<TimelineEvent> {
             events.push(event(resolved, "state", "resolved".into(), String::new()));
         }
     }
+    if let Some(journal) = &input.journal {
+        if let Some((by, at_ms)) = &journal.acknowledged {
+            events.push(event(*at_ms, "journal", format!("acknowledged by {by}"), String::new()));
+        }
+        if let Some(closed) = &journal.closed {
+            events.push(event(
+                closed.closed_at_ms,
+                "journal",
+                format!("closed by {}", closed.closed_by),
+                format!("journal entry {}", closed.entry_id),
+            ));
+        }
+    }
     if let Some(record) = input.record {
         for run in &record.runs {
             let path = if run.path.is_empty() { "no branch decided".to_owned() } else { run.path.join(", ") };
@@ -604,6 +639,7 @@ pub fn render(input: AlertInput<'_>) -> Page {
             .find(|alert| alert.fingerprint == input.fingerprint)
         {
             Some(alert) => alert.labels.clone(),
+            None if input.journal_labels.is_some() => input.journal_labels.cloned().unwrap_or_default(),
             None => {
                 return not_found(
                     catalog,
@@ -760,6 +796,7 @@ mod tests {
             record: Some(&record),
             notifications: &notifications,
             journal: None,
+            journal_labels: None,
             viewer: &crate::Viewer::default(),
             status: 200,
             now_ms: NOW_MS,
@@ -816,6 +853,7 @@ mod tests {
             errors: Vec::new(),
             conflict: None,
             notice: None,
+            correctable: None,
         }
     }
 
@@ -829,6 +867,7 @@ mod tests {
             record: Some(&record),
             notifications: &[],
             journal: Some(journal),
+            journal_labels: None,
             viewer: &crate::Viewer::default(),
             status,
             now_ms: NOW_MS,
@@ -981,6 +1020,64 @@ mod tests {
     }
 
     #[test]
+    fn a_written_entry_is_on_the_timeline_and_a_responder_may_correct_it() {
+        let mut journal = form(responder());
+        journal.can_acknowledge = false;
+        journal.acknowledged = Some(("rita".into(), NOW_MS - 60_000));
+        journal.closed = Some(ClosedEntry { entry_id: 3, closed_by: "rita".into(), closed_at_ms: NOW_MS, revision: 1 });
+        journal.correctable = Some((
+            1,
+            journal::ClosingForm {
+                alert_id: Some("A6".into()),
+                root_cause: Some("quota".into()),
+                remediation: Some("no-op, transient".into()),
+                contract_changed: Some(serde_json::Value::String("no".into())),
+                ..Default::default()
+            },
+        ));
+        let html = render_form(journal, 200);
+        assert!(html.contains("<details class=\"correction\"><summary>Correct this entry</summary>"), "{html}");
+        assert!(html.contains("value=\"quota\""), "{html}");
+        assert!(html.contains("value=\"no\" checked>"), "{html}");
+        assert!(html.contains("<input type=\"hidden\" name=\"revision\" value=\"1\">"), "{html}");
+        assert!(html.contains("Save as a correction of revision 1"), "{html}");
+        assert!(html.contains("<strong>acknowledged by rita</strong>"), "{html}");
+        assert!(
+            html.contains("<strong>closed by rita</strong> <span class=\"muted\">journal entry 3</span>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn an_acknowledged_alert_the_engines_forgot_renders_from_the_journals_labels() {
+        let catalog = busflow();
+        let labels = BTreeMap::from([
+            ("alertname".to_owned(), "LokiCompactorBehind".to_owned()),
+            ("job".to_owned(), "<script>x</script>".to_owned()),
+        ]);
+        let mut journal = form(responder());
+        journal.can_acknowledge = false;
+        journal.can_close = true;
+        journal.acknowledged = Some(("rita".into(), NOW_MS));
+        let page = render(AlertInput {
+            catalog: &catalog,
+            fingerprint: "0123456789abcdef",
+            alert: None,
+            record: None,
+            notifications: &[],
+            journal: Some(journal),
+            journal_labels: Some(&labels),
+            viewer: &crate::Viewer::default(),
+            status: 200,
+            now_ms: NOW_MS,
+        });
+        assert_eq!(page.status, 200, "{}", page.html);
+        assert!(page.html.contains("<a href=\"/runbook/A6\">The full runbook entry A6"), "{}", page.html);
+        assert!(page.html.contains("action=\"/alerts/0123456789abcdef/close\""), "{}", page.html);
+        assert_eq!(page.html.matches("<script").count(), 1, "{}", page.html);
+    }
+
+    #[test]
     fn visitors_get_a_login_link_and_viewers_no_buttons() {
         let mut journal = form(JournalAccess::LogIn { login_url: "/login?next=%2Falerts%2F0123456789abcdef".into() });
         journal.acknowledged = Some(("rita".into(), NOW_MS));
@@ -1009,6 +1106,7 @@ mod tests {
             record: None,
             notifications: &[],
             journal: None,
+            journal_labels: None,
             viewer: &crate::Viewer::default(),
             status: 200,
             now_ms: NOW_MS,

@@ -86,6 +86,19 @@ pub struct ListInput<'a> {
     pub values: &'a FilterValues,
     /// Refused filters: the page answers 400 and lists nothing.
     pub errors: &'a [FilterError],
+    /// Acknowledged alerts still waiting for their entry, oldest first.
+    pub waiting: &'a [state::Episode],
+    pub now_ms: i64,
+}
+
+struct WaitingRow {
+    fingerprint: String,
+    alert_id: String,
+    alertname: String,
+    labels: String,
+    acknowledged_by: String,
+    age: String,
+    resolved: bool,
 }
 
 struct EntryRow {
@@ -117,6 +130,7 @@ struct ListTemplate<'a> {
     errors: &'a [FilterError],
     runbook_options: Vec<RunbookOption>,
     rows: Vec<EntryRow>,
+    waiting: Vec<WaitingRow>,
     export_query: String,
     narrows: bool,
 }
@@ -191,6 +205,20 @@ pub fn render_list(input: &ListInput<'_>) -> Page {
             if query.is_empty() { query } else { format!("&{query}") }
         },
         narrows: input.values.narrows(),
+        waiting: input
+            .waiting
+            .iter()
+            .filter(|episode| input.values.id.is_empty() || episode.alert_id == input.values.id)
+            .map(|episode| WaitingRow {
+                fingerprint: episode.fingerprint.clone(),
+                alert_id: episode.alert_id.clone(),
+                alertname: episode.alertname.clone(),
+                labels: labels_summary(&episode.labels),
+                acknowledged_by: episode.acknowledged_by.clone(),
+                age: crate::html::format_age(input.now_ms, episode.acknowledged_at_ms),
+                resolved: episode.resolved_at_ms.is_some(),
+            })
+            .collect(),
         values: input.values,
         errors: input.errors,
         rows,
@@ -373,6 +401,22 @@ mod tests {
         }
     }
 
+    fn waiting() -> state::Episode {
+        state::Episode {
+            id: 8,
+            fingerprint: "fedcba9876543210".into(),
+            started_at_ms: 1_767_225_000_000,
+            alert_id: "A6".into(),
+            alertname: "LokiCompactorBehind".into(),
+            labels: [("job".to_owned(), "loki".to_owned())].into(),
+            acknowledged_by: "vic".into(),
+            acknowledged_at_ms: 1_767_225_600_000,
+            resolved_at_ms: Some(1_767_226_000_000),
+            reminded_at_ms: None,
+            latest_revision: 0,
+        }
+    }
+
     fn revision(number: i64, author: &str, root_cause: &str) -> state::Revision {
         state::Revision {
             episode_id: 7,
@@ -402,6 +446,8 @@ mod tests {
             entries: &entries,
             values: &values,
             errors: &[],
+            waiting: &[waiting()],
+            now_ms: 1_767_229_200_000,
         });
         assert_eq!(page.status, 200);
         let html = page.html;
@@ -417,6 +463,10 @@ mod tests {
         assert!(html.contains("href=\"/journal/export?format=csv&#38;"), "{html}");
         assert!(html.contains("<a href=\"https://git.example/pull/9\" rel=\"noopener noreferrer\">"), "{html}");
         assert!(html.contains("<label for=\"journal-filter-q\">"), "{html}");
+        assert!(
+            html.contains("<li><a href=\"/alerts/fedcba9876543210\">A6 LokiCompactorBehind</a> job=&#34;loki&#34;: acknowledged by vic 1h 0m ago, resolved since</li>"),
+            "{html}"
+        );
 
         let errors = [FilterError { parameter: "since".into(), message: "\"<b>\" is not a time".into() }];
         let page = render_list(&ListInput {
@@ -425,6 +475,8 @@ mod tests {
             entries: &entries,
             values: &FilterValues::from_query("since=%3Cb%3E"),
             errors: &errors,
+            waiting: &[],
+            now_ms: 1_767_229_200_000,
         });
         assert_eq!(page.status, 400);
         assert!(page.html.contains("<code>since</code>: &#34;&#60;b&#62;&#34; is not a time"), "{}", page.html);

@@ -179,6 +179,14 @@ async fn acknowledge_and_close_through_plain_forms() {
     assert!(answer.body.contains("Acknowledged by <strong>rita</strong> at"), "{}", answer.body);
     assert!(answer.body.contains(&format!("<form method=\"post\" action=\"{close}\"")), "{}", answer.body);
     assert!(answer.body.contains("value=\"A9\" readonly"), "{}", answer.body);
+    assert!(answer.body.contains("<strong>acknowledged by rita</strong>"), "on the timeline: {}", answer.body);
+    let answer = get(&state, "/journal", Some(&vic)).await;
+    assert!(answer.body.contains("Acknowledged, waiting for an entry"), "{}", answer.body);
+    assert!(
+        answer.body.contains(&format!("<li><a href=\"/alerts/{alert}\">A9 TlsCertExpiringSoon</a>")),
+        "{}",
+        answer.body
+    );
 
     // The alerts page badges the acknowledged firing and filters by it.
     let answer = get(&state, "/alerts", Some(&rita)).await;
@@ -254,7 +262,18 @@ async fn acknowledge_and_close_through_plain_forms() {
     let answer = get(&state, &page, Some(&rita)).await;
     assert!(answer.body.contains("Closed by <strong>rita</strong> at"), "{}", answer.body);
     assert!(answer.body.contains("<a href=\"/journal/1\">journal entry 1</a>"), "{}", answer.body);
-    assert!(!answer.body.contains(&format!("action=\"{close}\"")), "{}", answer.body);
+    // The close form gave way to a folded correction form holding the entry.
+    assert!(
+        answer.body.contains("<details class=\"correction\"><summary>Correct this entry</summary>"),
+        "{}",
+        answer.body
+    );
+    assert!(answer.body.contains("<input type=\"hidden\" name=\"revision\" value=\"1\">"), "{}", answer.body);
+    assert!(
+        answer.body.contains("value=\"disk quota exhausted on loki-0 &#60;script&#62;alert(1)&#60;/script&#62;\""),
+        "{}",
+        answer.body
+    );
 
     // Someone closing again without knowing: 409 with the winning revision and their text kept.
     let other = format!(
@@ -292,6 +311,41 @@ async fn acknowledge_and_close_through_plain_forms() {
     assert_eq!(answer.body.matches("<script").count(), 1, "{}", answer.body);
     assert_eq!(get(&state, "/journal/99", Some(&vic)).await.status, StatusCode::NOT_FOUND);
     assert_eq!(get(&state, "/journal/x%3Cscript%3E", Some(&vic)).await.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn an_acknowledged_alert_that_resolved_and_was_forgotten_still_closes() {
+    let (_directory, state) = with_alerts(1).await;
+    let alert = fingerprint(0);
+    let page = format!("/alerts/{alert}");
+    let rita = log_in(&state, "rita", "responder password").await;
+    let token = csrf_of(&get(&state, &page, Some(&rita)).await.body);
+    let answer = post_form(&state, &format!("{page}/acknowledge"), Some(&rita), &format!("csrf_token={token}")).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    // The certificate is no longer reported: the alert resolves, then the engine drops it.
+    let manager = state.rules();
+    for minutes in [20, 60] {
+        for index in 0..manager.group_count() {
+            manager.evaluate_group(index, NOW_MS + minutes * 60_000);
+        }
+    }
+    let answer = get(&state, "/alerts", Some(&rita)).await;
+    assert!(!answer.body.contains(&page), "{}", answer.body);
+    let answer = get(&state, &page, Some(&rita)).await;
+    assert_eq!(answer.status, StatusCode::OK, "rendered from the journal's labels: {}", answer.body);
+    assert!(answer.body.contains("Acknowledged by <strong>rita</strong>"), "{}", answer.body);
+    assert!(answer.body.contains(&format!("action=\"{page}/close\"")), "{}", answer.body);
+    assert!(!answer.body.contains(&format!("action=\"{page}/acknowledge\"")), "{}", answer.body);
+    let body = format!(
+        "csrf_token={token}&alert_id=A9&root_cause={}&remediation={}&contract_changed=no",
+        encode("renewed by hand"),
+        encode("no-op, transient")
+    );
+    let answer = post_form(&state, &format!("{page}/close"), Some(&rita), &body).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    let answer = get(&state, "/journal", Some(&rita)).await;
+    assert!(answer.body.contains("renewed by hand"), "{}", answer.body);
+    assert!(!answer.body.contains("Acknowledged, waiting for an entry"), "{}", answer.body);
 }
 
 #[tokio::test]
