@@ -178,6 +178,11 @@ fn submitted_value(form: Option<&journal::ClosingForm>, name: &str) -> Option<St
     }
 }
 
+fn capitalised(text: &str) -> String {
+    let mut characters = text.chars();
+    characters.next().map(|first| first.to_uppercase().chain(characters).collect()).unwrap_or_default()
+}
+
 /// The form's fields for the catalog's closing rule, with the submitted
 /// values and each refused field's message.
 fn closing_fields(catalog: &catalog::Catalog, form: &JournalForm) -> Vec<FieldView> {
@@ -212,13 +217,16 @@ fn closing_fields(catalog: &catalog::Catalog, form: &JournalForm) -> Vec<FieldVi
                 field.label = "Runbook ID".into();
                 field.kind = "readonly";
                 field.value = form.alert_id.clone();
-                field.help = format!("{description}: this alert's entry is {}.", form.alert_id);
+                field.help = format!("This alert's runbook entry is {}.", form.alert_id);
             }
             "root_cause" => {
                 field.label = "Root cause".into();
                 field.maxlength = journal::closing::ROOT_CAUSE_MAX_CHARS;
-                field.help =
-                    format!("{description}: one line, at most {} characters.", journal::closing::ROOT_CAUSE_MAX_CHARS);
+                field.help = format!(
+                    "{} (one line, at most {} characters).",
+                    capitalised(&description),
+                    journal::closing::ROOT_CAUSE_MAX_CHARS
+                );
             }
             "remediation" => {
                 field.label = "Remediation".into();
@@ -238,7 +246,7 @@ fn closing_fields(catalog: &catalog::Catalog, form: &JournalForm) -> Vec<FieldVi
                         ((*option).to_owned(), (*label).to_owned(), value.as_deref() == Some(*option))
                     })
                     .collect();
-                field.help = format!("{description}.");
+                field.help = format!("{}.", capitalised(&description));
             }
             CONTRACT_FIELD => {
                 field.label = "Contract".into();
@@ -255,7 +263,8 @@ fn closing_fields(catalog: &catalog::Catalog, form: &JournalForm) -> Vec<FieldVi
                 field.label = "Contract pull request".into();
                 field.kind = "url";
                 field.required = false;
-                field.help = format!("{description}: required exactly when a contract changed (https://…).");
+                field.help =
+                    format!("{}: required exactly when a contract changed (https://…).", capitalised(&description));
             }
             // A field the catalog names but alertbook cannot store: the
             // server reports it at start; the form leaves it out.
