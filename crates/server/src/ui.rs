@@ -20,6 +20,9 @@
 //! - `GET /health` (rules, datasources, errors, failed deliveries) and the
 //!   two static files every page loads (`/static/ui.css`, `/static/ui.js`).
 //!
+//! With `auth.require_for_read: true` the alert and health pages also send
+//! visitors to the login page; otherwise they are open, like the read APIs.
+//!
 //! The pages are rendered by the `web` crate from the same in-process state
 //! the JSON handlers read, and the forms call the same `journal::Journal`
 //! methods as the JSON API; this module only gathers that state, passes the
@@ -128,8 +131,17 @@ fn journal_not_configured(state: &AppState, viewer: &web::Viewer) -> Response {
     )
 }
 
+/// With `auth.require_for_read: true`, the pages answer only logged-in
+/// viewers too: a visitor is sent to the login page.
+fn reads_closed(state: &AppState, principal: Option<&Principal>) -> bool {
+    principal.is_none() && state.journal().is_some_and(|service| service.require_for_read)
+}
+
 async fn alerts(State(state): State<Arc<AppState>>, headers: HeaderMap, OriginalUri(uri): OriginalUri) -> Response {
-    let (viewer, _) = viewer(&state, &headers, path_and_query(&uri)).await;
+    let (viewer, principal) = viewer(&state, &headers, path_and_query(&uri)).await;
+    if reads_closed(&state, principal.as_ref()) {
+        return log_in_first(&viewer);
+    }
     let groups = state.rules().statuses();
     let query = uri.query().unwrap_or_default();
     let service = state.journal();
@@ -185,6 +197,9 @@ async fn alert(
     OriginalUri(uri): OriginalUri,
 ) -> Response {
     let (viewer, principal) = viewer(&state, &headers, path_and_query(&uri)).await;
+    if reads_closed(&state, principal.as_ref()) {
+        return log_in_first(&viewer);
+    }
     render_alert(&state, &fingerprint, &viewer, principal.as_ref(), Outcome::plain()).await
 }
 
@@ -769,7 +784,10 @@ async fn journal_export(
 }
 
 async fn health(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let (viewer, _) = viewer(&state, &headers, "/health".into()).await;
+    let (viewer, principal) = viewer(&state, &headers, "/health".into()).await;
+    if reads_closed(&state, principal.as_ref()) {
+        return log_in_first(&viewer);
+    }
     let groups = state.rules().statuses();
     let datasources = datasource_health(&state);
     let history = state.routing().map(|routing| routing.history(notify::state_history_limit())).unwrap_or_default();

@@ -19,6 +19,13 @@ fn labels(pairs: &[(&str, &str)]) -> tsdb::Labels {
 /// expire (one TlsCertExpiringSoon alert each), with the journal and two
 /// users: rita (responder) and vic (viewer).
 async fn with_alerts(certificates: usize) -> (tempfile::TempDir, Arc<server::AppState>) {
+    with_alerts_and_reads(certificates, false).await
+}
+
+async fn with_alerts_and_reads(
+    certificates: usize,
+    require_for_read: bool,
+) -> (tempfile::TempDir, Arc<server::AppState>) {
     let store = Arc::new(tsdb::MemStore::new());
     let state = super::state_with(store.clone());
     let expiry = (NOW_MS / 1000 + 86_400) as f64;
@@ -52,7 +59,7 @@ async fn with_alerts(certificates: usize) -> (tempfile::TempDir, Arc<server::App
     state.set_journal(Arc::new(server::journal_api::JournalService {
         journal,
         accounts,
-        require_for_read: false,
+        require_for_read,
         secure_cookies: false,
     }));
     (directory, state)
@@ -497,4 +504,21 @@ async fn the_alerts_page_with_a_thousand_alerts_stays_fast() {
     let budget = if cfg!(debug_assertions) { 400 } else { 200 };
     assert!(fastest.as_millis() < budget, "the alerts page with 1000 alerts took {fastest:?}");
     eprintln!("alerts page, 1000 alerts, 50 acknowledged: {fastest:?}");
+}
+
+#[tokio::test]
+async fn closed_reads_close_the_pages_to_visitors() {
+    let (_directory, state) = with_alerts_and_reads(1, true).await;
+    for page in ["/alerts?state=firing", &format!("/alerts/{}", fingerprint(0)), "/health"] {
+        let answer = get(&state, page, None).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{page}: {}", answer.body);
+        let location = answer.headers[header::LOCATION].to_str().expect("location");
+        assert!(location.starts_with("/login?next=%2F"), "{page}: {location}");
+    }
+    assert_eq!(get(&state, "/login", None).await.status, StatusCode::OK);
+    assert_eq!(get(&state, "/static/ui.css", None).await.status, StatusCode::OK);
+    let vic = log_in(&state, "vic", "viewer password 1").await;
+    let answer = get(&state, "/alerts", Some(&vic)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert!(answer.body.contains("<strong>1</strong> firing"), "{}", answer.body);
 }
