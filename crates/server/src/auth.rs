@@ -12,7 +12,7 @@
 //!   [`FormPrincipal::verify_csrf`] with the submitted `csrf_token` field.
 //! - [`csrf_token`]: the token a page puts in its forms (a hidden
 //!   `csrf_token` input) or a script sends as `X-CSRF-Token`.
-//! - `GET /login` (a plain form), `POST /login` (user, password, next;
+//! - `GET /login` (a plain form in the web UI's layout), `POST /login` (user, password, next;
 //!   sets an HttpOnly, SameSite=Strict cookie, Secure when served over TLS;
 //!   rate limited per user name and client address), `POST /logout`.
 //! - [`require_for_read`]: the middleware that closes the read APIs when
@@ -31,7 +31,7 @@ use axum::extract::{ConnectInfo, Form, FromRequest, FromRequestParts, Query, Req
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
@@ -144,6 +144,13 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Pr
     }
 }
 
+/// Who a page request comes from, for the layout and what the page offers:
+/// `None` without credentials, or with an expired session or unknown token
+/// (a page is then shown as to a visitor; mutations still refuse).
+pub(crate) async fn page_principal(state: &AppState, headers: &HeaderMap) -> Option<Principal> {
+    authenticate(state, headers).await.ok().flatten()
+}
+
 fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -222,26 +229,13 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-fn escape_html(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+/// The login page in the web UI's layout, answering with `status`.
+fn login_form(state: &AppState, next: &str, message: Option<&str>, status: StatusCode) -> Response {
+    crate::ui::page(web::login::render(&state.catalog.title, next, message, status.as_u16()))
 }
 
-fn login_form(next: &str, message: Option<&str>) -> String {
-    let message = message.map(|text| format!("<p role=\"alert\">{}</p>", escape_html(text))).unwrap_or_default();
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Log in · alertbook</title></head><body><main><h1>Log in to alertbook</h1>{message}\
-         <form method=\"post\" action=\"/login\">\
-         <input type=\"hidden\" name=\"next\" value=\"{}\">\
-         <p><label for=\"user\">User</label> <input id=\"user\" name=\"user\" autocomplete=\"username\" required></p>\
-         <p><label for=\"password\">Password</label> <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required></p>\
-         <p><button type=\"submit\">Log in</button></p></form></main></body></html>\n",
-        escape_html(next)
-    )
-}
-
-async fn login_page(Query(query): Query<LoginQuery>) -> Html<String> {
-    Html(login_form(&safe_next(query.next.as_deref()), None))
+async fn login_page(State(state): State<Arc<AppState>>, Query(query): Query<LoginQuery>) -> Response {
+    login_form(&state, &safe_next(query.next.as_deref()), None, StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -273,7 +267,7 @@ async fn login(State(state): State<Arc<AppState>>, request: Request) -> Response
     };
     let next = safe_next(form.next.as_deref());
     if !same_origin(&headers) {
-        return (StatusCode::FORBIDDEN, Html(login_form(&next, Some("cross-site login refused")))).into_response();
+        return login_form(&state, &next, Some("cross-site login refused"), StatusCode::FORBIDDEN);
     }
     let service = match service(&state) {
         Ok(service) => service,
@@ -294,14 +288,14 @@ async fn login(State(state): State<Arc<AppState>>, request: Request) -> Response
             response
         }
         Err(accounts::AccountError::WrongCredentials) => {
-            (StatusCode::UNAUTHORIZED, Html(login_form(&next, Some("wrong user name or password")))).into_response()
+            login_form(&state, &next, Some("wrong user name or password"), StatusCode::UNAUTHORIZED)
         }
         Err(error @ accounts::AccountError::RateLimited { .. }) => {
-            (StatusCode::TOO_MANY_REQUESTS, Html(login_form(&next, Some(&error.to_string())))).into_response()
+            login_form(&state, &next, Some(&error.to_string()), StatusCode::TOO_MANY_REQUESTS)
         }
         Err(error) => {
             tracing::error!(error = %error, "login failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, Html(login_form(&next, Some("login failed")))).into_response()
+            login_form(&state, &next, Some("login failed"), StatusCode::INTERNAL_SERVER_ERROR)
         }
     }
 }
@@ -381,13 +375,6 @@ mod tests {
         assert_eq!(session_cookie(&headers).as_deref(), Some("abc123"));
         headers.insert(header::COOKIE, HeaderValue::from_static("alertbook_session_other=1"));
         assert_eq!(session_cookie(&headers), None);
-    }
-
-    #[test]
-    fn the_login_form_escapes_what_it_echoes() {
-        let page = login_form("/x\"><script>", Some("<b>"));
-        assert!(!page.contains("<script>") && !page.contains("<b>"), "{page}");
-        assert!(page.contains("<label for=\"password\">"));
     }
 
     #[test]

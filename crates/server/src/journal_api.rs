@@ -69,7 +69,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/acknowledgements", get(acknowledgements))
 }
 
-fn service(state: &AppState) -> Result<Arc<JournalService>, Response> {
+pub(crate) fn service(state: &AppState) -> Result<Arc<JournalService>, Response> {
     state.journal().ok_or_else(|| {
         error_json(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the journal and accounts are not configured")
     })
@@ -77,7 +77,7 @@ fn service(state: &AppState) -> Result<Arc<JournalService>, Response> {
 
 /// The alert instance with this fingerprint as the rules see it: whether it
 /// is known at all, and its firing state.
-fn find_alert(state: &AppState, fingerprint: &str) -> (bool, Option<FiringAlert>) {
+pub(crate) fn find_alert(state: &AppState, fingerprint: &str) -> (bool, Option<FiringAlert>) {
     let mut known = false;
     for group in state.rules().statuses() {
         for rule in &group.rules {
@@ -115,7 +115,7 @@ fn find_alert(state: &AppState, fingerprint: &str) -> (bool, Option<FiringAlert>
 }
 
 /// The alert's triage runs, for the entry's links.
-fn triage_runs(state: &AppState, fingerprint: &str) -> Vec<LinkedRun> {
+pub(crate) fn triage_runs(state: &AppState, fingerprint: &str) -> Vec<LinkedRun> {
     let Some(record) = state.triage().and_then(|runner| runner.runs(fingerprint)) else { return Vec::new() };
     record
         .runs
@@ -226,54 +226,61 @@ async fn close(
 }
 
 /// A time parameter: RFC 3339 or Unix seconds (with a fraction), as Prometheus takes them.
-fn parse_time(name: &str, text: &str) -> Result<i64, Response> {
+fn parse_time(name: &str, text: &str) -> Result<i64, String> {
     if let Ok(seconds) = text.parse::<f64>()
         && seconds.is_finite()
     {
         return Ok((seconds * 1000.0).round() as i64);
     }
-    chrono::DateTime::parse_from_rfc3339(text).map(|time| time.timestamp_millis()).map_err(|_| {
-        error_json(
-            StatusCode::BAD_REQUEST,
-            "bad_data",
-            &format!("invalid parameter {name:?}: {text:?} is neither RFC 3339 nor Unix seconds"),
-        )
-    })
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|time| time.timestamp_millis())
+        .map_err(|_| format!("invalid parameter {name:?}: {text:?} is neither RFC 3339 nor Unix seconds"))
 }
 
 /// The journal filters of a query string; every value stays a value (bound, never spliced into SQL).
 pub(crate) fn parse_filter(query: Option<&str>) -> Result<state::EntryFilter, Response> {
+    filter_of_pairs(form_urlencoded::parse(query.unwrap_or("").as_bytes()))
+        .map_err(|refused| error_json(StatusCode::BAD_REQUEST, "bad_data", &refused[0].1))
+}
+
+/// The journal filters of decoded parameters, or every refused one as
+/// (parameter, message); shared by the JSON API and the web UI.
+pub(crate) fn filter_of_pairs<'a>(
+    pairs: impl IntoIterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
+) -> Result<state::EntryFilter, Vec<(String, String)>> {
     let mut filter = state::EntryFilter::default();
-    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        let bad = |message: String| error_json(StatusCode::BAD_REQUEST, "bad_data", &message);
+    let mut refused = Vec::new();
+    for (name, value) in pairs {
+        let mut bad = |message: String| refused.push((name.clone().into_owned(), message));
         match name.as_ref() {
             "id" => filter.alert_id = Some(value.into_owned()).filter(|id| !id.is_empty()),
-            "since" => filter.since_ms = Some(parse_time("since", &value)?),
-            "until" => filter.until_ms = Some(parse_time("until", &value)?),
+            "since" => match parse_time("since", &value) {
+                Ok(time) => filter.since_ms = Some(time),
+                Err(message) => bad(message),
+            },
+            "until" => match parse_time("until", &value) {
+                Ok(time) => filter.until_ms = Some(time),
+                Err(message) => bad(message),
+            },
             "contract_changed" => {
                 filter.contract_changed = match value.as_ref() {
                     "yes" | "true" => Some(true),
                     "no" | "false" => Some(false),
                     "" => None,
                     other => {
-                        return Err(bad(format!("invalid parameter \"contract_changed\": {other:?} is not yes or no")));
+                        bad(format!("invalid parameter \"contract_changed\": {other:?} is not yes or no"));
+                        None
                     }
                 }
             }
-            "limit" => {
-                filter.limit =
-                    Some(value.parse::<i64>().ok().filter(|limit| *limit > 0).ok_or_else(|| {
-                        bad(format!("invalid parameter \"limit\": {value:?} is not a positive integer"))
-                    })?)
-            }
-            other => {
-                return Err(bad(format!(
-                    "unknown parameter {other:?}: expected id, since, until, contract_changed or limit"
-                )));
-            }
+            "limit" => match value.parse::<i64>().ok().filter(|limit| *limit > 0) {
+                Some(limit) => filter.limit = Some(limit),
+                None => bad(format!("invalid parameter \"limit\": {value:?} is not a positive integer")),
+            },
+            other => bad(format!("unknown parameter {other:?}: expected id, since, until, contract_changed or limit")),
         }
     }
-    Ok(filter)
+    if refused.is_empty() { Ok(filter) } else { Err(refused) }
 }
 
 async fn list(State(state): State<Arc<AppState>>, _principal: Principal, RawQuery(query): RawQuery) -> Response {

@@ -5,8 +5,12 @@
 //! sparkline per series), the facts triage could not establish, and a
 //! timeline of state changes, triage runs, escalations and notifications.
 //!
-//! The acknowledge/close form has its place here ([`JournalForm`]): it is
-//! rendered only when the caller passes one, which the journal backend does.
+//! With the journal backend, the page also carries the journal's part
+//! ([`JournalForm`]): who acknowledged the alert and when, the acknowledge
+//! button, the close form with the catalog's closing fields (each refused
+//! field's message next to its input, the submitted values kept), the
+//! winning revision after a conflicting close, and the entry once written.
+//! Who may do what is decided by the caller ([`JournalAccess`]).
 
 use std::collections::BTreeMap;
 
@@ -28,26 +32,321 @@ pub struct AlertInput<'a> {
     pub notifications: &'a [notify::HistoryRecord],
     /// The acknowledge/close form, when the journal backend is present.
     pub journal: Option<JournalForm>,
+    /// The alert's labels as the journal recorded them at its
+    /// acknowledgement: the page still renders from them once the rule
+    /// engine, triage and notifications have forgotten the alert (an
+    /// acknowledged alert that resolved still needs its entry).
+    pub journal_labels: Option<&'a BTreeMap<String, String>>,
+    /// Who is looking (the layout's account area).
+    pub viewer: &'a crate::Viewer,
+    /// The status to answer with: 200, or 400/409 when the page shows a refused form.
+    pub status: u16,
     pub now_ms: i64,
 }
 
-/// The journal's acknowledge and close form, filled by the journal backend:
-/// where the forms post, the CSRF token they carry, and the catalog's
-/// closing fields.
+/// The journal part of the alert page, filled by the server when the
+/// journal backend is configured: where the forms post, what the person
+/// looking may do, the state of the alert's latest episode, and — after a
+/// refused or conflicting close — what was submitted and why it was refused.
 pub struct JournalForm {
     pub acknowledge_action: String,
     pub close_action: String,
-    pub csrf_token: String,
-    /// Who acknowledged it and when, once someone has.
-    pub acknowledged: Option<String>,
-    pub fields: Vec<JournalField>,
+    pub access: JournalAccess,
+    /// The runbook ID the entry is written for (the `alert_id` field).
+    pub alert_id: String,
+    /// Whoever acknowledged the open (or the closed) episode, and when.
+    pub acknowledged: Option<(String, i64)>,
+    /// The episode's entry, once written.
+    pub closed: Option<ClosedEntry>,
+    /// The alert fires and this firing has no acknowledgement yet.
+    pub can_acknowledge: bool,
+    /// An acknowledged episode waits for its entry.
+    pub can_close: bool,
+    /// What a refused close submitted (kept in the form) — `None` for an empty form.
+    pub submitted: Option<journal::ClosingForm>,
+    /// The refused fields of that submission.
+    pub errors: Vec<journal::FieldError>,
+    /// Someone else wrote the entry first: their revision (the submitted
+    /// text stays in the form, to be sent as a correction of it).
+    pub conflict: Option<state::Revision>,
+    /// A refusal that is not about one field (already acknowledged, not firing…).
+    pub notice: Option<String>,
+    /// The written entry's latest revision and its values: a responder may
+    /// correct it (a new revision), from a form that starts folded.
+    pub correctable: Option<(i64, journal::ClosingForm)>,
 }
 
-/// One closing field (`closing.fields` of the catalog).
-pub struct JournalField {
-    pub name: String,
-    pub description: String,
-    pub required: bool,
+/// What the person looking at the alert page may do with the journal.
+pub enum JournalAccess {
+    /// Not logged in: a link to the login page (which comes back here).
+    LogIn { login_url: String },
+    /// Logged in as a viewer: the state, no buttons.
+    ReadOnly { name: String, role: String },
+    /// A responder or admin: the forms, with the session's CSRF token.
+    Respond { csrf_token: String },
+}
+
+/// A written journal entry as the alert page mentions it.
+pub struct ClosedEntry {
+    pub entry_id: i64,
+    pub closed_by: String,
+    pub closed_at_ms: i64,
+    pub revision: i64,
+}
+
+/// The closing fields alertbook renders, in the order it renders them
+/// (the catalog's `closing.fields` order decides; `contract` follows
+/// `contract_changed`).
+const CONTRACT_FIELD: &str = "contract";
+
+/// One field of the close form.
+struct FieldView {
+    name: String,
+    label: String,
+    help: String,
+    required: bool,
+    /// `readonly`, `text`, `url`, `yes_no` or `select`.
+    kind: &'static str,
+    maxlength: usize,
+    value: String,
+    options: Vec<(String, String, bool)>,
+    error: Option<String>,
+}
+
+impl FieldView {
+    fn describedby(&self) -> String {
+        if self.error.is_some() {
+            format!("journal-{0}-error journal-{0}-help", self.name)
+        } else {
+            format!("journal-{}-help", self.name)
+        }
+    }
+}
+
+struct ClosedView {
+    entry_id: i64,
+    closed_by: String,
+    time: String,
+    machine_time: String,
+    revision: i64,
+}
+
+struct ConflictView {
+    author: String,
+    revision: i64,
+    time: String,
+    machine_time: String,
+    root_cause: String,
+    remediation: String,
+    contract: String,
+}
+
+struct JournalView {
+    acknowledge_action: String,
+    close_action: String,
+    login_url: Option<String>,
+    read_only: Option<String>,
+    csrf_token: String,
+    acknowledged: Option<(String, String, String)>,
+    closed: Option<ClosedView>,
+    can_acknowledge: bool,
+    show_close_form: bool,
+    /// The form corrects the written entry, folded until opened.
+    folded: bool,
+    correction_of: Option<i64>,
+    fields: Vec<FieldView>,
+    errors: Vec<(String, String)>,
+    conflict: Option<ConflictView>,
+    notice: Option<String>,
+}
+
+fn submitted_value(form: Option<&journal::ClosingForm>, name: &str) -> Option<String> {
+    let form = form?;
+    match name {
+        "alert_id" => form.alert_id.clone(),
+        "root_cause" => form.root_cause.clone(),
+        "remediation" => form.remediation.clone(),
+        "contract_changed" => form.contract_changed.as_ref().map(|value| match value {
+            serde_json::Value::String(text) => text.trim().to_ascii_lowercase(),
+            serde_json::Value::Bool(true) => "yes".into(),
+            serde_json::Value::Bool(false) => "no".into(),
+            other => other.to_string(),
+        }),
+        CONTRACT_FIELD => form.contract.clone(),
+        "contract_pr" => form.contract_pr.clone(),
+        _ => None,
+    }
+}
+
+fn capitalised(text: &str) -> String {
+    let mut characters = text.chars();
+    characters.next().map(|first| first.to_uppercase().chain(characters).collect()).unwrap_or_default()
+}
+
+/// The form's fields for the catalog's closing rule, with the submitted
+/// values and each refused field's message.
+fn closing_fields(catalog: &catalog::Catalog, form: &JournalForm) -> Vec<FieldView> {
+    let submitted = form.submitted.as_ref();
+    let error_of = |name: &str| {
+        let messages: Vec<&str> =
+            form.errors.iter().filter(|error| error.field == name).map(|error| error.message.as_str()).collect();
+        (!messages.is_empty()).then(|| messages.join("; "))
+    };
+    let mut names: Vec<(String, String)> =
+        catalog.closing.fields.iter().map(|field| (field.name.clone(), field.description.clone())).collect();
+    if !names.iter().any(|(name, _)| name == CONTRACT_FIELD) {
+        let at = names.iter().position(|(name, _)| name == "contract_changed").map_or(names.len(), |at| at + 1);
+        names.insert(at, (CONTRACT_FIELD.to_owned(), "which catalog contract changed".to_owned()));
+    }
+    let mut fields = Vec::new();
+    for (name, description) in names {
+        let value = submitted_value(submitted, &name);
+        let mut field = FieldView {
+            label: String::new(),
+            help: description.clone(),
+            required: true,
+            kind: "text",
+            maxlength: 0,
+            value: value.clone().unwrap_or_default(),
+            options: Vec::new(),
+            error: error_of(&name),
+            name: name.clone(),
+        };
+        match name.as_str() {
+            "alert_id" => {
+                field.label = "Runbook ID".into();
+                field.kind = "readonly";
+                field.value = form.alert_id.clone();
+                field.help = format!("This alert's runbook entry is {}.", form.alert_id);
+            }
+            "root_cause" => {
+                field.label = "Root cause".into();
+                field.maxlength = journal::closing::ROOT_CAUSE_MAX_CHARS;
+                field.help = format!(
+                    "{} (one line, at most {} characters).",
+                    capitalised(&description),
+                    journal::closing::ROOT_CAUSE_MAX_CHARS
+                );
+            }
+            "remediation" => {
+                field.label = "Remediation".into();
+                field.maxlength = journal::closing::REMEDIATION_MAX_CHARS;
+                field.help = format!(
+                    "One of: the pull request's URL (https://…), \"{} <what changed>\" for a configuration change, or exactly \"{}\" when nothing was needed.",
+                    journal::closing::CONFIG_PREFIX,
+                    journal::closing::NO_OP_TRANSIENT
+                );
+            }
+            "contract_changed" => {
+                field.label = "Did a contract change?".into();
+                field.kind = "yes_no";
+                field.options = [("yes", "Yes"), ("no", "No")]
+                    .iter()
+                    .map(|(option, label)| {
+                        ((*option).to_owned(), (*label).to_owned(), value.as_deref() == Some(*option))
+                    })
+                    .collect();
+                field.help = format!("{}.", capitalised(&description));
+            }
+            CONTRACT_FIELD => {
+                field.label = "Contract".into();
+                field.kind = "select";
+                field.required = false;
+                field.options = std::iter::once((String::new(), "None changed".to_owned(), field.value.is_empty()))
+                    .chain(catalog.contracts.keys().map(|contract| {
+                        (contract.clone(), contract.clone(), value.as_deref().map(str::trim) == Some(contract.as_str()))
+                    }))
+                    .collect();
+                field.help = "Required when a contract changed: which of the catalog's contracts.".into();
+            }
+            "contract_pr" => {
+                field.label = "Contract pull request".into();
+                field.kind = "url";
+                field.required = false;
+                field.help =
+                    format!("{}: required exactly when a contract changed (https://…).", capitalised(&description));
+            }
+            // A field the catalog names but alertbook cannot store: the
+            // server reports it at start; the form leaves it out.
+            _ => continue,
+        }
+        fields.push(field);
+    }
+    fields
+}
+
+fn journal_view(catalog: &catalog::Catalog, mut form: JournalForm) -> JournalView {
+    // A written entry, nothing submitted: the correction form, prefilled with the latest revision.
+    let mut folded = false;
+    let mut correction_of = form.conflict.as_ref().map(|revision| revision.revision);
+    if let Some((revision, latest)) = form.correctable.take()
+        && correction_of.is_none()
+    {
+        correction_of = Some(revision);
+        if form.submitted.is_none() {
+            form.submitted = Some(latest);
+            folded = true;
+        }
+    }
+    let fields = closing_fields(catalog, &form);
+    let (login_url, read_only, csrf_token) = match &form.access {
+        JournalAccess::LogIn { login_url } => (Some(login_url.clone()), None, String::new()),
+        JournalAccess::ReadOnly { name, role } => (
+            None,
+            Some(format!("You are logged in as {name}, a {role}: acknowledging and closing need the responder role.")),
+            String::new(),
+        ),
+        JournalAccess::Respond { csrf_token } => (None, None, csrf_token.clone()),
+    };
+    let responder = !csrf_token.is_empty();
+    let contract_text = |changed: bool, contract: &Option<String>, pull_request: &Option<String>| {
+        if changed {
+            format!("{} ({})", contract.as_deref().unwrap_or("?"), pull_request.as_deref().unwrap_or("no pull request"))
+        } else {
+            "none changed".into()
+        }
+    };
+    JournalView {
+        acknowledge_action: form.acknowledge_action,
+        close_action: form.close_action,
+        login_url,
+        read_only,
+        acknowledged: form.acknowledged.map(|(by, at_ms)| (by, format_time(at_ms), machine_time(at_ms))),
+        closed: form.closed.map(|closed| ClosedView {
+            entry_id: closed.entry_id,
+            closed_by: closed.closed_by,
+            time: format_time(closed.closed_at_ms),
+            machine_time: machine_time(closed.closed_at_ms),
+            revision: closed.revision,
+        }),
+        can_acknowledge: responder && form.can_acknowledge,
+        show_close_form: responder && (form.can_close || correction_of.is_some()),
+        folded,
+        correction_of,
+        errors: form
+            .errors
+            .iter()
+            .map(|error| {
+                let label = fields
+                    .iter()
+                    .find(|field| field.name == error.field)
+                    .map_or_else(|| error.field.to_owned(), |field| field.label.clone());
+                (format!("journal-{}", error.field), format!("{label}: {}", error.message))
+            })
+            .collect(),
+        conflict: form.conflict.map(|revision| ConflictView {
+            contract: contract_text(revision.contract_changed, &revision.contract, &revision.contract_pr),
+            author: revision.author,
+            revision: revision.revision,
+            time: format_time(revision.written_at_ms),
+            machine_time: machine_time(revision.written_at_ms),
+            root_cause: revision.root_cause,
+            remediation: revision.remediation,
+        }),
+        notice: form.notice,
+        csrf_token,
+        fields,
+    }
 }
 
 struct EntryView {
@@ -126,7 +425,7 @@ struct AlertTemplate {
     run: Option<RunView>,
     runs: usize,
     timeline: Vec<TimelineEvent>,
-    journal: Option<JournalForm>,
+    journal: Option<JournalView>,
     triage_known: bool,
 }
 
@@ -274,6 +573,19 @@ fn timeline(input: &AlertInput<'_>) -> Vec<TimelineEvent> {
             events.push(event(resolved, "state", "resolved".into(), String::new()));
         }
     }
+    if let Some(journal) = &input.journal {
+        if let Some((by, at_ms)) = &journal.acknowledged {
+            events.push(event(*at_ms, "journal", format!("acknowledged by {by}"), String::new()));
+        }
+        if let Some(closed) = &journal.closed {
+            events.push(event(
+                closed.closed_at_ms,
+                "journal",
+                format!("closed by {}", closed.closed_by),
+                format!("journal entry {}", closed.entry_id),
+            ));
+        }
+    }
     if let Some(record) = input.record {
         for run in &record.runs {
             let path = if run.path.is_empty() { "no branch decided".to_owned() } else { run.path.join(", ") };
@@ -336,6 +648,7 @@ pub fn render(input: AlertInput<'_>) -> Page {
             .find(|alert| alert.fingerprint == input.fingerprint)
         {
             Some(alert) => alert.labels.clone(),
+            None if input.journal_labels.is_some() => input.journal_labels.cloned().unwrap_or_default(),
             None => {
                 return not_found(
                     catalog,
@@ -383,7 +696,7 @@ pub fn render(input: AlertInput<'_>) -> Page {
     });
     let timeline = timeline(&input);
     let template = AlertTemplate {
-        layout: Layout::new(format!("{alertname} ({state})"), "alerts", &catalog.title),
+        layout: Layout::for_viewer(format!("{alertname} ({state})"), "alerts", &catalog.title, input.viewer),
         fingerprint: input.fingerprint.to_owned(),
         summary: annotations.get("summary").cloned().unwrap_or_default(),
         labels: labels.iter().filter(|(name, _)| *name != "alertname").map(|(n, v)| (n.clone(), v.clone())).collect(),
@@ -406,11 +719,11 @@ pub fn render(input: AlertInput<'_>) -> Page {
         runs: input.record.map_or(0, |record| record.runs.len()),
         run,
         timeline,
-        journal: input.journal,
+        journal: input.journal.map(|form| journal_view(catalog, form)),
         alertname,
         state,
     };
-    Page::from_template(&template, 200)
+    Page::from_template(&template, input.status)
 }
 
 #[cfg(test)]
@@ -492,6 +805,9 @@ mod tests {
             record: Some(&record),
             notifications: &notifications,
             journal: None,
+            journal_labels: None,
+            viewer: &crate::Viewer::default(),
+            status: 200,
             now_ms: NOW_MS,
         });
         assert_eq!(page.status, 200);
@@ -532,17 +848,27 @@ mod tests {
         assert!(!html.contains("<form method=\"post\"") && !html.contains("journal-slot"), "{html}");
     }
 
-    #[test]
-    fn the_journal_form_renders_when_the_backend_passes_one() {
+    fn form(access: JournalAccess) -> JournalForm {
+        JournalForm {
+            acknowledge_action: "/alerts/0123456789abcdef/acknowledge".into(),
+            close_action: "/alerts/0123456789abcdef/close".into(),
+            access,
+            alert_id: "A6".into(),
+            acknowledged: None,
+            closed: None,
+            can_acknowledge: true,
+            can_close: false,
+            submitted: None,
+            errors: Vec::new(),
+            conflict: None,
+            notice: None,
+            correctable: None,
+        }
+    }
+
+    fn render_form(journal: JournalForm, status: u16) -> String {
         let catalog = busflow();
         let record = record();
-        let journal = JournalForm {
-            acknowledge_action: "/alerts/0123456789abcdef/ack".into(),
-            close_action: "/alerts/0123456789abcdef/close".into(),
-            csrf_token: "token\"><script>".into(),
-            acknowledged: None,
-            fields: vec![JournalField { name: "root_cause".into(), description: "one line".into(), required: true }],
-        };
         let page = render(AlertInput {
             catalog: &catalog,
             fingerprint: "0123456789abcdef",
@@ -550,10 +876,233 @@ mod tests {
             record: Some(&record),
             notifications: &[],
             journal: Some(journal),
+            journal_labels: None,
+            viewer: &crate::Viewer::default(),
+            status,
             now_ms: NOW_MS,
         });
-        assert!(page.html.contains("<label for=\"journal-root_cause\">root_cause (required)</label>"), "{}", page.html);
-        assert!(page.html.contains("name=\"csrf_token\" value=\"token&#34;&#62;&#60;script&#62;\""), "{}", page.html);
+        assert_eq!(page.status, status);
+        page.html
+    }
+
+    fn responder() -> JournalAccess {
+        JournalAccess::Respond { csrf_token: "token\"><script>".into() }
+    }
+
+    #[test]
+    fn a_responder_gets_the_acknowledge_button_then_the_close_form_with_the_catalogs_fields() {
+        let html = render_form(form(responder()), 200);
+        assert!(html.contains("<form method=\"post\" action=\"/alerts/0123456789abcdef/acknowledge\""), "{html}");
+        assert!(html.contains("name=\"csrf_token\" value=\"token&#34;&#62;&#60;script&#62;\""), "{html}");
+        assert!(!html.contains("/close\""), "no close form before the acknowledgement: {html}");
+
+        let mut journal = form(responder());
+        journal.can_acknowledge = false;
+        journal.can_close = true;
+        journal.acknowledged = Some(("rita".into(), NOW_MS - 60_000));
+        let html = render_form(journal, 200);
+        assert!(
+            html.contains("Acknowledged by <strong>rita</strong> at <time datetime=\"2025-12-31T23:59:00Z\">"),
+            "{html}"
+        );
+        assert!(!html.contains("/acknowledge\""), "{html}");
+        assert!(html.contains("<form method=\"post\" action=\"/alerts/0123456789abcdef/close\""), "{html}");
+        // The real kinds: a read-only runbook ID, a one-line root cause of at
+        // most 200 characters, the remediation's forms explained, yes/no
+        // radios, a select of the catalog's contracts, a URL input.
+        assert!(
+            html.contains("<input id=\"journal-alert_id\" name=\"alert_id\" type=\"text\" value=\"A6\" readonly"),
+            "{html}"
+        );
+        assert!(html.contains("<label for=\"journal-root_cause\">Root cause (required)</label>"), "{html}");
+        assert!(html.contains("name=\"root_cause\" type=\"text\" value=\"\" maxlength=\"200\""), "{html}");
+        assert!(html.contains("exactly &#34;no-op, transient&#34; when nothing was needed"), "{html}");
+        assert!(html.contains("<legend>Did a contract change? (required)</legend>"), "{html}");
+        assert!(
+            html.contains(
+                "<input type=\"radio\" id=\"journal-contract_changed-yes\" name=\"contract_changed\" value=\"yes\">"
+            ),
+            "{html}"
+        );
+        assert!(html.contains("<select id=\"journal-contract\" name=\"contract\""), "{html}");
+        assert!(html.contains("<option value=\"log-retention\">log-retention</option>"), "{html}");
+        assert!(html.contains("name=\"contract_pr\" type=\"url\""), "{html}");
+        // The catalog's order: contract follows contract_changed, contract_pr last.
+        let order: Vec<usize> = [
+            "journal-alert_id",
+            "journal-root_cause",
+            "journal-remediation",
+            "journal-contract_changed",
+            "journal-contract\"",
+            "journal-contract_pr",
+        ]
+        .iter()
+        .map(|id| html.find(&format!("id=\"{id}")).unwrap_or_else(|| panic!("{id}: {html}")))
+        .collect();
+        assert!(order.windows(2).all(|pair| pair[0] < pair[1]), "{order:?}");
+    }
+
+    #[test]
+    fn refused_fields_are_shown_next_to_their_inputs_with_the_submitted_values() {
+        let mut journal = form(responder());
+        journal.can_acknowledge = false;
+        journal.can_close = true;
+        journal.submitted = Some(journal::ClosingForm {
+            alert_id: Some("A6".into()),
+            root_cause: Some("".into()),
+            remediation: Some("restarted <script>alert(2)</script>".into()),
+            contract_changed: Some(serde_json::Value::String("yes".into())),
+            contract: Some("log-retention".into()),
+            ..Default::default()
+        });
+        journal.errors = vec![
+            journal::FieldError { field: "root_cause", message: "the root cause is required: one line".into() },
+            journal::FieldError { field: "remediation", message: "\"restarted <script>\" is none of".into() },
+            journal::FieldError { field: "contract_pr", message: "a contract changed: the link is required".into() },
+        ];
+        let html = render_form(journal, 400);
+        assert_eq!(html.matches("<script").count(), 1, "{html}");
+        assert!(html.contains("The entry was refused; nothing was saved"), "{html}");
+        assert!(
+            html.contains(
+                "<li><a href=\"#journal-root_cause\">Root cause: the root cause is required: one line</a></li>"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "aria-describedby=\"journal-root_cause-error journal-root_cause-help\" aria-invalid=\"true\""
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "<p id=\"journal-root_cause-error\" class=\"field-error\">the root cause is required: one line</p>"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("value=\"restarted &#60;script&#62;alert(2)&#60;/script&#62;\""),
+            "kept and inert: {html}"
+        );
+        assert!(html.contains("value=\"yes\" checked>"), "{html}");
+        assert!(html.contains("<option value=\"log-retention\" selected>"), "{html}");
+        assert!(html.contains("<p id=\"journal-contract_pr-error\" class=\"field-error\">"), "{html}");
+        // A field without an error is not marked invalid.
+        assert!(
+            html.contains(
+                "<select id=\"journal-contract\" name=\"contract\" aria-describedby=\"journal-contract-help\">"
+            ),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn a_conflict_shows_the_winning_revision_and_keeps_the_users_text_as_a_correction() {
+        let mut journal = form(responder());
+        journal.can_acknowledge = false;
+        journal.closed =
+            Some(ClosedEntry { entry_id: 4, closed_by: "alice".into(), closed_at_ms: NOW_MS, revision: 1 });
+        journal.submitted = Some(journal::ClosingForm { root_cause: Some("my view".into()), ..Default::default() });
+        journal.conflict = Some(state::Revision {
+            episode_id: 4,
+            revision: 1,
+            author: "alice".into(),
+            written_at_ms: NOW_MS,
+            alert_id: "A6".into(),
+            root_cause: "quota <i>x</i>".into(),
+            remediation: "no-op, transient".into(),
+            contract_changed: false,
+            contract: None,
+            contract_pr: None,
+            triage: serde_json::Value::Null,
+            timeline: serde_json::Value::Null,
+        });
+        let html = render_form(journal, 409);
+        assert!(html.contains("Closed by <strong>alice</strong>"), "{html}");
+        assert!(html.contains("<a href=\"/journal/4\">journal entry 4</a>"), "{html}");
+        assert!(html.contains("alice wrote revision 1 at"), "{html}");
+        assert!(html.contains("<dd>quota &#60;i&#62;x&#60;/i&#62;</dd>"), "{html}");
+        assert!(html.contains("value=\"my view\""), "{html}");
+        assert!(html.contains("<input type=\"hidden\" name=\"revision\" value=\"1\">"), "{html}");
+        assert!(html.contains("Save as a correction of revision 1"), "{html}");
+    }
+
+    #[test]
+    fn a_written_entry_is_on_the_timeline_and_a_responder_may_correct_it() {
+        let mut journal = form(responder());
+        journal.can_acknowledge = false;
+        journal.acknowledged = Some(("rita".into(), NOW_MS - 60_000));
+        journal.closed = Some(ClosedEntry { entry_id: 3, closed_by: "rita".into(), closed_at_ms: NOW_MS, revision: 1 });
+        journal.correctable = Some((
+            1,
+            journal::ClosingForm {
+                alert_id: Some("A6".into()),
+                root_cause: Some("quota".into()),
+                remediation: Some("no-op, transient".into()),
+                contract_changed: Some(serde_json::Value::String("no".into())),
+                ..Default::default()
+            },
+        ));
+        let html = render_form(journal, 200);
+        assert!(html.contains("<details class=\"correction\"><summary>Correct this entry</summary>"), "{html}");
+        assert!(html.contains("value=\"quota\""), "{html}");
+        assert!(html.contains("value=\"no\" checked>"), "{html}");
+        assert!(html.contains("<input type=\"hidden\" name=\"revision\" value=\"1\">"), "{html}");
+        assert!(html.contains("Save as a correction of revision 1"), "{html}");
+        assert!(html.contains("<strong>acknowledged by rita</strong>"), "{html}");
+        assert!(
+            html.contains("<strong>closed by rita</strong> <span class=\"muted\">journal entry 3</span>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn an_acknowledged_alert_the_engines_forgot_renders_from_the_journals_labels() {
+        let catalog = busflow();
+        let labels = BTreeMap::from([
+            ("alertname".to_owned(), "LokiCompactorBehind".to_owned()),
+            ("job".to_owned(), "<script>x</script>".to_owned()),
+        ]);
+        let mut journal = form(responder());
+        journal.can_acknowledge = false;
+        journal.can_close = true;
+        journal.acknowledged = Some(("rita".into(), NOW_MS));
+        let page = render(AlertInput {
+            catalog: &catalog,
+            fingerprint: "0123456789abcdef",
+            alert: None,
+            record: None,
+            notifications: &[],
+            journal: Some(journal),
+            journal_labels: Some(&labels),
+            viewer: &crate::Viewer::default(),
+            status: 200,
+            now_ms: NOW_MS,
+        });
+        assert_eq!(page.status, 200, "{}", page.html);
+        assert!(page.html.contains("<a href=\"/runbook/A6\">The full runbook entry A6"), "{}", page.html);
+        assert!(page.html.contains("action=\"/alerts/0123456789abcdef/close\""), "{}", page.html);
+        assert_eq!(page.html.matches("<script").count(), 1, "{}", page.html);
+    }
+
+    #[test]
+    fn visitors_get_a_login_link_and_viewers_no_buttons() {
+        let mut journal = form(JournalAccess::LogIn { login_url: "/login?next=%2Falerts%2F0123456789abcdef".into() });
+        journal.acknowledged = Some(("rita".into(), NOW_MS));
+        journal.can_acknowledge = false;
+        journal.can_close = true;
+        let html = render_form(journal, 200);
+        assert!(
+            html.contains("<a href=\"/login?next=%2Falerts%2F0123456789abcdef\">Log in to acknowledge</a> or close"),
+            "{html}"
+        );
+        assert!(!html.contains("method=\"post\""), "{html}");
+        assert!(!html.contains("csrf_token"), "{html}");
+
+        let html = render_form(form(JournalAccess::ReadOnly { name: "vic".into(), role: "viewer".into() }), 200);
+        assert!(html.contains("You are logged in as vic, a viewer"), "{html}");
+        assert!(!html.contains("method=\"post\""), "{html}");
     }
 
     #[test]
@@ -566,6 +1115,9 @@ mod tests {
             record: None,
             notifications: &[],
             journal: None,
+            journal_labels: None,
+            viewer: &crate::Viewer::default(),
+            status: 200,
             now_ms: NOW_MS,
         });
         assert_eq!(page.status, 404);

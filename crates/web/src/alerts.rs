@@ -1,8 +1,12 @@
 //! The alerts page (`/alerts`): every pending and firing alert of the rule
 //! engine, firing first and newest first, filtered by [`AlertFilter`], each
 //! row linking to its alert page (by fingerprint) and its runbook entry.
+//! With the journal, a firing alert whose current firing someone
+//! acknowledged carries an "acknowledged by" badge, and the state filter
+//! takes `acknowledged`; the caller reads the open acknowledgements once per
+//! page ([`Acknowledgements`]), never per alert.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use askama::Template;
@@ -18,8 +22,17 @@ pub struct AlertsInput<'a> {
     pub groups: &'a [Arc<GroupStatus>],
     /// The request's query string, undecoded.
     pub query: &'a str,
+    /// Whether the journal is configured (the acknowledged count and filter option show).
+    pub journal: bool,
+    /// Who acknowledged which firing (see [`Acknowledgements`]).
+    pub acknowledged: &'a Acknowledgements,
+    pub viewer: &'a crate::Viewer,
     pub now_ms: i64,
 }
+
+/// The open acknowledgements by alert fingerprint: each as the start of
+/// the firing it belongs to (the alert's `activeAt`) and who acknowledged it.
+pub type Acknowledgements = HashMap<String, Vec<(i64, String)>>;
 
 /// One alert of the table.
 pub struct AlertRow {
@@ -36,6 +49,8 @@ pub struct AlertRow {
     pub active_since_machine: String,
     pub age: String,
     pub value: String,
+    /// Who acknowledged this firing, if anyone did.
+    pub acknowledged_by: Option<String>,
     active_at_ms: i64,
 }
 
@@ -58,6 +73,8 @@ struct AlertsTemplate<'a> {
     rows: Vec<AlertRow>,
     firing: usize,
     pending: usize,
+    acknowledged: usize,
+    journal: bool,
     total: usize,
     self_url: String,
     updated: String,
@@ -99,11 +116,19 @@ pub fn render(input: &AlertsInput<'_>) -> Page {
                 let alertname = labels.get("alertname").cloned().unwrap_or_else(|| rule.name.clone());
                 let runbook_id = runbook_id_of(input.catalog, &alertname, &alert.annotations);
                 let state = alert.state.as_str();
-                if !filter.keeps(&labels, runbook_id.as_deref(), state) {
+                let fingerprint = notify::fingerprint(&labels);
+                let acknowledged_by = if alert.state == AlertState::Firing {
+                    input.acknowledged.get(&fingerprint).and_then(|episodes| {
+                        episodes.iter().find(|(started, _)| *started == alert.active_at_ms).map(|(_, by)| by.clone())
+                    })
+                } else {
+                    None
+                };
+                if !filter.keeps(&labels, runbook_id.as_deref(), state, acknowledged_by.is_some()) {
                     continue;
                 }
-                let fingerprint = notify::fingerprint(&labels);
                 rows.push(AlertRow {
+                    acknowledged_by,
                     fingerprint,
                     state: state.to_owned(),
                     route: labels.get("route").cloned().unwrap_or_default(),
@@ -135,20 +160,29 @@ pub fn render(input: &AlertsInput<'_>) -> Page {
     });
     let firing = rows.iter().filter(|row| row.state == "firing").count();
     let pending = rows.iter().filter(|row| row.state == "pending").count();
+    let acknowledged = rows.iter().filter(|row| row.acknowledged_by.is_some()).count();
     let catalog = input.catalog;
     let title = if firing > 0 { format!("Alerts ({firing} firing)") } else { "Alerts".to_owned() };
     let template = AlertsTemplate {
-        layout: Layout::new(title, "alerts", &catalog.title),
+        layout: Layout::for_viewer(title, "alerts", &catalog.title, input.viewer),
         runbook_options: options(
             catalog.entries.iter().map(|entry| (entry.id.clone(), format!("{} {}", entry.id, entry.alertname))),
             &filter.runbook,
         ),
         route_options: options(catalog.routes.iter().map(|route| (route.clone(), route.clone())), &filter.route),
-        state_options: options(STATES.iter().map(|state| ((*state).to_owned(), (*state).to_owned())), &filter.state),
+        state_options: options(
+            STATES
+                .iter()
+                .filter(|state| input.journal || **state != "acknowledged")
+                .map(|state| ((*state).to_owned(), (*state).to_owned())),
+            &filter.state,
+        ),
         filter: &filter,
         errors: &errors,
         firing,
         pending,
+        acknowledged,
+        journal: input.journal,
         total,
         rows,
         self_url: if input.query.is_empty() { "/alerts".into() } else { format!("/alerts?{}", input.query) },

@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use notify::routing::Matcher;
 
 /// States an alert row can be filtered by; rows carry their state as data.
-pub const STATES: &[&str] = &["firing", "pending"];
+/// `acknowledged` keeps the firing alerts whose current firing someone
+/// acknowledged (they count as firing too).
+pub const STATES: &[&str] = &["firing", "pending", "acknowledged"];
 /// Seconds between refreshes unless the query says otherwise.
 pub const DEFAULT_REFRESH_SECONDS: u32 = 30;
 const MIN_REFRESH_SECONDS: u32 = 5;
@@ -127,11 +129,18 @@ impl AlertFilter {
         !self.runbook.is_empty() || !self.route.is_empty() || !self.state.is_empty() || !self.matchers.is_empty()
     }
 
-    /// Whether an alert with these labels, runbook ID and state passes.
-    pub fn keeps(&self, labels: &BTreeMap<String, String>, runbook_id: Option<&str>, state: &str) -> bool {
+    /// Whether an alert with these labels, runbook ID and state (and
+    /// whether its firing is acknowledged) passes.
+    pub fn keeps(
+        &self,
+        labels: &BTreeMap<String, String>,
+        runbook_id: Option<&str>,
+        state: &str,
+        acknowledged: bool,
+    ) -> bool {
         (self.runbook.is_empty() || runbook_id == Some(self.runbook.as_str()))
             && (self.route.is_empty() || labels.get("route").map(String::as_str) == Some(self.route.as_str()))
-            && (self.state.is_empty() || self.state == state)
+            && (self.state.is_empty() || self.state == state || (self.state == "acknowledged" && acknowledged))
             && self.matchers.iter().all(|matcher| matcher.matches(labels))
     }
 }
@@ -161,11 +170,15 @@ mod tests {
         assert_eq!(filter.refresh_seconds, 0);
         assert!(filter.narrows());
         let alert = labels(&[("alertname", "LokiCompactorBehind"), ("route", "ops-oncall"), ("job", "loki")]);
-        assert!(filter.keeps(&alert, Some("A6"), "firing"));
-        assert!(!filter.keeps(&alert, Some("A6"), "pending"));
-        assert!(!filter.keeps(&alert, Some("A9"), "firing"));
+        assert!(filter.keeps(&alert, Some("A6"), "firing", false));
+        assert!(!filter.keeps(&alert, Some("A6"), "pending", false));
+        assert!(!filter.keeps(&alert, Some("A9"), "firing", false));
         let other_job = labels(&[("route", "ops-oncall"), ("job", "mimir")]);
-        assert!(!filter.keeps(&other_job, Some("A6"), "firing"));
+        assert!(!filter.keeps(&other_job, Some("A6"), "firing", false));
+        let (acknowledged, errors) = AlertFilter::parse("state=acknowledged", &catalog);
+        assert_eq!(errors, []);
+        assert!(acknowledged.keeps(&alert, Some("A6"), "firing", true));
+        assert!(!acknowledged.keeps(&alert, Some("A6"), "firing", false));
         let (empty, errors) = AlertFilter::parse("runbook=&route=&labels=", &catalog);
         assert_eq!(errors, []);
         assert!(!empty.narrows());
@@ -190,7 +203,7 @@ mod tests {
         // A regular expression is anchored and matched, never executed as anything else.
         let (filter, errors) = AlertFilter::parse("labels=cn%3D~%22.*%27%3B+DROP+TABLE+alerts%3B--%22", &catalog);
         assert_eq!(errors, []);
-        assert!(filter.keeps(&labels(&[("cn", "x'; DROP TABLE alerts;--")]), None, "firing"));
-        assert!(!filter.keeps(&labels(&[("cn", "x")]), None, "firing"));
+        assert!(filter.keeps(&labels(&[("cn", "x'; DROP TABLE alerts;--")]), None, "firing", false));
+        assert!(!filter.keeps(&labels(&[("cn", "x")]), None, "firing", false));
     }
 }

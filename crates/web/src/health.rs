@@ -31,6 +31,7 @@ pub struct HealthInput<'a> {
     pub history: &'a [notify::HistoryRecord],
     /// Recent triage runs, newest first.
     pub runs: &'a [triage::Run],
+    pub viewer: &'a crate::Viewer,
     pub now_ms: i64,
 }
 
@@ -166,7 +167,7 @@ pub fn render(input: &HealthInput<'_>) -> Page {
         })
         .collect();
     let template = HealthTemplate {
-        layout: Layout::new("Health", "health", &input.catalog.title),
+        layout: Layout::for_viewer("Health", "health", &input.catalog.title, input.viewer),
         datasources: input.datasources.iter().map(|datasource| (datasource, format_value(datasource.errors))).collect(),
         datasources_down: input.datasources.iter().filter(|datasource| !datasource.up).count(),
         rules_failing: rules.iter().filter(|rule| rule.health == "err").count(),
@@ -213,6 +214,7 @@ mod tests {
             datasources: &datasources,
             history: &history,
             runs: &[],
+            viewer: &crate::Viewer::default(),
             now_ms: 1_767_225_660_000,
         });
         let html = page.html;

@@ -21,6 +21,8 @@ pub mod evidence;
 pub mod filter;
 pub mod health;
 pub mod html;
+pub mod journal;
+pub mod login;
 pub mod sparkline;
 
 use askama::Template;
@@ -51,18 +53,90 @@ impl Page {
     }
 }
 
+/// Who is looking at a page, for the layout's account area and what the
+/// page offers: whether accounts exist at all (the journal backend is
+/// configured), and the logged-in user.
+#[derive(Debug, Clone, Default)]
+pub struct Viewer {
+    /// Accounts are configured: the navigation shows the journal and a login link.
+    pub accounts: bool,
+    pub user: Option<User>,
+    /// The page's path and query, where the login link comes back to.
+    pub here: String,
+}
+
+/// A logged-in user as the layout shows them.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    /// `viewer`, `responder` or `admin`.
+    pub role: String,
+    /// The session's CSRF token for the page's forms; empty for a request
+    /// made with an API token (no logout form then).
+    pub csrf_token: String,
+}
+
+impl Viewer {
+    /// The login page's address that comes back to this page.
+    pub fn login_url(&self) -> String {
+        login_url(&self.here)
+    }
+}
+
+/// `/login?next=<path>`, the path URL-encoded.
+pub fn login_url(next: &str) -> String {
+    if next.is_empty() || next == "/" {
+        return "/login".into();
+    }
+    format!("/login?next={}", form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>())
+}
+
 /// What the shared layout reads: the page's title, which navigation entry is
-/// current, and the catalog's title.
+/// current, the catalog's title and who is looking.
 pub struct Layout {
     pub title: String,
     pub current: &'static str,
     pub site: String,
+    pub viewer: Viewer,
 }
 
 impl Layout {
     pub fn new(title: impl Into<String>, current: &'static str, site: &str) -> Self {
-        Layout { title: title.into(), current, site: site.to_owned() }
+        Layout { title: title.into(), current, site: site.to_owned(), viewer: Viewer::default() }
     }
+
+    /// The same, for `viewer`.
+    pub fn for_viewer(title: impl Into<String>, current: &'static str, site: &str, viewer: &Viewer) -> Self {
+        Layout { viewer: viewer.clone(), ..Layout::new(title, current, site) }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessageTemplate {
+    layout: Layout,
+    heading: String,
+    message: String,
+    links: Vec<(String, String)>,
+}
+
+/// A page that says one thing: why a request was refused or failed, with
+/// links onward (`(href, text)`), answering with `status`.
+pub fn message_page(
+    catalog: &catalog::Catalog,
+    viewer: &Viewer,
+    heading: &str,
+    message: String,
+    links: Vec<(String, String)>,
+    status: u16,
+) -> Page {
+    let template = MessageTemplate {
+        layout: Layout::for_viewer(heading, "", &catalog.title, viewer),
+        heading: heading.to_owned(),
+        message,
+        links,
+    };
+    Page::from_template(&template, status)
 }
 
 /// The "live alerts" section the runbook's entry pages show: links to the
@@ -87,6 +161,10 @@ pub fn runbook_live_alerts(entry_id: &str, alerts: &[(String, String, String)]) 
     out.push_str("<a href=\"/alerts?runbook=");
     html::escape_into(&mut out, &form_urlencoded::byte_serialize(entry_id.as_bytes()).collect::<String>());
     out.push_str("\">All active alerts of ");
+    html::escape_into(&mut out, entry_id);
+    out.push_str("</a> · <a href=\"/journal?id=");
+    html::escape_into(&mut out, &form_urlencoded::byte_serialize(entry_id.as_bytes()).collect::<String>());
+    out.push_str("\">Journal entries of ");
     html::escape_into(&mut out, entry_id);
     out.push_str("</a></p></section>\n");
     out

@@ -7,6 +7,7 @@ use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 
 mod journal_api;
+mod journal_ui;
 mod loki_api;
 mod loki_explore;
 mod prometheus_api;
