@@ -527,6 +527,12 @@ fn closing_form(body: &[u8]) -> Result<ClosingForm, String> {
             }
         }
     }
+    // The page's contract select keeps its choice when a responder switches
+    // back to "no": with no contract changed, that choice is not a claim.
+    // (A pull request URL typed anyway still is, and is refused.)
+    if matches!(&form.contract_changed, Some(serde_json::Value::String(changed)) if changed == "no") {
+        form.contract = None;
+    }
     Ok(form)
 }
 
@@ -836,4 +842,20 @@ fn datasource_health(state: &AppState) -> Vec<web::health::DatasourceHealth> {
         }
     }
     found.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_close_form_drops_the_contract_choice_when_no_contract_changed() {
+        let form = closing_form(b"root_cause=disk&contract_changed=no&contract=log-retention&contract_pr=").expect("form");
+        assert_eq!(form.contract, None);
+        assert_eq!(form.contract_pr.as_deref(), Some(""));
+        let form = closing_form(b"contract_changed=yes&contract=log-retention").expect("form");
+        assert_eq!(form.contract.as_deref(), Some("log-retention"));
+        assert!(closing_form(b"root_cause=x&admin=1").expect_err("unknown field").contains("\"admin\""));
+        assert!(closing_form(b"revision=-1").expect_err("bad revision").contains("revision"));
+    }
 }

@@ -5,7 +5,10 @@
 //! five hours behind) and A9 (a certificate whose probe target is a script);
 //! the test opens the alerts page, finds both, checks that the script label
 //! is inert text, walks the first keyboard stops, opens A6's alert page and
-//! finds its triage evidence and sparkline, and opens the health page.
+//! finds its triage evidence and sparkline, and opens the health page; then
+//! a responder logs in, acknowledges A6, is refused twice (no root cause; a
+//! contract change without its pull request) and closes it, and finds the
+//! entry in the journal page, its Markdown export and `alertbook journal export`.
 //! With ALERTBOOK_SCREENSHOTS_DIR set it saves a screenshot of each page
 //! there (`scripts/screenshots.sh` writes docs/screenshots/ so).
 
@@ -15,6 +18,9 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use ingest::remote_write::{Label, Sample, TimeSeries, WriteRequest, encode};
 
 use super::durability::{free_port, start_with};
+
+/// The responder's password in the closing workflow.
+const PASSWORD: &str = "correct horse battery staple";
 
 /// A target label that would run if it were ever markup.
 const HOSTILE_TARGET: &str = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\">";
@@ -140,7 +146,11 @@ fn alerts_alert_and_health_pages_in_chromium() {
     let catalog = work.path().join("catalog");
     super::fast_catalog_at(&catalog, "metrics.rules.yaml");
     let catalog_path = catalog.to_str().expect("utf-8").to_owned();
-    let server = start_with(&work.path().join("data"), free_port(), &["--catalog", &catalog_path]);
+    let data_path = work.path().join("data");
+    let data = data_path.to_str().expect("utf-8").to_owned();
+    std::fs::create_dir_all(&data_path).expect("data directory");
+    alertbook_with_input(&["user", "add", "alice", "--role", "responder", "--data", &data], &format!("{PASSWORD}\n"));
+    let server = start_with(&data_path, free_port(), &["--catalog", &catalog_path]);
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
     write_firing_data(&server.url, &http);
     // Both alerts fire and A6 has been triaged.
@@ -192,13 +202,17 @@ fn alerts_alert_and_health_pages_in_chromium() {
         // then the filters' fields in reading order.
         client.execute("document.activeElement.blur(); window.scrollTo(0, 0);", vec![]).await.expect("blur");
         let mut stops = Vec::new();
-        for _ in 0..7 {
+        for _ in 0..9 {
             press_tab(&client).await;
             stops.push(focused(&client).await);
         }
-        assert_eq!(&stops[..5], ["a Skip to content", "a alertbook", "a Alerts", "a Health", "a Runbook"], "{stops:?}");
-        assert!(stops[5].starts_with("select#filter-runbook"), "{stops:?}");
-        assert!(stops[6].starts_with("select#filter-route"), "{stops:?}");
+        assert_eq!(
+            &stops[..7],
+            ["a Skip to content", "a alertbook", "a Alerts", "a Journal", "a Health", "a Runbook", "a Log in"],
+            "{stops:?}"
+        );
+        assert!(stops[7].starts_with("select#filter-runbook"), "{stops:?}");
+        assert!(stops[8].starts_with("select#filter-route"), "{stops:?}");
         // The skip link moves focus to the main content.
         client.goto(&format!("{}/alerts", server.url)).await.expect("open /alerts again");
         press_tab(&client).await;
@@ -218,7 +232,7 @@ fn alerts_alert_and_health_pages_in_chromium() {
             .expect("submit");
         wait_for_url(&client, |url| url.contains("labels=")).await;
         let counts = client.find(Locator::Css("p.counts")).await.expect("counts").text().await.expect("text");
-        assert!(counts.starts_with("1 firing, 0 pending (filtered from "), "{counts}");
+        assert!(counts.starts_with("1 firing, 0 pending, 0 acknowledged (filtered from "), "{counts}");
 
         // The alert page: the runbook entry, the path taken, evidence and a sparkline.
         client.find(Locator::LinkText("LokiCompactorBehind")).await.expect("A6 link").click().await.expect("open");
@@ -256,6 +270,143 @@ fn alerts_alert_and_health_pages_in_chromium() {
         let rules = client.find_all(Locator::Css("#rules-heading + table tbody tr")).await.expect("rule rows");
         assert!(rules.len() > 10, "{} rules", rules.len());
         screenshot(&client, "health").await;
+
+        closing_workflow(&client, &server.url, &a6, &data).await;
         client.close().await.expect("close the session");
     });
+}
+
+/// Runs `alertbook` with `stdin` as its standard input; returns its standard output.
+fn alertbook_with_input(arguments: &[&str], stdin: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_alertbook"))
+        .args(arguments)
+        .current_dir(super::workspace_root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("alertbook runs");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    let output = child.wait_with_output().expect("alertbook exits");
+    assert!(output.status.success(), "alertbook {arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+/// The journal's entries as `alertbook journal export --format json` gives them.
+fn exported_entries(data: &str) -> Vec<serde_json::Value> {
+    let text = alertbook_with_input(&["journal", "export", "--format", "json", "--data", data], "");
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|error| panic!("{error}: {text}"));
+    value.as_array().cloned().or_else(|| value["entries"].as_array().cloned()).unwrap_or_else(|| panic!("{text}"))
+}
+
+/// The element once the page shows it (after a form post's page has loaded).
+async fn wait_for(client: &Client, locator: Locator<'_>) -> fantoccini::elements::Element {
+    client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(locator)
+        .await
+        .unwrap_or_else(|error| panic!("the page never showed {locator:?}: {error}"))
+}
+
+/// Submits the alert page's close form.
+async fn submit_close_form(client: &Client) {
+    let button = client.find(Locator::Css("form.journal-form button[type=submit]")).await.expect("close button");
+    button.click().await.expect("submit the close form");
+}
+
+/// Sets a text field of the close form.
+async fn fill(client: &Client, id: &str, text: &str) {
+    let field = client.find(Locator::Id(id)).await.unwrap_or_else(|_| panic!("field {id}"));
+    field.clear().await.expect("clear");
+    field.send_keys(text).await.expect("type");
+}
+
+/// The runbook's closing rule, in the browser: log in from the alert page,
+/// acknowledge, be refused without a root cause and for a contract change
+/// without its PR (nothing saved either time), close, and find the entry in
+/// the journal page, its Markdown export and `alertbook journal export`.
+async fn closing_workflow(client: &Client, url: &str, a6: &str, data: &str) {
+    client.goto(&format!("{url}/alerts/{a6}")).await.expect("open the alert page");
+    client.find(Locator::LinkText("Log in to acknowledge")).await.expect("login link").click().await.expect("click");
+    wait_for_url(client, |here| here.starts_with("/login")).await;
+    client.find(Locator::Id("user")).await.expect("user").send_keys("alice").await.expect("type");
+    client.find(Locator::Id("password")).await.expect("password").send_keys(PASSWORD).await.expect("type");
+    client.find(Locator::Css("form.login-form button")).await.expect("log in").click().await.expect("click");
+    wait_for_url(client, |here| here.starts_with(&format!("/alerts/{a6}"))).await;
+    let account = client.find(Locator::Css("div.account")).await.expect("account").text().await.expect("text");
+    let account = account.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(account.starts_with("Logged in as alice (responder)"), "{account}");
+
+    client.find(Locator::Css("form.inline-form button")).await.expect("acknowledge").click().await.expect("click");
+    let state = wait_for(client, Locator::Css("p.journal-state")).await.text().await.expect("text");
+    assert!(state.starts_with("Acknowledged by alice at "), "{state}");
+
+    // No root cause: refused at the field, the rest kept, nothing saved.
+    fill(client, "journal-remediation", "no-op, transient").await;
+    client.find(Locator::Id("journal-contract_changed-no")).await.expect("no").click().await.expect("click");
+    submit_close_form(client).await;
+    let error = wait_for(client, Locator::Id("journal-root_cause-error")).await;
+    assert!(!error.text().await.expect("text").is_empty());
+    let invalid = client.find(Locator::Id("journal-root_cause")).await.expect("field");
+    assert_eq!(invalid.attr("aria-invalid").await.expect("attr").as_deref(), Some("true"));
+    let kept = client.find(Locator::Id("journal-remediation")).await.expect("remediation");
+    assert_eq!(kept.prop("value").await.expect("value").as_deref(), Some("no-op, transient"));
+    assert!(exported_entries(data).is_empty(), "a refused close saved an entry");
+
+    // A contract changed without its pull request: refused at contract_pr.
+    fill(client, "journal-root_cause", "compactor stalled on a full disk").await;
+    client.find(Locator::Id("journal-contract_changed-yes")).await.expect("yes").click().await.expect("click");
+    client
+        .execute(
+            "const s = document.getElementById('journal-contract'); \
+             s.selectedIndex = [...s.options].findIndex(o => o.value !== ''); return s.value;",
+            vec![],
+        )
+        .await
+        .expect("pick a contract");
+    submit_close_form(client).await;
+    wait_for(client, Locator::Id("journal-contract_pr-error")).await;
+    assert!(exported_entries(data).is_empty(), "a refused close saved an entry");
+    screenshot(client, "alert-close-refused").await;
+
+    // A proper close.
+    client.find(Locator::Id("journal-contract_changed-no")).await.expect("no").click().await.expect("click");
+    submit_close_form(client).await;
+    wait_for(client, Locator::Css("p.journal-state a[href^=\"/journal/\"]")).await;
+    let closed = texts_of(client, "p.journal-state").await;
+    let errors = texts_of(client, ".notice-error").await;
+    assert!(closed.contains("Closed by alice"), "{closed} {errors}");
+    let entries = exported_entries(data);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["root_cause"], "compactor stalled on a full disk");
+    assert_eq!(entries[0]["alert_id"], "A6");
+
+    client.find(Locator::Css("a[href^=\"/journal/\"]")).await.expect("entry link").click().await.expect("open");
+    wait_for_url(client, |here| here.starts_with("/journal/")).await;
+    client.goto(&format!("{url}/journal")).await.expect("open /journal");
+    let row = client.find(Locator::Css("table.responsive tbody tr")).await.expect("a journal row");
+    let text = row.text().await.expect("text");
+    assert!(text.contains("compactor stalled on a full disk") && text.contains("A6"), "{text}");
+    screenshot(client, "journal").await;
+    let markdown = client
+        .execute(
+            "return fetch('/journal/export?format=md').then(r => r.text());",
+            vec![],
+        )
+        .await
+        .expect("the Markdown export");
+    let markdown = markdown.as_str().unwrap_or_default();
+    assert!(markdown.contains("compactor stalled on a full disk") && markdown.contains("A6"), "{markdown}");
+}
+
+/// The text of every element matching `css`, one per line.
+async fn texts_of(client: &Client, css: &str) -> String {
+    let elements = client.find_all(Locator::Css(css)).await.expect("elements");
+    let mut texts = Vec::new();
+    for element in elements {
+        texts.push(element.text().await.expect("text"));
+    }
+    texts.join("\n")
 }
