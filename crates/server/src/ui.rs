@@ -850,7 +850,8 @@ mod tests {
 
     #[test]
     fn the_close_form_drops_the_contract_choice_when_no_contract_changed() {
-        let form = closing_form(b"root_cause=disk&contract_changed=no&contract=log-retention&contract_pr=").expect("form");
+        let form =
+            closing_form(b"root_cause=disk&contract_changed=no&contract=log-retention&contract_pr=").expect("form");
         assert_eq!(form.contract, None);
         assert_eq!(form.contract_pr.as_deref(), Some(""));
         let form = closing_form(b"contract_changed=yes&contract=log-retention").expect("form");

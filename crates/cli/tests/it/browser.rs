@@ -391,10 +391,7 @@ async fn closing_workflow(client: &Client, url: &str, a6: &str, data: &str) {
     assert!(text.contains("compactor stalled on a full disk") && text.contains("A6"), "{text}");
     screenshot(client, "journal").await;
     let markdown = client
-        .execute(
-            "return fetch('/journal/export?format=md').then(r => r.text());",
-            vec![],
-        )
+        .execute("return fetch('/journal/export?format=md').then(r => r.text());", vec![])
         .await
         .expect("the Markdown export");
     let markdown = markdown.as_str().unwrap_or_default();
