@@ -149,7 +149,10 @@ fn alerts_alert_and_health_pages_in_chromium() {
     let data_path = work.path().join("data");
     let data = data_path.to_str().expect("utf-8").to_owned();
     std::fs::create_dir_all(&data_path).expect("data directory");
-    alertbook_with_input(&["user", "add", "alice", "--role", "responder", "--data", &data], &format!("{PASSWORD}\n"));
+    super::alertbook_with_input(
+        &["user", "add", "alice", "--role", "responder", "--data", &data],
+        &format!("{PASSWORD}\n"),
+    );
     let server = start_with(&data_path, free_port(), &["--catalog", &catalog_path]);
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
     write_firing_data(&server.url, &http);
@@ -276,26 +279,9 @@ fn alerts_alert_and_health_pages_in_chromium() {
     });
 }
 
-/// Runs `alertbook` with `stdin` as its standard input; returns its standard output.
-fn alertbook_with_input(arguments: &[&str], stdin: &str) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_alertbook"))
-        .args(arguments)
-        .current_dir(super::workspace_root())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("alertbook runs");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-    let output = child.wait_with_output().expect("alertbook exits");
-    assert!(output.status.success(), "alertbook {arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).expect("utf-8")
-}
-
 /// The journal's entries as `alertbook journal export --format json` gives them.
 fn exported_entries(data: &str) -> Vec<serde_json::Value> {
-    let text = alertbook_with_input(&["journal", "export", "--format", "json", "--data", data], "");
+    let text = super::alertbook_with_input(&["journal", "export", "--format", "json", "--data", data], "");
     let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|error| panic!("{error}: {text}"));
     value.as_array().cloned().or_else(|| value["entries"].as_array().cloned()).unwrap_or_else(|| panic!("{text}"))
 }

@@ -28,6 +28,35 @@ fn alertbook(arguments: &[&str]) -> Output {
         .expect("alertbook runs")
 }
 
+/// Runs `alertbook` with `stdin` as its standard input; returns its standard output.
+fn alertbook_with_input(arguments: &[&str], stdin: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_alertbook"))
+        .args(arguments)
+        .current_dir(workspace_root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("alertbook runs");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    let output = child.wait_with_output().expect("alertbook exits");
+    assert!(output.status.success(), "alertbook {arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+/// A new responder's API token in the state store under `data` (`alertbook
+/// user add` and `token create`), for the requests that need one, such as
+/// asking for a triage run.
+fn responder_token(data: &Path) -> String {
+    let data = data.to_str().expect("utf-8");
+    alertbook_with_input(
+        &["user", "add", "triager", "--role", "responder", "--data", data],
+        "a responder's long password\n",
+    );
+    alertbook_with_input(&["token", "create", "triager", "--data", data], "").trim().to_owned()
+}
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }

@@ -290,6 +290,8 @@ fn run_triages_a_log_alert_with_checks_on_a_remote_loki_and_names_it_when_it_fai
 
     // Each remote failure is a failed check naming the datasource; the run names the missing fact.
     let triage_url = format!("{}/api/v1/triage?fingerprint={fingerprint}", server.url);
+    let port = server.url.rsplit(':').next().expect("port");
+    let token = super::responder_token(&directory.path().join(format!("data-{port}")));
     for (failure, expected, up_after) in [
         (SERVER_ERROR, "HTTP 500: rpc error: code = Unavailable desc = no ingesters available", 0),
         (MALFORMED, "malformed answer", 1),
@@ -299,7 +301,7 @@ fn run_triages_a_log_alert_with_checks_on_a_remote_loki_and_names_it_when_it_fai
         mode.store(failure, Ordering::SeqCst);
         let errors_before =
             metric_line(&client, &server, "alertbook_datasource_errors_total{datasource=\"recorded-loki\"");
-        assert_eq!(client.post(&triage_url).send().expect("POST").status().as_u16(), 202);
+        assert_eq!(client.post(&triage_url).bearer_auth(&token).send().expect("POST").status().as_u16(), 202);
         wait_for(&format!("a run after mode {failure}"), &log, || {
             latest_check(&client, &server, &fingerprint, "matches_by_rule").is_some_and(|(run, step)| {
                 if expected.is_empty() {

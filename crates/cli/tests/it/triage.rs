@@ -146,7 +146,8 @@ fn a6_fired_by_remote_write_is_triaged_and_its_page_says_so() {
     assert_eq!(latest["steps"][3]["status"], "skipped", "{latest}");
 
     // Re-runs come on the interval; a POST asks for one now.
-    let response = client.post(&triage_url).send().expect("POST");
+    let token = super::responder_token(&data);
+    let response = client.post(&triage_url).bearer_auth(&token).send().expect("POST");
     assert_eq!(response.status().as_u16(), 202);
     let runs_before_restart = eventually("several runs", || {
         let record = get_json(&client, &triage_url);
