@@ -320,6 +320,15 @@ pub fn render_entry(entry: &journal::Entry, revisions: &[state::Revision]) -> St
     }
     let _ = writeln!(out, "Closed:        {} by {}", entry.closed_at, one_line(&entry.closed_by));
     let _ = writeln!(out, "Runbook:       {}", entry.links.runbook);
+    for broken in &entry.guard_rails_broken {
+        let _ = writeln!(
+            out,
+            "Guard rail broken: step {}, {} ({})",
+            broken.step,
+            one_line(&broken.rail),
+            one_line(&broken.matched)
+        );
+    }
     if !entry.triage_runs.is_empty() {
         let _ = writeln!(out, "Triage runs:");
         for run in &entry.triage_runs {
@@ -468,6 +477,7 @@ mod tests {
                 detail: None,
             }],
             links: journal::Links { runbook: "/runbook/A6.md".into(), triage: String::new() },
+            guard_rails_broken: Vec::new(),
         }
     }
 

@@ -93,6 +93,37 @@ pub struct ClosingRules {
     pub contracts: BTreeSet<String>,
     /// `closing.fields` of the catalog, by name, with their descriptions (for hints).
     pub fields: Vec<(String, String)>,
+    /// The runbook entries by ID, whose guard rails' `forbids` patterns a
+    /// recorded remediation is read against.
+    pub entries: std::collections::BTreeMap<String, catalog::Entry>,
+}
+
+/// A guard rail of the alert's runbook entry that a recorded remediation
+/// breaks: the entry is kept as written (it records what was done), and
+/// the break is shown wherever the entry is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BrokenGuardRail {
+    /// The guard rail's step number in the runbook entry, and its text.
+    pub step: usize,
+    pub rail: String,
+    /// The part of the remediation that a `forbids` pattern matched.
+    pub matched: String,
+}
+
+impl ClosingRules {
+    /// The guard rails of `alert_id`'s runbook entry that `remediation` breaks.
+    pub fn broken_guard_rails(&self, alert_id: &str, remediation: &str) -> Vec<BrokenGuardRail> {
+        self.entries
+            .get(alert_id)
+            .map(|entry| {
+                entry
+                    .forbidden_commands(remediation)
+                    .into_iter()
+                    .map(|found| BrokenGuardRail { step: found.step, rail: found.rail, matched: found.matched })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// The fields alertbook knows how to validate and store.
@@ -109,6 +140,7 @@ impl ClosingRules {
                 .iter()
                 .map(|field| (field.name.clone(), field.description.clone()))
                 .collect(),
+            entries: catalog.entries.iter().map(|entry| (entry.id.clone(), entry.clone())).collect(),
         }
     }
 
@@ -288,7 +320,10 @@ mod tests {
     use super::*;
 
     fn rules() -> ClosingRules {
-        ClosingRules { contracts: ["log-retention".to_owned(), "latency-slo".to_owned()].into(), fields: Vec::new() }
+        ClosingRules {
+            contracts: ["log-retention".to_owned(), "latency-slo".to_owned()].into(),
+            ..ClosingRules::default()
+        }
     }
 
     fn form(root_cause: &str, remediation: &str, changed: &str, contract: &str, pr: &str) -> ClosingForm {

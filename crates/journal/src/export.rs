@@ -80,6 +80,15 @@ pub fn markdown(entries: &[Entry]) -> String {
         }
         let _ = writeln!(out, "- Root cause: {}", escape_markdown(&entry.root_cause));
         let _ = writeln!(out, "- Remediation: {}", escape_markdown(&entry.remediation));
+        for broken in &entry.guard_rails_broken {
+            let _ = writeln!(
+                out,
+                "- Guard rail broken: step {}, {} (`{}`)",
+                broken.step,
+                escape_markdown(&broken.rail),
+                broken.matched.replace('`', "'")
+            );
+        }
         match (&entry.contract, &entry.contract_pr) {
             (Some(contract), Some(pull_request)) if entry.contract_changed => {
                 let _ = writeln!(
@@ -179,6 +188,7 @@ mod tests {
             triage_runs: vec![LinkedRun { time_ms: 1, path: "compactor-unhealthy".into(), summary: String::new() }],
             timeline: Vec::new(),
             links: Links { runbook: "/runbook/A6.md".into(), triage: "/api/v1/triage?fingerprint=abc".into() },
+            guard_rails_broken: Vec::new(),
         }
     }
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use closing::{ClosingForm, ClosingRules, FieldError};
+pub use closing::{BrokenGuardRail, ClosingForm, ClosingRules, FieldError};
 pub use lifecycle::{FiringAlert, LifecycleError, LinkedRun, TimelineEvent};
 
 /// How long an acknowledged alert may go without an entry before whoever
@@ -79,6 +79,10 @@ pub struct Entry {
     pub triage_runs: Vec<LinkedRun>,
     pub timeline: Vec<TimelineEvent>,
     pub links: Links,
+    /// The guard rails of the runbook entry that the remediation breaks
+    /// (its `forbids` patterns, read against the catalog loaded now).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub guard_rails_broken: Vec<BrokenGuardRail>,
 }
 
 /// Where an entry's evidence lives on the server.
@@ -126,6 +130,7 @@ impl Entry {
                 runbook: format!("/runbook/{}.md", latest.alert_id),
                 triage: format!("/api/v1/triage?fingerprint={}", episode.fingerprint),
             },
+            guard_rails_broken: Vec::new(),
         }
     }
 }
@@ -217,6 +222,12 @@ impl Journal {
         match self.store.append_revision(episode.id, expected, &new).await {
             Ok(revision) => {
                 tracing::info!(alert_id = %episode.alert_id, by = %who, revision = revision.revision, "journal entry written");
+                for broken in self.rules.broken_guard_rails(&new.alert_id, &new.remediation) {
+                    tracing::warn!(
+                        alert_id = %new.alert_id, by = %who, step = broken.step, rail = %broken.rail, matched = %broken.matched,
+                        "the recorded remediation breaks a guard rail of the runbook entry"
+                    );
+                }
             }
             Err(state::StateError::Conflict { current }) => {
                 return Err(JournalError::Conflict { current, submitted: Box::new(form.clone()) });
@@ -228,7 +239,14 @@ impl Journal {
 
     /// Entries matching `filter`, newest close first.
     pub async fn entries(&self, filter: &state::EntryFilter) -> Result<Vec<Entry>, JournalError> {
-        Ok(self.store.entries(filter).await?.iter().map(Entry::from_row).collect())
+        Ok(self.store.entries(filter).await?.iter().map(|row| self.entry_of(row)).collect())
+    }
+
+    /// The entry of a stored row, with the guard rails its remediation breaks.
+    fn entry_of(&self, row: &state::JournalRow) -> Entry {
+        let mut entry = Entry::from_row(row);
+        entry.guard_rails_broken = self.rules.broken_guard_rails(&entry.alert_id, &entry.remediation);
+        entry
     }
 
     /// One entry with every revision (the audit trail).
@@ -236,7 +254,7 @@ impl Journal {
         let filter = state::EntryFilter { episode_id: Some(id), ..Default::default() };
         let Some(row) = self.store.entries(&filter).await?.into_iter().next() else { return Ok(None) };
         let revisions = self.store.revisions(id).await?;
-        Ok(Some((Entry::from_row(&row), revisions)))
+        Ok(Some((self.entry_of(&row), revisions)))
     }
 
     /// The acknowledgement of an alert instance's latest episode, if any.
@@ -296,7 +314,7 @@ mod tests {
     async fn journal() -> (tempfile::TempDir, Journal) {
         let directory = tempfile::tempdir().expect("temporary directory");
         let store = state::Store::open_sqlite(directory.path()).await.expect("store");
-        let rules = ClosingRules { contracts: ["log-retention".to_owned()].into(), fields: Vec::new() };
+        let rules = ClosingRules { contracts: ["log-retention".to_owned()].into(), ..ClosingRules::default() };
         (directory, Journal::new(store, rules, Duration::from_secs(3600)))
     }
 
@@ -362,6 +380,37 @@ mod tests {
         journal.acknowledge(Some(&again), "carol", 9_600).await.expect("acknowledge the re-fire");
         journal.close("f", Some(&again), &form("again", "no", None), "carol", 9_700, &[]).await.expect("close");
         assert_eq!(journal.entries(&Default::default()).await.expect("entries").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_remediation_that_breaks_a_guard_rail_is_kept_and_flagged() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let store = state::Store::open_sqlite(directory.path()).await.expect("store");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog/busflow");
+        let catalog = catalog::load(&root).expect("the Busflow catalog loads");
+        let journal = Journal::new(store, ClosingRules::from_catalog(&catalog), Duration::from_secs(3600));
+        journal.acknowledge(Some(&firing(1_000)), "alice", 2_000).await.expect("acknowledge");
+        // A6's guard rail: the compactor runs as a single replica.
+        let mut scaled = form("compactor stalled", "no", None);
+        scaled.remediation = Some("config: docker service scale loki_compactor=3".into());
+        let entry = journal.close("f", None, &scaled, "alice", 3_000, &[]).await.expect("kept as written");
+        assert_eq!(entry.guard_rails_broken.len(), 1, "{:?}", entry.guard_rails_broken);
+        assert_eq!(entry.guard_rails_broken[0].matched, "docker service scale loki_compactor=3");
+        assert!(entry.guard_rails_broken[0].step > 0);
+        let listed = journal.entries(&Default::default()).await.expect("entries");
+        assert_eq!(listed[0].guard_rails_broken, entry.guard_rails_broken, "flagged wherever it is read");
+        let markdown = export::markdown(&listed);
+        assert!(markdown.contains("- Guard rail broken: step "), "{markdown}");
+        let json = serde_json::to_value(&listed[0]).expect("json");
+        assert_eq!(json["guard_rails_broken"][0]["matched"], "docker service scale loki_compactor=3");
+
+        // A remediation within the rails carries no flag, and no field in JSON.
+        let mut fine = form("compactor stalled", "no", None);
+        fine.remediation = Some("config: restarted loki_compactor (1 replica)".into());
+        fine.revision = Some(1);
+        let entry = journal.close("f", None, &fine, "alice", 4_000, &[]).await.expect("correction");
+        assert!(entry.guard_rails_broken.is_empty());
+        assert!(serde_json::to_value(&entry).expect("json").get("guard_rails_broken").is_none());
     }
 
     #[tokio::test]

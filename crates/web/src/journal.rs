@@ -272,6 +272,8 @@ struct EntryTemplate {
     remediation_link: bool,
     contract: String,
     contract_pr_link: Option<String>,
+    /// The runbook entry's guard rails the remediation breaks: (step, rail, matched).
+    guard_rails_broken: Vec<(usize, String, String)>,
     revisions: Vec<RevisionRow>,
     runs: Vec<RunRow>,
     timeline: Vec<EventRow>,
@@ -304,6 +306,11 @@ pub fn render_entry(
         revision: entry.revision,
         root_cause: entry.root_cause.clone(),
         remediation_link: journal::closing::is_web_url(&entry.remediation),
+        guard_rails_broken: entry
+            .guard_rails_broken
+            .iter()
+            .map(|broken| (broken.step, broken.rail.clone(), broken.matched.clone()))
+            .collect(),
         remediation: entry.remediation.clone(),
         contract: contract_text(entry.contract_changed, entry.contract.as_deref(), entry.contract_pr.as_deref()),
         contract_pr_link: entry.contract_pr.clone().filter(|url| journal::closing::is_web_url(url)),
@@ -398,6 +405,7 @@ mod tests {
                 detail: Some(HOSTILE.into()),
             }],
             links: journal::Links { runbook: "/runbook/A6.md".into(), triage: String::new() },
+            guard_rails_broken: Vec::new(),
         }
     }
 
@@ -506,5 +514,22 @@ mod tests {
         assert!(html.contains("compactor-unhealthy"), "{html}");
         assert!(html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"), "{html}");
         assert!(html.contains("log-retention (https://git.example/pull/10)"), "{html}");
+    }
+
+    #[test]
+    fn a_broken_guard_rail_is_shown_on_the_entry_page() {
+        let catalog = busflow();
+        let mut entry = entry();
+        let html = render_entry(&catalog, &Viewer::default(), &entry, &[]).html;
+        assert!(!html.contains("guard-rails-broken"), "{html}");
+        entry.guard_rails_broken = vec![journal::BrokenGuardRail {
+            step: 3,
+            rail: "Never scale the compactor".into(),
+            matched: format!("docker service scale loki_compactor=3 {HOSTILE}"),
+        }];
+        let html = render_entry(&catalog, &Viewer::default(), &entry, &[]).html;
+        assert!(html.contains("class=\"notice notice-warning guard-rails-broken\""), "{html}");
+        assert!(html.contains("Step 3: Never scale the compactor"), "{html}");
+        assert!(html.contains("<code>docker service scale loki_compactor=3 &#60;script&#62;"), "{html}");
     }
 }
