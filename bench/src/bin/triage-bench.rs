@@ -8,13 +8,15 @@
 //!
 //! 1. times `--runs` triage runs of one alert whose entry has metric and log
 //!    checks (A1's PromQL checks, with its SQL check recorded as a fixture,
-//!    followed by A3's LogQL check), at the dataset's last timestamp, and
-//!    prints p50 and p99;
+//!    followed by A3's LogQL check), at the dataset's last timestamp and
+//!    every 2 s before it (so no run reuses another's answers), and prints
+//!    p50 and p99;
 //! 2. fires `--alerts` alerts at once through triage's runner (at most 4
 //!    runs at a time, as `alertbook run` defaults to) while the catalog's
 //!    metric rule groups are evaluated every `--interval` on the blocking
-//!    pool, as the scheduler does; prints how long the alerts took to be
-//!    triaged and how late rule evaluations started.
+//!    pool, as the scheduler does, on a clock that moves with the wall
+//!    clock (runs a second apart do not share answers); prints how long the
+//!    alerts took to be triaged and how late rule evaluations started.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -43,11 +45,16 @@ struct Arguments {
     interval_ms: u64,
 }
 
-struct FixedClock(i64);
+/// A clock that starts at `base_ms` when the burst starts and runs with the
+/// wall clock, as `alertbook run`'s runs see time pass during a burst.
+struct BurstClock {
+    base_ms: i64,
+    started: Instant,
+}
 
-impl rules::Clock for FixedClock {
+impl rules::Clock for BurstClock {
     fn now_ms(&self) -> i64 {
-        self.0
+        self.base_ms + self.started.elapsed().as_millis() as i64
     }
 }
 
@@ -133,8 +140,11 @@ fn main() -> anyhow::Result<()> {
     };
     let mut durations = Vec::new();
     let mut last = None;
-    for _ in 0..arguments.runs {
-        let options = triage::RunOptions { time_ms, ..triage::RunOptions::default() };
+    for index in 0..arguments.runs {
+        // Each run at its own time, two sharing windows apart, so that every
+        // run queries the stores (runs within a second share their answers).
+        let at_ms = time_ms - index as i64 * 2 * triage::SHARE_WINDOW_MS;
+        let options = triage::RunOptions { time_ms: at_ms, ..triage::RunOptions::default() };
         let started = Instant::now();
         let run = triage::run(&entry, &catalog.contracts, &alert, &sources, &options);
         durations.push(started.elapsed());
@@ -177,7 +187,8 @@ fn main() -> anyhow::Result<()> {
             Arc::new(catalog_for_runner),
             sources.clone(),
             triage::runner::RunnerOptions::default(),
-            Arc::new(FixedClock(time_ms)),
+            // A minute past the single runs' times: nothing they asked is shared with the burst.
+            Arc::new(BurstClock { base_ms: time_ms + 60_000, started: Instant::now() }),
             Arc::new(|_| None),
         )?;
         let (stop, mut stopped) = tokio::sync::watch::channel(false);

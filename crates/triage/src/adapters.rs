@@ -53,6 +53,11 @@ pub struct EmbeddedMetrics {
 }
 
 impl CheckSource for EmbeddedMetrics {
+    /// The answer depends on the query and the time alone: runs of a burst share it.
+    fn shareable(&self) -> bool {
+        true
+    }
+
     fn run(&self, query: &str, context: &CheckContext) -> Result<Answer, String> {
         let result = self
             .engine
@@ -109,6 +114,11 @@ impl CheckSource for EmbeddedMetrics {
 pub struct RemoteMetrics(pub Arc<dyn rules::Datasource>);
 
 impl CheckSource for RemoteMetrics {
+    /// The answer depends on the query and the time alone: runs of a burst share it.
+    fn shareable(&self) -> bool {
+        true
+    }
+
     fn run(&self, query: &str, context: &CheckContext) -> Result<Answer, String> {
         let samples = self.0.query(query, context.time_ms).map_err(|error| error.to_string())?;
         Ok(Answer::of(Found::Vector(
@@ -125,6 +135,11 @@ pub struct EmbeddedLogs {
 }
 
 impl CheckSource for EmbeddedLogs {
+    /// The answer depends on the query and the time alone: runs of a burst share it.
+    fn shareable(&self) -> bool {
+        true
+    }
+
     fn run(&self, query: &str, context: &CheckContext) -> Result<Answer, String> {
         let time_ns = context.time_ms.saturating_mul(1_000_000);
         let value = self
@@ -296,6 +311,11 @@ pub fn trace_value(search: &sources::tempo::TraceSearch) -> Value {
 pub struct RemoteLogs(pub Arc<dyn sources::loki::LogQueries>);
 
 impl CheckSource for RemoteLogs {
+    /// The answer depends on the query and the time alone: runs of a burst share it.
+    fn shareable(&self) -> bool {
+        true
+    }
+
     fn run(&self, query: &str, context: &CheckContext) -> Result<Answer, String> {
         let time_ns = context.time_ms.saturating_mul(1_000_000);
         let answer =

@@ -36,7 +36,7 @@ pub mod summary;
 pub use bind::bind;
 pub use engine::{RunOptions, run};
 pub use model::*;
-pub use source::{Answer, CheckContext, CheckSource, Found, LogLine, Sample, Series, Sources};
+pub use source::{Answer, CheckContext, CheckSource, Found, LogLine, SHARE_WINDOW_MS, Sample, Series, Sources};
 
 /// Alertmanager's fingerprint of a label set: the key of an alert instance's runs.
 pub use notify::fingerprint;
