@@ -270,7 +270,11 @@ impl Runner {
                 external_url: runner.options.external_url.clone(),
                 trigger,
             };
-            Some(crate::run(entry, &runner.catalog.contracts, &alert, &runner.sources, &options))
+            // Someone asked for this run: it reads the stores afresh, never a
+            // neighbour's answer from the last second.
+            let sources =
+                if options.trigger == "on_demand" { runner.sources.unshared() } else { runner.sources.clone() };
+            Some(crate::run(entry, &runner.catalog.contracts, &alert, &sources, &options))
         })
         .await;
         let run = match outcome {

@@ -152,6 +152,12 @@ impl Sources {
         Self { by_kind: BTreeMap::new(), shared: Arc::default(), timeout, fixtures: BTreeMap::new() }
     }
 
+    /// The same sources without the answers shared so far, sharing with no
+    /// other clone: for a run someone asked for, which must read afresh.
+    pub fn unshared(&self) -> Self {
+        Self { shared: Arc::default(), ..self.clone() }
+    }
+
     /// Adds (or replaces) the source of `kind`.
     pub fn with(mut self, kind: catalog::Datasource, source: Arc<dyn CheckSource>) -> Self {
         self.by_kind.insert(kind.as_str(), source);
@@ -279,6 +285,16 @@ mod tests {
         assert!(matches!(sources.call(metrics, "r", "fail", &context(12_000, "a")), Outcome::Failed(_)));
         assert!(matches!(sources.call(metrics, "r", "fail", &context(12_000, "b")), Outcome::Failed(_)));
         assert_eq!(source.calls.load(Ordering::SeqCst), 5);
+    }
+
+    #[test]
+    fn an_unshared_clone_asks_afresh() {
+        let source = Arc::new(Counting { calls: AtomicUsize::new(0), shareable: true });
+        let sources = Sources::new(Duration::from_secs(5)).with(catalog::Datasource::Metrics, source.clone());
+        let metrics = catalog::Datasource::Metrics;
+        assert_eq!(scalar(sources.call(metrics, "r", "up", &context(10_000, "a"))), 1.0);
+        assert_eq!(scalar(sources.unshared().call(metrics, "r", "up", &context(10_000, "a"))), 2.0);
+        assert_eq!(scalar(sources.call(metrics, "r", "up", &context(10_000, "a"))), 1.0, "the shared answer stays");
     }
 
     #[test]
