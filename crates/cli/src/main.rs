@@ -39,15 +39,15 @@ use clap::{CommandFactory, Parser, Subcommand};
     about = "Alerting that runs the runbook: Prometheus-format rules over metrics, logs, SQL, Docker state and probes",
     long_about = "alertbook collects metrics and logs, stores them, and evaluates Prometheus-format alert rules over \
                   them and over PostgreSQL and the Docker Engine; it probes HTTP, TCP, TLS, SMTP and S3 endpoints; \
-                  firing alerts go to Alertmanagers and webhooks, routed as Alertmanager routes them when \
-                  alerting.config_file names an alertmanager.yml, and the runbook is served as pages; when an alert \
+                  firing alerts go to Alertmanagers, and through alertbook's own routing (Alertmanager's \
+                  alertmanager.yml when alerting.config_file names one, else the catalog's contacts) to webhook, \
+                  Slack, PagerDuty and email receivers; the runbook and a web UI are served as pages; when an alert \
                   fires, its runbook entry's checks run (triage) and pick the branch its notification names. \
                   Responders acknowledge and close alerts in the on-call journal (the closing fields the catalog \
                   requires; SQLite under --data, or PostgreSQL), and whoever acknowledged an alert without closing \
                   it is reminded after journal.remind_after; `alertbook user add` and `alertbook token create` \
                   manage the local users and API tokens, `alertbook journal list|show|export` reads the journal. \
-                  The Busflow catalog (catalog/busflow) is the default. Planned, not running yet: Slack, email and \
-                  PagerDuty receivers."
+                  The Busflow catalog (catalog/busflow) is the default."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -123,7 +123,8 @@ enum Command {
     /// Runs the runbook entry's checks for an alert with the given labels: metrics and probe
     /// checks against a Prometheus-compatible API (--prometheus, a running alertbook by
     /// default), SQL and Docker checks against the configuration's `sql` and `docker`
-    /// datasources (--config). Log checks read no remote log store yet: they are missing.
+    /// datasources (--config), log checks against its `triage_logs` Loki and trace checks against its
+    /// Tempo; a check whose datasource is not configured is listed as missing.
     Triage(triage_run::ManualArguments),
     /// Manage local users (viewer, responder, admin) of the journal API and web UI.
     #[command(subcommand)]
