@@ -9,25 +9,8 @@ use axum::http::{Request, StatusCode, header};
 use tower::ServiceExt;
 
 async fn with_journal(require_for_read: bool) -> (tempfile::TempDir, Arc<server::AppState>, String, String) {
-    let directory = tempfile::tempdir().expect("temporary directory");
-    let store = state::Store::open_sqlite(directory.path()).await.expect("store");
-    let accounts = accounts::Accounts::new(store.clone()).expect("accounts");
-    accounts.add_user("rita", accounts::Role::Responder, "responder password", false, 1).await.expect("add");
-    accounts.add_user("vic", accounts::Role::Viewer, "viewer password 1", false, 1).await.expect("add");
-    let responder = accounts.create_token("rita", 2).await.expect("token");
-    let viewer = accounts.create_token("vic", 2).await.expect("token");
     let state = super::state();
-    let journal = journal::Journal::new(
-        store,
-        journal::ClosingRules::from_catalog(&state.catalog),
-        journal::DEFAULT_REMIND_AFTER,
-    );
-    state.set_journal(Arc::new(server::journal_api::JournalService {
-        journal,
-        accounts,
-        require_for_read,
-        secure_cookies: false,
-    }));
+    let (directory, responder, viewer) = super::with_journal_on(&state, require_for_read).await;
     (directory, state, responder, viewer)
 }
 

@@ -46,22 +46,7 @@ async fn with_alerts_and_reads(
     }
     state.set_rules(manager);
 
-    let directory = tempfile::tempdir().expect("temporary directory");
-    let sqlite = state::Store::open_sqlite(directory.path()).await.expect("store");
-    let accounts = accounts::Accounts::new(sqlite.clone()).expect("accounts");
-    accounts.add_user("rita", accounts::Role::Responder, "responder password", false, 1).await.expect("add");
-    accounts.add_user("vic", accounts::Role::Viewer, "viewer password 1", false, 1).await.expect("add");
-    let journal = journal::Journal::new(
-        sqlite,
-        journal::ClosingRules::from_catalog(&state.catalog),
-        journal::DEFAULT_REMIND_AFTER,
-    );
-    state.set_journal(Arc::new(server::journal_api::JournalService {
-        journal,
-        accounts,
-        require_for_read,
-        secure_cookies: false,
-    }));
+    let (directory, _, _) = super::with_journal_on(&state, require_for_read).await;
     (directory, state)
 }
 

@@ -30,6 +30,32 @@ fn state_with(store: std::sync::Arc<tsdb::MemStore>) -> std::sync::Arc<server::A
     server::AppState::new(catalog, durable, promql::Engine::default())
 }
 
+/// The journal and accounts over SQLite in a new temporary directory, set
+/// on `state`, with two users, rita (responder, "responder password") and
+/// vic (viewer, "viewer password 1"); returns the directory (keep it) and
+/// their API tokens.
+async fn with_journal_on(state: &server::AppState, require_for_read: bool) -> (tempfile::TempDir, String, String) {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let store = state::Store::open_sqlite(directory.path()).await.expect("store");
+    let accounts = accounts::Accounts::new(store.clone()).expect("accounts");
+    accounts.add_user("rita", accounts::Role::Responder, "responder password", false, 1).await.expect("add");
+    accounts.add_user("vic", accounts::Role::Viewer, "viewer password 1", false, 1).await.expect("add");
+    let responder = accounts.create_token("rita", 2).await.expect("token");
+    let viewer = accounts.create_token("vic", 2).await.expect("token");
+    let journal = journal::Journal::new(
+        store,
+        journal::ClosingRules::from_catalog(&state.catalog),
+        journal::DEFAULT_REMIND_AFTER,
+    );
+    state.set_journal(std::sync::Arc::new(server::journal_api::JournalService {
+        journal,
+        accounts,
+        require_for_read,
+        secure_cookies: false,
+    }));
+    (directory, responder, viewer)
+}
+
 /// alertbook's server on a loopback port, for clients that need a socket.
 struct Served {
     address: std::net::SocketAddr,

@@ -15,25 +15,7 @@ const TOKEN: &str = "write-token-8c1f0e2a";
 
 /// Accounts with a responder and a viewer, and their API tokens.
 async fn with_accounts(state: &Arc<server::AppState>) -> (tempfile::TempDir, String, String) {
-    let directory = tempfile::tempdir().expect("temporary directory");
-    let store = state::Store::open_sqlite(directory.path()).await.expect("store");
-    let accounts = accounts::Accounts::new(store.clone()).expect("accounts");
-    accounts.add_user("rita", accounts::Role::Responder, "responder password", false, 1).await.expect("add");
-    accounts.add_user("vic", accounts::Role::Viewer, "viewer password 1", false, 1).await.expect("add");
-    let responder = accounts.create_token("rita", 2).await.expect("token");
-    let viewer = accounts.create_token("vic", 2).await.expect("token");
-    let journal = journal::Journal::new(
-        store,
-        journal::ClosingRules::from_catalog(&state.catalog),
-        journal::DEFAULT_REMIND_AFTER,
-    );
-    state.set_journal(Arc::new(server::journal_api::JournalService {
-        journal,
-        accounts,
-        require_for_read: false,
-        secure_cookies: false,
-    }));
-    (directory, responder, viewer)
+    super::with_journal_on(state, false).await
 }
 
 async fn send(state: &Arc<server::AppState>, request: Request<Body>) -> (StatusCode, Option<String>, String) {
