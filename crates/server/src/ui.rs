@@ -453,6 +453,29 @@ fn journal_store_failed(state: &AppState, viewer: &web::Viewer, error: &dyn std:
     )
 }
 
+/// What an alert page's form post checks first, in this order: the journal
+/// is configured, the path holds a fingerprint, and the poster is logged in
+/// and sent the form's CSRF token ([`form_principal`]). Gives the journal,
+/// the poster and the page's viewer, or the page that refuses the post.
+#[allow(clippy::result_large_err)] // rejects with a ready page, as axum does
+fn journal_post(
+    state: &AppState,
+    fingerprint: &str,
+    principal: Result<FormPrincipal, Response>,
+    csrf_token: Option<&str>,
+    what: &str,
+) -> Result<(Arc<JournalService>, Principal, web::Viewer), Response> {
+    let here = format!("/alerts/{fingerprint}");
+    let visitor = web::Viewer { accounts: state.journal().is_some(), user: None, here: here.clone() };
+    let Some(service) = state.journal() else { return Err(journal_not_configured(state, &visitor)) };
+    if !web::alert::is_fingerprint(fingerprint) {
+        return Err(not_a_fingerprint(state, &visitor, fingerprint));
+    }
+    let principal = form_principal(state, fingerprint, principal, csrf_token, what)?;
+    let viewer = viewer_of(&principal, here);
+    Ok((service, principal, viewer))
+}
+
 /// `POST /alerts/{fingerprint}/acknowledge` (form: `csrf_token`).
 async fn acknowledge(
     State(state): State<Arc<AppState>>,
@@ -460,23 +483,13 @@ async fn acknowledge(
     principal: Result<FormPrincipal, Response>,
     body: Bytes,
 ) -> Response {
-    let visitor =
-        web::Viewer { accounts: state.journal().is_some(), user: None, here: format!("/alerts/{fingerprint}") };
-    let Some(service) = state.journal() else { return journal_not_configured(&state, &visitor) };
-    if !web::alert::is_fingerprint(&fingerprint) {
-        return not_a_fingerprint(&state, &visitor, &fingerprint);
-    }
-    let mut csrf_token = None;
-    for (name, value) in form_urlencoded::parse(&body) {
-        if name == "csrf_token" {
-            csrf_token = Some(value.into_owned());
-        }
-    }
-    let principal = match form_principal(&state, &fingerprint, principal, csrf_token.as_deref(), "acknowledge") {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let viewer = viewer_of(&principal, format!("/alerts/{fingerprint}"));
+    let csrf_token =
+        form_urlencoded::parse(&body).filter(|(name, _)| name == "csrf_token").map(|(_, value)| value).last();
+    let (service, principal, viewer) =
+        match journal_post(&state, &fingerprint, principal, csrf_token.as_deref(), "acknowledge") {
+            Ok(checked) => checked,
+            Err(response) => return response,
+        };
     let (known, firing) = find_alert(&state, &fingerprint);
     if !known {
         return message(
@@ -544,19 +557,13 @@ async fn close(
     principal: Result<FormPrincipal, Response>,
     body: Bytes,
 ) -> Response {
-    let visitor =
-        web::Viewer { accounts: state.journal().is_some(), user: None, here: format!("/alerts/{fingerprint}") };
-    let Some(service) = state.journal() else { return journal_not_configured(&state, &visitor) };
-    if !web::alert::is_fingerprint(&fingerprint) {
-        return not_a_fingerprint(&state, &visitor, &fingerprint);
-    }
     let form = closing_form(&body);
     let csrf_token = form.as_ref().ok().and_then(|form| form.csrf_token.clone());
-    let principal = match form_principal(&state, &fingerprint, principal, csrf_token.as_deref(), "close") {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let viewer = viewer_of(&principal, format!("/alerts/{fingerprint}"));
+    let (service, principal, viewer) =
+        match journal_post(&state, &fingerprint, principal, csrf_token.as_deref(), "close") {
+            Ok(checked) => checked,
+            Err(response) => return response,
+        };
     let mut form = match form {
         Ok(form) => form,
         Err(refusal) => {
