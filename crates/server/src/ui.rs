@@ -287,21 +287,7 @@ async fn journal_form(
             csrf_token: crate::auth::csrf_token(principal).unwrap_or_default().to_owned(),
         },
     };
-    let mut form = web::alert::JournalForm {
-        acknowledge_action: format!("/alerts/{fingerprint}/acknowledge"),
-        close_action: format!("/alerts/{fingerprint}/close"),
-        access,
-        alert_id: String::new(),
-        acknowledged: None,
-        closed: None,
-        can_acknowledge: false,
-        can_close: false,
-        submitted: None,
-        errors: Vec::new(),
-        conflict: None,
-        notice: None,
-        correctable: None,
-    };
+    let mut form = web::alert::JournalForm::new(fingerprint, access);
     let (_, firing) = find_alert(state, fingerprint);
     if let Some(firing) = &firing {
         form.alert_id = firing.alert_id.clone();

@@ -76,6 +76,29 @@ pub struct JournalForm {
     pub correctable: Option<(i64, journal::ClosingForm)>,
 }
 
+impl JournalForm {
+    /// The form of the alert with `fingerprint` for `access`, before the
+    /// journal says anything: no runbook ID, nothing acknowledged or
+    /// closed, nothing allowed yet, nothing submitted.
+    pub fn new(fingerprint: &str, access: JournalAccess) -> Self {
+        JournalForm {
+            acknowledge_action: format!("/alerts/{fingerprint}/acknowledge"),
+            close_action: format!("/alerts/{fingerprint}/close"),
+            access,
+            alert_id: String::new(),
+            acknowledged: None,
+            closed: None,
+            can_acknowledge: false,
+            can_close: false,
+            submitted: None,
+            errors: Vec::new(),
+            conflict: None,
+            notice: None,
+            correctable: None,
+        }
+    }
+}
+
 /// What the person looking at the alert page may do with the journal.
 pub enum JournalAccess {
     /// Not logged in: a link to the login page (which comes back here).
@@ -849,21 +872,7 @@ mod tests {
     }
 
     fn form(access: JournalAccess) -> JournalForm {
-        JournalForm {
-            acknowledge_action: "/alerts/0123456789abcdef/acknowledge".into(),
-            close_action: "/alerts/0123456789abcdef/close".into(),
-            access,
-            alert_id: "A6".into(),
-            acknowledged: None,
-            closed: None,
-            can_acknowledge: true,
-            can_close: false,
-            submitted: None,
-            errors: Vec::new(),
-            conflict: None,
-            notice: None,
-            correctable: None,
-        }
+        JournalForm { alert_id: "A6".into(), can_acknowledge: true, ..JournalForm::new("0123456789abcdef", access) }
     }
 
     fn render_form(journal: JournalForm, status: u16) -> String {
