@@ -328,6 +328,8 @@ async fn run_tail(
     {
         return;
     }
+    // Read by every push's frame, written never again.
+    let sent_in_history = Arc::new(sent_in_history);
     loop {
         tokio::select! {
             message = socket.recv() => match message {
@@ -349,16 +351,8 @@ async fn run_tail(
                 let frame = {
                     let service = service.clone();
                     let query = query.clone();
-                    let seen = std::mem::take(&mut sent_in_history);
-                    let answer = tokio::task::spawn_blocking(move || {
-                        let frame = tail_batch(&service, &query, &batch, limit, &seen);
-                        (frame, seen)
-                    })
-                    .await;
-                    answer.map(|(frame, seen)| {
-                        sent_in_history = seen;
-                        frame
-                    })
+                    let seen = sent_in_history.clone();
+                    tokio::task::spawn_blocking(move || tail_batch(&service, &query, &batch, limit, &seen)).await
                 };
                 let Ok(Some(frame)) = frame else { continue };
                 if socket.send(Message::Text(frame.into())).await.is_err() {
