@@ -8,9 +8,8 @@
 //! webhook receives `JournalEntryDue` with `acknowledged_by` once an
 //! acknowledged alert goes `journal.remind_after` without an entry.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -43,17 +42,9 @@ impl Setup {
 
     /// `alertbook ARGUMENTS --config … --data …` with `stdin` as its standard input.
     fn alertbook(&self, arguments: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_alertbook"))
-            .args(arguments)
-            .args(self.store_arguments())
-            .current_dir(super::workspace_root())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("alertbook runs");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-        child.wait_with_output().expect("alertbook exits")
+        let mut all: Vec<String> = arguments.iter().map(|argument| (*argument).to_owned()).collect();
+        all.extend(self.store_arguments());
+        super::alertbook_with_stdin(&all, stdin)
     }
 
     fn start(&self, extra: &[&str]) -> Server {

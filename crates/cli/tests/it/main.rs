@@ -28,10 +28,10 @@ fn alertbook(arguments: &[&str]) -> Output {
         .expect("alertbook runs")
 }
 
-/// Runs `alertbook` with `stdin` as its standard input; returns its standard output.
-fn alertbook_with_input(arguments: &[&str], stdin: &str) -> String {
+/// Runs `alertbook` with `stdin` as its standard input, whatever its exit.
+fn alertbook_with_stdin(arguments: &[String], stdin: &str) -> Output {
     use std::io::Write;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_alertbook"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_alertbook"))
         .args(arguments)
         .current_dir(workspace_root())
         .stdin(std::process::Stdio::piped())
@@ -40,7 +40,14 @@ fn alertbook_with_input(arguments: &[&str], stdin: &str) -> String {
         .spawn()
         .expect("alertbook runs");
     child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-    let output = child.wait_with_output().expect("alertbook exits");
+    child.wait_with_output().expect("alertbook exits")
+}
+
+/// Runs `alertbook` with `stdin` as its standard input; it must succeed.
+/// Returns its standard output.
+fn alertbook_with_input(arguments: &[&str], stdin: &str) -> String {
+    let arguments: Vec<String> = arguments.iter().map(|argument| (*argument).to_owned()).collect();
+    let output = alertbook_with_stdin(&arguments, stdin);
     assert!(output.status.success(), "alertbook {arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).expect("utf-8")
 }
