@@ -7,10 +7,16 @@
 //! log entry of a written delivery nor sends one twice.
 //!
 //! Persistence is group committed per flush: every notification due at one
-//! tick goes into the outbox with one fsync, their history records with
-//! one, the log entries with one, whatever their number. The router's lock
-//! is held only while the pure flush runs, never across a write, and the
-//! loop does its writes on the blocking pool.
+//! tick goes into the outbox with one fsync, whatever their number, and that
+//! is the only fsync between a flush and the release of its deliveries. The
+//! history records and the log entries are written after it without
+//! waiting for the disk: a killed process loses neither (they are in the
+//! kernel's cache), and against a power loss the outbox holds the log
+//! entries of its deliveries until the log is fsynced, which the dispatcher
+//! has done (`DeliveryObserver::before_settle`) before it drops a delivery
+//! from the outbox. A log entry that no delivery carries is fsynced at the
+//! flush. The router's lock is held only while the pure flush runs, never
+//! across a write, and the loop does its writes on the blocking pool.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -62,6 +68,12 @@ pub enum SilenceFailure {
 struct HistoryObserver(Arc<RoutingService>);
 
 impl DeliveryObserver for HistoryObserver {
+    /// The log entries of the deliveries about to leave the outbox reach the
+    /// disk first (they were written without fsync at the flush).
+    fn before_settle(&self) -> Result<(), Error> {
+        self.0.state.sync_log()
+    }
+
     fn settled(&self, attempts: &[(Delivery, Attempt)], now_ms: i64) {
         self.0.update_history(attempts, now_ms);
     }
@@ -160,7 +172,7 @@ impl RoutingService {
 
     /// Flushes what is due at `now_ms` into the outbox; returns the number
     /// of deliveries written. All of them are written with one fsync, their
-    /// log entries with another, before any is released.
+    /// history records and log entries after it, before any is released.
     pub fn tick(&self, now_ms: i64) -> Result<usize, Error> {
         let (notifications, log_changes) = {
             let mut router = self.router.lock();
@@ -221,11 +233,19 @@ impl RoutingService {
             record.finished_ms = Some(now_ms);
             records.push(record);
         }
-        if let Err(error) = self.state.record_many(records) {
+        if let Err(error) = self.state.record_many_unsynced(records) {
             tracing::error!(error = %error, "notification history could not be written");
         }
         // The log after the deliveries it stands for, before any is released.
-        self.state.append_log(&log_changes)?;
+        // The outbox holds the entries of the deliveries on disk already: the
+        // log's fsync waits until one of them is settled (`before_settle`).
+        // An entry no delivery carries (nothing was left to send) is
+        // fsynced now.
+        if log_changes.iter().all(|entry| keys.contains(&entry.key())) {
+            self.state.write_log(&log_changes)?;
+        } else {
+            self.state.append_log(&log_changes)?;
+        }
         self.dispatcher.outbox().release(&ids, now_ms);
         if !ids.is_empty() {
             self.dispatcher.wake();
