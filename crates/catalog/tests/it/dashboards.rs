@@ -72,6 +72,10 @@ fn a_broken_dashboard_query_is_caught() {
         &variables,
     );
     assert_eq!(expr, r#"sum(rate(x{tenant_id=~".*",p="qdrant",q="qdrant",g="$probe_group"}[75s])) + 60s"#);
+    // A picked value goes into a regex matcher escaped as Grafana escapes it.
+    let escaped = grafana::regex_escape("studio.busflow.app");
+    assert_eq!(escaped, r"studio\\.busflow\\.app");
+    assert!(promql::parse(&format!(r#"traefik_tls_certs_not_after{{cn=~"{escaped}"}}"#)).is_ok());
     assert!(promql::parse(r#"sum(rate(x{a="b"[5m]))"#).is_err());
     assert!(logql::parse(r#"sum(count_over_time({job="faro"} | json [5m])"#).is_err());
 }
@@ -82,7 +86,7 @@ fn every_series_label_and_log_field_the_dashboards_read_is_one_a_source_writes()
     let mut logs = Vec::new();
     for (language, purpose, expr, place) in substituted_queries() {
         match (language, purpose) {
-            (Language::PromQl, Purpose::LabelValues { label }) => {
+            (Language::PromQl, Purpose::LabelValues { label, .. }) => {
                 // The label a variable lists must be one the selected series carry.
                 metrics.push((format!("count by ({label}) ({expr})"), place));
             }

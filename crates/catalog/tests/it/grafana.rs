@@ -75,8 +75,8 @@ pub enum Language {
 pub enum Purpose {
     /// A panel target; `instant` when the panel asks for one value per series.
     Panel { instant: bool },
-    /// A `label_values(selector, label)` variable: `expr` is the selector.
-    LabelValues { label: String },
+    /// The `label_values(selector, label)` of the variable `variable`: `expr` is the selector.
+    LabelValues { variable: String, label: String },
 }
 
 /// One query of a dashboard, its variables still in it.
@@ -118,13 +118,14 @@ pub fn queries(dashboards: &[Dashboard]) -> Vec<Query> {
             }
         }
         for variable in dashboard.variables().into_iter().filter(|variable| variable["type"] == "query") {
-            let place = format!("{}: variable {}", dashboard.file, variable["name"].as_str().unwrap_or("?"));
+            let name = variable["name"].as_str().unwrap_or("?").to_owned();
+            let place = format!("{}: variable {name}", dashboard.file);
             let text = variable["query"]["query"].as_str().or(variable["query"].as_str()).unwrap_or_default();
             let (selector, label) =
                 label_values(text).unwrap_or_else(|| panic!("{place}: not label_values(…): {text}"));
             queries.push(Query {
                 language: language(&variable["datasource"], &place),
-                purpose: Purpose::LabelValues { label },
+                purpose: Purpose::LabelValues { variable: name, label },
                 expr: selector,
                 place,
             });
@@ -165,7 +166,7 @@ pub fn default_values(dashboard: &Dashboard) -> Vec<(String, String)> {
                     variable["allValue"].as_str().unwrap_or(".*").to_owned()
                 }
                 Value::Array(values) => {
-                    let values: Vec<String> = values.iter().filter_map(Value::as_str).map(regex::escape).collect();
+                    let values: Vec<String> = values.iter().filter_map(Value::as_str).map(regex_escape).collect();
                     format!("({})", values.join("|"))
                 }
                 Value::String(value) => value.clone(),
@@ -174,6 +175,20 @@ pub fn default_values(dashboard: &Dashboard) -> Vec<(String, String)> {
             Some((name, value))
         })
         .collect()
+}
+
+/// A value of a multi-value variable as Grafana's Prometheus datasource
+/// writes it into a regex matcher: each regex metacharacter behind an escaped
+/// backslash (`a.b` becomes `a\\.b` in the query's string).
+pub fn regex_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if r"\^$*+?.()|[]{}".contains(c) {
+            out.push_str(r"\\");
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Substitutes `$__rate_interval`, `$__interval`, `$__range` (Grafana's
