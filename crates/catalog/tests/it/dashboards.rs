@@ -62,6 +62,14 @@ fn every_panel_and_variable_query_parses_after_grafanas_substitution() {
 }
 
 #[test]
+fn grafanas_datasource_health_checks_parse() {
+    // "Save & test" of the provisioned datasources: Grafana's Prometheus
+    // datasource sends the instant query `1+1`, its Loki datasource `vector(1)+vector(1)`.
+    assert!(promql::parse("1+1").is_ok());
+    assert!(logql::parse("vector(1)+vector(1)").is_ok());
+}
+
+#[test]
 fn a_broken_dashboard_query_is_caught() {
     // The checks above must be able to fail: an unclosed selector and an unknown variable.
     let intervals = Intervals { interval_seconds: 60, scrape_interval_seconds: 15, range_seconds: 3600 };
