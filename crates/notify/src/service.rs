@@ -39,7 +39,7 @@ use crate::state::{HistoryAlert, HistoryRecord, StateStore};
 pub struct RoutingService {
     router: Mutex<Router>,
     /// The default templates and the configuration's `templates:` files.
-    templates: crate::templates::Templates,
+    templates: parking_lot::RwLock<Arc<crate::templates::Templates>>,
     state: StateStore,
     dispatcher: Arc<Dispatcher>,
     wake: Notify,
@@ -53,6 +53,19 @@ pub struct RoutingService {
 impl std::fmt::Debug for RoutingService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RoutingService").finish_non_exhaustive()
+    }
+}
+
+/// A routing configuration checked and with its templates loaded, ready for
+/// [`RoutingService::reload`].
+pub struct PreparedRouting {
+    config: Arc<RoutingConfig>,
+    templates: Arc<crate::templates::Templates>,
+}
+
+impl std::fmt::Debug for PreparedRouting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedRouting").finish_non_exhaustive()
     }
 }
 
@@ -108,7 +121,7 @@ impl RoutingService {
         router.restore(restored.alerts, now_ms);
         let service = Arc::new(Self {
             router: Mutex::new(router),
-            templates,
+            templates: parking_lot::RwLock::new(Arc::new(templates)),
             state,
             dispatcher,
             wake: Notify::new(),
@@ -138,6 +151,26 @@ impl RoutingService {
     /// Runs `read` over the router (the API's views).
     pub fn with_router<T>(&self, read: impl FnOnce(&Router) -> T) -> T {
         read(&self.router.lock())
+    }
+
+    /// Checks a new configuration and loads its templates, changing nothing:
+    /// what [`RoutingService::reload`] then puts in force.
+    pub fn prepare(config: Arc<RoutingConfig>) -> Result<PreparedRouting, Error> {
+        let templates = crate::templates::Templates::load(&config.templates)
+            .map_err(|diagnostics| Error::Templates(diagnostics.to_string()))?;
+        Ok(PreparedRouting { config, templates: Arc::new(templates) })
+    }
+
+    /// Puts a prepared configuration in force at `now_ms`, as Alertmanager's
+    /// reload: the alerts held are routed again through the new tree into
+    /// new aggregation groups; silences, the notification log (so nothing
+    /// already sent is sent again before its repeat interval) and the history
+    /// stay.
+    pub fn reload(&self, prepared: PreparedRouting, now_ms: i64) {
+        let PreparedRouting { config, templates } = prepared;
+        *self.templates.write() = templates;
+        self.router.lock().reload(config, now_ms);
+        self.wake.notify_one();
     }
 
     /// The configuration in force.
@@ -182,6 +215,7 @@ impl RoutingService {
         if notifications.is_empty() && log_changes.is_empty() {
             return Ok(0);
         }
+        let templates = self.templates.read().clone();
         let mut deliveries = Vec::with_capacity(notifications.len());
         let mut records = Vec::with_capacity(notifications.len());
         for notification in &notifications {
@@ -189,7 +223,7 @@ impl RoutingService {
                 "{}/{}[{}]",
                 notification.receiver, notification.integration.name, notification.integration.index
             );
-            match crate::integrations::render(notification, &self.templates, self.dispatcher.external_url()) {
+            match crate::integrations::render(notification, &templates, self.dispatcher.external_url()) {
                 Ok(rendered) => {
                     deliveries.push(NewDelivery {
                         target,
