@@ -148,6 +148,15 @@ mod tests {
             let on_disk = std::fs::read_to_string(directory.join(relative)).expect("the file exists on disk");
             assert_eq!(&on_disk, text, "{relative} differs from the built-in copy");
         }
+        // And no file of the directory is missing from it.
+        fn count(directory: &Path) -> usize {
+            std::fs::read_dir(directory)
+                .expect("readable")
+                .map(|entry| entry.expect("entry").path())
+                .map(|path| if path.is_dir() { count(&path) } else { 1 })
+                .sum()
+        }
+        assert_eq!(CATALOG.files.len(), count(&directory), "a file of catalog/busflow is not built in");
         assert!(CATALOG.file("catalog.yaml").is_some());
         assert!(CATALOG.file("pii-rules.yaml").is_some());
         assert!(CATALOG.files.iter().any(|(path, _)| path.starts_with("runbook/")));
