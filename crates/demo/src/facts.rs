@@ -12,8 +12,10 @@
 //!   queries, keyed by the rule's alertname or the check's `result` name,
 //!   with the columns and PostgreSQL types each query selects. The simulated
 //!   database has no SQL engine: each answer is computed from the simulated
-//!   tables with the query's meaning, which the test of this crate holds
-//!   against the catalog's query text.
+//!   tables (the pg_cron runs of every job every 15 minutes, the sessions
+//!   waiting on locks, the statement means) with the meaning of the query
+//!   that reads it. The crate's test finds each check by the catalog's
+//!   query text, so a SQL check the simulation does not answer fails it.
 //! - [`Facts::tempo_search`]: Tempo's `/api/search` answer for the slow
 //!   /api/bookings traces.
 
