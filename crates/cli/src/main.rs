@@ -22,6 +22,7 @@ mod logs;
 mod probe_command;
 mod probing;
 mod replay;
+mod routes_command;
 mod routing;
 mod scraping;
 mod status;
@@ -71,12 +72,15 @@ enum Command {
     ///
     /// A directory with a catalog.yaml is checked as a catalog: runbook entries, triage
     /// steps, contracts and rule files, and the links between them. A file is checked as a
-    /// contract when it has `kind`, as a configuration file when it has one of the
-    /// configuration's keys (`catalog`, `listen`, `scrape_configs`...), else as a Prometheus
-    /// rule file, accepted exactly as `promtool check rules` accepts it (an empty file is a
-    /// rule file of 0 groups). All errors are printed at once as file:line:col with the source
-    /// line; the exit status is 1 when any error was found. Without PATH, checks the
-    /// built-in Busflow catalog (the default one).
+    /// contract when it has `kind`, as an alertmanager.yml when it has `route` or
+    /// `receivers` (refused where `amtool check-config` refuses it, and where it needs an
+    /// integration alertbook does not deliver to), as a configuration file when it has one
+    /// of the configuration's keys (`catalog`, `listen`, `scrape_configs`...), else as a
+    /// Prometheus rule file, accepted exactly as `promtool check rules` accepts it (an empty
+    /// file is a rule file of 0 groups). A configuration file is checked with the catalog
+    /// and the alertmanager.yml it names. All errors are printed at once as file:line:col
+    /// with the source line; the exit status is 1 when any error was found. Without PATH,
+    /// checks the built-in Busflow catalog (the default one).
     Check {
         /// Paths to check [default: the built-in Busflow catalog].
         #[arg(value_name = "PATH")]
@@ -104,6 +108,9 @@ enum Command {
         #[arg(long, conflicts_with = "key")]
         markdown: bool,
     },
+    /// Test an alertmanager.yml's routing: `alertbook routes test --config FILE label=value...`.
+    #[command(subcommand)]
+    Routes(routes_command::RoutesCommand),
     /// Run test scripts: PromQL conformance scripts and rule unit tests.
     #[command(subcommand)]
     Test(TestCommand),
@@ -335,6 +342,7 @@ fn main() -> ExitCode {
         Command::Test(TestCommand::Rules { files, run, ignore_unknown_fields, junit }) => {
             test_rules(&files, &run, ignore_unknown_fields, junit)
         }
+        Command::Routes(command) => routes_command::run(&command),
         Command::Replay(arguments) => replay::run(&arguments),
         Command::Probe(arguments) => probe_command::run(&arguments),
         Command::Triage(arguments) => triage_run::manual(&arguments),
@@ -629,6 +637,8 @@ fn classify_file(path: &Path) -> FileKind {
         FileKind::Rules
     } else if has_key("kind") {
         FileKind::Contract
+    } else if has_key("route") || has_key("receivers") {
+        FileKind::Alertmanager
     } else if config::TOP_LEVEL_KEYS.iter().any(|key| has_key(key)) {
         FileKind::Config
     } else {
@@ -639,6 +649,7 @@ fn classify_file(path: &Path) -> FileKind {
 enum FileKind {
     Rules,
     Contract,
+    Alertmanager,
     Config,
 }
 
@@ -688,6 +699,7 @@ fn check(
                     format!("{rules} rules")
                 }),
                 FileKind::Contract => check_contract(path),
+                FileKind::Alertmanager => notify::routing::config::load(path).map(|routing| routing_summary(&routing)),
                 FileKind::Config => check_config(path),
             }
         };
@@ -742,7 +754,23 @@ fn check_config(path: &Path) -> Result<String, catalog::Diagnostics> {
         config::StateBackend::Sqlite => "sqlite".to_owned(),
         config::StateBackend::Postgres { url_file, .. } => format!("postgres (url_file {})", url_file.display()),
     };
-    Ok(format!("configuration valid; catalog: {}{listed}; state: {state}", catalog.summary()))
+    let alerting = match &config.alerting {
+        Some((path, routing)) => format!("; alerting: {} ({})", path.display(), routing_summary(routing)),
+        None => String::new(),
+    };
+    Ok(format!("configuration valid; catalog: {}{listed}; state: {state}{alerting}", catalog.summary()))
+}
+
+/// What a valid alertmanager.yml holds, counted as `amtool check-config` counts it.
+fn routing_summary(routing: &notify::routing::RoutingConfig) -> String {
+    let plural = |count: usize, what: &str| format!("{count} {what}{}", if count == 1 { "" } else { "s" });
+    format!(
+        "{}, {}, {}, {}",
+        plural(routing.route.len(), "route"),
+        plural(routing.inhibit_rules.len(), "inhibit rule"),
+        plural(routing.receivers.len(), "receiver"),
+        plural(routing.templates.len(), "template"),
+    )
 }
 
 fn check_contract(path: &Path) -> Result<String, catalog::Diagnostics> {

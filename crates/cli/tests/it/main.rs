@@ -1,6 +1,7 @@
 //! The `alertbook` binary as a user runs it: exit statuses and output.
 
 mod alerting;
+mod alertmanager_corpus;
 mod browser;
 mod docker;
 mod durability;
