@@ -11,9 +11,11 @@
 //! Native histograms ([`tsdb::FloatHistogram`]) flow through selectors, the
 //! arithmetic Prometheus defines on them, `sum`/`avg`/`count`-style
 //! aggregations and the `histogram_*` functions; float-only operations drop
-//! them. Range functions (`rate` and the `*_over_time` family) and subqueries
-//! read float samples only for now. [`notation`] parses the `{{…}}` text of
-//! promqltest and promtool.
+//! them. Range functions handle histograms as Prometheus does (`rate`,
+//! `increase`, `delta`, `irate`, `idelta`, `sum_over_time`, `avg_over_time`,
+//! the counting and picking functions), and the float-only ones read the
+//! floats of a mixed window with Prometheus's info. [`notation`] parses the
+//! `{{…}}` text of promqltest and promtool.
 
 mod aggregate;
 mod engine;

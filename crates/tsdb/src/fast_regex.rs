@@ -7,8 +7,9 @@
 //! (`a|b|c`, `foo(bar|baz)`), `.*` and `.+`, a literal prefix (case-sensitive
 //! or, for `(?i)`, one set of case variants per character), a literal suffix,
 //! and `.*(a|b).*` as a substring search. A pattern of any other shape gives
-//! `None` and the caller runs the regex; [`required_prefix`] still gives the
-//! literal the pattern starts with, so values without it are rejected first.
+//! `None` and the caller runs the regex (Prometheus first checks the literal
+//! prefix such a pattern needs; the `regex` crate already does, and the extra
+//! check measured slower).
 //!
 //! The decomposition is exact: every form is matched the way the regex
 //! would, which `tests::agrees_with_the_regex` checks on random patterns.
@@ -33,9 +34,35 @@ pub(crate) enum StringMatcher {
     /// A prefix, then what `rest` matches, then a suffix.
     Sequence { prefix: Vec<PrefixPart>, rest: Box<StringMatcher>, suffix: String },
     /// `.*(a|b).*`: any string containing one of these.
-    Contains(Vec<String>),
+    Contains(Vec<Needle>),
     /// Any of these.
     OneOf(Vec<StringMatcher>),
+}
+
+/// A substring to search for, with its searcher built once.
+#[derive(Debug, Clone)]
+pub(crate) struct Needle {
+    text: String,
+    finder: memchr::memmem::Finder<'static>,
+}
+
+impl Needle {
+    fn new(text: String) -> Self {
+        let finder = memchr::memmem::Finder::new(text.as_bytes()).into_owned();
+        Self { text, finder }
+    }
+}
+
+impl PartialEq for Needle {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl From<&str> for Needle {
+    fn from(text: &str) -> Self {
+        Self::new(text.to_owned())
+    }
 }
 
 /// One piece of a prefix.
@@ -151,7 +178,7 @@ impl StringMatcher {
             && is_any_star(items[items.len() - 1])
             && let Some(needles) = literal_alternatives(&items[1..items.len() - 1])
         {
-            return Some(Self::Contains(needles));
+            return Some(Self::Contains(needles.into_iter().map(Needle::new).collect()));
         }
         let mut prefix: Vec<PrefixPart> = Vec::new();
         let mut start = 0;
@@ -180,7 +207,8 @@ impl StringMatcher {
             [single] => Self::from_hir(single)?,
             middle => {
                 if middle.len() >= 3 && is_any_star(middle[0]) && is_any_star(middle[middle.len() - 1]) {
-                    Self::Contains(literal_alternatives(&middle[1..middle.len() - 1])?)
+                    let needles = literal_alternatives(&middle[1..middle.len() - 1])?;
+                    Self::Contains(needles.into_iter().map(Needle::new).collect())
                 } else {
                     return None;
                 }
@@ -217,7 +245,7 @@ impl StringMatcher {
                     None => false,
                 }
             }
-            Self::Contains(needles) => needles.iter().any(|needle| value.contains(needle.as_str())),
+            Self::Contains(needles) => needles.iter().any(|needle| needle.finder.find(value.as_bytes()).is_some()),
             Self::OneOf(alternatives) => alternatives.iter().any(|alternative| alternative.matches(value)),
         }
     }
@@ -294,26 +322,8 @@ fn literal_alternatives(items: &[&Hir]) -> Option<Vec<String>> {
     Some(vec![text])
 }
 
-/// The literal every match of `pattern` starts with (case-sensitive), when
-/// there is one: a quick rejection before the regex runs.
-pub(crate) fn required_prefix(pattern: &str) -> Option<String> {
-    let hir = parse(pattern)?;
-    let items: Vec<&Hir> = match unwrap_capture(&hir).kind() {
-        HirKind::Concat(items) => concat_items(items),
-        _ => vec![unwrap_capture(&hir)],
-    };
-    let mut prefix = String::new();
-    for item in items {
-        match literal_text(item) {
-            Some(text) => prefix.push_str(&text),
-            None => break,
-        }
-    }
-    (!prefix.is_empty()).then_some(prefix)
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use proptest::prelude::*;
 
     use super::*;
@@ -342,8 +352,6 @@ mod tests {
         for pattern in ["a.c", "[0-9]+", "^foo", "foo.*bar.+baz", "[a-z]x"] {
             assert!(StringMatcher::compile(pattern).is_none(), "{pattern}");
         }
-        assert_eq!(required_prefix("foo[0-9]+"), Some("foo".into()));
-        assert_eq!(required_prefix("(?i)foo"), None);
     }
 
     #[test]
@@ -372,16 +380,22 @@ mod tests {
         ]
     }
 
-    fn pattern() -> impl Strategy<Value = String> {
+    /// Random patterns mixing the shapes above with ones that must fall back to the regex.
+    pub(crate) fn pattern() -> impl Strategy<Value = String> {
         let concat = prop::collection::vec(pattern_piece(), 1..5).prop_map(|pieces| pieces.concat());
         prop::collection::vec(concat, 1..3).prop_map(|alternatives| alternatives.join("|"))
     }
 
+    /// Random values over the patterns' alphabet.
+    pub(crate) fn values() -> impl Strategy<Value = Vec<String>> {
+        prop::collection::vec("[abAB.\n\u{212A}]{0,6}", 1..12)
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(ProptestConfig::with_cases(500))]
 
         #[test]
-        fn agrees_with_the_regex(pattern in pattern(), values in prop::collection::vec("[abAB.\n\u{212A}]{0,6}", 1..12)) {
+        fn agrees_with_the_regex(pattern in pattern(), values in values()) {
             let regex = anchored(&pattern);
             if let Some(matcher) = StringMatcher::compile(&pattern) {
                 for value in &values {
@@ -394,11 +408,6 @@ mod tests {
                     for member in &set {
                         prop_assert!(regex.is_match(member), "{:?} yields {:?}", pattern, member);
                     }
-                }
-            }
-            if let Some(prefix) = required_prefix(&pattern) {
-                for value in &values {
-                    prop_assert!(!regex.is_match(value) || value.starts_with(&prefix), "{:?} prefix {:?}", pattern, prefix);
                 }
             }
         }

@@ -6,11 +6,11 @@
 //! running the regex over every value of a label. Regexes of other simple
 //! shapes (prefixes, `(?i)` prefixes, suffixes, `.*x.*`) are tested as strings
 //! ([`crate::fast_regex`], after Prometheus's `FastRegexMatcher`); the rest run
-//! the regex after a check of the literal prefix every match needs.
+//! the regex.
 
 use regex::Regex;
 
-use crate::fast_regex::{StringMatcher, required_prefix};
+use crate::fast_regex::StringMatcher;
 use crate::{Error, Labels};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +44,6 @@ pub struct Matcher {
     string_matcher: Option<StringMatcher>,
     /// For regex matchers: every value the regex accepts, when they are few literals.
     literal_set: Option<Vec<String>>,
-    /// For regex matchers without a string test: the literal every match starts with.
-    required_prefix: Option<String>,
 }
 
 impl Matcher {
@@ -64,8 +62,7 @@ impl Matcher {
         };
         let string_matcher = regex.as_ref().and_then(|_| StringMatcher::compile(&value));
         let literal_set = string_matcher.as_ref().and_then(StringMatcher::literal_set);
-        let required_prefix = if regex.is_some() && string_matcher.is_none() { required_prefix(&value) } else { None };
-        Ok(Self { name: name.into(), op, value, regex, string_matcher, literal_set, required_prefix })
+        Ok(Self { name: name.into(), op, value, regex, string_matcher, literal_set })
     }
 
     /// Shorthand for an equality matcher.
@@ -77,7 +74,6 @@ impl Matcher {
             regex: None,
             string_matcher: None,
             literal_set: None,
-            required_prefix: None,
         }
     }
 
@@ -85,11 +81,6 @@ impl Matcher {
     fn regex_matches(&self, value: &str) -> bool {
         if let Some(string_matcher) = &self.string_matcher {
             return string_matcher.matches(value);
-        }
-        if let Some(prefix) = &self.required_prefix
-            && !value.starts_with(prefix.as_str())
-        {
-            return false;
         }
         self.regex.as_ref().is_some_and(|regex| regex.is_match(value))
     }
@@ -170,6 +161,34 @@ mod tests {
         assert_eq!(predicate(MatchOp::Regex, "(?i)a"), listed(true, &["A", "a"]));
         assert_eq!(predicate(MatchOp::Regex, "(?i)a.*"), None);
         assert_eq!(predicate(MatchOp::Regex, r"a\|b"), listed(true, &["a|b"]));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// The matcher, with every fast path, judges as the plain anchored regex.
+        #[test]
+        fn optimised_matcher_agrees_with_the_plain_regex(
+            pattern in crate::fast_regex::tests::pattern(),
+            values in crate::fast_regex::tests::values(),
+        ) {
+            let plain = Regex::new(&format!("^(?s:{pattern})$")).expect("valid regex");
+            for op in [MatchOp::Regex, MatchOp::NotRegex] {
+                let matcher = Matcher::new(op, "name", pattern.as_str()).expect("valid matcher");
+                for value in &values {
+                    let expected = plain.is_match(value) == (op == MatchOp::Regex);
+                    proptest::prop_assert_eq!(matcher.matches(value), expected, "{:?} {:?} on {:?}", op, pattern, value);
+                    if !value.is_empty() {
+                        let by_predicate = match matcher.value_predicate() {
+                            ValuePredicate::OneOf(literals) => literals.contains(&value.as_str()),
+                            ValuePredicate::NoneOf(literals) => !literals.contains(&value.as_str()),
+                            ValuePredicate::Regex => expected,
+                        };
+                        proptest::prop_assert_eq!(by_predicate, expected, "predicate {:?} {:?} on {:?}", op, pattern, value);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
