@@ -209,6 +209,11 @@ struct TriageRun {
     missing: Vec<String>,
 }
 
+/// `a1-one-tenant (A1)`: how a failure names its incident.
+fn named(incident: &Incident) -> String {
+    format!("{} ({})", incident.name, incident.alert_id)
+}
+
 fn minutes(day: &Day, time_ms: i64) -> String {
     format!("+{:.1}m", (time_ms - day.start_ms()) as f64 / 60_000.0)
 }
@@ -431,9 +436,8 @@ fn the_busflow_day_pages_each_incident_once_with_its_triage_path() {
                 .map(|firing| format!("{}..{}", minutes(&day, firing.since_ms), minutes(&day, firing.last_ms)))
                 .collect();
             failures.push(format!(
-                "{} ({} {}): did not start firing in {}..{}; it fired {seen:?}",
-                incident.name,
-                incident.alert_id,
+                "{} {}: did not start firing in {}..{}; it fired {seen:?}",
+                named(incident),
                 incident.alertname,
                 minutes(&day, incident.fires_from_ms),
                 minutes(&day, incident.fires_by_ms)
@@ -442,9 +446,8 @@ fn the_busflow_day_pages_each_incident_once_with_its_triage_path() {
         };
         if firing.last_ms > incident.resolves_by_ms {
             failures.push(format!(
-                "{} ({}): still firing at {}, after {}",
-                incident.name,
-                incident.alert_id,
+                "{}: still firing at {}, after {}",
+                named(incident),
                 minutes(&day, firing.last_ms),
                 minutes(&day, incident.resolves_by_ms)
             ));
@@ -459,13 +462,10 @@ fn the_busflow_day_pages_each_incident_once_with_its_triage_path() {
                     }
             });
             match run {
-                None => {
-                    failures.push(format!("{} ({}): no triage run for {expected:?}", incident.name, incident.alert_id))
-                }
+                None => failures.push(format!("{}: no triage run for {expected:?}", named(incident))),
                 Some(run) if run.path != expected.path || !run.missing.is_empty() => failures.push(format!(
-                    "{} ({}): triage at {} took {:?} (missing {:?}), expected {:?}",
-                    incident.name,
-                    incident.alert_id,
+                    "{}: triage at {} took {:?} (missing {:?}), expected {:?}",
+                    named(incident),
                     minutes(&day, run.time_ms),
                     run.path,
                     run.missing,
