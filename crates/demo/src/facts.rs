@@ -373,3 +373,78 @@ impl<'a> Facts<'a> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Day, MINUTE_MS};
+
+    fn failing_jobs(day: &Day, minute: f64) -> Vec<String> {
+        let at = day.start_ms() + (minute * MINUTE_MS as f64) as i64;
+        let result = day.facts_at(at).sql_rule("PgCronJobFailed").expect("answered");
+        assert_eq!(
+            result.columns.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(),
+            ["jobname", "jobid", "failed_runs"]
+        );
+        result.rows.iter().map(|row| row[0].as_str().unwrap_or_default().to_owned()).collect()
+    }
+
+    #[test]
+    fn a_job_fails_the_rule_after_its_second_failed_run_and_clears_after_a_success() {
+        let day = Day::busflow();
+        // tenant_scrub_t3 fails its runs at +60, +75 and +90 minutes and succeeds at +105.
+        assert!(failing_jobs(&day, 74.0).is_empty(), "one failed run is not enough");
+        // The run of +75 is still running for its first 10 seconds.
+        assert!(failing_jobs(&day, 75.0 + 5.0 / 60.0).is_empty());
+        assert_eq!(failing_jobs(&day, 76.0), ["tenant_scrub_t3"]);
+        assert_eq!(failing_jobs(&day, 104.0), ["tenant_scrub_t3"]);
+        assert!(failing_jobs(&day, 106.0).is_empty(), "a success clears it");
+
+        let labels = [("jobname".to_owned(), "tenant_scrub_t3".to_owned())].into_iter().collect();
+        let facts = day.facts_at(day.start_ms() + 80 * MINUTE_MS);
+        let failed = facts.sql_check("failed_job", &labels).expect("answered").objects();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0]["return_message"], "ERROR:  canceling statement due to lock timeout");
+        let blockers = facts.sql_check("blockers", &labels).expect("answered");
+        assert!(!blockers.rows.is_empty(), "a lock episode has a blocker to capture");
+        let recent = facts.sql_check("recent_runs", &labels).expect("answered").objects();
+        assert_eq!(recent.len(), 20);
+        assert!(recent.windows(2).all(|pair| pair[0]["start_time"].as_str() >= pair[1]["start_time"].as_str()));
+        assert!(facts.sql_check("no_such_result", &labels).is_none());
+    }
+
+    #[test]
+    fn the_swarm_follows_the_script() {
+        let day = Day::busflow();
+        let exporter = |minute: i64| {
+            let swarm = day.facts_at(day.start_ms() + minute * MINUTE_MS).docker();
+            let services = swarm.services.as_array().cloned().unwrap_or_default();
+            let service = services
+                .into_iter()
+                .find(|service| service["Spec"]["Name"] == "busflow_postgres_exporter")
+                .expect("the exporter service is listed");
+            let secrets: Vec<String> = swarm
+                .secrets
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|secret| secret["Spec"]["Name"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            (
+                service["Spec"]["Mode"]["Replicated"]["Replicas"].as_u64(),
+                service["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"].clone(),
+                secrets,
+            )
+        };
+        let (replicas, attached, _) = exporter(60);
+        assert_eq!(replicas, Some(0));
+        assert!(attached.is_null());
+        let (replicas, attached, secrets) = exporter(90);
+        assert_eq!(replicas, Some(1), "scaled up before its secret exists");
+        assert!(attached.is_null());
+        assert!(!secrets.contains(&"pgexporter_dsn".to_owned()));
+        let (replicas, attached, secrets) = exporter(350);
+        assert_eq!(replicas, Some(1));
+        assert_eq!(attached[0]["SecretName"], "pgexporter_dsn");
+        assert!(secrets.contains(&"pgexporter_dsn".to_owned()));
+    }
+}

@@ -15,7 +15,8 @@
 //! The crate is pure: it reads no clock, starts no thread and does no I/O.
 //! It does not store, redact or evaluate anything: the caller pushes the
 //! samples and lines into its stores (redacting the Faro stream as live
-//! ingest does), evaluates the rules and answers checks from the facts.
+//! ingest does) and evaluates the rules; [`adapters`] answers SQL, Docker
+//! and trace rules and checks from the facts, as the real datasources would.
 //!
 //! How to drive it (what `crates/demo/tests/day.rs` does):
 //! - append [`Day::samples_between`] from [`Day::first_sample_ms`] (the
@@ -27,11 +28,12 @@
 //! - evaluate recording groups before alerting groups at the same instant
 //!   (the `uptime-kuma-probes` recording of `probe_success` feeds
 //!   `StudioServiceDown`);
-//! - answer `datasource: sql` rules with [`Facts::sql_rule`], `docker` rules
-//!   and checks with [`Facts::docker`] (the Engine API's list answers),
-//!   SQL checks with [`Facts::sql_check`] and trace checks with
-//!   [`Facts::tempo_search`].
+//! - answer `datasource: sql` and `docker` rules and the SQL, Docker and
+//!   trace checks with [`adapters`] (over [`Facts::sql_rule`],
+//!   [`Facts::sql_check`], [`Facts::docker`], the Engine API's list answers,
+//!   and [`Facts::tempo_search`]).
 
+pub mod adapters;
 mod clock;
 mod docker;
 mod facts;

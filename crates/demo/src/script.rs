@@ -21,6 +21,15 @@
 //! correct one; A8 a missing and a stub secret; A9 the DNS and the HTTP
 //! challenge; A10 each provider; A11 a crash loop, wrong-network timeouts
 //! and Qdrant down; A12 a backend on the wrong network.
+//!
+//! Sides the data cannot reach: A12's `inside-subnet` (the rule itself only
+//! fires for a backend outside the subnet, and the branch reads the alert's
+//! own address); A8's `secret-real` (the rule fires only while the secret is
+//! missing or a stub); A11's `single-network` together with gateway
+//! timeouts (a 504 from a single-network service is a hung backend, which
+//! A11's own probe already covers). The TLS prober's
+//! `probe_ssl_earliest_cert_expiry` is not simulated: A9's certificates come
+//! from Traefik's metrics, whose `cn` label the triage reads.
 
 use crate::clock::MINUTE_MS;
 

@@ -20,9 +20,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use demo::{Day, Incident, SqlResult};
-use serde_json::Value;
-use triage::{Answer, CheckContext, CheckSource, Found};
+use demo::adapters::{DockerChecks, DockerRules, SqlChecks, SqlRules, Traces, tsdb_labels};
+use demo::{Day, Incident};
+use triage::CheckSource;
 
 /// Groups evaluated less often than their interval: (group, step in ms).
 /// `busflow-api` keeps several evaluations inside each `for`, and
@@ -33,160 +33,8 @@ fn catalog_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../catalog/busflow")
 }
 
-fn tsdb_labels(labels: &demo::Labels) -> tsdb::Labels {
-    tsdb::Labels::from_pairs(labels.iter().map(|(name, value)| (name.as_str(), value.as_str())))
-}
-
 fn label_pairs(labels: &tsdb::Labels) -> Vec<(String, String)> {
     labels.iter().map(|label| (label.name.clone(), label.value.clone())).collect()
-}
-
-/// The swarm of the simulated Docker Engine at a moment, as the Docker datasource reads it.
-fn swarm(day: &Day, time_ms: i64) -> sources::docker::Snapshot {
-    let state = day.facts_at(time_ms).docker();
-    let decode = |what: &str, value: Value| -> Value {
-        assert!(value.is_array(), "{what} is not a list");
-        value
-    };
-    sources::docker::Snapshot::from_engine(
-        serde_json::from_value(decode("services", state.services)).expect("services decode as the Engine API's"),
-        serde_json::from_value(decode("tasks", state.tasks)).expect("tasks decode as the Engine API's"),
-        serde_json::from_value(decode("secrets", state.secrets)).expect("secrets decode as the Engine API's"),
-        serde_json::from_value(decode("networks", state.networks)).expect("networks decode as the Engine API's"),
-        serde_json::from_value(decode("nodes", state.nodes)).expect("nodes decode as the Engine API's"),
-    )
-}
-
-/// `datasource: docker` rules over the simulated swarm.
-struct DockerRules(Arc<Day>);
-
-impl rules::Datasource for DockerRules {
-    fn query(&self, query: &str, time_ms: i64) -> Result<Vec<(tsdb::Labels, f64)>, rules::DatasourceError> {
-        let condition =
-            sources::docker::condition::parse(query).map_err(|error| rules::DatasourceError::Query(error.message))?;
-        sources::docker::condition::evaluate(&condition, &swarm(&self.0, time_ms).bindings())
-            .map_err(|error| rules::DatasourceError::Query(error.message))
-    }
-}
-
-/// Docker checks over the simulated swarm.
-struct DockerChecks(Arc<Day>);
-
-impl CheckSource for DockerChecks {
-    fn run(&self, query: &str, context: &CheckContext) -> Result<Answer, String> {
-        let value = sources::docker::condition::check(query, &swarm(&self.0, context.time_ms).bindings())
-            .map_err(|error| error.message)?;
-        Ok(Answer::of(Found::Value(value)))
-    }
-}
-
-/// A simulated result as the SQL datasource's rows module types it.
-fn sql_rows(result: &SqlResult) -> (Vec<sources::sql::rows::Column>, Vec<Vec<sources::sql::rows::Cell>>) {
-    use sources::sql::rows::{Cell, Column, ColumnKind};
-    let columns = result
-        .columns
-        .iter()
-        .map(|(name, kind)| Column {
-            name: name.clone(),
-            kind: match *kind {
-                "INT2" | "INT4" | "INT8" => ColumnKind::Integer,
-                "FLOAT8" => ColumnKind::Float,
-                "TIMESTAMPTZ" => ColumnKind::Time,
-                _ => ColumnKind::Text,
-            },
-        })
-        .collect();
-    let rows = result
-        .rows
-        .iter()
-        .map(|row| {
-            row.iter()
-                .map(|cell| match cell {
-                    Value::Null => Cell::Null,
-                    Value::Number(number) if number.is_i64() => Cell::Integer(number.as_i64().unwrap_or_default()),
-                    Value::Number(number) => Cell::Float(number.as_f64().unwrap_or(f64::NAN)),
-                    Value::Bool(value) => Cell::Bool(*value),
-                    other => Cell::Text(other.as_str().unwrap_or_default().to_owned()),
-                })
-                .collect()
-        })
-        .collect();
-    (columns, rows)
-}
-
-/// `datasource: sql` rules answered by the simulated PostgreSQL; `alertnames` maps each rule's query to its name.
-struct SqlRules {
-    day: Arc<Day>,
-    alertnames: BTreeMap<String, String>,
-}
-
-impl rules::Datasource for SqlRules {
-    fn query(&self, query: &str, time_ms: i64) -> Result<Vec<(tsdb::Labels, f64)>, rules::DatasourceError> {
-        let alertname =
-            self.alertnames.get(query).ok_or_else(|| rules::DatasourceError::Query("unknown query".into()))?;
-        let result = self
-            .day
-            .facts_at(time_ms)
-            .sql_rule(alertname)
-            .ok_or_else(|| rules::DatasourceError::Query(format!("the simulation does not answer {alertname}")))?;
-        let (columns, rows) = sql_rows(&result);
-        sources::sql::rows::to_samples(&columns, &rows)
-            .map_err(|error| rules::DatasourceError::Query(error.to_string()))
-    }
-}
-
-/// SQL checks answered by the simulated PostgreSQL: the check is found by
-/// its query (the expanded template of one of the entry's SQL steps).
-struct SqlChecks {
-    day: Arc<Day>,
-    /// (pattern of the expanded query, result name) of every SQL check of the catalog.
-    checks: Vec<(regex::Regex, String)>,
-}
-
-impl SqlChecks {
-    fn new(day: Arc<Day>, catalog: &catalog::Catalog) -> Self {
-        let mut checks = Vec::new();
-        let template = regex::Regex::new(r"\{\{[^}]*\}\}").expect("regex");
-        for entry in &catalog.entries {
-            for step in &entry.steps {
-                let Some(check) = &step.check else { continue };
-                if check.datasource != catalog::Datasource::Sql {
-                    continue;
-                }
-                let literal: Vec<String> = template.split(check.query.trim()).map(regex::escape).collect();
-                let pattern = format!("^{}$", literal.join(".*?"));
-                checks.push((regex::Regex::new(&pattern).expect("pattern"), check.result.clone()));
-            }
-        }
-        Self { day, checks }
-    }
-}
-
-impl CheckSource for SqlChecks {
-    fn run(&self, query: &str, context: &CheckContext) -> Result<Answer, String> {
-        let (_, result) = self
-            .checks
-            .iter()
-            .find(|(pattern, _)| pattern.is_match(query.trim()))
-            .ok_or_else(|| format!("no SQL check of the catalog reads {query:?}"))?;
-        let rows = self
-            .day
-            .facts_at(context.time_ms)
-            .sql_check(result, &context.alert.labels)
-            .ok_or_else(|| format!("the simulation does not answer {result}"))?;
-        Ok(Answer::of(Found::Table(rows.objects())))
-    }
-}
-
-/// Trace checks answered by the simulated Tempo's search JSON, decoded as the Tempo datasource does.
-struct Traces(Arc<Day>);
-
-impl CheckSource for Traces {
-    fn run(&self, _query: &str, context: &CheckContext) -> Result<Answer, String> {
-        let body = self.0.facts_at(context.time_ms).tempo_search().to_string();
-        let search = sources::tempo::decode_search_response(body.as_bytes()).map_err(|error| error.to_string())?;
-        Ok(Answer::of(Found::Value(triage::adapters::trace_value(&search))))
-    }
 }
 
 /// One alert instance's firing: when it began and the last evaluation it was still firing.
@@ -207,6 +55,11 @@ struct TriageRun {
     first: bool,
     path: Vec<String>,
     missing: Vec<String>,
+}
+
+/// `a1-one-tenant (A1)`: how a failure names its incident.
+fn named(incident: &Incident) -> String {
+    format!("{} ({})", incident.name, incident.alert_id)
 }
 
 fn minutes(day: &Day, time_ms: i64) -> String {
@@ -289,19 +142,13 @@ fn the_busflow_day_pages_each_incident_once_with_its_triage_path() {
 
     eprintln!("logs loaded in {:?}", started.elapsed());
     // Rules: the catalog's groups, SQL and Docker ones answered by the simulation.
-    let mut alertnames = BTreeMap::new();
-    let mut recording_groups = Vec::new();
-    for file in &catalog.rule_files {
-        for group in &file.groups {
-            recording_groups.push(group.rules.iter().all(|rule| matches!(rule.kind, catalog::RuleKind::Record(_))));
-            for rule in &group.rules {
-                if let catalog::RuleKind::Alert(name) = &rule.kind {
-                    alertnames.insert(rule.expr.clone(), name.clone());
-                }
-            }
-        }
-    }
-    let sql_rules: Arc<dyn rules::Datasource> = Arc::new(SqlRules { day: day.clone(), alertnames });
+    let recording_groups: Vec<bool> = catalog
+        .rule_files
+        .iter()
+        .flat_map(|file| &file.groups)
+        .map(|group| group.rules.iter().all(|rule| matches!(rule.kind, catalog::RuleKind::Record(_))))
+        .collect();
+    let sql_rules: Arc<dyn rules::Datasource> = Arc::new(SqlRules::new(day.clone(), &catalog));
     let docker_rules: Arc<dyn rules::Datasource> = Arc::new(DockerRules(day.clone()));
     let engine = promql::Engine::default();
     let mut options = rules::ManagerOptions::embedded(rules::EmbeddedDatasource::new(store.clone(), engine.clone()));
@@ -431,9 +278,8 @@ fn the_busflow_day_pages_each_incident_once_with_its_triage_path() {
                 .map(|firing| format!("{}..{}", minutes(&day, firing.since_ms), minutes(&day, firing.last_ms)))
                 .collect();
             failures.push(format!(
-                "{} ({} {}): did not start firing in {}..{}; it fired {seen:?}",
-                incident.name,
-                incident.alert_id,
+                "{} {}: did not start firing in {}..{}; it fired {seen:?}",
+                named(incident),
                 incident.alertname,
                 minutes(&day, incident.fires_from_ms),
                 minutes(&day, incident.fires_by_ms)
@@ -442,9 +288,8 @@ fn the_busflow_day_pages_each_incident_once_with_its_triage_path() {
         };
         if firing.last_ms > incident.resolves_by_ms {
             failures.push(format!(
-                "{} ({}): still firing at {}, after {}",
-                incident.name,
-                incident.alert_id,
+                "{}: still firing at {}, after {}",
+                named(incident),
                 minutes(&day, firing.last_ms),
                 minutes(&day, incident.resolves_by_ms)
             ));
@@ -459,13 +304,10 @@ fn the_busflow_day_pages_each_incident_once_with_its_triage_path() {
                     }
             });
             match run {
-                None => {
-                    failures.push(format!("{} ({}): no triage run for {expected:?}", incident.name, incident.alert_id))
-                }
+                None => failures.push(format!("{}: no triage run for {expected:?}", named(incident))),
                 Some(run) if run.path != expected.path || !run.missing.is_empty() => failures.push(format!(
-                    "{} ({}): triage at {} took {:?} (missing {:?}), expected {:?}",
-                    incident.name,
-                    incident.alert_id,
+                    "{}: triage at {} took {:?} (missing {:?}), expected {:?}",
+                    named(incident),
                     minutes(&day, run.time_ms),
                     run.path,
                     run.missing,
