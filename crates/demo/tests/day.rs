@@ -11,22 +11,16 @@
 //! its end, that nothing else of the catalog fires, and that each triage run
 //! takes the path the incident's facts imply.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::catalog_dir;
 use demo::{Day, Incident, SqlResult};
 use serde_json::Value;
 use triage::{Answer, CheckContext, CheckSource, Found};
-
-fn catalog_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../catalog/busflow")
-}
-
-fn tsdb_labels(labels: &demo::Labels) -> tsdb::Labels {
-    tsdb::Labels::from_pairs(labels.iter().map(|(name, value)| (name.as_str(), value.as_str())))
-}
 
 fn label_pairs(labels: &tsdb::Labels) -> Vec<(String, String)> {
     labels.iter().map(|label| (label.name.clone(), label.value.clone())).collect()
@@ -212,59 +206,11 @@ fn the_busflow_day_pages_each_incident_once_with_its_triage_path() {
     let catalog = catalog::load(&catalog_dir()).expect("the Busflow catalog loads");
 
     // Metrics: every sample of the day (and the week-ago baseline) into the embedded store.
-    let store = Arc::new(tsdb::MemStore::new());
-    let mut converted: BTreeMap<*const demo::Labels, tsdb::Labels> = BTreeMap::new();
-    let mut from_ms = day.first_sample_ms();
-    while from_ms < day.end_ms() {
-        let to_ms = from_ms + demo::HOUR_MS;
-        for sample in day.samples_between(from_ms, to_ms) {
-            let labels = converted.entry(sample.labels as *const _).or_insert_with(|| tsdb_labels(sample.labels));
-            store.append(labels, sample.time_ms, sample.value).expect("samples arrive in order");
-        }
-        from_ms = to_ms;
-    }
-
+    let store = Arc::new(common::metrics(&day));
     eprintln!("metrics loaded in {:?}", started.elapsed());
     // Logs: through the catalog's redaction, as a push would, into a real log store.
-    let directory = tempfile::tempdir().expect("temporary directory");
-    let options = logstore::LogStoreOptions {
-        fsync: wal::FsyncPolicy::Never,
-        retention_time: Duration::from_secs(100 * 365 * 24 * 3600),
-        ..logstore::LogStoreOptions::default()
-    };
-    let (log_store, _) = logstore::LogStore::open(directory.path(), options).expect("log store");
-    let log_store = Arc::new(log_store);
-    let rules_of_pii = catalog.pii_rules.as_ref().expect("the catalog has PII rules");
-    let redaction = pii::StreamRedaction::new(
-        pii::Redactor::new(rules_of_pii, catalog.pii_exclusions()),
-        &[pii::DEFAULT_STREAMS.to_owned()],
-    )
-    .expect("redaction");
-    let mut from_ms = day.data_start_ms();
-    while from_ms < day.end_ms() {
-        let to_ms = from_ms + demo::HOUR_MS;
-        let mut streams: BTreeMap<&demo::Labels, Vec<logstore::push::PushEntry>> = BTreeMap::new();
-        for entry in day.logs_between(from_ms, to_ms) {
-            streams.entry(&entry.stream).or_default().push(logstore::push::PushEntry {
-                timestamp_ns: entry.time_ns,
-                line: entry.line.clone(),
-                metadata: Vec::new(),
-            });
-        }
-        let mut push: Vec<logstore::push::PushStream> = streams
-            .into_iter()
-            .map(|(labels, entries)| logstore::push::PushStream { labels: tsdb_labels(labels), entries })
-            .collect();
-        for stream in &mut push {
-            redaction.redact_stream(
-                &stream.labels,
-                stream.entries.iter_mut().map(|entry| (&mut entry.line, &mut entry.metadata)),
-            );
-        }
-        let stats = log_store.append_at(push, to_ms * 1_000_000).expect("log append");
-        assert!(stats.loki_message().is_none(), "{:?}", stats.loki_message());
-        from_ms = to_ms;
-    }
+    let logs = common::logs(&day, &catalog);
+    let log_store = logs.store.clone();
     // No raw personal data reached the store: the leaked addresses are redacted.
     let engine = logql::Engine::default();
     let raw = engine
