@@ -15,12 +15,14 @@
 //! groups run at a coarser step than their interval ([`COARSER_STEPS`]);
 //! every window of the script allows it.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use demo::adapters::{DockerChecks, DockerRules, SqlChecks, SqlRules, Traces, tsdb_labels};
+use common::catalog_dir;
+use demo::adapters::{DockerChecks, DockerRules, SqlChecks, SqlRules, Traces};
 use demo::{Day, Incident};
 use triage::CheckSource;
 
@@ -28,10 +30,6 @@ use triage::CheckSource;
 /// `busflow-api` keeps several evaluations inside each `for`, and
 /// `busflow-cardinality` (no `for`) still fires within the script's window.
 const COARSER_STEPS: [(&str, i64); 2] = [("busflow-api", 60_000), ("busflow-cardinality", 120_000)];
-
-fn catalog_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../catalog/busflow")
-}
 
 fn label_pairs(labels: &tsdb::Labels) -> Vec<(String, String)> {
     labels.iter().map(|label| (label.name.clone(), label.value.clone())).collect()
@@ -74,59 +72,11 @@ fn the_busflow_day_pages_each_incident_once_with_its_triage_path() {
     let catalog = catalog::load(&catalog_dir()).expect("the Busflow catalog loads");
 
     // Metrics: every sample of the day (and the week-ago baseline) into the embedded store.
-    let store = Arc::new(tsdb::MemStore::new());
-    let mut converted: BTreeMap<*const demo::Labels, tsdb::Labels> = BTreeMap::new();
-    let mut from_ms = day.first_sample_ms();
-    while from_ms < day.end_ms() {
-        let to_ms = from_ms + demo::HOUR_MS;
-        for sample in day.samples_between(from_ms, to_ms) {
-            let labels = converted.entry(sample.labels as *const _).or_insert_with(|| tsdb_labels(sample.labels));
-            store.append(labels, sample.time_ms, sample.value).expect("samples arrive in order");
-        }
-        from_ms = to_ms;
-    }
-
+    let store = Arc::new(common::metrics(&day));
     eprintln!("metrics loaded in {:?}", started.elapsed());
     // Logs: through the catalog's redaction, as a push would, into a real log store.
-    let directory = tempfile::tempdir().expect("temporary directory");
-    let options = logstore::LogStoreOptions {
-        fsync: wal::FsyncPolicy::Never,
-        retention_time: Duration::from_secs(100 * 365 * 24 * 3600),
-        ..logstore::LogStoreOptions::default()
-    };
-    let (log_store, _) = logstore::LogStore::open(directory.path(), options).expect("log store");
-    let log_store = Arc::new(log_store);
-    let rules_of_pii = catalog.pii_rules.as_ref().expect("the catalog has PII rules");
-    let redaction = pii::StreamRedaction::new(
-        pii::Redactor::new(rules_of_pii, catalog.pii_exclusions()),
-        &[pii::DEFAULT_STREAMS.to_owned()],
-    )
-    .expect("redaction");
-    let mut from_ms = day.data_start_ms();
-    while from_ms < day.end_ms() {
-        let to_ms = from_ms + demo::HOUR_MS;
-        let mut streams: BTreeMap<&demo::Labels, Vec<logstore::push::PushEntry>> = BTreeMap::new();
-        for entry in day.logs_between(from_ms, to_ms) {
-            streams.entry(&entry.stream).or_default().push(logstore::push::PushEntry {
-                timestamp_ns: entry.time_ns,
-                line: entry.line.clone(),
-                metadata: Vec::new(),
-            });
-        }
-        let mut push: Vec<logstore::push::PushStream> = streams
-            .into_iter()
-            .map(|(labels, entries)| logstore::push::PushStream { labels: tsdb_labels(labels), entries })
-            .collect();
-        for stream in &mut push {
-            redaction.redact_stream(
-                &stream.labels,
-                stream.entries.iter_mut().map(|entry| (&mut entry.line, &mut entry.metadata)),
-            );
-        }
-        let stats = log_store.append_at(push, to_ms * 1_000_000).expect("log append");
-        assert!(stats.loki_message().is_none(), "{:?}", stats.loki_message());
-        from_ms = to_ms;
-    }
+    let logs = common::logs(&day, &catalog);
+    let log_store = logs.store.clone();
     // No raw personal data reached the store: the leaked addresses are redacted.
     let engine = logql::Engine::default();
     let raw = engine
