@@ -375,29 +375,22 @@ fn rule_metrics(manager: &rules::Manager) -> String {
 /// the start, at 0).
 fn notification_metrics(routing: &notify::RoutingService) -> String {
     use std::fmt::Write as _;
+    type Read = fn(&notify::NotificationCount) -> u64;
     let counts = routing.notification_counts();
+    let families: [(&str, &str, Read); 2] = [
+        ("alertbook_notifications", "The notifications made, by integration.", |count| count.total),
+        (
+            "alertbook_notifications_failed",
+            "The notifications that ended undelivered (template error, refusal, superseded retries), by integration.",
+            |count| count.failed,
+        ),
+    ];
     let mut out = String::new();
-    out.push_str("# TYPE alertbook_notifications counter\n");
-    out.push_str("# HELP alertbook_notifications The notifications made, by integration.\n");
-    for (integration, count) in &counts {
-        let _ = writeln!(
-            out,
-            "alertbook_notifications_total{{integration=\"{}\"}} {}",
-            escape_label(integration),
-            count.total
-        );
-    }
-    out.push_str("# TYPE alertbook_notifications_failed counter\n");
-    out.push_str(
-        "# HELP alertbook_notifications_failed The notifications that ended undelivered (template error, refusal, superseded retries), by integration.\n",
-    );
-    for (integration, count) in &counts {
-        let _ = writeln!(
-            out,
-            "alertbook_notifications_failed_total{{integration=\"{}\"}} {}",
-            escape_label(integration),
-            count.failed
-        );
+    for (name, help, read) in families {
+        let _ = writeln!(out, "# TYPE {name} counter\n# HELP {name} {help}");
+        for (integration, count) in &counts {
+            let _ = writeln!(out, "{name}_total{{integration=\"{}\"}} {}", escape_label(integration), read(count));
+        }
     }
     out
 }
