@@ -27,7 +27,7 @@ pub mod templates;
 pub use dispatcher::{DeliveryObserver, DeliveryStats, Dispatcher, DispatcherOptions, Target};
 pub use outbox::{Delivery, Outbox};
 pub use payload::{Alert, alertmanager_payload, fingerprint, rfc3339, routed_webhook_payload, webhook_payload};
-pub use service::{PreparedRouting, RoutingService, SilenceFailure};
+pub use service::{COUNTED_INTEGRATIONS, NotificationCount, PreparedRouting, RoutingService, SilenceFailure};
 pub use state::{HistoryAlert, HistoryRecord, StateStore};
 
 /// How many notifications the history keeps.

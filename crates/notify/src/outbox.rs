@@ -345,6 +345,19 @@ impl Outbox {
     }
 
     /// Persists a new delivery, due at once. Returns its id.
+    /// Makes every id given from now on greater than `id`: ids also name the
+    /// history's records, which outlive the deliveries (an outbox emptied
+    /// before a restart would otherwise start again at 1).
+    pub fn ids_after(&self, id: u64) {
+        self.next_id.fetch_max(id.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// A fresh id for a notification that never becomes a delivery (its
+    /// template failed), so that its history record has an id of its own.
+    pub fn reserve_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
     pub fn enqueue(&self, target: &str, url: &str, body: String, now_ms: i64) -> Result<u64, Error> {
         let delivery = NewDelivery {
             target: target.to_owned(),

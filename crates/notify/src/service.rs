@@ -17,8 +17,13 @@
 //! from the outbox. A log entry that no delivery carries is fsynced at the
 //! flush. The router's lock is held only while the pure flush runs, never
 //! across a write, and the loop does its writes on the blocking pool.
+//!
+//! A notification whose template fails to render is recorded in the history
+//! as failed with the template's error; [`RoutingService::notification_counts`]
+//! counts notifications and failures per integration, as Alertmanager's
+//! `alertmanager_notifications_total` and `_failed_total`.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +53,24 @@ pub struct RoutingService {
     alerts_changed: std::sync::atomic::AtomicBool,
     /// A snapshot of the alert store is being written.
     snapshotting: std::sync::atomic::AtomicBool,
+    /// Notifications and failed notifications by integration, since the start.
+    counts: Mutex<BTreeMap<String, NotificationCount>>,
 }
+
+/// How many notifications of one integration were made and how many failed,
+/// counted as Alertmanager counts `alertmanager_notifications_total` and
+/// `alertmanager_notifications_failed_total`: once per notification (not per
+/// attempt), failed when it ends without being delivered (a template that
+/// does not render, a permanent refusal, retries cut short by a newer
+/// notification of the group).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NotificationCount {
+    pub total: u64,
+    pub failed: u64,
+}
+
+/// The integrations counted from the start, at 0, as Alertmanager lists its own.
+pub const COUNTED_INTEGRATIONS: [&str; 4] = ["email", "pagerduty", "slack", "webhook"];
 
 impl std::fmt::Debug for RoutingService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -104,6 +126,7 @@ impl RoutingService {
         let templates = crate::templates::Templates::load(&config.templates)
             .map_err(|diagnostics| Error::Templates(diagnostics.to_string()))?;
         let (state, restored) = StateStore::open(directory, now_ms)?;
+        dispatcher.outbox().ids_after(state.last_history_id());
         let mut log = NotificationLog::from_entries(restored.log);
         let mut recovered = Vec::new();
         for entry in dispatcher.outbox().log_entries() {
@@ -128,6 +151,9 @@ impl RoutingService {
             started_ms: now_ms,
             alerts_changed: std::sync::atomic::AtomicBool::new(false),
             snapshotting: std::sync::atomic::AtomicBool::new(false),
+            counts: Mutex::new(
+                COUNTED_INTEGRATIONS.iter().map(|name| ((*name).to_owned(), NotificationCount::default())).collect(),
+            ),
         });
         service.dispatcher.set_observer(Arc::new(HistoryObserver(service.clone())));
         Ok(service)
@@ -203,6 +229,18 @@ impl RoutingService {
         self.state.history(limit)
     }
 
+    /// Notifications and failures by integration since the start.
+    pub fn notification_counts(&self) -> BTreeMap<String, NotificationCount> {
+        self.counts.lock().clone()
+    }
+
+    fn count(&self, integration: &str, total: u64, failed: u64) {
+        let mut counts = self.counts.lock();
+        let count = counts.entry(integration.to_owned()).or_default();
+        count.total += total;
+        count.failed += failed;
+    }
+
     /// Flushes what is due at `now_ms` into the outbox; returns the number
     /// of deliveries written. All of them are written with one fsync, their
     /// history records and log entries after it, before any is released.
@@ -218,7 +256,9 @@ impl RoutingService {
         let templates = self.templates.read().clone();
         let mut deliveries = Vec::with_capacity(notifications.len());
         let mut records = Vec::with_capacity(notifications.len());
+        let mut failed = Vec::new();
         for notification in &notifications {
+            self.count(notification.integration.name, 1, 0);
             let target = format!(
                 "{}/{}[{}]",
                 notification.receiver, notification.integration.name, notification.integration.index
@@ -246,7 +286,23 @@ impl RoutingService {
                         finished_ms: None,
                     });
                 }
-                Err(reason) => tracing::error!(target_name = %target, reason = %reason, "notification not sent"),
+                Err(reason) => {
+                    // Recorded as failed with the reason, not dropped unseen.
+                    tracing::error!(target_name = %target, reason = %reason, "notification not sent");
+                    self.count(notification.integration.name, 0, 1);
+                    failed.push(HistoryRecord {
+                        id: self.dispatcher.outbox().reserve_id(),
+                        receiver: notification.receiver.clone(),
+                        integration: notification.integration.name.to_owned(),
+                        group_key: notification.group_key.clone(),
+                        alerts: history_alerts(notification),
+                        created_ms: now_ms,
+                        state: "failed".into(),
+                        attempts: 0,
+                        error: Some(reason),
+                        finished_ms: Some(now_ms),
+                    });
+                }
             }
         }
         // A notification still being retried for the same group and
@@ -259,7 +315,9 @@ impl RoutingService {
         for (record, id) in records.iter_mut().zip(&ids) {
             record.id = *id;
         }
+        records.extend(failed);
         for delivery in removed {
+            self.count(integration_of(&delivery.target), 0, 1);
             let Some(mut record) = self.state.history_record(delivery.id) else { continue };
             let last = record.error.take().map(|error| format!("{error}; ")).unwrap_or_default();
             record.state = "failed".into();
@@ -301,6 +359,9 @@ impl RoutingService {
                         record.finished_ms = Some(now_ms);
                     }
                     Attempt::Failed { error, permanent } => {
+                        if *permanent {
+                            self.count(&record.integration, 0, 1);
+                        }
                         record.state = if *permanent { "failed" } else { "pending" }.to_owned();
                         record.error = Some(error.clone());
                         if *permanent {
@@ -375,6 +436,12 @@ impl RoutingService {
     pub fn log_entries(&self) -> Vec<LogEntry> {
         self.router.lock().notification_log().iter().cloned().collect()
     }
+}
+
+/// `email` of a delivery target `csm-south/email[0]`.
+fn integration_of(target: &str) -> &str {
+    let integration = target.rsplit_once('/').map_or(target, |(_, integration)| integration);
+    integration.split_once('[').map_or(integration, |(name, _)| name)
 }
 
 fn history_alerts(notification: &Notification) -> Vec<HistoryAlert> {

@@ -320,6 +320,11 @@ impl StateStore {
         self.recent.lock().get_mut(id).map(|record| record.clone())
     }
 
+    /// The highest id of the records kept, 0 without any.
+    pub fn last_history_id(&self) -> u64 {
+        self.recent.lock().records.iter().map(|record| record.id).max().unwrap_or(0)
+    }
+
     /// The most recent history records, newest first.
     pub fn history(&self, limit: usize) -> Vec<HistoryRecord> {
         self.recent.lock().records.iter().rev().take(limit).cloned().collect()

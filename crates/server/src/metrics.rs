@@ -6,7 +6,8 @@
 //! duration. Store gauges (`alertbook_tsdb_head_series`, memory bytes, memory
 //! per series, WAL size) are read from the store when `/metrics` is served.
 //! Other crates register their own metrics through [`Metrics::register`]
-//! (the scraper does).
+//! (the scraper does). Rule and notification metrics are read from the rule
+//! manager and the routing service when `/metrics` is served.
 //!
 //! It only counts and encodes; what is counted is decided by the handlers.
 
@@ -383,13 +384,41 @@ fn rule_metrics(manager: &rules::Manager) -> String {
     out
 }
 
+/// Notification counters by integration, read from the routing service:
+/// `alertbook_notifications_total` and `alertbook_notifications_failed_total`,
+/// as Alertmanager's `alertmanager_notifications_total` and
+/// `alertmanager_notifications_failed_total` (every integration listed from
+/// the start, at 0).
+fn notification_metrics(routing: &notify::RoutingService) -> String {
+    use std::fmt::Write as _;
+    type Read = fn(&notify::NotificationCount) -> u64;
+    let counts = routing.notification_counts();
+    let families: [(&str, &str, Read); 2] = [
+        ("alertbook_notifications", "The notifications made, by integration.", |count| count.total),
+        (
+            "alertbook_notifications_failed",
+            "The notifications that ended undelivered (template error, refusal, superseded retries), by integration.",
+            |count| count.failed,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, help, read) in families {
+        let _ = writeln!(out, "# TYPE {name} counter\n# HELP {name} {help}");
+        for (integration, count) in &counts {
+            let _ = writeln!(out, "{name}_total{{integration=\"{}\"}} {}", escape_label(integration), read(count));
+        }
+    }
+    out
+}
+
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let work = tokio::task::spawn_blocking(move || {
         let logs = state.logs();
         let text = state.metrics.encode(&state.store, &state.durable, logs.as_ref().map(|logs| logs.store.as_ref()))?;
         // Rule metrics go before the closing `# EOF`.
         let body = text.strip_suffix("# EOF\n").unwrap_or(&text);
-        Ok::<_, std::fmt::Error>(format!("{body}{}# EOF\n", rule_metrics(&state.rules())))
+        let notifications = state.routing().map(|routing| notification_metrics(&routing)).unwrap_or_default();
+        Ok::<_, std::fmt::Error>(format!("{body}{}{notifications}# EOF\n", rule_metrics(&state.rules())))
     })
     .await;
     match work {

@@ -267,3 +267,38 @@ fn routes_test_verifies_receivers_and_refuses_a_bad_configuration() {
         stderr(&output)
     );
 }
+
+/// The README's routing example with the catalog's contacts: the
+/// `alertmanager.yml` it shows is valid for amtool and alertbook, and routes
+/// each contact of `catalog/busflow/contacts.yaml` it lists to the receiver
+/// the contact names.
+#[test]
+fn the_readmes_routing_example_with_the_contacts_is_valid_and_routes_as_contacts_yaml_says() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
+    let start = readme.find("# alertmanager.yml: one route per contact").expect("the README's contacts example");
+    let example = &readme[start..];
+    let example = &example[..example.find("```").expect("the example's end")];
+    let work = tempfile::tempdir().expect("temporary directory");
+    let file = work.path().join("alertmanager.yml");
+    std::fs::write(&file, example).expect("write the example");
+    let path = file.to_str().expect("utf-8");
+    let output = alertbook(&["check", path]);
+    assert!(output.status.success(), "alertbook check:\n{}", stderr(&output));
+    let contacts = std::fs::read_to_string(workspace_root().join("catalog/busflow/contacts.yaml")).expect("contacts");
+    for (labels, receiver) in [
+        (&["route=security-oncall", "alertname=PiiLeakDetected"][..], "security-oncall"),
+        (&["route=tenant-csm", "tenant_id=t-001"][..], "csm-north"),
+        (&["route=tenant-csm", "tenant_id=t-003"][..], "csm-south"),
+        (&["route=tenant-csm", "tenant_id=t-042"][..], "csm-desk"),
+        (&["route=ops-oncall"][..], "ops-oncall"),
+    ] {
+        assert!(contacts.contains(receiver), "contacts.yaml names the receiver {receiver}");
+        let mut arguments = vec!["routes", "test", "--config", path];
+        arguments.extend(labels);
+        let output = alertbook(&arguments);
+        assert_eq!(stdout(&output).trim(), receiver, "{labels:?}: {}", stderr(&output));
+    }
+    let Some(amtool) = amtool() else { return };
+    let (accepted, text) = amtool_check(amtool, &file);
+    assert!(accepted, "amtool check-config:\n{text}");
+}

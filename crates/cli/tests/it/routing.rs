@@ -115,6 +115,17 @@ fn sigkill_between_two_notifications_neither_resends_nor_skips_the_repeat() {
     assert_eq!(record["alerts"][0]["labels"]["alertname"], "LokiCompactorBehind");
     assert_eq!(record["alerts"][0]["status"], "firing");
 
+    // /metrics counts it as Alertmanager's alertmanager_notifications_total does.
+    let metrics = client.get(format!("{}/metrics", server.url)).send().expect("metrics").text().expect("text");
+    let sample = |name: &str, integration: &str| -> Option<f64> {
+        let prefix = format!("{name}{{integration=\"{integration}\"}} ");
+        metrics.lines().find_map(|line| line.strip_prefix(&prefix)).and_then(|value| value.parse().ok())
+    };
+    assert!(sample("alertbook_notifications_total", "webhook").is_some_and(|count| count >= 1.0), "{metrics}");
+    assert_eq!(sample("alertbook_notifications_failed_total", "webhook"), Some(0.0), "{metrics}");
+    assert_eq!(sample("alertbook_notifications_total", "pagerduty"), Some(0.0), "{metrics}");
+    assert!(metrics.ends_with("# EOF\n"), "still one OpenMetrics exposition");
+
     // SIGKILL, then start again on the same data.
     std::thread::sleep(Duration::from_millis(300));
     server.child.kill().expect("SIGKILL");

@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use notify::{Alert, Dispatcher, DispatcherOptions, Outbox, Target};
 
 mod email;
+mod history;
 mod receivers;
 mod routing;
 use parking_lot::Mutex;
