@@ -154,7 +154,7 @@ fn wait_ready(url: &str) -> anyhow::Result<()> {
 }
 
 /// User + system CPU seconds a process has used so far (`/proc/<pid>/stat`).
-fn cpu_seconds(pid: u32, ticks_per_second: f64) -> anyhow::Result<f64> {
+fn process_cpu_seconds(pid: u32, ticks_per_second: f64) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The fields after the command name, which is in parentheses and may hold spaces.
     let fields: Vec<&str> =
@@ -203,7 +203,7 @@ fn measure(name: &str, url: &str, pid: u32, arguments: &Arguments, arrivals: &Ar
     let all = alerts(arguments.alerts, arguments.routes, run);
     let mut posted: Vec<(String, Instant)> = Vec::new();
     let ticks_per_second = clock_ticks();
-    let cpu_before = cpu_seconds(pid, ticks_per_second)?;
+    let cpu_before = process_cpu_seconds(pid, ticks_per_second)?;
     let started = Instant::now();
     let (mut post_total_ms, mut post_max_ms) = (0.0f64, 0.0f64);
     for (index, chunk) in all.chunks(arguments.batch).enumerate() {
@@ -238,9 +238,9 @@ fn measure(name: &str, url: &str, pid: u32, arguments: &Arguments, arrivals: &Ar
         if Instant::now() > deadline {
             bail!("{name}: only {received} of {} alerts notified within 120 s", posted.len());
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(50));
     }
-    let cpu_seconds = cpu_seconds(pid, ticks_per_second)? - cpu_before;
+    let cpu_seconds = process_cpu_seconds(pid, ticks_per_second)? - cpu_before;
     let arrivals = arrivals.lock().expect("arrivals");
     let mut latencies: Vec<f64> =
         posted.iter().map(|(n, at)| arrivals[n].duration_since(*at).as_secs_f64() * 1000.0).collect();
