@@ -511,3 +511,72 @@ pub fn pii_spacing(episode: &Episode) -> f64 {
 
 /// Minutes into a bucket surge at which the loki bucket reaches 85 % of its quota.
 pub const BUCKET_SURGE_CROSSING_MINUTES: f64 = 43.75;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::HOUR_MS;
+
+    #[test]
+    fn incidents_have_ordered_windows_and_one_alert_instance_never_overlaps_itself() {
+        let incidents = incidents(&episodes(), 0, 12 * HOUR_MS);
+        for incident in &incidents {
+            assert!(incident.fires_from_ms <= incident.fires_by_ms, "{}", incident.name);
+            assert!(incident.fires_by_ms <= incident.resolves_by_ms, "{}", incident.name);
+            assert!(incident.cause_from_ms < incident.cause_until_ms, "{}", incident.name);
+            assert!(incident.triage.iter().all(|expected| expected.at_ms.is_none_or(|at| at > incident.fires_by_ms)));
+        }
+        for (position, incident) in incidents.iter().enumerate() {
+            for other in &incidents[position + 1..] {
+                let same_instance = incident.alertname == other.alertname
+                    && (incident.matches(other.alertname, &other.labels)
+                        || other.matches(incident.alertname, &incident.labels));
+                let overlap =
+                    incident.fires_from_ms <= other.resolves_by_ms && other.fires_from_ms <= incident.resolves_by_ms;
+                assert!(!(same_instance && overlap), "{} overlaps {}", incident.name, other.name);
+            }
+        }
+    }
+
+    #[test]
+    fn both_sides_of_the_branches_are_scripted() {
+        let incidents = incidents(&episodes(), 0, 12 * HOUR_MS);
+        let paths: Vec<(&str, &[&str])> = incidents
+            .iter()
+            .flat_map(|incident| {
+                incident.triage.iter().map(move |expected| (incident.alert_id, expected.path.as_slice()))
+            })
+            .collect();
+        let taken = |id: &str, branch: &str| paths.iter().any(|(alert, path)| *alert == id && path.contains(&branch));
+        for (id, branches) in [
+            ("A1", &["one-tenant", "broad", "postgres-rooted", "not-postgres", "warm-rollback", "p1-incident"][..]),
+            (
+                "A2",
+                &["regressed-query", "load-driven", "not-load-driven", "no-spare-capacity", "scale-up", "at-ceiling"],
+            ),
+            ("A3", &["one-rule", "several-rules"]),
+            ("A4", &["scrub", "refresh", "other-job", "hot-lock", "not-a-lock"]),
+            ("A6", &["compactor-unhealthy", "compactor-healthy"]),
+            ("A7", &["env-drift", "env-correct"]),
+            ("A8", &["secret-missing", "secret-stub"]),
+            ("A9", &["dns-challenge", "http-challenge"]),
+            ("A10", &["ses", "object-storage", "llm-provider"]),
+            (
+                "A11",
+                &[
+                    "crash-loop",
+                    "tasks-stable",
+                    "gateway-timeouts",
+                    "no-gateway-timeouts",
+                    "qdrant-down",
+                    "qdrant-running",
+                ],
+            ),
+            ("A12", &["wrong-network"]),
+        ] {
+            for branch in branches {
+                assert!(taken(id, branch), "no incident takes {id}'s {branch}");
+            }
+        }
+    }
+}
