@@ -8,6 +8,7 @@ mod journal;
 mod logs;
 mod postgres;
 mod probes;
+mod reload;
 mod remote_loki;
 mod routing;
 mod rules_corpus;
