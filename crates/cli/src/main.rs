@@ -21,6 +21,7 @@ mod log_input;
 mod logs;
 mod probe_command;
 mod probing;
+mod reload;
 mod replay;
 mod routes_command;
 mod routing;
@@ -213,6 +214,11 @@ struct RunArgs {
     reminder_interval: std::time::Duration,
     #[command(flatten)]
     web_tls: WebTlsFlags,
+    /// Enable the lifecycle API: POST or PUT /-/reload reloads the configuration (as SIGHUP
+    /// does); without it the endpoint answers 403, as in Prometheus. Once local users exist it
+    /// needs an admin.
+    #[arg(long = "web.enable-lifecycle")]
+    enable_lifecycle: bool,
 }
 
 /// HTTPS serving: both files or neither.
@@ -386,40 +392,27 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         triage: triage_flags,
         reminder_interval,
         web_tls,
+        enable_lifecycle,
     } = arguments;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".parse().expect("valid")),
         )
         .init();
-    let mut config = match &config_path {
-        Some(path) => config::load(path).map_err(|diagnostics| anyhow::anyhow!("{diagnostics}"))?,
-        None => config::Config::default(),
-    };
-    if let Some(listen) = listen {
-        config.listen = listen;
-    }
-    if let Some(data) = data {
-        config.data = data;
-    }
-    if let Some(catalog_path) = catalog_path {
-        config.catalog = Some(catalog_path);
-    }
     let tls = web_tls.load()?;
-    // Session cookies are `Secure` exactly when served over TLS.
-    config.secure_cookies = tls.is_some();
-    if tls.is_some() && config.scrape_self {
+    let overrides = reload::Overrides {
+        listen,
+        data,
+        catalog: catalog_path,
+        external_url: external_url_flag,
+        tls: tls.is_some(),
+    };
+    if tls.is_some() {
         // The scrape client has no TLS settings to trust the server's own certificate.
         tracing::warn!("the self-scrape is off under TLS: add a scrape job for alertbook's /metrics if it is needed");
-        config.scrape_self = false;
     }
-    let external_url = links::external_url(
-        external_url_flag.as_deref(),
-        config.external_url.as_deref(),
-        config.listen,
-        tls.is_some(),
-    )?;
-    config.external_url = Some(external_url.clone());
+    let config = reload::load_config(config_path.as_deref(), &overrides).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let external_url = config.external_url.clone().expect("load_config sets the external URL");
     let catalog = load_catalog(config.catalog.as_deref())?;
     let probe_checks = if no_probes {
         Vec::new()
@@ -504,14 +497,21 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     .context("cannot open the notification state")?;
     let notifier =
         std::sync::Arc::new(evaluation::DispatchNotifier { dispatcher: dispatcher.clone(), routing: routing.clone() });
-    let triage_sources = triage_run::sources(
-        &catalog,
-        store.clone(),
-        engine.clone(),
-        Some(log_service.clone()),
-        &check_datasources,
-        triage_flags.check_timeout,
-    );
+    let build_triage_sources = {
+        let (store, engine, log_service) = (store.clone(), engine.clone(), log_service.clone());
+        let timeout = triage_flags.check_timeout;
+        move |catalog: &catalog::Catalog| {
+            triage_run::sources(
+                catalog,
+                store.clone(),
+                engine.clone(),
+                Some(log_service.clone()),
+                &check_datasources,
+                timeout,
+            )
+        }
+    };
+    let triage_sources = build_triage_sources(&catalog);
     let triage_runner = triage_run::runner(&catalog, &config, triage_sources, &triage_flags, rule_manager.clone())?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let journal_service = std::sync::Arc::new(runtime.block_on(journal_run::open_service(&config, &catalog))?);
@@ -561,14 +561,45 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
             reminders_stopped,
         );
         let scraping = scraping::start(&state, config.scrape_jobs());
-        let probing = probing::start(&state, probe_checks);
-        let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager, notifier);
+        let probing = probing::start(&state, probe_checks.clone());
+        let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager.clone(), notifier.clone());
+        if enable_lifecycle {
+            state.enable_lifecycle();
+        }
+        let (reload_requests, reload_received) = tokio::sync::mpsc::channel(1);
+        state.set_reloads(reload_requests);
+        let (stop_reloads, reloads_stopped) = tokio::sync::watch::channel(false);
+        let reloads = reload::spawn(
+            reload::Running {
+                settings: reload::Settings {
+                    config_path: config_path.clone(),
+                    overrides,
+                    no_probes,
+                    webhooks: notify_flags.webhooks.clone(),
+                },
+                config: config.clone(),
+                state: state.clone(),
+                rules: rule_manager,
+                notifier,
+                routing: routing.clone(),
+                journal: journal_service.clone(),
+                triage_sources: Box::new(build_triage_sources),
+                scraping,
+                probing,
+                probe_checks,
+            },
+            reload_received,
+            reloads_stopped,
+        );
         let served = match tls {
             Some(tls) => server::serve_tls(config.listen, state, tls, shutdown_signal()).await,
             None => server::serve(config.listen, state, shutdown_signal()).await,
         };
-        scraping.shutdown().await;
-        probing.shutdown().await;
+        let _ = stop_reloads.send(true);
+        if let Ok((scraping, probing)) = reloads.await {
+            scraping.shutdown().await;
+            probing.shutdown().await;
+        }
         let _ = stop_evaluation.send(true);
         let _ = evaluation.await;
         let _ = stop_reminders.send(true);

@@ -106,6 +106,10 @@ pub struct Replaced {
     pub removed_rules: usize,
 }
 
+/// A group a reload replaces: its rules not yet taken over, and the group
+/// without rules (to resolve the alerts of those never taken over).
+type ReplacedGroup = (Vec<Option<Rule>>, Group);
+
 /// The rule groups and their state.
 pub struct Manager {
     generation: RwLock<Arc<Generation>>,
@@ -271,7 +275,7 @@ impl Manager {
         let mut stale = Vec::new();
         {
             let mut generation = self.generation.write();
-            let mut old_rules: BTreeMap<(String, String), (Vec<Option<Rule>>, Group)> = BTreeMap::new();
+            let mut old_rules: BTreeMap<(String, String), ReplacedGroup> = BTreeMap::new();
             for slot in &generation.slots {
                 let mut group = slot.group.lock();
                 group.retired = true;

@@ -86,7 +86,7 @@ pub async fn run(
             tasks.spawn(run_group(manager.clone(), group, clock.clone(), notifier.clone(), stopped.clone()));
         }
         let reloaded = tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => false,
+            _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => false,
             changed = reloads.changed() => changed.is_ok(),
         };
         let _ = stop.send(true);

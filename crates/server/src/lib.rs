@@ -193,7 +193,7 @@ impl AppState {
             reload_successful: AtomicBool::new(true),
         });
         // The configuration was loaded before the state exists: that load counts.
-        state.record_reload(true, chrono::Utc::now());
+        state.record_reload(true, chrono::Utc::now().timestamp_millis());
         state
     }
 

@@ -49,14 +49,15 @@ impl AppState {
         *self.reloads.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reloads);
     }
 
-    /// Publishes the outcome of a configuration load at `at`: the reload
-    /// gauges, and the runtime information's `reloadConfigSuccess` and, on
-    /// success, `lastConfigTime`.
-    pub fn record_reload(&self, successful: bool, at: chrono::DateTime<chrono::Utc>) {
+    /// Publishes the outcome of a configuration load at `at_ms` (Unix
+    /// milliseconds): the reload gauges, and the runtime information's
+    /// `reloadConfigSuccess` and, on success, `lastConfigTime`.
+    pub fn record_reload(&self, successful: bool, at_ms: i64) {
+        let at = chrono::DateTime::from_timestamp_millis(at_ms).unwrap_or_default();
         self.reload_successful.store(successful, Ordering::Release);
         self.metrics.config_last_reload_successful.set(i64::from(successful));
         if successful {
-            self.metrics.config_last_reload_success_timestamp.set(at.timestamp_millis() as f64 / 1000.0);
+            self.metrics.config_last_reload_success_timestamp.set(at_ms as f64 / 1000.0);
             let mut status = (*self.status()).clone();
             status.config_time = at;
             self.set_status(status);

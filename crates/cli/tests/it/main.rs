@@ -11,6 +11,7 @@ mod logs;
 mod packaging;
 mod postgres;
 mod probes;
+mod reload;
 mod remote_loki;
 mod routing;
 mod rules_corpus;
