@@ -5,7 +5,16 @@
 //! its group's first notification at a local webhook. Also times alertbook's
 //! routing engine alone (put + one flush of every group) in process.
 //!
-//!   routing-bench --alertbook BIN --alertmanager BIN [--alerts 10000] [--routes 1000]
+//! By default each batch is posted once the previous one was answered (a
+//! closed loop: a server that answers slowly also receives the alerts more
+//! slowly). With `--interval-ms N` batch `i` is due at `i * N` ms after the
+//! start whatever the answers (an open loop: both servers get the same offered
+//! load), and latency runs from when the batch was due. Each system's line
+//! also gives the time its POSTs took, the CPU its process used during the
+//! run (user + system, from `/proc/<pid>/stat`, a figure the machine's load
+//! disturbs far less than latency) and the load average.
+//!
+//!   routing-bench --alertbook BIN --alertmanager BIN [--alerts 10000] [--routes 1000] [--interval-ms 0]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -32,6 +41,9 @@ struct Arguments {
     /// Alerts per POST.
     #[arg(long, default_value_t = 500)]
     batch: usize,
+    /// Post batch `i` at `i * N` ms (open loop); 0 posts each batch once the previous one is answered.
+    #[arg(long, default_value_t = 0)]
+    interval_ms: u64,
 }
 
 struct KillOnDrop(Child);
@@ -141,19 +153,78 @@ fn wait_ready(url: &str) -> anyhow::Result<()> {
     bail!("{url} did not become ready")
 }
 
-/// Posts every alert in batches; returns each alert's latency in ms, p50/p99/max.
-fn measure(name: &str, url: &str, arguments: &Arguments, arrivals: &Arrivals) -> anyhow::Result<Vec<f64>> {
+/// User + system CPU seconds a process has used so far (`/proc/<pid>/stat`).
+fn cpu_seconds(pid: u32, ticks_per_second: f64) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default().split_whitespace().collect();
+    let ticks = |index: usize| -> anyhow::Result<f64> {
+        Ok(fields.get(index).context("short /proc/<pid>/stat")?.parse::<u64>()? as f64)
+    };
+    // utime and stime are fields 14 and 15; `fields` starts at field 3.
+    Ok((ticks(11)? + ticks(12)?) / ticks_per_second)
+}
+
+/// The kernel's clock ticks per second (`getconf CLK_TCK`), 100 if unknown.
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|output| String::from_utf8(output.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One system's run.
+struct Measured {
+    /// Each alert's latency in ms, sorted.
+    latencies: Vec<f64>,
+    /// Time spent waiting for POST answers, and the longest one, in ms.
+    post_total_ms: f64,
+    post_max_ms: f64,
+    /// CPU seconds the server used from the first POST to the last notification.
+    cpu_seconds: f64,
+}
+
+/// Posts every alert in batches and waits for every notification.
+fn measure(name: &str, url: &str, pid: u32, arguments: &Arguments, arrivals: &Arrivals) -> anyhow::Result<Measured> {
     let run = name;
     let all = alerts(arguments.alerts, arguments.routes, run);
     let mut posted: Vec<(String, Instant)> = Vec::new();
+    let ticks_per_second = clock_ticks();
+    let cpu_before = cpu_seconds(pid, ticks_per_second)?;
     let started = Instant::now();
-    for chunk in all.chunks(arguments.batch) {
-        let at = Instant::now();
+    let (mut post_total_ms, mut post_max_ms) = (0.0f64, 0.0f64);
+    for (index, chunk) in all.chunks(arguments.batch).enumerate() {
         let body = serde_json::to_string(chunk)?;
+        let at = if arguments.interval_ms == 0 {
+            Instant::now()
+        } else {
+            // Open loop: latency counts from when the batch was due, so a
+            // late POST (a slow answer to the previous one) is not hidden.
+            let due = started + Duration::from_millis(arguments.interval_ms * index as u64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            due
+        };
+        let post_started = Instant::now();
         ureq::post(&format!("{url}/api/v2/alerts"))
             .header("content-type", "application/json")
             .send(body.as_bytes())
             .with_context(|| format!("{name}: POST /api/v2/alerts"))?;
+        let post_ms = post_started.elapsed().as_secs_f64() * 1000.0;
+        post_total_ms += post_ms;
+        post_max_ms = post_max_ms.max(post_ms);
         for alert in chunk {
             posted.push((alert["labels"]["n"].as_str().unwrap_or_default().to_owned(), at));
         }
@@ -167,14 +238,15 @@ fn measure(name: &str, url: &str, arguments: &Arguments, arrivals: &Arrivals) ->
         if Instant::now() > deadline {
             bail!("{name}: only {received} of {} alerts notified within 120 s", posted.len());
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(5));
     }
+    let cpu_seconds = cpu_seconds(pid, ticks_per_second)? - cpu_before;
     let arrivals = arrivals.lock().expect("arrivals");
     let mut latencies: Vec<f64> =
         posted.iter().map(|(n, at)| arrivals[n].duration_since(*at).as_secs_f64() * 1000.0).collect();
     latencies.sort_by(f64::total_cmp);
     eprintln!("{name}: {} alerts notified in {:.2} s", posted.len(), started.elapsed().as_secs_f64());
-    Ok(latencies)
+    Ok(Measured { latencies, post_total_ms, post_max_ms, cpu_seconds })
 }
 
 fn percentile(sorted: &[f64], fraction: f64) -> f64 {
@@ -225,13 +297,14 @@ fn main() -> anyhow::Result<()> {
     }
     batch_times.sort_by(f64::total_cmp);
     println!(
-        "engine: {} alerts, {} routes, batches of {}: put+flush per batch p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "engine: {} alerts, {} routes, batches of {}: put+flush per batch p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; load {}",
         arguments.alerts,
         arguments.routes,
         arguments.batch,
         percentile(&batch_times, 0.5),
         percentile(&batch_times, 0.99),
-        percentile(&batch_times, 1.0)
+        percentile(&batch_times, 1.0),
+        load_average()
     );
 
     let alertbook_port = free_port()?;
@@ -262,16 +335,32 @@ fn main() -> anyhow::Result<()> {
     );
     wait_ready(&alertbook_url)?;
     wait_ready(&alertmanager_url)?;
-    let ours = measure("alertbook", &alertbook_url, &arguments, &arrivals)?;
-    let theirs = measure("alertmanager", &alertmanager_url, &arguments, &arrivals)?;
-    for (name, latencies) in [("alertbook", &ours), ("alertmanager", &theirs)] {
+    let ours = measure("alertbook", &alertbook_url, _alertbook.0.id(), &arguments, &arrivals)?;
+    let load_ours = load_average();
+    let theirs = measure("alertmanager", &alertmanager_url, _alertmanager.0.id(), &arguments, &arrivals)?;
+    let load_theirs = load_average();
+    let mode = if arguments.interval_ms == 0 {
+        "closed loop".to_owned()
+    } else {
+        format!("a batch every {} ms", arguments.interval_ms)
+    };
+    for (name, measured, load) in [("alertbook", &ours, load_ours), ("alertmanager", &theirs, load_theirs)] {
+        let latencies = &measured.latencies;
         println!(
-            "{name}: dispatch latency (POST to webhook) p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            "{name} ({mode}): dispatch latency (POST to webhook) p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; \
+             POSTs {:.0} ms in all (longest {:.1} ms); CPU {:.2} s ({:.0} µs per alert); load {load}",
             percentile(latencies, 0.5),
             percentile(latencies, 0.99),
-            percentile(latencies, 1.0)
+            percentile(latencies, 1.0),
+            measured.post_total_ms,
+            measured.post_max_ms,
+            measured.cpu_seconds,
+            measured.cpu_seconds * 1e6 / latencies.len().max(1) as f64,
         );
     }
-    println!("ratio p99 alertmanager/alertbook: {:.2}", percentile(&theirs, 0.99) / percentile(&ours, 0.99));
+    println!(
+        "ratio p99 alertmanager/alertbook: {:.2}",
+        percentile(&theirs.latencies, 0.99) / percentile(&ours.latencies, 0.99)
+    );
     Ok(())
 }

@@ -22,7 +22,6 @@
 //! escalate only to contacts. Reads the one file; no I/O beyond it.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -121,16 +120,16 @@ fn is_label_name(name: &str) -> bool {
 /// Loads `contacts.yaml` from `root` if there is one, checking that every
 /// route of the manifest (`routes`, read from `manifest`) is a contact.
 pub fn load(
-    root: &Path,
+    files: &crate::files::CatalogFiles,
     manifest: &SourceFile,
     routes: &[Spanned<String>],
     errors: &mut Vec<Diagnostic>,
 ) -> Option<Contacts> {
-    let path = root.join(FILE_NAME);
-    if !path.exists() {
+    let path = files.root().join(FILE_NAME);
+    if !files.is_file(&path) {
         return None;
     }
-    let source = match SourceFile::read(&path) {
+    let source = match files.read(&path) {
         Ok(source) => source,
         Err(diagnostic) => {
             errors.push(diagnostic);

@@ -1,7 +1,7 @@
 //! The catalog: a team's alerts as data. Runbook entries with machine-readable
 //! triage steps, the contracts those steps rely on, and the Prometheus-format
-//! rule files that detect each alert; loaded from a directory, validated and
-//! cross-linked.
+//! rule files that detect each alert; loaded from a directory or from files
+//! built into the binary ([`files::CatalogFiles`]), validated and cross-linked.
 //!
 //! Key types: [`Catalog`] (the validated whole), [`Entry`] and [`Step`] (the
 //! runbook), [`Contract`] (budgets, SLOs, ceilings...), [`RuleFile`], and
@@ -17,6 +17,7 @@ mod diagnostic;
 pub mod docker_shape;
 pub mod duration;
 pub mod expr;
+pub mod files;
 mod load;
 pub mod markdown;
 mod model;
@@ -29,9 +30,10 @@ pub mod thresholds;
 
 pub use contracts::{Contract, ContractKind};
 pub use diagnostic::{Diagnostic, Diagnostics};
+pub use files::{BuiltIn, CatalogFiles};
 pub use load::{
-    DuplicateRule, LoadOptions, NameValidation, RuleFileOptions, duplicate_rules, load, load_rules, load_rules_with,
-    load_with, second_document_line,
+    DuplicateRule, LoadOptions, NameValidation, RuleFileOptions, duplicate_rules, load, load_files, load_rules,
+    load_rules_with, load_with, second_document_line,
 };
 pub use model::*;
 pub use source::SourceFile;

@@ -21,6 +21,7 @@ use crate::contracts::{Contract, load_contract};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::duration::parse_duration;
 use crate::expr;
+use crate::files::CatalogFiles;
 use crate::model::*;
 use crate::queries;
 use crate::raw::*;
@@ -49,9 +50,16 @@ impl Default for LoadOptions {
 
 /// Loads and validates the catalog in `root` with `options`.
 pub fn load_with(root: &Path, options: LoadOptions) -> Result<Catalog, Diagnostics> {
+    load_files(&CatalogFiles::Directory(root.to_owned()), options)
+}
+
+/// Loads and validates the catalog in `files` (a directory or a built-in catalog) with `options`.
+pub fn load_files(files: &CatalogFiles, options: LoadOptions) -> Result<Catalog, Diagnostics> {
+    let root = &files.root();
     let mut errors = Vec::new();
     let manifest_path = root.join("catalog.yaml");
-    let manifest = SourceFile::read(&manifest_path)
+    let manifest = files
+        .read(&manifest_path)
         .and_then(|source| source.parse_yaml::<RawManifest>().map(|manifest| (source, manifest)));
     let (manifest_source, manifest) = match manifest {
         Ok(loaded) => loaded,
@@ -59,23 +67,24 @@ pub fn load_with(root: &Path, options: LoadOptions) -> Result<Catalog, Diagnosti
     };
     let routes = validate_manifest(&manifest_source, &manifest, &mut errors);
     // With contacts, entries page and escalate only to routes that are contacts.
-    let contacts = crate::contacts::load(root, &manifest_source, &manifest.routes, &mut errors);
+    let contacts = crate::contacts::load(files, &manifest_source, &manifest.routes, &mut errors);
     let routes = match &contacts {
         Some(contacts) => routes.into_iter().filter(|route| contacts.contains(route)).collect(),
         None => routes,
     };
 
-    let contracts = load_contracts(root, &mut errors);
-    let entries = load_entries(root, &routes, &contracts, &mut errors);
-    let rule_files = load_rule_files(root, &manifest_source, &manifest, &mut errors);
+    let contracts = load_contracts(files, &mut errors);
+    let entries = load_entries(files, &routes, &contracts, &mut errors);
+    let rule_files = load_rule_files(files, &manifest_source, &manifest, &mut errors);
     let pii_rules =
-        manifest.pii_rules.as_ref().and_then(|path| load_pii_rules(root, &manifest_source, path, &mut errors));
+        manifest.pii_rules.as_ref().and_then(|path| load_pii_rules(files, &manifest_source, path, &mut errors));
     if let Some(rules) = &pii_rules {
-        check_pii_exclusions(root, rules, &contracts, &mut errors);
+        check_pii_exclusions(files, rules, &contracts, &mut errors);
     }
 
     let mut catalog = Catalog {
         root: root.to_owned(),
+        files: files.clone(),
         name: manifest.name.value.clone(),
         title: manifest.title.clone(),
         description: manifest.description.clone(),
@@ -100,10 +109,10 @@ pub fn load_with(root: &Path, options: LoadOptions) -> Result<Catalog, Diagnosti
         pii_rules,
         contacts,
     };
-    cross_link_rules(&catalog, &rule_files, &mut errors);
+    cross_link_rules(&catalog, files, &rule_files, &mut errors);
     catalog.rule_files = rule_files.into_iter().map(|(file, _, _)| file).collect();
     if options.check_markdown {
-        check_markdown(&catalog, &mut errors);
+        check_markdown(&catalog, files, &mut errors);
     }
 
     if errors.is_empty() { Ok(catalog) } else { Err(Diagnostics(errors)) }
@@ -125,23 +134,10 @@ fn validate_manifest(source: &SourceFile, manifest: &RawManifest, errors: &mut V
     routes
 }
 
-/// The YAML files of a directory, sorted by name.
-fn yaml_files(directory: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(directory)
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|extension| extension == "yaml" || extension == "yml"))
-        .collect();
-    files.sort();
-    files
-}
-
-fn load_contracts(root: &Path, errors: &mut Vec<Diagnostic>) -> BTreeMap<String, Contract> {
+fn load_contracts(files: &CatalogFiles, errors: &mut Vec<Diagnostic>) -> BTreeMap<String, Contract> {
     let mut contracts = BTreeMap::new();
-    for path in yaml_files(&root.join("contracts")) {
-        match SourceFile::read(&path) {
+    for path in files.yaml_files(&files.root().join("contracts")) {
+        match files.read(&path) {
             Ok(source) => {
                 if let Some(contract) = load_contract(&source, errors) {
                     contracts.insert(contract.name.clone(), contract);
@@ -161,13 +157,13 @@ fn id_sort_key(id: &str) -> (String, u64) {
 }
 
 fn load_entries(
-    root: &Path,
+    catalog_files: &CatalogFiles,
     routes: &BTreeSet<String>,
     contracts: &BTreeMap<String, Contract>,
     errors: &mut Vec<Diagnostic>,
 ) -> Vec<(Entry, SourceFile)> {
-    let directory = root.join("runbook");
-    let files = yaml_files(&directory);
+    let directory = catalog_files.root().join("runbook");
+    let files = catalog_files.yaml_files(&directory);
     if files.is_empty() {
         errors.push(Diagnostic::file(&directory, "no runbook entries: expected runbook/<ID>.yaml files"));
     }
@@ -175,7 +171,7 @@ fn load_entries(
     let mut ids: BTreeMap<String, (PathBuf, usize)> = BTreeMap::new();
     let mut alertnames: BTreeMap<String, (PathBuf, usize)> = BTreeMap::new();
     for path in files {
-        let source = match SourceFile::read(&path) {
+        let source = match catalog_files.read(&path) {
             Ok(source) => source,
             Err(diagnostic) => {
                 errors.push(diagnostic);
@@ -561,13 +557,13 @@ fn resolve_contract_path(path: &[String], contracts: &BTreeMap<String, Contract>
 /// Expands the manifest's rule-file globs and loads each file.
 /// Loads the PII redaction rules; a rule's problem points at its `id:` line.
 fn load_pii_rules(
-    root: &Path,
+    files: &CatalogFiles,
     manifest_source: &SourceFile,
     path: &Spanned<String>,
     errors: &mut Vec<Diagnostic>,
 ) -> Option<pii::RuleSet> {
-    let full = root.join(&path.value);
-    let source = match SourceFile::read(&full) {
+    let full = files.root().join(&path.value);
+    let source = match files.read(&full) {
         Ok(source) => source,
         Err(_) => {
             errors
@@ -597,7 +593,7 @@ fn load_pii_rules(
 
 /// Every PII exclusion must name a rule of the rule set.
 fn check_pii_exclusions(
-    root: &Path,
+    files: &CatalogFiles,
     rules: &pii::RuleSet,
     contracts: &BTreeMap<String, Contract>,
     errors: &mut Vec<Diagnostic>,
@@ -606,8 +602,12 @@ fn check_pii_exclusions(
         let crate::contracts::ContractKind::PiiExclusions(exclusions) = &contract.kind else { continue };
         for exclusion in exclusions {
             if rules.rule(&exclusion.rule_id).is_none() {
-                let path = if contract.path.is_absolute() { contract.path.clone() } else { root.join(&contract.path) };
-                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let path = if contract.path.is_absolute() || files.is_built_in() {
+                    contract.path.clone()
+                } else {
+                    files.root().join(&contract.path)
+                };
+                let text = files.read(&path).map(|source| source.text).unwrap_or_default();
                 let (line, column) = find_value(&text, "rule_id:", &exclusion.rule_id);
                 let known: Vec<&str> = rules.rules().iter().map(pii::Rule::id).collect();
                 let source = SourceFile { path, text };
@@ -634,7 +634,7 @@ fn find_value(text: &str, key: &str, value: &str) -> (usize, usize) {
 }
 
 fn load_rule_files(
-    root: &Path,
+    catalog_files: &CatalogFiles,
     manifest_source: &SourceFile,
     manifest: &RawManifest,
     errors: &mut Vec<Diagnostic>,
@@ -642,9 +642,9 @@ fn load_rule_files(
     let mut files = Vec::new();
     let mut seen = BTreeSet::new();
     for pattern in &manifest.rule_files {
-        let full = root.join(&pattern.value);
-        let matches = match glob::glob(&full.to_string_lossy()) {
-            Ok(paths) => paths.filter_map(Result::ok).collect::<Vec<_>>(),
+        let full = catalog_files.root().join(&pattern.value);
+        let matches = match catalog_files.glob(&full) {
+            Ok(paths) => paths,
             Err(error) => {
                 errors.push(manifest_source.error_at_value(pattern, format!("invalid glob: {error}")));
                 continue;
@@ -655,7 +655,14 @@ fn load_rule_files(
         }
         for path in matches {
             if seen.insert(path.clone()) {
-                match load_rule_file(&path, errors) {
+                let source = match catalog_files.read(&path) {
+                    Ok(source) => source,
+                    Err(diagnostic) => {
+                        errors.push(diagnostic);
+                        continue;
+                    }
+                };
+                match load_rule_source(source, RuleFileOptions::default(), errors) {
                     Some(loaded) => files.push(loaded),
                     None => continue,
                 }
@@ -860,25 +867,27 @@ fn blank_key(text: &str, line: usize) -> Option<String> {
 }
 
 /// Loads and validates one rule file, as strictly as `promtool check rules`.
-pub(crate) fn load_rule_file(
-    path: &Path,
-    errors: &mut Vec<Diagnostic>,
-) -> Option<(RuleFile, SourceFile, Vec<RawRuleLocation>)> {
-    load_rule_file_with(path, RuleFileOptions::default(), errors)
-}
-
 fn load_rule_file_with(
     path: &Path,
     options: RuleFileOptions,
     errors: &mut Vec<Diagnostic>,
 ) -> Option<(RuleFile, SourceFile, Vec<RawRuleLocation>)> {
-    let mut source = match SourceFile::read(path) {
-        Ok(source) => source,
+    match SourceFile::read(path) {
+        Ok(source) => load_rule_source(source, options, errors),
         Err(diagnostic) => {
             errors.push(diagnostic);
-            return None;
+            None
         }
-    };
+    }
+}
+
+/// Validates one rule file already read, as strictly as `promtool check rules`.
+fn load_rule_source(
+    mut source: SourceFile,
+    options: RuleFileOptions,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<(RuleFile, SourceFile, Vec<RawRuleLocation>)> {
+    let path = &source.path.clone();
     let raw = match parse_rule_file(&mut source, options) {
         Ok(raw) => raw,
         Err(diagnostic) => {
@@ -1144,6 +1153,7 @@ fn validate_docker_condition(text: &str) -> Result<(), queries::QueryError> {
 /// Every alerting rule links to an entry, and every entry has a rule.
 fn cross_link_rules(
     catalog: &Catalog,
+    catalog_files: &CatalogFiles,
     files: &[(RuleFile, SourceFile, Vec<RawRuleLocation>)],
     errors: &mut Vec<Diagnostic>,
 ) {
@@ -1175,7 +1185,7 @@ fn cross_link_rules(
             }
             let texts: Vec<String> = entry.thresholds.iter().map(|binding| binding.text.clone()).collect();
             let problems = crate::thresholds::bindings(&location.thresholds, &texts, &catalog.contracts);
-            let entry_source = (!problems.is_empty()).then(|| SourceFile::read(&entry.path).ok()).flatten();
+            let entry_source = (!problems.is_empty()).then(|| catalog_files.read(&entry.path).ok()).flatten();
             for problem in problems {
                 let rule_at = format!("{}:{}", source.path.display(), alert.referenced.line());
                 let message = format!("entry {}: {} (rule {:?} at {rule_at})", entry.id, problem.message, alert.value);
@@ -1210,7 +1220,7 @@ fn cross_link_rules(
     }
     for entry in &catalog.entries {
         if !alerted.contains(entry.alertname.as_str()) {
-            let source = SourceFile::read(&entry.path).ok();
+            let source = catalog_files.read(&entry.path).ok();
             let diagnostic = match source {
                 Some(source) => {
                     let line = source
@@ -1235,13 +1245,13 @@ fn cross_link_rules(
 }
 
 /// `runbook.md` must be exactly what the entries render to.
-fn check_markdown(catalog: &Catalog, errors: &mut Vec<Diagnostic>) {
+fn check_markdown(catalog: &Catalog, files: &CatalogFiles, errors: &mut Vec<Diagnostic>) {
     if catalog.entries.is_empty() {
         return;
     }
     let path = catalog.root.join("runbook.md");
     let expected = crate::markdown::render(catalog);
-    let source = match SourceFile::read(&path) {
+    let source = match files.read(&path) {
         Ok(source) => source,
         Err(_) => {
             errors.push(Diagnostic::file(

@@ -11,7 +11,10 @@ pub use crate::raw::RawDatasource as Datasource;
 /// A loaded, cross-checked catalog.
 #[derive(Debug, Clone)]
 pub struct Catalog {
+    /// The catalog directory, or the display root of a built-in catalog (`<built-in>/catalog/busflow`).
     pub root: PathBuf,
+    /// Where the catalog's files are read from.
+    pub files: crate::files::CatalogFiles,
     pub name: String,
     pub title: String,
     pub description: String,

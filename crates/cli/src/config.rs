@@ -2,8 +2,9 @@
 //! validated into [`Config`], every error located at `file:line:col`.
 //!
 //! ```yaml
-//! catalog: catalog/busflow   # relative to this file
+//! catalog: catalog/busflow   # relative to this file [default: the built-in Busflow catalog]
 //! listen: 127.0.0.1:9099
+//! external_url: https://alertbook.example.com   # base of every link alertbook sends [default: http://<listen>]
 //! data: ./data
 //! global:                    # Prometheus's global section (the scrape part)
 //!   scrape_interval: 1m      # default for every job
@@ -52,7 +53,6 @@ use serde_saphyr::Spanned;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9099";
 pub const DEFAULT_DATA: &str = "./data";
-pub const DEFAULT_CATALOG: &str = "catalog/busflow";
 /// The job alertbook scrapes itself under.
 pub const SELF_SCRAPE_JOB: &str = "alertbook";
 /// How often alertbook scrapes itself.
@@ -63,6 +63,7 @@ pub const SELF_SCRAPE_INTERVAL: std::time::Duration = std::time::Duration::from_
 pub const TOP_LEVEL_KEYS: &[&str] = &[
     "catalog",
     "listen",
+    "external_url",
     "data",
     "global",
     "scrape_self",
@@ -85,6 +86,8 @@ struct RawConfig {
     catalog: Option<Spanned<String>>,
     #[serde(default)]
     listen: Option<Spanned<String>>,
+    #[serde(default)]
+    external_url: Option<Spanned<String>>,
     #[serde(default)]
     data: Option<Spanned<String>>,
     #[serde(default)]
@@ -213,8 +216,11 @@ struct RawGlobal {
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub catalog: PathBuf,
+    /// The catalog directory; `None`: the built-in Busflow catalog.
+    pub catalog: Option<PathBuf>,
     pub listen: SocketAddr,
+    /// `external_url`, checked and without a trailing `/`; `None`: `http://<listen>`.
+    pub external_url: Option<String>,
     pub data: PathBuf,
     /// `global.scrape_interval` and `global.scrape_timeout`.
     pub scrape_defaults: scrape::ScrapeDefaults,
@@ -244,8 +250,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            catalog: PathBuf::from(DEFAULT_CATALOG),
+            catalog: None,
             listen: DEFAULT_LISTEN.parse().expect("the default listen address is valid"),
+            external_url: None,
             data: PathBuf::from(DEFAULT_DATA),
             scrape_defaults: scrape::ScrapeDefaults::default(),
             external_labels: tsdb::Labels::empty(),
@@ -311,12 +318,19 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
         }
     }
     if let Some(catalog) = &raw.catalog {
-        config.catalog = base.join(&catalog.value);
-        if !config.catalog.join("catalog.yaml").is_file() {
+        let directory = base.join(&catalog.value);
+        if !directory.join("catalog.yaml").is_file() {
             errors.push(source.error_at_value(
                 catalog,
-                format!("{} is not a catalog directory (no catalog.yaml)", config.catalog.display()),
+                format!("{} is not a catalog directory (no catalog.yaml)", directory.display()),
             ));
+        }
+        config.catalog = Some(directory);
+    }
+    if let Some(external_url) = &raw.external_url {
+        match crate::links::normalize(&external_url.value) {
+            Ok(url) => config.external_url = Some(url),
+            Err(message) => errors.push(source.error_at_value(external_url, format!("external_url: {message}"))),
         }
     }
     if let Some(data) = &raw.data {

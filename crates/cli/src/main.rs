@@ -4,20 +4,25 @@
 //! (validate catalogs, rule files, contracts and configuration), `runbook`
 //! (list or print entries), `test promql` and `test rules` (promtool's rule
 //! unit tests), `replay` (recorded metrics through the rules), `user` and
-//! `token` (local accounts), `journal` (the on-call journal). Each maps
+//! `token` (local accounts), `journal` (the on-call journal), `catalog export`
+//! (the built-in catalog written out) and `completions` (shell completion
+//! scripts). Each maps
 //! its arguments onto library crates and their results onto output and exit
 //! status; no domain logic lives here.
 
+mod builtin;
 mod config;
 mod datasources;
 mod evaluation;
 mod journal_command;
 mod journal_run;
+mod links;
 mod log_input;
 mod logs;
 mod probe_command;
 mod probing;
 mod replay;
+mod routes_command;
 mod routing;
 mod scraping;
 mod status;
@@ -35,7 +40,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "alertbook",
-    version,
+    version = builtin::VERSION,
     about = "Alerting that runs the runbook: Prometheus-format rules over metrics, logs, SQL, Docker state and probes",
     long_about = "alertbook collects metrics and logs, stores them, and evaluates Prometheus-format alert rules over \
                   them and over PostgreSQL and the Docker Engine; it probes HTTP, TCP, TLS, SMTP and S3 endpoints; \
@@ -47,7 +52,9 @@ use clap::{CommandFactory, Parser, Subcommand};
                   requires; SQLite under --data, or PostgreSQL), and whoever acknowledged an alert without closing \
                   it is reminded after journal.remind_after; `alertbook user add` and `alertbook token create` \
                   manage the local users and API tokens, `alertbook journal list|show|export` reads the journal. \
-                  The Busflow catalog (catalog/busflow) is the default."
+                  The Busflow catalog (catalog/busflow) is built into the binary and is the default; \
+                  --catalog DIR (or catalog: in alertbook.yaml) uses another, and `alertbook catalog export DIR` \
+                  writes the built-in one out for editing."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -65,14 +72,17 @@ enum Command {
     ///
     /// A directory with a catalog.yaml is checked as a catalog: runbook entries, triage
     /// steps, contracts and rule files, and the links between them. A file is checked as a
-    /// contract when it has `kind`, as a configuration file when it has one of the
-    /// configuration's keys (`catalog`, `listen`, `scrape_configs`...), else as a Prometheus
-    /// rule file, accepted exactly as `promtool check rules` accepts it (an empty file is a
-    /// rule file of 0 groups). All errors are printed at once as file:line:col with the source
-    /// line; the exit status is 1 when any error was found. Without PATH, checks the
-    /// default catalog.
+    /// contract when it has `kind`, as an alertmanager.yml when it has `route` or
+    /// `receivers` (refused where `amtool check-config` refuses it, and where it needs an
+    /// integration alertbook does not deliver to), as a configuration file when it has one
+    /// of the configuration's keys (`catalog`, `listen`, `scrape_configs`...), else as a
+    /// Prometheus rule file, accepted exactly as `promtool check rules` accepts it (an empty
+    /// file is a rule file of 0 groups). A configuration file is checked with the catalog
+    /// and the alertmanager.yml it names. All errors are printed at once as file:line:col
+    /// with the source line; the exit status is 1 when any error was found. Without PATH,
+    /// checks the built-in Busflow catalog (the default one).
     Check {
-        /// Paths to check [default: catalog/busflow].
+        /// Paths to check [default: the built-in Busflow catalog].
         #[arg(value_name = "PATH")]
         paths: Vec<PathBuf>,
         /// A configuration file (alertbook.yaml) to check, with the catalog it names.
@@ -91,13 +101,16 @@ enum Command {
         /// The entry's ID or alertname; omit to list every alert.
         #[arg(value_name = "ID|ALERTNAME")]
         key: Option<String>,
-        /// Catalog directory [default: catalog/busflow].
-        #[arg(long, value_name = "DIR", default_value = config::DEFAULT_CATALOG)]
-        catalog: PathBuf,
+        /// Catalog directory [default: the built-in Busflow catalog].
+        #[arg(long, value_name = "DIR")]
+        catalog: Option<PathBuf>,
         /// Print the whole runbook as Markdown (the content of runbook.md).
         #[arg(long, conflicts_with = "key")]
         markdown: bool,
     },
+    /// Test an alertmanager.yml's routing: `alertbook routes test --config FILE label=value...`.
+    #[command(subcommand)]
+    Routes(routes_command::RoutesCommand),
     /// Run test scripts: PromQL conformance scripts and rule unit tests.
     #[command(subcommand)]
     Test(TestCommand),
@@ -135,6 +148,15 @@ enum Command {
     /// Read the on-call journal: list, show one entry with its revisions, export.
     #[command(subcommand)]
     Journal(journal_command::JournalCommand),
+    /// Work with the catalog built into the binary (the Busflow catalog).
+    #[command(subcommand)]
+    Catalog(builtin::CatalogCommand),
+    /// Print a shell completion script: `alertbook completions bash > /etc/bash_completion.d/alertbook`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_name = "SHELL", value_enum)]
+        shell: builtin::Shell,
+    },
 }
 
 /// The arguments of `alertbook run`.
@@ -149,9 +171,16 @@ struct RunArgs {
     /// Data directory [default: ./data].
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// Catalog directory [default: catalog/busflow].
+    /// Catalog directory [default: the configuration's, else the built-in Busflow catalog].
     #[arg(long, value_name = "DIR")]
     catalog: Option<PathBuf>,
+    /// The URL under which alertbook is reachable from outside (Prometheus's flag), e.g. behind a
+    /// proxy: the base of every link it sends or renders (alerts' generatorURL, notifications'
+    /// externalURL and silence links, `{{ $externalURL }}` in rule annotations such as the
+    /// catalog's runbook_url) [default: external_url: of the configuration, else http://<listen>,
+    /// https:// under TLS].
+    #[arg(long = "web.external-url", value_name = "URL")]
+    external_url: Option<String>,
     #[command(flatten)]
     query: QueryFlags,
     /// Load an OpenMetrics or Prometheus text file with timestamps into the store before
@@ -308,17 +337,20 @@ fn main() -> ExitCode {
             };
             check(paths, config, catalog::RuleFileOptions { name_validation, ..Default::default() }, coverage)
         }
-        Command::Runbook { key, catalog, markdown } => runbook(key, &catalog, markdown),
+        Command::Runbook { key, catalog, markdown } => runbook(key, catalog.as_deref(), markdown),
         Command::Test(TestCommand::Promql { files, quiet }) => test_promql(&files, quiet),
         Command::Test(TestCommand::Rules { files, run, ignore_unknown_fields, junit }) => {
             test_rules(&files, &run, ignore_unknown_fields, junit)
         }
+        Command::Routes(command) => routes_command::run(&command),
         Command::Replay(arguments) => replay::run(&arguments),
         Command::Probe(arguments) => probe_command::run(&arguments),
         Command::Triage(arguments) => triage_run::manual(&arguments),
         Command::User(command) => journal_command::user(&command),
         Command::Token(command) => journal_command::token(&command),
         Command::Journal(command) => journal_command::journal(&command),
+        Command::Catalog(command) => builtin::catalog_command(&command),
+        Command::Completions { shell } => Ok(builtin::completions(shell, &mut Cli::command())),
     };
     match result {
         Ok(code) => code,
@@ -329,8 +361,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_catalog(path: &Path) -> anyhow::Result<catalog::Catalog> {
-    catalog::load(path).map_err(|diagnostics| anyhow::anyhow!("catalog {} is invalid:\n{diagnostics}", path.display()))
+/// Loads the catalog in `directory`, or the built-in one.
+fn load_catalog(directory: Option<&Path>) -> anyhow::Result<catalog::Catalog> {
+    builtin::load_catalog(directory)
+        .map_err(|diagnostics| anyhow::anyhow!("catalog {} is invalid:\n{diagnostics}", builtin::describe(directory)))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -340,6 +374,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         listen,
         data,
         catalog: catalog_path,
+        external_url: external_url_flag,
         query,
         backfill,
         max_series,
@@ -368,18 +403,24 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         config.data = data;
     }
     if let Some(catalog_path) = catalog_path {
-        config.catalog = catalog_path;
+        config.catalog = Some(catalog_path);
     }
     let tls = web_tls.load()?;
     // Session cookies are `Secure` exactly when served over TLS.
     config.secure_cookies = tls.is_some();
-    let scheme = if tls.is_some() { "https" } else { "http" };
     if tls.is_some() && config.scrape_self {
         // The scrape client has no TLS settings to trust the server's own certificate.
         tracing::warn!("the self-scrape is off under TLS: add a scrape job for alertbook's /metrics if it is needed");
         config.scrape_self = false;
     }
-    let catalog = load_catalog(&config.catalog)?;
+    let external_url = links::external_url(
+        external_url_flag.as_deref(),
+        config.external_url.as_deref(),
+        config.listen,
+        tls.is_some(),
+    )?;
+    config.external_url = Some(external_url.clone());
+    let catalog = load_catalog(config.catalog.as_deref())?;
     let probe_checks = if no_probes {
         Vec::new()
     } else {
@@ -405,7 +446,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     };
     std::fs::create_dir_all(&config.data)
         .with_context(|| format!("cannot create the data directory {}", config.data.display()))?;
-    tracing::info!(catalog = %config.catalog.display(), summary = %catalog.summary(), data = %config.data.display(), "catalog loaded");
+    tracing::info!(catalog = %builtin::describe(config.catalog.as_deref()), summary = %catalog.summary(), data = %config.data.display(), "catalog loaded");
     let engine = query.engine();
     let store = std::sync::Arc::new(tsdb::MemStore::new());
     let wal_options = wal::WalOptions { fsync: wal_fsync, ..wal::WalOptions::default() };
@@ -416,7 +457,6 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let durable = std::sync::Arc::new(durable);
     let serving = durable.clone();
-    let external_url = format!("{scheme}://{}", config.listen);
     // Every datasource reports alertbook_datasource_up and _errors_total; the
     // families are registered into the server's registry once it exists.
     let datasource_health = sources::health::HealthMetrics::new();
@@ -438,7 +478,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         durable.clone(),
         engine.clone(),
         &config.data,
-        external_url,
+        external_url.clone(),
         built_datasources,
         Some(logs::datasource(&log_service)),
     )?;
@@ -453,7 +493,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     let dispatcher = notify::Dispatcher::new(
         outbox,
         targets,
-        notify::DispatcherOptions { external_url: format!("{scheme}://{}", config.listen), ..Default::default() },
+        notify::DispatcherOptions { external_url: external_url.clone(), ..Default::default() },
     )?;
     let routing = notify::RoutingService::open(
         routing_config,
@@ -510,7 +550,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
             rule_manager.clone(),
             reminder_notifier,
             journal_run::ReminderTarget {
-                external_url: format!("http://{}", config.listen),
+                external_url,
                 external_labels: config
                     .external_labels
                     .iter()
@@ -597,6 +637,8 @@ fn classify_file(path: &Path) -> FileKind {
         FileKind::Rules
     } else if has_key("kind") {
         FileKind::Contract
+    } else if has_key("route") || has_key("receivers") {
+        FileKind::Alertmanager
     } else if config::TOP_LEVEL_KEYS.iter().any(|key| has_key(key)) {
         FileKind::Config
     } else {
@@ -607,6 +649,7 @@ fn classify_file(path: &Path) -> FileKind {
 enum FileKind {
     Rules,
     Contract,
+    Alertmanager,
     Config,
 }
 
@@ -616,9 +659,11 @@ fn check(
     rule_options: catalog::RuleFileOptions,
     coverage: bool,
 ) -> anyhow::Result<ExitCode> {
-    let paths =
-        if paths.is_empty() && config_path.is_none() { vec![PathBuf::from(config::DEFAULT_CATALOG)] } else { paths };
     let mut failed = false;
+    if paths.is_empty() && config_path.is_none() {
+        // No path: the built-in catalog.
+        failed |= !report_check(builtin::ROOT, check_catalog(None, coverage));
+    }
     let checks = paths.iter().map(|path| (path, false)).chain(config_path.iter().map(|path| (path, true)));
     for (path, is_config) in checks {
         let outcome: Result<String, catalog::Diagnostics> = if is_config && path.exists() {
@@ -629,21 +674,7 @@ fn check(
                 failed = true;
                 continue;
             }
-            catalog::load(path).map(|catalog| {
-                let summary = catalog.summary().to_string();
-                if !coverage {
-                    return summary;
-                }
-                let (uncovered, total) = test_triage::uncovered_branches(&catalog);
-                let mut text = format!(
-                    "{summary}\ntriage coverage: {} of {total} branches have a triage_test",
-                    total - uncovered.len()
-                );
-                for (id, branch) in uncovered {
-                    text.push_str(&format!("\n  no triage_test: {id} branch {branch}"));
-                }
-                text
-            })
+            check_catalog(Some(path), coverage)
         } else if !path.exists() {
             Err(catalog::Diagnostics(vec![catalog::Diagnostic::file(path, "no such file or directory")]))
         } else {
@@ -668,27 +699,54 @@ fn check(
                     format!("{rules} rules")
                 }),
                 FileKind::Contract => check_contract(path),
+                FileKind::Alertmanager => notify::routing::config::load(path).map(|routing| routing_summary(&routing)),
                 FileKind::Config => check_config(path),
             }
         };
-        match outcome {
-            Ok(summary) => println!("{}: {summary}", path.display()),
-            Err(diagnostics) => {
-                failed = true;
-                eprint!("{diagnostics}");
-                let count = diagnostics.len();
-                eprintln!("{}: {count} error{}", path.display(), if count == 1 { "" } else { "s" });
-            }
-        }
+        failed |= !report_check(&path.display().to_string(), outcome);
     }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Prints a check's summary or its errors; true when it passed.
+fn report_check(shown: &str, outcome: Result<String, catalog::Diagnostics>) -> bool {
+    match outcome {
+        Ok(summary) => {
+            println!("{shown}: {summary}");
+            true
+        }
+        Err(diagnostics) => {
+            eprint!("{diagnostics}");
+            let count = diagnostics.len();
+            eprintln!("{shown}: {count} error{}", if count == 1 { "" } else { "s" });
+            false
+        }
+    }
+}
+
+/// Validates the catalog in `directory` (or the built-in one); with `coverage`,
+/// also lists the runbook branches no `triage_test` takes.
+fn check_catalog(directory: Option<&Path>, coverage: bool) -> Result<String, catalog::Diagnostics> {
+    builtin::load_catalog(directory).map(|catalog| {
+        let summary = catalog.summary().to_string();
+        if !coverage {
+            return summary;
+        }
+        let (uncovered, total) = test_triage::uncovered_branches(&catalog);
+        let mut text =
+            format!("{summary}\ntriage coverage: {} of {total} branches have a triage_test", total - uncovered.len());
+        for (id, branch) in uncovered {
+            text.push_str(&format!("\n  no triage_test: {id} branch {branch}"));
+        }
+        text
+    })
 }
 
 /// Validates a configuration file and the catalog it names; the summary lists
 /// the datasources by name, type and server, never a secret.
 fn check_config(path: &Path) -> Result<String, catalog::Diagnostics> {
     let config = config::load(path)?;
-    let catalog = catalog::load(&config.catalog)?;
+    let catalog = builtin::load_catalog(config.catalog.as_deref())?;
     datasources::check_groups(&config.datasources, &catalog)?;
     let listed = config.datasources.summary();
     let listed = if listed.is_empty() { String::new() } else { format!("; datasources: {}", listed.join(", ")) };
@@ -696,7 +754,23 @@ fn check_config(path: &Path) -> Result<String, catalog::Diagnostics> {
         config::StateBackend::Sqlite => "sqlite".to_owned(),
         config::StateBackend::Postgres { url_file, .. } => format!("postgres (url_file {})", url_file.display()),
     };
-    Ok(format!("configuration valid; catalog: {}{listed}; state: {state}", catalog.summary()))
+    let alerting = match &config.alerting {
+        Some((path, routing)) => format!("; alerting: {} ({})", path.display(), routing_summary(routing)),
+        None => String::new(),
+    };
+    Ok(format!("configuration valid; catalog: {}{listed}; state: {state}{alerting}", catalog.summary()))
+}
+
+/// What a valid alertmanager.yml holds, counted as `amtool check-config` counts it.
+fn routing_summary(routing: &notify::routing::RoutingConfig) -> String {
+    let plural = |count: usize, what: &str| format!("{count} {what}{}", if count == 1 { "" } else { "s" });
+    format!(
+        "{}, {}, {}, {}",
+        plural(routing.route.len(), "route"),
+        plural(routing.inhibit_rules.len(), "inhibit rule"),
+        plural(routing.receivers.len(), "receiver"),
+        plural(routing.templates.len(), "template"),
+    )
 }
 
 fn check_contract(path: &Path) -> Result<String, catalog::Diagnostics> {
@@ -708,12 +782,13 @@ fn check_contract(path: &Path) -> Result<String, catalog::Diagnostics> {
     }
 }
 
-fn runbook(key: Option<String>, catalog_path: &Path, markdown: bool) -> anyhow::Result<ExitCode> {
+fn runbook(key: Option<String>, catalog_path: Option<&Path>, markdown: bool) -> anyhow::Result<ExitCode> {
     if markdown {
         // Regenerating runbook.md must work while the file is stale or missing.
         let options = catalog::LoadOptions { check_markdown: false };
-        let catalog = catalog::load_with(catalog_path, options)
-            .map_err(|diagnostics| anyhow::anyhow!("catalog {} is invalid:\n{diagnostics}", catalog_path.display()))?;
+        let catalog = builtin::load_catalog_with(catalog_path, options).map_err(|diagnostics| {
+            anyhow::anyhow!("catalog {} is invalid:\n{diagnostics}", builtin::describe(catalog_path))
+        })?;
         print!("{}", catalog::markdown::render(&catalog));
         return Ok(ExitCode::SUCCESS);
     }

@@ -29,9 +29,9 @@ pub struct Arguments {
     /// Rule files or directories of rule files [default: the catalog's metric rules].
     #[arg(long, value_name = "PATH", num_args = 1..)]
     rules: Vec<PathBuf>,
-    /// Catalog whose rules and budgets are used without --rules.
-    #[arg(long, value_name = "DIR", default_value = crate::config::DEFAULT_CATALOG)]
-    catalog: PathBuf,
+    /// Catalog directory whose rules and budgets are used without --rules [default: the built-in Busflow catalog].
+    #[arg(long, value_name = "DIR")]
+    catalog: Option<PathBuf>,
     /// Start: Unix seconds or RFC 3339 [default: the earliest sample].
     #[arg(long, value_name = "T")]
     from: Option<String>,
@@ -113,7 +113,7 @@ pub fn run(arguments: &Arguments) -> anyhow::Result<ExitCode> {
         if is_log_push(&bytes) {
             let streams = logstore::push::decode_json(&bytes).with_context(|| format!("{}", path.display()))?;
             if catalog.is_none() {
-                catalog = Some(crate::load_catalog(&arguments.catalog)?);
+                catalog = Some(crate::load_catalog(arguments.catalog.as_deref())?);
             }
             let redaction = match &catalog {
                 Some(catalog) => crate::logs::redaction(catalog, &[pii::DEFAULT_STREAMS.to_owned()])?,
@@ -142,7 +142,7 @@ pub fn run(arguments: &Arguments) -> anyhow::Result<ExitCode> {
 
     let catalog = match catalog {
         Some(catalog) => catalog,
-        None => crate::load_catalog(&arguments.catalog)?,
+        None => crate::load_catalog(arguments.catalog.as_deref())?,
     };
     let (files, static_series) = if arguments.rules.is_empty() {
         let budgets = rules::budgets::budget_series(&catalog);

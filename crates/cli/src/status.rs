@@ -38,8 +38,11 @@ pub fn effective_yaml(file_text: Option<&str>, config: &Config) -> String {
         .filter(Value::is_object)
         .unwrap_or_else(|| Value::Object(Map::new()));
     let object = root.as_object_mut().expect("an object");
-    object.insert("catalog".into(), json!(config.catalog.display().to_string()));
+    object.insert("catalog".into(), json!(crate::builtin::describe(config.catalog.as_deref())));
     object.insert("listen".into(), json!(config.listen.to_string()));
+    if let Some(url) = &config.external_url {
+        object.insert("external_url".into(), json!(url));
+    }
     object.insert("data".into(), json!(config.data.display().to_string()));
     object.insert("scrape_self".into(), json!(config.scrape_self));
     let global = object.entry("global").or_insert_with(|| json!({}));

@@ -219,9 +219,9 @@ fn json_equal(expected: &serde_json::Value, got: &serde_json::Value) -> bool {
 /// directory takes, by entry ID; and how many branches there are in all.
 pub fn uncovered_branches(catalog: &catalog::Catalog) -> (Vec<(String, String)>, usize) {
     let mut covered: std::collections::BTreeSet<(String, String)> = std::collections::BTreeSet::new();
-    let files = std::fs::read_dir(catalog.root.join("tests")).into_iter().flatten().filter_map(Result::ok);
-    for file in files {
-        let Ok(text) = std::fs::read_to_string(file.path()) else { continue };
+    // Read through the catalog's files, so the built-in catalog's tests count too.
+    for path in catalog.files.yaml_files(&catalog.root.join("tests")) {
+        let Ok(text) = catalog.files.read(&path).map(|source| source.text) else { continue };
         let Ok(value) = serde_saphyr::from_str::<serde_json::Value>(&text) else { continue };
         let groups = value.get("tests").and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
         for test in

@@ -168,7 +168,7 @@ pub struct ManualArguments {
     /// loki and `triage_traces` (else only) tempo datasource the checks read.
     #[arg(long, value_name = "FILE")]
     config: Option<std::path::PathBuf>,
-    /// Catalog directory [default: the configuration's, else catalog/busflow].
+    /// Catalog directory [default: the configuration's, else the built-in Busflow catalog].
     #[arg(long, value_name = "DIR")]
     catalog: Option<std::path::PathBuf>,
     /// Prometheus-compatible API metrics and probe checks query (a running alertbook serves one).
@@ -201,8 +201,8 @@ pub fn manual(arguments: &ManualArguments) -> anyhow::Result<std::process::ExitC
         Some(path) => crate::config::load(path).map_err(|diagnostics| anyhow::anyhow!("{diagnostics}"))?,
         None => crate::config::Config::default(),
     };
-    let catalog_path = arguments.catalog.clone().unwrap_or_else(|| config.catalog.clone());
-    let catalog = crate::load_catalog(&catalog_path)?;
+    let catalog_path = arguments.catalog.clone().or_else(|| config.catalog.clone());
+    let catalog = crate::load_catalog(catalog_path.as_deref())?;
     let Some(entry) = catalog.entry(&arguments.key) else {
         anyhow::bail!("no runbook entry with ID or alertname {:?}; `alertbook runbook` lists them", arguments.key);
     };

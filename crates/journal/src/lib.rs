@@ -139,13 +139,14 @@ impl Entry {
 #[derive(Debug, Clone)]
 pub struct Journal {
     store: state::Store,
-    rules: ClosingRules,
+    /// Shared by the clones, so that a reload's [`Journal::set_rules`] reaches them all.
+    rules: std::sync::Arc<std::sync::RwLock<std::sync::Arc<ClosingRules>>>,
     remind_after: Duration,
 }
 
 impl Journal {
     pub fn new(store: state::Store, rules: ClosingRules, remind_after: Duration) -> Journal {
-        Journal { store, rules, remind_after }
+        Journal { store, rules: std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(rules))), remind_after }
     }
 
     /// The store (accounts live in it too).
@@ -153,8 +154,15 @@ impl Journal {
         &self.store
     }
 
-    pub fn rules(&self) -> &ClosingRules {
-        &self.rules
+    /// The closing rules in force.
+    pub fn rules(&self) -> std::sync::Arc<ClosingRules> {
+        self.rules.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Puts the closing rules of a reloaded catalog in force; entries closed
+    /// earlier keep what they were closed with.
+    pub fn set_rules(&self, rules: ClosingRules) {
+        *self.rules.write().unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(rules);
     }
 
     pub fn remind_after(&self) -> Duration {
@@ -199,7 +207,7 @@ impl Journal {
         let expected = form.revision.unwrap_or(0).max(0);
         let latest = self.store.latest_episode(fingerprint).await?;
         let episode = lifecycle::episode_to_close(latest.as_ref(), firing, expected)?;
-        let closing = closing::validate(form, &episode.alert_id, &self.rules).map_err(JournalError::Invalid)?;
+        let closing = closing::validate(form, &episode.alert_id, &self.rules()).map_err(JournalError::Invalid)?;
         let earlier = self.store.revisions(episode.id).await?;
         let linked = lifecycle::runs_of_episode(episode, runs, now_ms);
         let timeline = lifecycle::timeline(episode, &linked, &earlier, who, now_ms);
@@ -222,7 +230,7 @@ impl Journal {
         match self.store.append_revision(episode.id, expected, &new).await {
             Ok(revision) => {
                 tracing::info!(alert_id = %episode.alert_id, by = %who, revision = revision.revision, "journal entry written");
-                for broken in self.rules.broken_guard_rails(&new.alert_id, &new.remediation) {
+                for broken in self.rules().broken_guard_rails(&new.alert_id, &new.remediation) {
                     tracing::warn!(
                         alert_id = %new.alert_id, by = %who, step = broken.step, rail = %broken.rail, matched = %broken.matched,
                         "the recorded remediation breaks a guard rail of the runbook entry"
@@ -245,7 +253,7 @@ impl Journal {
     /// The entry of a stored row, with the guard rails its remediation breaks.
     fn entry_of(&self, row: &state::JournalRow) -> Entry {
         let mut entry = Entry::from_row(row);
-        entry.guard_rails_broken = self.rules.broken_guard_rails(&entry.alert_id, &entry.remediation);
+        entry.guard_rails_broken = self.rules().broken_guard_rails(&entry.alert_id, &entry.remediation);
         entry
     }
 

@@ -89,6 +89,13 @@ pub enum Attempt {
 /// Told what became of delivery attempts (the notification history), the
 /// outcomes settled together in one call, after the outbox recorded them.
 pub trait DeliveryObserver: Send + Sync {
+    /// Runs before the outbox records outcomes (and so drops delivered
+    /// deliveries); an error leaves the outcomes unrecorded and the
+    /// deliveries pending.
+    fn before_settle(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
     fn settled(&self, attempts: &[(Delivery, Attempt)], now_ms: i64);
 }
 
@@ -266,8 +273,16 @@ impl Dispatcher {
                 }
             }
         }
+        let observer = self.observer.read().clone();
+        if let Some(observer) = &observer
+            && let Err(error) = observer.before_settle()
+        {
+            let ids: Vec<u64> = attempts.iter().map(|(delivery, _)| delivery.id).collect();
+            self.outbox.untake(&ids);
+            return Err(error);
+        }
         self.outbox.settle(&settlements)?;
-        if let Some(observer) = self.observer.read().clone() {
+        if let Some(observer) = observer {
             observer.settled(&attempts, now_ms);
         }
         Ok(stats)
@@ -295,19 +310,28 @@ impl Dispatcher {
     }
 
     /// The delivery loop: runs until `shutdown` resolves. Due deliveries are
-    /// started as they come due, without waiting for those in flight;
-    /// outcomes are settled in batches (what finished while the previous
-    /// batch was being written), off the async threads. Deliveries left
-    /// (in flight included) are in the outbox for the next start.
+    /// started as they come due, without waiting for those in flight nor for
+    /// a settlement being written; outcomes are settled in batches (what
+    /// finished while the previous batch was being written), one batch at a
+    /// time, off the async threads. Deliveries left (in flight or waiting to
+    /// be settled included) are in the outbox for the next start.
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut tasks: JoinSet<(Delivery, Outcome)> = JoinSet::new();
         let mut in_flight: HashMap<tokio::task::Id, u64> = HashMap::new();
+        // Outcomes not settled yet, and the settlement being written (one at a time).
+        let mut finished: Vec<(Delivery, Outcome)> = Vec::new();
+        let mut settling: JoinSet<Result<DeliveryStats, Error>> = JoinSet::new();
         loop {
             for delivery in self.outbox.take_due(self.clock.now_ms()) {
                 let id = delivery.id;
                 let task = self.spawn_attempt(&mut tasks, delivery);
                 in_flight.insert(task, id);
+            }
+            if settling.is_empty() && !finished.is_empty() {
+                let settler = self.clone();
+                let outcomes = std::mem::take(&mut finished);
+                settling.spawn_blocking(move || settler.settle(outcomes, settler.clock.now_ms()));
             }
             let sleep = self.outbox.next_due().map_or(Duration::from_secs(60), |next| {
                 self.clock
@@ -320,14 +344,13 @@ impl Dispatcher {
                     return;
                 }
                 Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                    let mut outcomes = Vec::new();
                     let mut lost = Vec::new();
                     let mut next = Some(joined);
                     while let Some(joined) = next {
                         match joined {
                             Ok((task, outcome)) => {
                                 in_flight.remove(&task);
-                                outcomes.push(outcome);
+                                finished.push(outcome);
                             }
                             Err(error) => {
                                 tracing::error!(error = %error, "a delivery attempt did not finish");
@@ -337,8 +360,8 @@ impl Dispatcher {
                         next = tasks.try_join_next_with_id();
                     }
                     self.outbox.untake(&lost);
-                    let settling = self.clone();
-                    let settled = tokio::task::spawn_blocking(move || settling.settle(outcomes, settling.clock.now_ms())).await;
+                }
+                Some(settled) = settling.join_next(), if !settling.is_empty() => {
                     match settled {
                         Ok(Ok(_)) => {}
                         Ok(Err(error)) => tracing::error!(error = %error, "notification outbox failed"),

@@ -29,7 +29,7 @@ pub use clock;
 pub use dispatcher::{DeliveryObserver, DeliveryStats, Dispatcher, DispatcherOptions, Target};
 pub use outbox::{Delivery, Outbox};
 pub use payload::{Alert, alertmanager_payload, fingerprint, rfc3339, routed_webhook_payload, webhook_payload};
-pub use service::{RoutingService, SilenceFailure};
+pub use service::{PreparedRouting, RoutingService, SilenceFailure};
 pub use state::{HistoryAlert, HistoryRecord, StateStore};
 
 /// How many notifications the history keeps.

@@ -12,7 +12,7 @@
 //! Outboxes written by earlier versions (one `<id>.json` file per delivery)
 //! are read at open, folded into the journal and then removed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -97,6 +97,45 @@ struct Pending {
     deliveries: BTreeMap<u64, Delivery>,
     /// Taken by [`Outbox::take_due`] and not settled yet.
     in_flight: HashSet<u64>,
+    /// `(next_attempt_ms, id)` of every delivery neither held nor in
+    /// flight: what [`Outbox::take_due`] and [`Outbox::next_due`] read, so
+    /// that neither visits the deliveries that are not due.
+    waiting: BTreeSet<(i64, u64)>,
+}
+
+impl Pending {
+    fn new(deliveries: BTreeMap<u64, Delivery>) -> Self {
+        let waiting = deliveries
+            .values()
+            .filter(|delivery| delivery.next_attempt_ms != HELD)
+            .map(|delivery| (delivery.next_attempt_ms, delivery.id))
+            .collect();
+        Self { deliveries, in_flight: HashSet::new(), waiting }
+    }
+
+    /// Puts a delivery back among those waiting, if it is pending, released
+    /// and not in flight.
+    fn wait(&mut self, id: u64) {
+        if let Some(delivery) = self.deliveries.get(&id)
+            && delivery.next_attempt_ms != HELD
+            && !self.in_flight.contains(&id)
+        {
+            self.waiting.insert((delivery.next_attempt_ms, id));
+        }
+    }
+
+    /// Applies a record that reached the disk, keeping `waiting` in step.
+    fn apply(&mut self, record: Record) {
+        let id = match &record {
+            Record::Put(delivery) => delivery.id,
+            Record::Retry { id, .. } | Record::Done(id) => *id,
+        };
+        if let Some(delivery) = self.deliveries.get(&id) {
+            self.waiting.remove(&(delivery.next_attempt_ms, id));
+        }
+        apply(&mut self.deliveries, record);
+        self.wait(id);
+    }
 }
 
 #[derive(Debug)]
@@ -174,7 +213,7 @@ impl Outbox {
             directory: directory.to_owned(),
             path,
             next_id: AtomicU64::new(next_id),
-            pending: Mutex::new(Pending { deliveries, in_flight: HashSet::new() }),
+            pending: Mutex::new(Pending::new(deliveries)),
             journal: Mutex::new(JournalFile { file, records }),
         })
     }
@@ -280,10 +319,19 @@ impl Outbox {
         for id in settled {
             pending.in_flight.remove(id);
         }
-        written?;
+        if let Err(error) = written {
+            // Unchanged, and due again as they were.
+            for id in settled {
+                pending.wait(*id);
+            }
+            return Err(error);
+        }
         journal.records += records.len();
         for record in records {
-            apply(&mut pending.deliveries, record);
+            pending.apply(record);
+        }
+        for id in settled {
+            pending.wait(*id);
         }
         if journal.records < COMPACT_MIN_RECORDS.max(4 * pending.deliveries.len()) {
             return Ok(());
@@ -415,6 +463,7 @@ impl Outbox {
                 && delivery.next_attempt_ms == HELD
             {
                 delivery.next_attempt_ms = now_ms;
+                pending.wait(*id);
             }
         }
     }
@@ -430,17 +479,22 @@ impl Outbox {
     }
 
     /// Takes the deliveries due at `now_ms` that are not in flight, oldest
-    /// first, and marks them in flight until [`Outbox::settle`].
+    /// first, and marks them in flight until [`Outbox::settle`]. Visits only
+    /// the deliveries taken.
     pub fn take_due(&self, now_ms: i64) -> Vec<Delivery> {
         let mut pending = self.pending.lock();
-        let Pending { deliveries, in_flight } = &mut *pending;
-        let mut taken = Vec::new();
-        for delivery in deliveries.values() {
-            if delivery.next_attempt_ms <= now_ms && in_flight.insert(delivery.id) {
-                taken.push(delivery.clone());
+        let Pending { deliveries, in_flight, waiting } = &mut *pending;
+        let mut ids = Vec::new();
+        while let Some(&(next_attempt_ms, id)) = waiting.first()
+            && next_attempt_ms <= now_ms
+        {
+            waiting.pop_first();
+            if in_flight.insert(id) {
+                ids.push(id);
             }
         }
-        taken
+        ids.sort_unstable();
+        ids.iter().filter_map(|id| deliveries.get(id).cloned()).collect()
     }
 
     /// Gives back deliveries taken but not attempted (their attempt was cancelled).
@@ -448,18 +502,13 @@ impl Outbox {
         let mut pending = self.pending.lock();
         for id in ids {
             pending.in_flight.remove(id);
+            pending.wait(*id);
         }
     }
 
     /// The earliest next attempt among pending deliveries not in flight.
     pub fn next_due(&self) -> Option<i64> {
-        let pending = self.pending.lock();
-        pending
-            .deliveries
-            .values()
-            .filter(|delivery| delivery.next_attempt_ms != HELD && !pending.in_flight.contains(&delivery.id))
-            .map(|delivery| delivery.next_attempt_ms)
-            .min()
+        self.pending.lock().waiting.first().map(|(next_attempt_ms, _)| *next_attempt_ms)
     }
 
     /// Records the outcomes of attempts with one write and one fsync: done
@@ -604,6 +653,45 @@ mod tests {
         let due = outbox.due(i64::MAX - 1);
         assert_eq!(due.iter().map(|delivery| delivery.id).collect::<Vec<_>>(), kept);
         assert!(due.iter().all(|delivery| delivery.attempts == 1));
+    }
+
+    #[test]
+    fn take_due_follows_releases_retries_and_untaken_deliveries() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let outbox = Outbox::open(directory.path()).expect("open");
+        let new = |n: usize| NewDelivery {
+            target: "ops/webhook[0]".into(),
+            receiver: "ops".into(),
+            url: "http://a".into(),
+            body: format!("[{n}]"),
+            log_entries: Vec::new(),
+            channel: None,
+        };
+        let ids = outbox.enqueue_batch((0..3).map(new).collect(), 1000).expect("batch");
+        assert_eq!(outbox.next_due(), None, "held deliveries are not due");
+        outbox.release(&[ids[2], ids[0]], 1000);
+        assert_eq!(outbox.next_due(), Some(1000));
+        assert!(outbox.take_due(999).is_empty());
+        let taken: Vec<u64> = outbox.take_due(1000).iter().map(|delivery| delivery.id).collect();
+        assert_eq!(taken, [ids[0], ids[2]], "oldest first");
+        assert_eq!(outbox.next_due(), None, "in flight");
+        outbox.untake(&[ids[2]]);
+        assert_eq!(outbox.next_due(), Some(1000), "given back, due again");
+        assert_eq!(outbox.take_due(1000).iter().map(|delivery| delivery.id).collect::<Vec<_>>(), [ids[2]]);
+        outbox
+            .settle(&[Settlement::Retry { id: ids[0], next_attempt_ms: 5000 }, Settlement::Done(ids[2])])
+            .expect("settle");
+        assert_eq!(outbox.next_due(), Some(5000));
+        assert!(outbox.take_due(4999).is_empty());
+        let retried = outbox.take_due(5000);
+        assert_eq!(retried.iter().map(|delivery| (delivery.id, delivery.attempts)).collect::<Vec<_>>(), [(ids[0], 1)]);
+        outbox.settle(&[Settlement::Done(ids[0])]).expect("settle");
+        assert_eq!(outbox.next_due(), None);
+        assert_eq!(outbox.len(), 1, "the held one is left");
+        drop(outbox);
+        let outbox = Outbox::open(directory.path()).expect("reopen");
+        assert_eq!(outbox.next_due(), Some(1000), "a restart releases what was held");
+        assert_eq!(outbox.take_due(1000).iter().map(|delivery| delivery.id).collect::<Vec<_>>(), [ids[1]]);
     }
 
     #[test]

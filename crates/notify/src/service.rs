@@ -8,10 +8,16 @@
 //! log entry of a written delivery nor sends one twice.
 //!
 //! Persistence is group committed per flush: every notification due at one
-//! tick goes into the outbox with one fsync, their history records with
-//! one, the log entries with one, whatever their number. The router's lock
-//! is held only while the pure flush runs, never across a write, and the
-//! loop does its writes on the blocking pool.
+//! tick goes into the outbox with one fsync, whatever their number, and that
+//! is the only fsync between a flush and the release of its deliveries. The
+//! history records and the log entries are written after it without
+//! waiting for the disk: a killed process loses neither (they are in the
+//! kernel's cache), and against a power loss the outbox holds the log
+//! entries of its deliveries until the log is fsynced, which the dispatcher
+//! has done (`DeliveryObserver::before_settle`) before it drops a delivery
+//! from the outbox. A log entry that no delivery carries is fsynced at the
+//! flush. The router's lock is held only while the pure flush runs, never
+//! across a write, and the loop does its writes on the blocking pool.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -34,7 +40,7 @@ use crate::state::{HistoryAlert, HistoryRecord, StateStore};
 pub struct RoutingService {
     router: Mutex<Router>,
     /// The default templates and the configuration's `templates:` files.
-    templates: crate::templates::Templates,
+    templates: parking_lot::RwLock<Arc<crate::templates::Templates>>,
     state: StateStore,
     dispatcher: Arc<Dispatcher>,
     wake: Notify,
@@ -51,6 +57,19 @@ impl std::fmt::Debug for RoutingService {
     }
 }
 
+/// A routing configuration checked and with its templates loaded, ready for
+/// [`RoutingService::reload`].
+pub struct PreparedRouting {
+    config: Arc<RoutingConfig>,
+    templates: Arc<crate::templates::Templates>,
+}
+
+impl std::fmt::Debug for PreparedRouting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedRouting").finish_non_exhaustive()
+    }
+}
+
 /// Why a silence operation failed, for the API.
 #[derive(Debug, thiserror::Error)]
 pub enum SilenceFailure {
@@ -63,6 +82,12 @@ pub enum SilenceFailure {
 struct HistoryObserver(Arc<RoutingService>);
 
 impl DeliveryObserver for HistoryObserver {
+    /// The log entries of the deliveries about to leave the outbox reach the
+    /// disk first (they were written without fsync at the flush).
+    fn before_settle(&self) -> Result<(), Error> {
+        self.0.state.sync_log()
+    }
+
     fn settled(&self, attempts: &[(Delivery, Attempt)], now_ms: i64) {
         self.0.update_history(attempts, now_ms);
     }
@@ -97,7 +122,7 @@ impl RoutingService {
         router.restore(restored.alerts, now_ms);
         let service = Arc::new(Self {
             router: Mutex::new(router),
-            templates,
+            templates: parking_lot::RwLock::new(Arc::new(templates)),
             state,
             dispatcher,
             wake: Notify::new(),
@@ -127,6 +152,26 @@ impl RoutingService {
     /// Runs `read` over the router (the API's views).
     pub fn with_router<T>(&self, read: impl FnOnce(&Router) -> T) -> T {
         read(&self.router.lock())
+    }
+
+    /// Checks a new configuration and loads its templates, changing nothing:
+    /// what [`RoutingService::reload`] then puts in force.
+    pub fn prepare(config: Arc<RoutingConfig>) -> Result<PreparedRouting, Error> {
+        let templates = crate::templates::Templates::load(&config.templates)
+            .map_err(|diagnostics| Error::Templates(diagnostics.to_string()))?;
+        Ok(PreparedRouting { config, templates: Arc::new(templates) })
+    }
+
+    /// Puts a prepared configuration in force at `now_ms`, as Alertmanager's
+    /// reload: the alerts held are routed again through the new tree into
+    /// new aggregation groups; silences, the notification log (so nothing
+    /// already sent is sent again before its repeat interval) and the history
+    /// stay.
+    pub fn reload(&self, prepared: PreparedRouting, now_ms: i64) {
+        let PreparedRouting { config, templates } = prepared;
+        *self.templates.write() = templates;
+        self.router.lock().reload(config, now_ms);
+        self.wake.notify_one();
     }
 
     /// The configuration in force.
@@ -161,7 +206,7 @@ impl RoutingService {
 
     /// Flushes what is due at `now_ms` into the outbox; returns the number
     /// of deliveries written. All of them are written with one fsync, their
-    /// log entries with another, before any is released.
+    /// history records and log entries after it, before any is released.
     pub fn tick(&self, now_ms: i64) -> Result<usize, Error> {
         let (notifications, log_changes) = {
             let mut router = self.router.lock();
@@ -171,6 +216,7 @@ impl RoutingService {
         if notifications.is_empty() && log_changes.is_empty() {
             return Ok(0);
         }
+        let templates = self.templates.read().clone();
         let mut deliveries = Vec::with_capacity(notifications.len());
         let mut records = Vec::with_capacity(notifications.len());
         for notification in &notifications {
@@ -178,7 +224,7 @@ impl RoutingService {
                 "{}/{}[{}]",
                 notification.receiver, notification.integration.name, notification.integration.index
             );
-            match crate::integrations::render(notification, &self.templates, self.dispatcher.external_url()) {
+            match crate::integrations::render(notification, &templates, self.dispatcher.external_url()) {
                 Ok(rendered) => {
                     deliveries.push(NewDelivery {
                         target,
@@ -222,11 +268,19 @@ impl RoutingService {
             record.finished_ms = Some(now_ms);
             records.push(record);
         }
-        if let Err(error) = self.state.record_many(records) {
+        if let Err(error) = self.state.record_many_unsynced(records) {
             tracing::error!(error = %error, "notification history could not be written");
         }
         // The log after the deliveries it stands for, before any is released.
-        self.state.append_log(&log_changes)?;
+        // The outbox holds the entries of the deliveries on disk already: the
+        // log's fsync waits until one of them is settled (`before_settle`).
+        // An entry no delivery carries (nothing was left to send) is
+        // fsynced now.
+        if log_changes.iter().all(|entry| keys.contains(&entry.key())) {
+            self.state.write_log(&log_changes)?;
+        } else {
+            self.state.append_log(&log_changes)?;
+        }
         self.dispatcher.outbox().release(&ids, now_ms);
         if !ids.is_empty() {
             self.dispatcher.wake();

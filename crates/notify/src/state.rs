@@ -3,7 +3,12 @@
 //! (`history.jsonl`). Each is an append-only journal of JSON lines, fsynced
 //! before the change takes effect; reading keeps the last record per key and
 //! skips a torn last line; opening rewrites each journal compacted (temporary
-//! file, fsync, rename, fsync of the directory).
+//! file, fsync, rename, fsync of the directory). Two writes may leave the
+//! fsync to a later one: log entries that an outbox delivery also carries
+//! ([`StateStore::write_log`], fsynced by [`StateStore::sync_log`] before the
+//! outbox drops the delivery) and new history records
+//! ([`StateStore::record_many_unsynced`]); both survive the process being
+//! killed, as they are in the kernel's cache once written.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -54,7 +59,14 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 #[derive(Debug)]
 struct Journal {
     path: PathBuf,
-    file: Mutex<File>,
+    file: Mutex<JournalFile>,
+}
+
+/// A journal's file, and whether it was written since its last fsync.
+#[derive(Debug)]
+struct JournalFile {
+    file: File,
+    unsynced: bool,
 }
 
 impl Journal {
@@ -95,22 +107,50 @@ impl Journal {
             File::open(directory).and_then(|directory| directory.sync_all()).map_err(io_error(directory))?;
         }
         let file = OpenOptions::new().append(true).open(&path).map_err(io_error(&path))?;
-        Ok((Self { path, file: Mutex::new(file) }, records))
+        Ok((Self { path, file: Mutex::new(JournalFile { file, unsynced: false }) }, records))
     }
 
-    /// Appends records and fsyncs.
+    /// Appends records and fsyncs (the records written before them included).
     fn append<T: Serialize>(&self, records: &[T]) -> Result<(), Error> {
         if records.is_empty() {
             return Ok(());
         }
+        let mut file = self.write_locked(records)?;
+        file.file.sync_data().map_err(io_error(&self.path))?;
+        file.unsynced = false;
+        Ok(())
+    }
+
+    /// Appends records without waiting for the disk: they survive the
+    /// process being killed (they are in the kernel's cache), and a power
+    /// loss only once [`Journal::sync`] or [`Journal::append`] ran.
+    fn write<T: Serialize>(&self, records: &[T]) -> Result<(), Error> {
+        if !records.is_empty() {
+            drop(self.write_locked(records)?);
+        }
+        Ok(())
+    }
+
+    fn write_locked<T: Serialize>(&self, records: &[T]) -> Result<parking_lot::MutexGuard<'_, JournalFile>, Error> {
         let mut text = String::new();
         for record in records {
             text.push_str(&serde_json::to_string(record).unwrap_or_default());
             text.push('\n');
         }
         let mut file = self.file.lock();
-        file.write_all(text.as_bytes()).map_err(io_error(&self.path))?;
-        file.sync_data().map_err(io_error(&self.path))
+        file.unsynced = true;
+        file.file.write_all(text.as_bytes()).map_err(io_error(&self.path))?;
+        Ok(file)
+    }
+
+    /// Fsyncs what [`Journal::write`] wrote, if anything.
+    fn sync(&self) -> Result<(), Error> {
+        let mut file = self.file.lock();
+        if file.unsynced {
+            file.file.sync_data().map_err(io_error(&self.path))?;
+            file.unsynced = false;
+        }
+        Ok(())
     }
 }
 
@@ -230,6 +270,19 @@ impl StateStore {
         self.nflog.append(entries)
     }
 
+    /// Writes log entries without fsync: for entries a pending outbox
+    /// delivery also carries, so that the outbox holds them on disk until
+    /// [`StateStore::sync_log`] runs, which must come before the outbox
+    /// drops the delivery.
+    pub fn write_log(&self, entries: &[LogEntry]) -> Result<(), Error> {
+        self.nflog.write(entries)
+    }
+
+    /// Fsyncs the log entries [`StateStore::write_log`] wrote.
+    pub fn sync_log(&self) -> Result<(), Error> {
+        self.nflog.sync()
+    }
+
     pub fn append_silences(&self, silences: &[Silence]) -> Result<(), Error> {
         self.silences.append(silences)
     }
@@ -242,6 +295,19 @@ impl StateStore {
     /// Records history records (new or updated) with one write and one fsync.
     pub fn record_many(&self, records: Vec<HistoryRecord>) -> Result<(), Error> {
         self.history.append(&records)?;
+        let mut recent = self.recent.lock();
+        for record in records {
+            recent.upsert(record);
+        }
+        Ok(())
+    }
+
+    /// Records new history records with one write and no fsync: the next
+    /// [`StateStore::record_many`] makes them durable with its own. The
+    /// history is a record of what happened, not a guarantee of delivery,
+    /// so a flush does not wait for the disk for it.
+    pub fn record_many_unsynced(&self, records: Vec<HistoryRecord>) -> Result<(), Error> {
+        self.history.write(&records)?;
         let mut recent = self.recent.lock();
         for record in records {
             recent.upsert(record);

@@ -113,7 +113,17 @@ impl ProbeHandle {
 
 /// Starts every check; must be called inside a tokio runtime.
 pub fn spawn(checks: Vec<Check>, sink: Arc<dyn Sink>, clock: Arc<dyn Clock>) -> ProbeHandle {
-    let stats = Arc::new(Stats::default());
+    spawn_counting(checks, sink, clock, Arc::new(Stats::default()))
+}
+
+/// Starts every check, counting into `stats` (those of the probes a reload
+/// replaces, so that `/metrics` keeps its families and counts).
+pub fn spawn_counting(
+    checks: Vec<Check>,
+    sink: Arc<dyn Sink>,
+    clock: Arc<dyn Clock>,
+    stats: Arc<Stats>,
+) -> ProbeHandle {
     let (stop, stopped) = watch::channel(false);
     let (sender, receiver) = mpsc::unbounded_channel::<Batch>();
     let writer = tokio::spawn(write(receiver, sink, stats.clone()));

@@ -19,8 +19,9 @@ use tsdb::{Labels, LabelsBuilder, METRIC_NAME};
 
 use crate::Error;
 use crate::engine::{Element, Evaluated, Evaluator, GroupKeyMemo, Window};
-use crate::functions::{format_float, format_go_g, is_valid_label_name, kahan_sum_increment, quantile_of};
+use crate::functions::{format_float, format_go_g, kahan_sum_increment, quantile_of};
 use crate::hash::labels_hash;
+use crate::histogram::histogram_string;
 use crate::value::AnnotationKind;
 
 /// The output labels of the group `labels` belongs to.
@@ -116,7 +117,7 @@ impl Evaluator<'_> {
                     self.annotate(AnnotationKind::Warning, message, Some("limit_ratio"), parameter_expr);
                     ratio = capped;
                 }
-                let input = self.eval_vector(&aggregate.expr, time, window)?;
+                let input = self.eval_vector_with_histograms(&aggregate.expr, time, window)?;
                 let output = input
                     .into_iter()
                     .filter(|element| {
@@ -131,15 +132,20 @@ impl Evaluator<'_> {
                     Some(Evaluated::String(label)) => label,
                     _ => return Err(Error::execution("expected a string parameter")),
                 };
-                if !is_valid_label_name(&label) {
-                    return Err(Error::execution(format!("invalid label name {label:?}")));
+                if !self.is_valid_label_name(&label) {
+                    return Err(Error::execution(format!("invalid label name {}", self.quoted(&label))));
                 }
-                let input = self.eval_vector(&aggregate.expr, time, window)?;
+                let input = self.eval_vector_with_histograms(&aggregate.expr, time, window)?;
                 let mut index: HashMap<Labels, usize> = HashMap::new();
                 let mut groups: Vec<(Labels, f64)> = Vec::new();
                 for element in &input {
                     let mut labels = group_labels(&element.labels, modifier).to_builder();
-                    labels.set(label.clone(), format_float(element.value));
+                    // A histogram counts under its Go `String()` form, as Prometheus's `count_values`.
+                    let value = match &element.histogram {
+                        Some(histogram) => histogram_string(histogram),
+                        None => format_float(element.value),
+                    };
+                    labels.set(label.clone(), value);
                     let labels = labels.build();
                     match index.get(&labels) {
                         Some(position) => groups[*position].1 += 1.0,

@@ -488,6 +488,9 @@ pub(crate) struct Evaluator<'a> {
     subquery_steps: HashMap<usize, BTreeMap<i64, Rc<Vec<Element>>>>,
     annotations: Vec<Annotation>,
     annotation_set: HashSet<Annotation>,
+    /// String literals of the query that are not valid UTF-8 as Go decodes
+    /// them, with Go's quoted form of their bytes.
+    invalid_utf8_literals: HashMap<String, String>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -510,7 +513,19 @@ impl<'a> Evaluator<'a> {
             subquery_steps: HashMap::new(),
             annotations: Vec::new(),
             annotation_set: HashSet::new(),
+            invalid_utf8_literals: crate::literals::invalid_utf8_literals(query_text),
         }
+    }
+
+    /// Whether `name` is a valid label name as Prometheus 3 accepts it:
+    /// non-empty and valid UTF-8 (a literal with byte escapes may not be).
+    pub(crate) fn is_valid_label_name(&self, name: &str) -> bool {
+        !name.is_empty() && !self.invalid_utf8_literals.contains_key(name)
+    }
+
+    /// `name` quoted as Go's `%q` shows it (its bytes, for a literal with byte escapes).
+    pub(crate) fn quoted(&self, name: &str) -> String {
+        self.invalid_utf8_literals.get(name).cloned().unwrap_or_else(|| format!("{name:?}"))
     }
 
     /// `derive(labels)`, memoized per `node` (an AST node's address) and input
@@ -976,7 +991,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Prometheus's info when a comparison meets a native histogram and a
-    /// float (the histogram is dropped).
+    /// float, or two histograms with an ordering operator (the pair is dropped).
     fn annotate_histogram_comparison(&mut self, binary: &BinaryExpr, left: &Evaluated, right: &Evaluated) {
         let kinds = |value: &Evaluated| match value {
             Evaluated::Vector(elements) => (
@@ -988,10 +1003,14 @@ impl<'a> Evaluator<'a> {
         };
         let (left_histograms, left_floats) = kinds(left);
         let (right_histograms, right_floats) = kinds(right);
+        // `==` and `!=` compare two histograms; the orderings cannot.
+        let orders = !matches!(binary.op.id(), T_EQLC | T_NEQ);
         let pair = if left_histograms && right_floats {
             Some(("histogram", "float"))
         } else if left_floats && right_histograms {
             Some(("float", "histogram"))
+        } else if left_histograms && right_histograms && orders {
+            Some(("histogram", "histogram"))
         } else {
             None
         };
@@ -1315,6 +1334,16 @@ fn vector_vector(
             continue;
         };
         used_one[one_index] = true;
+        // One-to-one matches are checked before the operator filters any out, as
+        // Prometheus's `VectorBinop` does.
+        let one_to_one = matches!(cardinality, VectorMatchCardinality::OneToOne);
+        let entry = matched.entry(key);
+        if one_to_one && matches!(entry, std::collections::hash_map::Entry::Occupied(_)) {
+            return Err(Error::execution(
+                "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
+            ));
+        }
+        let results = entry.or_default();
         let one_element = &one[one_index];
         let (left_value, right_value) =
             if swapped { (one_element.value, many_element.value) } else { (many_element.value, one_element.value) };
@@ -1333,24 +1362,10 @@ fn vector_vector(
         else {
             continue;
         };
-        let entry = matched.entry(key);
-        match cardinality {
-            VectorMatchCardinality::OneToOne => {
-                if let std::collections::hash_map::Entry::Occupied(_) = entry {
-                    return Err(Error::execution(
-                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
-                    ));
-                }
-                entry.or_default();
-            }
-            _ => {
-                let inserted = entry.or_default();
-                if !inserted.insert((*element.labels).clone()) {
-                    return Err(Error::execution(
-                        "multiple matches for matching labels: grouping labels must ensure unique results",
-                    ));
-                }
-            }
+        if !one_to_one && !results.insert((*element.labels).clone()) {
+            return Err(Error::execution(
+                "multiple matches for matching labels: grouping labels must ensure unique results",
+            ));
         }
         output.push(element);
     }
@@ -1404,6 +1419,20 @@ fn combine(
                 return Ok(None);
             }
             (value, None)
+        }
+        (Some(many_histogram), Some(one_histogram)) if matches!(operator, T_EQLC | T_NEQ) => {
+            // Prometheus's `vectorElemBinop`: both histograms are compacted, the left one is kept.
+            let equal = many_histogram.equals_with(one_histogram, |a, b| a == b);
+            let keep = equal == (operator == T_EQLC);
+            if return_bool {
+                (if keep { 1.0 } else { 0.0 }, None)
+            } else if keep {
+                let swapped = matches!(cardinality, VectorMatchCardinality::OneToMany(_));
+                let left_histogram = if swapped { one_histogram } else { many_histogram };
+                (0.0, Some(Arc::new(left_histogram.clone())))
+            } else {
+                return Ok(None);
+            }
         }
         (many_histogram, one_histogram) => {
             let swapped = matches!(cardinality, VectorMatchCardinality::OneToMany(_));

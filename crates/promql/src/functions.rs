@@ -80,11 +80,6 @@ pub(crate) fn format_float(value: f64) -> String {
 /// Go's `%g` with the shortest representation (shared with the histogram printer).
 pub(crate) use tsdb::histogram::format_go_g;
 
-/// Whether `name` is a valid label name (UTF-8, non-empty, as Prometheus 3 accepts).
-pub(crate) fn is_valid_label_name(name: &str) -> bool {
-    !name.is_empty()
-}
-
 fn is_legacy_label_name(name: &str) -> bool {
     let mut characters = name.chars();
     match characters.next() {
@@ -228,13 +223,105 @@ fn range_over_histograms(
             }
             HistogramRange::Value(count, None)
         }
-        "deriv" | "predict_linear" | "double_exponential_smoothing" | "min_over_time" | "max_over_time" => {
-            if samples.is_empty() { HistogramRange::Nothing } else { HistogramRange::FloatsOnly }
+        "irate" | "idelta" => instant_histogram_delta(samples, histograms, name == "irate", metric, warnings),
+        // Prometheus's `compareOverTime`, `varianceOverTime`, `funcQuantileOverTime`,
+        // `funcMadOverTime`, `funcDeriv`, `funcPredictLinear` and
+        // `funcDoubleExponentialSmoothing`: the floats alone, with an info.
+        "deriv"
+        | "predict_linear"
+        | "double_exponential_smoothing"
+        | "min_over_time"
+        | "max_over_time"
+        | "ts_of_min_over_time"
+        | "ts_of_max_over_time"
+        | "stddev_over_time"
+        | "stdvar_over_time"
+        | "quantile_over_time"
+        | "mad_over_time" => {
+            if samples.is_empty() {
+                HistogramRange::Nothing
+            } else {
+                HistogramRange::FloatsOnly
+            }
         }
         _ => {
             // Not handled for histograms yet: the floats alone, without an info.
             if samples.is_empty() { HistogramRange::Nothing } else { HistogramRange::Unannotated }
         }
+    }
+}
+
+/// `irate` and `idelta` of a window holding histograms, as Prometheus's
+/// `instantValue`: the last two samples of either kind decide. Two floats give
+/// a float; two histograms their difference (after a counter reset, for
+/// `irate`, the last histogram alone), per second for `irate`; a float beside a
+/// histogram gives nothing and a warning.
+fn instant_histogram_delta(
+    samples: &[Sample],
+    histograms: &[tsdb::HistogramSample],
+    is_rate: bool,
+    metric: &str,
+    warnings: &mut Vec<String>,
+) -> HistogramRange {
+    use tsdb::histogram::CounterResetHint;
+    let mut last_two: Vec<(i64, Option<&tsdb::FloatHistogram>, f64)> = samples[samples.len().saturating_sub(2)..]
+        .iter()
+        .map(|sample| (sample.timestamp, None, sample.value))
+        .chain(
+            histograms[histograms.len().saturating_sub(2)..]
+                .iter()
+                .map(|sample| (sample.timestamp, Some(&*sample.histogram), 0.0)),
+        )
+        .collect();
+    if samples.len() + histograms.len() < 2 {
+        return HistogramRange::Nothing;
+    }
+    // A stable sort keeps a histogram after a float of the same timestamp, as
+    // Prometheus's placement of histograms among the floats does.
+    last_two.sort_by_key(|point| point.0);
+    let (previous, last) = (last_two[last_two.len() - 2], last_two[last_two.len() - 1]);
+    let interval = last.0 - previous.0;
+    if interval == 0 {
+        return HistogramRange::Nothing;
+    }
+    let per_second = if is_rate { interval as f64 / 1000.0 } else { 1.0 };
+    match (previous.1, last.1) {
+        (None, None) => {
+            let reset = is_rate && last.2 < previous.2;
+            let value = if reset { last.2 } else { last.2 - previous.2 };
+            HistogramRange::Value(value / per_second, None)
+        }
+        (Some(previous), Some(last)) => {
+            let is_gauge = |histogram: &tsdb::FloatHistogram| histogram.counter_reset_hint == CounterResetHint::Gauge;
+            if is_rate && (is_gauge(last) || is_gauge(previous)) {
+                warnings.push(format!("this native histogram metric is not a counter: {metric:?}"));
+            }
+            if !is_rate && (!is_gauge(last) || !is_gauge(previous)) {
+                warnings.push(format!("this native histogram metric is not a gauge: {metric:?}"));
+            }
+            let mut result = if is_rate && last.detect_reset(previous) {
+                last.clone()
+            } else {
+                match last.sub(previous) {
+                    Ok(difference) => difference,
+                    Err(tsdb::histogram::HistogramError::MixedSchemas) => {
+                        warnings.push(format!(
+                            "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {metric:?}"
+                        ));
+                        return HistogramRange::Nothing;
+                    }
+                    // Prometheus reconciles differing custom bounds; not done here.
+                    Err(tsdb::histogram::HistogramError::CustomBucketsMismatch) => return HistogramRange::Nothing,
+                }
+            };
+            result.counter_reset_hint = CounterResetHint::Gauge;
+            result.compact(0);
+            if is_rate {
+                result.divide(per_second);
+            }
+            HistogramRange::Value(0.0, Some(Arc::new(result)))
+        }
+        _ => HistogramRange::Mixed,
     }
 }
 
@@ -613,6 +700,11 @@ impl Evaluator<'_> {
 
     fn eval_call_inner(&mut self, call: &Call, name: &str, time: i64, window: Window) -> Result<Evaluated, Error> {
         let scalar = |value: f64| Ok(Evaluated::Scalar(value));
+        if matches!(name, "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc") && window.start != window.end {
+            // As Prometheus's evaluator: a range result is ordered by labels whatever the sort.
+            let message = "sort is ineffective for range queries since results are always ordered by labels".to_owned();
+            self.annotate(AnnotationKind::Warning, message, None, Some(&Expr::Call(call.clone())));
+        }
         match name {
             "time" => return scalar(time as f64 / 1000.0),
             "pi" => return scalar(std::f64::consts::PI),
@@ -697,7 +789,7 @@ impl Evaluator<'_> {
             }
             "absent" => {
                 let argument = first?;
-                let elements = self.eval_vector(argument, time, window)?;
+                let elements = self.eval_vector_with_histograms(argument, time, window)?;
                 if !elements.is_empty() {
                     return Ok(Evaluated::Vector(Vec::new()));
                 }
@@ -982,6 +1074,8 @@ impl Evaluator<'_> {
                     parameters.first().copied().unwrap_or(f64::NAN),
                     samples.iter().map(|sample| sample.value).collect(),
                 )),
+                // A NaN makes the median, and so the deviation, undefined (Prometheus's `funcMadOverTime`).
+                "mad_over_time" if samples.iter().any(|sample| sample.value.is_nan()) => Some(f64::NAN),
                 "mad_over_time" => {
                     let values: Vec<f64> = samples.iter().map(|sample| sample.value).collect();
                     let median = quantile_of(0.5, values.clone());
@@ -1093,7 +1187,7 @@ impl Evaluator<'_> {
         let pattern = self.eval_string(Self::argument(call, 4)?, time, window)?;
         let regex = Regex::new(&format!("^(?s:{pattern})$"))
             .map_err(|error| Error::execution(format!("invalid regular expression in label_replace(): {error}")))?;
-        if !is_valid_label_name(&destination) {
+        if !self.is_valid_label_name(&destination) {
             return Err(Error::execution(format!("invalid destination label name in label_replace(): {destination}")));
         }
         let mut output = Vec::with_capacity(elements.len());
@@ -1121,12 +1215,12 @@ impl Evaluator<'_> {
         let mut sources = Vec::new();
         for argument in call.args.args.iter().skip(3) {
             let source = self.eval_string(argument, time, window)?;
-            if !is_valid_label_name(&source) {
+            if !self.is_valid_label_name(&source) {
                 return Err(Error::execution(format!("invalid source label name in label_join(): {source}")));
             }
             sources.push(source);
         }
-        if !is_valid_label_name(&destination) {
+        if !self.is_valid_label_name(&destination) {
             return Err(Error::execution(format!("invalid destination label name in label_join(): {destination}")));
         }
         let _ = is_legacy_label_name(&destination);

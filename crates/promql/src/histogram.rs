@@ -28,6 +28,21 @@ struct Bucket {
     count: f64,
 }
 
+/// A native histogram as Go's `FloatHistogram.String()` writes it:
+/// `{count:20, sum:10, [-2,-1):2, [-0.001,0.001]:2, (1,2]:2}`, the non-empty
+/// buckets from the lowest up (what `count_values` uses as a label value).
+pub(crate) fn histogram_string(histogram: &FloatHistogram) -> String {
+    let mut text = format!("{{count:{}, sum:{}", format_go_g(histogram.count), format_go_g(histogram.sum));
+    for bucket in histogram.buckets() {
+        let open = if bucket.lower_inclusive { '[' } else { '(' };
+        let close = if bucket.upper_inclusive { ']' } else { ')' };
+        let (lower, upper, count) = (format_go_g(bucket.lower), format_go_g(bucket.upper), format_go_g(bucket.count));
+        text.push_str(&format!(", {open}{lower},{upper}{close}:{count}"));
+    }
+    text.push('}');
+    text
+}
+
 /// Prometheus's `almost.Equal`.
 pub(crate) fn almost_equal(left: f64, right: f64, epsilon: f64) -> bool {
     const MIN_NORMAL: f64 = f64::MIN_POSITIVE;

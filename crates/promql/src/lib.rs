@@ -21,6 +21,7 @@ mod error;
 mod functions;
 mod hash;
 mod histogram;
+mod literals;
 pub mod notation;
 mod position;
 pub mod promqltest;

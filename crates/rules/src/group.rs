@@ -61,6 +61,8 @@ pub struct Group {
     last_evaluation_ms: Option<i64>,
     evaluation_duration: Duration,
     pub(crate) missed_iterations: u64,
+    /// A reload replaced the group: it is evaluated no more.
+    pub(crate) retired: bool,
 }
 
 /// The errors of one evaluation, per rule.
@@ -89,6 +91,50 @@ impl Group {
             last_evaluation_ms: None,
             evaluation_duration: Duration::ZERO,
             missed_iterations: 0,
+            retired: false,
+        }
+    }
+
+    /// The group without its rules (a reload keeps it to resolve removed rules' alerts).
+    pub(crate) fn empty_copy(&self) -> Group {
+        Group {
+            file: self.file.clone(),
+            name: self.name.clone(),
+            interval_ms: self.interval_ms,
+            limit: self.limit,
+            query_offset_ms: self.query_offset_ms,
+            datasource_kind: self.datasource_kind,
+            rules: Vec::new(),
+            options: self.options.clone(),
+            last_evaluation_ms: self.last_evaluation_ms,
+            evaluation_duration: self.evaluation_duration,
+            missed_iterations: self.missed_iterations,
+            retired: true,
+        }
+    }
+
+    /// Takes over the last evaluation's time and duration of the group it replaces.
+    pub(crate) fn take_timing_from(&mut self, previous: &Group) {
+        self.last_evaluation_ms = previous.last_evaluation_ms;
+        self.evaluation_duration = previous.evaluation_duration;
+        self.missed_iterations = previous.missed_iterations;
+    }
+
+    /// Resolves the alerts of `rule`, removed from this group by a reload;
+    /// returns the resolved notifications due.
+    pub(crate) fn resolve_removed(&self, rule: &mut Rule, time_ms: i64) -> Vec<Notification> {
+        rule.resolve_all(&self.context(), time_ms)
+    }
+
+    fn context(&self) -> EvaluationContext {
+        EvaluationContext {
+            datasource: self.options.datasource.clone(),
+            external_labels: self.options.external_labels.clone(),
+            external_url: self.options.external_url.clone(),
+            query_offset_ms: self.query_offset_ms,
+            limit: self.limit,
+            resend_delay_ms: self.options.resend_delay_ms,
+            interval_ms: self.interval_ms,
         }
     }
 
@@ -129,15 +175,7 @@ impl Group {
             return (Vec::new(), Vec::new());
         }
         let started = Instant::now();
-        let context = EvaluationContext {
-            datasource: self.options.datasource.clone(),
-            external_labels: self.options.external_labels.clone(),
-            external_url: self.options.external_url.clone(),
-            query_offset_ms: self.query_offset_ms,
-            limit: self.limit,
-            resend_delay_ms: self.options.resend_delay_ms,
-            interval_ms: self.interval_ms,
-        };
+        let context = self.context();
         let sample_time = time_ms - self.query_offset_ms;
         let mut notifications = Vec::new();
         let mut errors = Vec::new();

@@ -33,7 +33,7 @@ mod snapshot;
 pub use alert::{Alert, AlertState};
 pub use datasource::{Datasource, DatasourceError, EmbeddedDatasource, LogsDatasource, SeriesSink};
 pub use group::{Group, GroupOptions, GroupStatus, RuleError};
-pub use manager::{DatasourceResolver, Manager, ManagerOptions};
+pub use manager::{DatasourceResolver, Manager, ManagerOptions, Replaced, ScheduledGroup};
 pub use notify::{NoNotifier, Notification, Notifier, generator_url};
 pub use remote::{PrometheusDatasource, PrometheusOptions};
 pub use rule::{Health, RuleKind, RuleStatus};

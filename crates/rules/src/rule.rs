@@ -145,6 +145,34 @@ impl Rule {
         }
     }
 
+    /// Takes over the state of the rule this one replaces at a reload (same
+    /// group, name and labels), as Prometheus's `CopyState`: its alerts with
+    /// their active-since times, health and the series it wrote.
+    pub fn take_state_from(&mut self, previous: Rule) {
+        self.active = previous.active;
+        self.health = previous.health;
+        self.last_error = previous.last_error;
+        self.last_evaluation_ms = previous.last_evaluation_ms;
+        self.evaluation_duration = previous.evaluation_duration;
+        self.written = previous.written;
+    }
+
+    /// Resolves every alert at `time_ms` (the rule was removed): pending
+    /// alerts are dropped, firing ones resolve; returns the notifications due.
+    pub fn resolve_all(&mut self, context: &EvaluationContext, time_ms: i64) -> Vec<Notification> {
+        if self.kind != RuleKind::Alerting {
+            return Vec::new();
+        }
+        self.active.retain(|_, alert| alert.state != AlertState::Pending);
+        for alert in self.active.values_mut() {
+            if alert.state == AlertState::Firing {
+                alert.state = AlertState::Inactive;
+                alert.resolved_at_ms = Some(time_ms);
+            }
+        }
+        self.notifications(context, time_ms)
+    }
+
     /// Evaluates the rule at `time_ms`.
     pub fn evaluate(&mut self, context: &EvaluationContext, time_ms: i64) -> Result<Evaluated, String> {
         match self.kind {

@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use crate::manager::Manager;
+use crate::manager::{Manager, ScheduledGroup};
 use crate::notify::Notifier;
 
 pub use clock::{Clock, ScaledClock, SystemClock, TokioClock};
@@ -31,43 +31,50 @@ pub fn first_evaluation_ms(now_ms: i64, interval_ms: i64, name: &str) -> i64 {
     if base < now_ms { base + interval_ms } else { base }
 }
 
-/// Runs every group until `shutdown` turns true.
+/// Runs every group until `shutdown` turns true. When a reload replaces the
+/// groups ([`Manager::replace`]), the tasks of the old ones stop (an
+/// evaluation under way finishes) and the new ones start, each at its phase:
+/// a group that kept its name keeps its evaluation times.
 pub async fn run(
     manager: Arc<Manager>,
     clock: Arc<dyn Clock>,
     notifier: Arc<dyn Notifier>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut tasks = tokio::task::JoinSet::new();
-    for index in 0..manager.group_count() {
-        let Some((name, interval_ms, evaluated_here)) = manager.group_schedule(index) else { continue };
-        if !evaluated_here {
-            tracing::debug!(group = %name, "group not evaluated: its datasource is not configured");
-            continue;
+    let mut reloads = manager.subscribe_to_reloads();
+    loop {
+        reloads.borrow_and_update();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        for group in manager.scheduled_groups() {
+            if !group.evaluated_here {
+                tracing::debug!(group = %group.name, "group not evaluated: its datasource is not configured");
+                continue;
+            }
+            tasks.spawn(run_group(manager.clone(), group, clock.clone(), notifier.clone(), stopped.clone()));
         }
-        tasks.spawn(run_group(
-            manager.clone(),
-            index,
-            name,
-            interval_ms,
-            clock.clone(),
-            notifier.clone(),
-            shutdown.clone(),
-        ));
+        let reloaded = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => false,
+            changed = reloads.changed() => changed.is_ok(),
+        };
+        let _ = stop.send(true);
+        while tasks.join_next().await.is_some() {}
+        if !reloaded {
+            return;
+        }
     }
-    while tasks.join_next().await.is_some() {}
 }
 
 async fn run_group(
     manager: Arc<Manager>,
-    index: usize,
-    name: String,
-    interval_ms: i64,
+    group: ScheduledGroup,
     clock: Arc<dyn Clock>,
     notifier: Arc<dyn Notifier>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let interval_ms = interval_ms.max(1);
+    let name = group.name.clone();
+    let interval_ms = group.interval_ms.max(1);
+    let group = Arc::new(group);
     let mut next_ms = first_evaluation_ms(clock.now_ms(), interval_ms, &name);
     loop {
         let wait = clock.wall_delay(next_ms - clock.now_ms());
@@ -85,8 +92,9 @@ async fn run_group(
         }
         let evaluation_ms = next_ms;
         let worker = manager.clone();
+        let scheduled = group.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            let (notifications, _) = worker.evaluate_group(index, evaluation_ms);
+            let (notifications, _) = worker.evaluate_scheduled(&scheduled, evaluation_ms);
             if let Err(error) = worker.persist() {
                 tracing::error!(error = %error, "persisting the rule state failed");
             }
@@ -102,7 +110,7 @@ async fn run_group(
         let missed = ((now_ms - evaluation_ms) / interval_ms - 1).max(0);
         if missed > 0 {
             tracing::warn!(group = %name, missed, "rule group evaluation missed iterations");
-            manager.add_missed_iterations(index, missed as u64);
+            manager.add_missed_scheduled(&group, missed as u64);
         }
         next_ms = evaluation_ms + (missed + 1) * interval_ms;
     }

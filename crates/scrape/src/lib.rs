@@ -23,7 +23,7 @@ pub mod scraper;
 pub mod status;
 
 pub use config::{ScrapeConfig, ScrapeDefaults};
-pub use manager::{Clock, ScrapeHandle, SystemClock, spawn};
+pub use manager::{Applied, Clock, ScrapeHandle, SystemClock, spawn};
 pub use metrics::ScrapeMetrics;
 pub use scraper::{Admit, ScrapeContext, ScrapeReport, TargetScraper};
 

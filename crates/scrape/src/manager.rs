@@ -11,7 +11,9 @@
 //!
 //! A target that leaves the discovered set has its series marked stale; at
 //! shutdown no stale markers are written, so a restarted process continues
-//! the series.
+//! the series. [`ScrapeHandle::apply`] takes a reloaded configuration: it
+//! keeps unchanged jobs, restarts changed ones and marks the targets of
+//! removed jobs stale.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -76,43 +78,125 @@ struct RunningTarget {
     status: Arc<crate::status::TargetStatus>,
 }
 
+/// How a job is asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobStop {
+    Running,
+    /// A reload removed the job: mark its targets' series stale.
+    Removed,
+    /// The process is stopping, or a reload restarts the job with a new
+    /// configuration: leave the series as they are.
+    Shutdown,
+}
+
+#[derive(Debug)]
+struct RunningJob {
+    config: Arc<ScrapeConfig>,
+    stop: watch::Sender<JobStop>,
+    task: JoinHandle<()>,
+}
+
 /// The running scrape jobs.
 #[derive(Debug)]
 pub struct ScrapeHandle {
-    stop: watch::Sender<bool>,
-    jobs: Vec<JoinHandle<()>>,
+    jobs: Vec<RunningJob>,
+    /// Where jobs a reload starts scrape into; `None` for [`ScrapeHandle::idle`].
+    running: Option<(Arc<ScrapeContext>, Arc<dyn Clock>)>,
+}
+
+/// What [`ScrapeHandle::apply`] changed, by job name.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    pub unchanged: Vec<String>,
+}
+
+/// Whether two jobs have the same settings (their relabeling regexes compared by pattern).
+fn same_job(left: &ScrapeConfig, right: &ScrapeConfig) -> bool {
+    format!("{left:?}") == format!("{right:?}")
 }
 
 impl ScrapeHandle {
     /// A handle running nothing.
     pub fn idle() -> Self {
-        Self { stop: watch::channel(false).0, jobs: Vec::new() }
+        Self { jobs: Vec::new(), running: None }
     }
 
     /// Stops every job and target loop and waits for them.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
+        for job in &self.jobs {
+            let _ = job.stop.send(JobStop::Shutdown);
+        }
         for job in self.jobs {
-            let _ = job.await;
+            let _ = job.task.await;
         }
     }
+
+    /// Puts a reloaded `scrape_configs` in force, as Prometheus's reload
+    /// does: a job with the same settings keeps running untouched; a changed
+    /// job restarts with its new settings (each target keeps its phase, so
+    /// its series continue); a removed job stops and its targets' series are
+    /// marked stale; a new job starts. An idle handle stays idle.
+    pub async fn apply(&mut self, configs: Vec<ScrapeConfig>) -> Applied {
+        let mut applied = Applied::default();
+        let Some((context, clock)) = self.running.clone() else { return applied };
+        let mut kept = Vec::new();
+        let mut stopping = Vec::new();
+        for job in self.jobs.drain(..) {
+            match configs.iter().find(|config| config.job_name == job.config.job_name) {
+                Some(config) if same_job(config, &job.config) => {
+                    applied.unchanged.push(job.config.job_name.clone());
+                    kept.push(job);
+                }
+                Some(_) => {
+                    applied.changed.push(job.config.job_name.clone());
+                    let _ = job.stop.send(JobStop::Shutdown);
+                    stopping.push(job);
+                }
+                None => {
+                    applied.removed.push(job.config.job_name.clone());
+                    let _ = job.stop.send(JobStop::Removed);
+                    stopping.push(job);
+                }
+            }
+        }
+        for job in stopping {
+            let _ = job.task.await;
+        }
+        for config in configs {
+            if kept.iter().any(|job| job.config.job_name == config.job_name) {
+                continue;
+            }
+            if !applied.changed.contains(&config.job_name) {
+                applied.added.push(config.job_name.clone());
+            }
+            kept.push(start_job(config, &context, &clock));
+        }
+        self.jobs = kept;
+        applied
+    }
+}
+
+fn start_job(config: ScrapeConfig, context: &Arc<ScrapeContext>, clock: &Arc<dyn Clock>) -> RunningJob {
+    let config = Arc::new(config);
+    let (stop, stopped) = watch::channel(JobStop::Running);
+    let task = tokio::spawn(run_job(config.clone(), context.clone(), clock.clone(), stopped));
+    RunningJob { config, stop, task }
 }
 
 /// Starts scraping `configs`.
 pub fn spawn(configs: Vec<ScrapeConfig>, context: Arc<ScrapeContext>, clock: Arc<dyn Clock>) -> ScrapeHandle {
-    let (stop, stopped) = watch::channel(false);
-    let jobs = configs
-        .into_iter()
-        .map(|config| tokio::spawn(run_job(Arc::new(config), context.clone(), clock.clone(), stopped.clone())))
-        .collect();
-    ScrapeHandle { stop, jobs }
+    let jobs = configs.into_iter().map(|config| start_job(config, &context, &clock)).collect();
+    ScrapeHandle { jobs, running: Some((context, clock)) }
 }
 
 async fn run_job(
     job: Arc<ScrapeConfig>,
     context: Arc<ScrapeContext>,
     clock: Arc<dyn Clock>,
-    mut stopped: watch::Receiver<bool>,
+    mut stopped: watch::Receiver<JobStop>,
 ) {
     let mut running: HashMap<(tsdb::Labels, String), RunningTarget> = HashMap::new();
     let refresh = job.file_sd_configs.iter().map(|file_sd| file_sd.refresh_interval).min();
@@ -143,8 +227,12 @@ async fn run_job(
         }
     }
     context.targets.remove_pool(&job.job_name);
+    let stop = if *stopped.borrow() == JobStop::Removed { Stop::Removed } else { Stop::Shutdown };
+    if stop == Stop::Removed {
+        tracing::info!(job = %job.job_name, targets = running.len(), "job removed");
+    }
     for (_, target) in running.drain() {
-        let _ = target.stop.send(Stop::Shutdown);
+        let _ = target.stop.send(stop);
         let _ = target.task.await;
     }
 }
@@ -183,8 +271,8 @@ async fn stop_requested(stop: &mut watch::Receiver<Stop>) {
     let _ = stop.wait_for(|stop| *stop != Stop::Running).await;
 }
 
-async fn shutdown_requested(stopped: &mut watch::Receiver<bool>) {
-    let _ = stopped.wait_for(|stop| *stop).await;
+async fn shutdown_requested(stopped: &mut watch::Receiver<JobStop>) {
+    let _ = stopped.wait_for(|stop| *stop != JobStop::Running).await;
 }
 
 async fn run_target(mut scraper: TargetScraper, clock: Arc<dyn Clock>, mut stop: watch::Receiver<Stop>) {

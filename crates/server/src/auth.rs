@@ -231,7 +231,7 @@ fn safe_next(next: Option<&str>) -> String {
 
 /// The login page in the web UI's layout, answering with `status`.
 fn login_form(state: &AppState, next: &str, message: Option<&str>, status: StatusCode) -> Response {
-    crate::ui::page(web::login::render(&state.catalog.title, next, message, status.as_u16()))
+    crate::ui::page(web::login::render(&state.catalog().title, next, message, status.as_u16()))
 }
 
 async fn login_page(State(state): State<Arc<AppState>>, Query(query): Query<LoginQuery>) -> Response {

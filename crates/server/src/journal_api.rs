@@ -94,7 +94,7 @@ pub(crate) fn find_alert(state: &AppState, fingerprint: &str) -> (bool, Option<F
                 }
                 let alertname = labels.get("alertname").cloned().unwrap_or_else(|| rule.name.clone());
                 let alert_id = state
-                    .catalog
+                    .catalog()
                     .entries
                     .iter()
                     .find(|entry| entry.alertname == alertname)

@@ -7,7 +7,8 @@
 //! alert API, its status and discovery API (metadata, exemplars, targets,
 //! status, `/federate`; [`ServerStatus`]), remote write, Loki's push, query
 //! and exploration API with the live tail ([`LogService`]), and alertbook's
-//! own metrics (`/metrics`, [`metrics::Metrics`]).
+//! own metrics (`/metrics`, [`metrics::Metrics`]), and Prometheus's lifecycle
+//! endpoint `/-/reload` ([`lifecycle`]).
 //!
 //! The ingest endpoints (remote write, Loki push) are open unless
 //! [`AppState::set_write_token`] sets a token; then they take
@@ -22,6 +23,7 @@ pub mod auth;
 mod federate;
 pub mod journal_api;
 mod json;
+pub mod lifecycle;
 mod loki_api;
 mod loki_explore;
 pub mod metrics;
@@ -55,7 +57,8 @@ const TAIL_BACKLOG: usize = 1024;
 /// Shared, read-mostly state of the server.
 #[derive(Debug)]
 pub struct AppState {
-    pub catalog: Catalog,
+    /// The catalog in force; a reload replaces it ([`AppState::set_catalog`]).
+    catalog: std::sync::RwLock<Arc<Catalog>>,
     pub store: Arc<tsdb::MemStore>,
     /// The store behind its write-ahead log: where ingest appends.
     pub durable: Arc<ingest::durable::DurableStore>,
@@ -90,6 +93,12 @@ pub struct AppState {
     /// The time of the alerts' world: queries' default time, the web UI's
     /// "now", acknowledgements, closes and silences. The wall's unless set.
     clock: std::sync::RwLock<Arc<dyn clock::Clock>>,
+    /// `--web.enable-lifecycle`: `/-/reload` answers.
+    lifecycle: AtomicBool,
+    /// Where `/-/reload` asks for a reload; `None` until set.
+    reloads: std::sync::RwLock<Option<tokio::sync::mpsc::Sender<lifecycle::ReloadReply>>>,
+    /// Whether the last configuration load succeeded (`reloadConfigSuccess`).
+    reload_successful: AtomicBool,
 }
 
 /// What the status endpoints report about the running server; the CLI fills it.
@@ -163,8 +172,8 @@ impl AppState {
         let store = durable.store().clone();
         let datasource = rules::EmbeddedDatasource::new(store.clone(), engine.clone());
         let rules = Arc::new(rules::Manager::new(&[], rules::ManagerOptions::embedded(datasource)));
-        Arc::new(Self {
-            catalog,
+        let state = Arc::new(Self {
+            catalog: std::sync::RwLock::new(Arc::new(catalog)),
             store,
             durable,
             engine,
@@ -183,7 +192,23 @@ impl AppState {
             triage: std::sync::RwLock::new(None),
             tails: tokio::sync::broadcast::channel(TAIL_BACKLOG).0,
             clock: std::sync::RwLock::new(Arc::new(clock::SystemClock)),
-        })
+            lifecycle: AtomicBool::new(false),
+            reloads: std::sync::RwLock::new(None),
+            reload_successful: AtomicBool::new(true),
+        });
+        // The configuration was loaded before the state exists: that load counts.
+        state.record_reload(true, chrono::Utc::now());
+        state
+    }
+
+    /// The catalog in force.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Puts a new catalog in force (a reload).
+    pub fn set_catalog(&self, catalog: Arc<Catalog>) {
+        *self.catalog.write().unwrap_or_else(std::sync::PoisonError::into_inner) = catalog;
     }
 
     /// Sets the clock the rules, triage and routing read (`alertbook demo`
@@ -320,6 +345,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(alertmanager_api::routes())
         .merge(journal_api::routes().merge(auth::routes()))
         .merge(ui::routes())
+        .merge(lifecycle::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_for_read))
         .with_state(state)
 }

@@ -82,6 +82,10 @@ pub struct Metrics {
     log_memory_bytes: Gauge,
     log_disk_bytes: Gauge,
     log_wal_bytes: Gauge,
+    /// 1 when the last configuration reload succeeded (the start counts as one), else 0.
+    pub config_last_reload_successful: Gauge,
+    /// When the configuration was last loaded successfully, in Unix seconds.
+    pub config_last_reload_success_timestamp: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -116,6 +120,8 @@ impl Metrics {
             log_memory_bytes: Gauge::default(),
             log_disk_bytes: Gauge::default(),
             log_wal_bytes: Gauge::default(),
+            config_last_reload_successful: Gauge::default(),
+            config_last_reload_success_timestamp: Gauge::default(),
         };
         registry.register(
             "alertbook_remote_write_requests",
@@ -196,6 +202,16 @@ impl Metrics {
             "alertbook_pii_redacted_entries",
             "Log entries in which redaction found personal data (counted before exclusions)",
             metrics.pii_redacted_entries.clone(),
+        );
+        registry.register(
+            "alertbook_config_last_reload_successful",
+            "Whether the last configuration reload attempt was successful (Prometheus's prometheus_config_last_reload_successful)",
+            metrics.config_last_reload_successful.clone(),
+        );
+        registry.register(
+            "alertbook_config_last_reload_success_timestamp_seconds",
+            "Timestamp of the last successful configuration reload",
+            metrics.config_last_reload_success_timestamp.clone(),
         );
         registry.register("alertbook_log_streams", "Streams in the log store", metrics.log_streams.clone());
         registry.register("alertbook_log_entries", "Entries in the log store", metrics.log_entries.clone());

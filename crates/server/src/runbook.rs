@@ -45,11 +45,12 @@ fn escape_html(text: &str) -> String {
 }
 
 async fn index(State(state): State<Arc<AppState>>) -> Html<String> {
-    page(&state.catalog.title, &catalog::markdown::render(&state.catalog), "")
+    let current = state.catalog();
+    page(&current.title, &catalog::markdown::render(&current), "")
 }
 
 async fn index_markdown(State(state): State<Arc<AppState>>) -> Response {
-    markdown_response(catalog::markdown::render(&state.catalog))
+    markdown_response(catalog::markdown::render(&state.catalog()))
 }
 
 async fn entry(State(state): State<Arc<AppState>>, Path(key): Path<String>) -> Response {
@@ -57,11 +58,12 @@ async fn entry(State(state): State<Arc<AppState>>, Path(key): Path<String>) -> R
         Some(stripped) => (stripped.to_owned(), true),
         None => (key, false),
     };
-    let Some(entry) = state.catalog.entry(&key) else {
+    let current = state.catalog();
+    let Some(entry) = current.entry(&key) else {
         let message = format!("no runbook entry with ID or alertname {key:?}\n");
         return (StatusCode::NOT_FOUND, message).into_response();
     };
-    let text = catalog::markdown::render_entry(&state.catalog, entry);
+    let text = catalog::markdown::render_entry(&current, entry);
     if markdown {
         markdown_response(text)
     } else {

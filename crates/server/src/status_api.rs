@@ -256,7 +256,7 @@ async fn runtimeinfo(State(state): State<Arc<AppState>>) -> Response {
         "CWD": std::env::current_dir().map(|path| path.display().to_string()).unwrap_or_default(),
         "hostname": hostname(),
         "serverTime": rfc3339(chrono::Utc::now()),
-        "reloadConfigSuccess": true,
+        "reloadConfigSuccess": state.last_reload_successful(),
         "lastConfigTime": rfc3339(status.config_time),
         "timeSeriesCount": state.store.series_count(),
         "corruptionCount": 0,

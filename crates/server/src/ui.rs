@@ -103,7 +103,7 @@ fn path_and_query(uri: &axum::http::Uri) -> String {
 
 /// A one-message page (`web::message_page`) with the UI's headers.
 fn message(state: &AppState, viewer: &web::Viewer, status: StatusCode, heading: &str, text: String) -> Response {
-    page(web::message_page(&state.catalog, viewer, heading, text, Vec::new(), status.as_u16()))
+    page(web::message_page(&state.catalog(), viewer, heading, text, Vec::new(), status.as_u16()))
 }
 
 fn message_with_links(
@@ -114,7 +114,7 @@ fn message_with_links(
     text: String,
     links: Vec<(String, String)>,
 ) -> Response {
-    page(web::message_page(&state.catalog, viewer, heading, text, links, status.as_u16()))
+    page(web::message_page(&state.catalog(), viewer, heading, text, links, status.as_u16()))
 }
 
 fn journal_not_configured(state: &AppState, viewer: &web::Viewer) -> Response {
@@ -157,7 +157,7 @@ async fn alerts(State(state): State<Arc<AppState>>, headers: HeaderMap, Original
         }
     }
     page(web::alerts::render(&web::alerts::AlertsInput {
-        catalog: &state.catalog,
+        catalog: &state.catalog(),
         groups: &groups,
         query,
         journal: service.is_some(),
@@ -251,7 +251,7 @@ async fn render_alert(
         form
     });
     page(web::alert::render(web::alert::AlertInput {
-        catalog: &state.catalog,
+        catalog: &state.catalog(),
         fingerprint,
         alert,
         record: record.as_ref(),
@@ -685,7 +685,7 @@ async fn journal_list(
         Err(error) => return journal_store_failed(&state, &viewer, &error),
     };
     page(web::journal::render_list(&web::journal::ListInput {
-        catalog: &state.catalog,
+        catalog: &state.catalog(),
         viewer: &viewer,
         entries: &entries,
         values: &values,
@@ -717,7 +717,7 @@ async fn journal_entry(
         );
     };
     match service.journal.entry(id).await {
-        Ok(Some((entry, revisions))) => page(web::journal::render_entry(&state.catalog, &viewer, &entry, &revisions)),
+        Ok(Some((entry, revisions))) => page(web::journal::render_entry(&state.catalog(), &viewer, &entry, &revisions)),
         Ok(None) => {
             message(&state, &viewer, StatusCode::NOT_FOUND, "Not found", format!("There is no journal entry {id}."))
         }
@@ -789,7 +789,7 @@ async fn health(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     let history = state.routing().map(|routing| routing.history(notify::state_history_limit())).unwrap_or_default();
     let runs = state.triage().map(|runner| runner.recent(200)).unwrap_or_default();
     page(web::health::render(&web::health::HealthInput {
-        catalog: &state.catalog,
+        catalog: &state.catalog(),
         groups: &groups,
         datasources: &datasources,
         history: &history,

@@ -104,8 +104,9 @@ pub enum RunnerError {
 
 /// Runs triage for firing alerts; see the module documentation.
 pub struct Runner {
-    catalog: Arc<catalog::Catalog>,
-    sources: Sources,
+    /// The catalog and the sources over its contracts; a reload replaces both.
+    catalog: parking_lot::RwLock<Arc<catalog::Catalog>>,
+    sources: parking_lot::RwLock<Sources>,
     options: RunnerOptions,
     clock: Arc<dyn rules::Clock>,
     lookup: AlertLookup,
@@ -137,8 +138,8 @@ impl Runner {
             None => BTreeMap::new(),
         };
         Ok(Arc::new(Self {
-            catalog,
-            sources,
+            catalog: parking_lot::RwLock::new(catalog),
+            sources: parking_lot::RwLock::new(sources),
             permits: Arc::new(tokio::sync::Semaphore::new(options.max_concurrent.max(1))),
             options,
             clock,
@@ -179,6 +180,13 @@ impl Runner {
         })
     }
 
+    /// Puts a reloaded catalog in force, with the sources over its contracts:
+    /// runs from now on follow its entries; the runs recorded so far stay.
+    pub fn replace_catalog(&self, catalog: Arc<catalog::Catalog>, sources: Sources) {
+        *self.sources.write() = sources;
+        *self.catalog.write() = catalog;
+    }
+
     /// Takes the notifications of one group evaluation: firing alerts with a
     /// runbook entry are recorded, resolved ones marked. Returns the
     /// fingerprints that need their first run of this firing episode.
@@ -188,7 +196,7 @@ impl Runner {
         let mut fresh = Vec::new();
         for notification in notifications {
             let instance = self.instance_of(notification);
-            if self.catalog.entry(instance.alertname()).is_none() {
+            if self.catalog.read().entry(instance.alertname()).is_none() {
                 continue;
             }
             let fingerprint = instance.fingerprint();
@@ -264,7 +272,8 @@ impl Runner {
         let runner = self.clone();
         let time_ms = self.clock.now_ms();
         let outcome = tokio::task::spawn_blocking(move || {
-            let entry = runner.catalog.entry(alert.alertname())?;
+            let catalog = runner.catalog.read().clone();
+            let entry = catalog.entry(alert.alertname())?;
             let options = crate::RunOptions {
                 time_ms,
                 previous: previous.as_ref(),
@@ -274,9 +283,11 @@ impl Runner {
             };
             // Someone asked for this run: it reads the stores afresh, never a
             // neighbour's answer from the last second.
-            let sources =
-                if options.trigger == "on_demand" { runner.sources.unshared() } else { runner.sources.clone() };
-            Some(crate::run(entry, &runner.catalog.contracts, &alert, &sources, &options))
+            let sources = {
+                let sources = runner.sources.read();
+                if options.trigger == "on_demand" { sources.unshared() } else { sources.clone() }
+            };
+            Some(crate::run(entry, &catalog.contracts, &alert, &sources, &options))
         })
         .await;
         let run = match outcome {

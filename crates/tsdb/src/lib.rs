@@ -26,6 +26,7 @@
 
 pub mod block;
 pub mod chunk;
+mod fast_regex;
 pub mod histogram;
 mod labels;
 mod matcher;

@@ -1,12 +1,16 @@
 //! Label matchers: `=`, `!=`, `=~`, `!~`, with regexes anchored as in PromQL.
 //!
 //! Besides testing one value, a matcher describes itself to the postings index
-//! as a [`ValuePredicate`], so equality and literal alternations (`a|b|c`), `.*`
-//! and `.+` are answered by direct look-ups instead of running the regex over
-//! every value of a label.
+//! as a [`ValuePredicate`], so equality and literal sets (`a|b|c`,
+//! `foo(bar|baz)`), `.*` and `.+` are answered by direct look-ups instead of
+//! running the regex over every value of a label. Regexes of other simple
+//! shapes (prefixes, `(?i)` prefixes, suffixes, `.*x.*`) are tested as strings
+//! ([`crate::fast_regex`], after Prometheus's `FastRegexMatcher`); the rest run
+//! the regex after a check of the literal prefix every match needs.
 
 use regex::Regex;
 
+use crate::fast_regex::{StringMatcher, required_prefix};
 use crate::{Error, Labels};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,18 +33,6 @@ pub(crate) enum ValuePredicate<'a> {
     Regex,
 }
 
-/// Characters that give a regex pattern a meaning beyond its literal text.
-const REGEX_META_CHARACTERS: &[char] = &['\\', '.', '+', '*', '?', '(', ')', '|', '[', ']', '{', '}', '^', '$'];
-
-/// The literal alternatives of a pattern like `a|b|c`, or `None` when the pattern
-/// uses any other regex syntax.
-fn literal_alternatives(pattern: &str) -> Option<Vec<&str>> {
-    pattern
-        .split('|')
-        .map(|alternative| (!alternative.contains(REGEX_META_CHARACTERS)).then_some(alternative))
-        .collect()
-}
-
 /// One label matcher. A missing label matches as the empty string.
 #[derive(Debug, Clone)]
 pub struct Matcher {
@@ -48,6 +40,12 @@ pub struct Matcher {
     pub op: MatchOp,
     pub value: String,
     regex: Option<Regex>,
+    /// For regex matchers: the equivalent string test, when there is one.
+    string_matcher: Option<StringMatcher>,
+    /// For regex matchers: every value the regex accepts, when they are few literals.
+    literal_set: Option<Vec<String>>,
+    /// For regex matchers without a string test: the literal every match starts with.
+    required_prefix: Option<String>,
 }
 
 impl Matcher {
@@ -64,12 +62,36 @@ impl Matcher {
             }
             MatchOp::Equal | MatchOp::NotEqual => None,
         };
-        Ok(Self { name: name.into(), op, value, regex })
+        let string_matcher = regex.as_ref().and_then(|_| StringMatcher::compile(&value));
+        let literal_set = string_matcher.as_ref().and_then(StringMatcher::literal_set);
+        let required_prefix = if regex.is_some() && string_matcher.is_none() { required_prefix(&value) } else { None };
+        Ok(Self { name: name.into(), op, value, regex, string_matcher, literal_set, required_prefix })
     }
 
     /// Shorthand for an equality matcher.
     pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Self { name: name.into(), op: MatchOp::Equal, value: value.into(), regex: None }
+        Self {
+            name: name.into(),
+            op: MatchOp::Equal,
+            value: value.into(),
+            regex: None,
+            string_matcher: None,
+            literal_set: None,
+            required_prefix: None,
+        }
+    }
+
+    /// Whether the regex accepts `value`, by the cheapest test that is exact.
+    fn regex_matches(&self, value: &str) -> bool {
+        if let Some(string_matcher) = &self.string_matcher {
+            return string_matcher.matches(value);
+        }
+        if let Some(prefix) = &self.required_prefix
+            && !value.starts_with(prefix.as_str())
+        {
+            return false;
+        }
+        self.regex.as_ref().is_some_and(|regex| regex.is_match(value))
     }
 
     /// Whether `value` (the empty string for a missing label) satisfies the matcher.
@@ -77,8 +99,8 @@ impl Matcher {
         match self.op {
             MatchOp::Equal => self.value == value,
             MatchOp::NotEqual => self.value != value,
-            MatchOp::Regex => self.regex.as_ref().is_some_and(|regex| regex.is_match(value)),
-            MatchOp::NotRegex => !self.regex.as_ref().is_some_and(|regex| regex.is_match(value)),
+            MatchOp::Regex => self.regex_matches(value),
+            MatchOp::NotRegex => !self.regex_matches(value),
         }
     }
 
@@ -101,15 +123,13 @@ impl Matcher {
             MatchOp::NotRegex => false,
         };
         // `(?s)` is in force, so `.*` matches every value and `.+` every non-empty one.
-        let matched_literals = match self.value.as_str() {
-            ".*" if regex_accepts => return ValuePredicate::NoneOf(Vec::new()),
-            ".*" => return ValuePredicate::OneOf(Vec::new()),
-            ".+" if regex_accepts => return ValuePredicate::NoneOf(vec![""]),
-            ".+" => return ValuePredicate::OneOf(vec![""]),
-            pattern => match literal_alternatives(pattern) {
-                Some(literals) => literals,
-                None => return ValuePredicate::Regex,
-            },
+        let matched_literals = match (&self.string_matcher, &self.literal_set) {
+            (Some(StringMatcher::Any), _) if regex_accepts => return ValuePredicate::NoneOf(Vec::new()),
+            (Some(StringMatcher::Any), _) => return ValuePredicate::OneOf(Vec::new()),
+            (Some(StringMatcher::AnyNonEmpty), _) if regex_accepts => return ValuePredicate::NoneOf(vec![""]),
+            (Some(StringMatcher::AnyNonEmpty), _) => return ValuePredicate::OneOf(vec![""]),
+            (_, Some(literals)) => literals.iter().map(String::as_str).collect(),
+            _ => return ValuePredicate::Regex,
         };
         if regex_accepts { ValuePredicate::OneOf(matched_literals) } else { ValuePredicate::NoneOf(matched_literals) }
     }
@@ -139,14 +159,17 @@ mod tests {
         assert_eq!(predicate(MatchOp::Equal, "a"), listed(true, &["a"]));
         assert_eq!(predicate(MatchOp::NotEqual, "a"), listed(false, &["a"]));
         assert_eq!(predicate(MatchOp::Regex, "a|b|c"), listed(true, &["a", "b", "c"]));
-        assert_eq!(predicate(MatchOp::NotRegex, "a|"), listed(false, &["a", ""]));
+        assert_eq!(predicate(MatchOp::NotRegex, "a|"), listed(false, &["", "a"]));
+        assert_eq!(predicate(MatchOp::Regex, "foo(bar|baz)"), listed(true, &["foobar", "foobaz"]));
+        assert_eq!(predicate(MatchOp::Regex, "(.*)"), listed(false, &[]));
         assert_eq!(predicate(MatchOp::Regex, ".*"), listed(false, &[]));
         assert_eq!(predicate(MatchOp::NotRegex, ".*"), listed(true, &[]));
         assert_eq!(predicate(MatchOp::Regex, ".+"), listed(false, &[""]));
         assert_eq!(predicate(MatchOp::NotRegex, ".+"), listed(true, &[""]));
         assert_eq!(predicate(MatchOp::Regex, "a.c"), None);
-        assert_eq!(predicate(MatchOp::Regex, "(?i)a"), None);
-        assert_eq!(predicate(MatchOp::Regex, r"a\|b"), None);
+        assert_eq!(predicate(MatchOp::Regex, "(?i)a"), listed(true, &["A", "a"]));
+        assert_eq!(predicate(MatchOp::Regex, "(?i)a.*"), None);
+        assert_eq!(predicate(MatchOp::Regex, r"a\|b"), listed(true, &["a|b"]));
     }
 
     #[test]

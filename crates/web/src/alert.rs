@@ -379,6 +379,9 @@ struct EntryView {
     intent: String,
     pages: String,
     background: String,
+    /// The alert's `runbook_url` annotation: the link its notifications carry,
+    /// under alertbook's external URL (empty when the alert has none).
+    link: String,
 }
 
 struct CheckView {
@@ -737,6 +740,7 @@ pub fn render(input: AlertInput<'_>) -> Page {
             intent: entry.intent.clone(),
             pages: entry.page.join(", "),
             background: entry.background.clone().unwrap_or_default(),
+            link: annotations.get("runbook_url").cloned().unwrap_or_default(),
         }),
         triage_known: latest.is_some(),
         runs: input.record.map_or(0, |record| record.runs.len()),

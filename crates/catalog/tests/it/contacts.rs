@@ -31,7 +31,8 @@ fn a_route_or_escalation_naming_no_contact_is_refused_where_it_is() {
     // The route stays in catalog.yaml but its contact is gone.
     edit(root.path(), "contacts.yaml", "  feature-lead:\n", "  feature-leads:\n");
     let errors = errors_of(root.path());
-    assert_error(&errors, "catalog.yaml", 15, 5, "route \"feature-lead\" is no contact of contacts.yaml");
+    let line = line_of(root.path(), "catalog.yaml", "  - feature-lead");
+    assert_error(&errors, "catalog.yaml", line, 5, "route \"feature-lead\" is no contact of contacts.yaml");
     let line = line_of(root.path(), "runbook/A2.yaml", "to: feature-lead");
     assert_error(&errors, "runbook/A2.yaml", line, 9, "unknown route \"feature-lead\"");
 }

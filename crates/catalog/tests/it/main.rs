@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use catalog::Diagnostics;
 
 mod contacts;
+mod dashboards;
+mod grafana;
 mod telemetry;
 
 fn shipped_catalog() -> PathBuf {

@@ -184,6 +184,15 @@ impl promql_parser::util::ExprVisitor for Selectors {
 #[test]
 fn every_metric_and_label_the_catalog_reads_is_one_its_source_writes() {
     let catalog = catalog::load(&shipped_catalog()).unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+    let (problems, read) = metric_problems(&queries(&catalog, catalog::Datasource::Metrics));
+    assert!(read >= 10, "only {read} metric selectors read");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// What is wrong with PromQL queries (query, where) against the sources:
+/// each metric a selector names and each label it matches or groups by must
+/// be one the metric's source writes. Also the number of selectors checked.
+pub(crate) fn metric_problems(queries: &[(String, String)]) -> (Vec<String>, usize) {
     let manifest = manifest();
     let mut written: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for source in manifest.sources.iter().filter(|source| source.kind == "metrics") {
@@ -197,8 +206,8 @@ fn every_metric_and_label_the_catalog_reads_is_one_its_source_writes() {
     assert!(written.contains_key("traefik_tls_certs_not_after"), "fixtures read");
     let mut problems = Vec::new();
     let mut read = 0;
-    for (query, place) in queries(&catalog, catalog::Datasource::Metrics) {
-        let expr = promql::parse(&query).unwrap_or_else(|error| panic!("{place}: {error}"));
+    for (query, place) in queries {
+        let expr = promql::parse(query).unwrap_or_else(|error| panic!("{place}: {error}"));
         let mut selectors = Selectors(Vec::new(), Vec::new());
         promql_parser::util::walk_expr(&mut selectors, &expr).expect("walk");
         let mut selected_labels = BTreeSet::new();
@@ -224,8 +233,7 @@ fn every_metric_and_label_the_catalog_reads_is_one_its_source_writes() {
             }
         }
     }
-    assert!(read >= 10, "only {read} metric selectors read");
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    (problems, read)
 }
 
 /// The labels a log pipeline's label filters and groupings read after a parser.
@@ -310,11 +318,21 @@ fn fields_read(expr: &logql::Expr) -> Vec<(Vec<logql::StreamMatcher>, BTreeSet<S
 #[test]
 fn every_log_field_the_catalog_reads_is_one_its_source_writes() {
     let catalog = catalog::load(&shipped_catalog()).unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+    let (problems, checked) = log_problems(&queries(&catalog, catalog::Datasource::Logs));
+    assert!(checked >= 5, "only {checked} fields checked");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// What is wrong with LogQL queries (query, where) against the sources: each
+/// stream must be one a source writes, and each field a parsed pipeline
+/// filters or groups by one that source's lines have. Also the number of
+/// fields checked.
+pub(crate) fn log_problems(queries: &[(String, String)]) -> (Vec<String>, usize) {
     let manifest = manifest();
     let mut problems = Vec::new();
     let mut checked = 0;
-    for (query, place) in queries(&catalog, catalog::Datasource::Logs) {
-        let expr = logql::parse(&query).unwrap_or_else(|error| panic!("{place}: {error}"));
+    for (query, place) in queries {
+        let expr = logql::parse(query).unwrap_or_else(|error| panic!("{place}: {error}"));
         for (matchers, fields) in fields_read(&expr) {
             let source = manifest.sources.iter().filter(|source| source.kind == "logs").find(|source| {
                 matchers.iter().all(|matcher| {
@@ -336,8 +354,7 @@ fn every_log_field_the_catalog_reads_is_one_its_source_writes() {
             }
         }
     }
-    assert!(checked >= 5, "only {checked} fields checked");
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    (problems, checked)
 }
 
 #[test]

@@ -35,6 +35,11 @@ const CHECKPOINT_OFTEN: &[&str] =
 
 /// Starts `alertbook run` on `port` with `data` and extra arguments; waits until ready.
 pub(crate) fn start_with(data: &std::path::Path, port: u16, extra: &[&str]) -> Server {
+    start_in(&super::workspace_root(), data, port, extra)
+}
+
+/// [`start_with`], run from the directory `current`.
+pub(crate) fn start_in(current: &std::path::Path, data: &std::path::Path, port: u16, extra: &[&str]) -> Server {
     // The HTTP client's TLS stack needs a crypto provider even for plain HTTP.
     let _ = rustls::crypto::ring::default_provider().install_default();
     // These tests write samples with timestamps near the epoch; the default
@@ -51,7 +56,7 @@ pub(crate) fn start_with(data: &std::path::Path, port: u16, extra: &[&str]) -> S
         .args(["run", "--no-probes", "--listen", &format!("127.0.0.1:{port}"), "--data"])
         .arg(data)
         .args(arguments)
-        .current_dir(super::workspace_root())
+        .current_dir(current)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

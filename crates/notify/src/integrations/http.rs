@@ -43,10 +43,10 @@ impl HttpChannel {
 /// What of an `http_config` alertbook does not apply, if anything.
 pub fn unsupported(config: &HttpConfig) -> Option<&'static str> {
     if config.proxy_url.is_some() {
-        return Some("http_config.proxy_url is not supported by alertbook");
+        return Some("alertbook does not send through http_config.proxy_url");
     }
     if config.tls_config.as_ref().is_some_and(|tls| tls.server_name.is_some()) {
-        return Some("http_config.tls_config.server_name is not supported by alertbook");
+        return Some("alertbook does not apply http_config.tls_config.server_name");
     }
     None
 }

@@ -69,13 +69,17 @@ pub enum SendOutcome {
 /// Errors (a template that fails, an address that does not parse) name the
 /// field, never a secret.
 pub fn render(notification: &Notification, templates: &Templates, external_url: &str) -> Result<Rendered, String> {
-    let data = TemplateData::new(
-        &notification.receiver,
-        &notification.group_labels,
-        &notification.alerts,
-        external_url,
-        notification.at_ms,
-    );
+    // Only the templated integrations read the template data; a webhook's
+    // payload is built from the notification directly.
+    let data = || {
+        TemplateData::new(
+            &notification.receiver,
+            &notification.group_labels,
+            &notification.alerts,
+            external_url,
+            notification.at_ms,
+        )
+    };
     let http_config = match &notification.integration.settings {
         IntegrationSettings::Webhook(webhook) => webhook.http_config.as_ref(),
         IntegrationSettings::Slack(slack) => slack.http_config.as_ref(),
@@ -98,11 +102,11 @@ pub fn render(notification: &Notification, templates: &Templates, external_url: 
                     .map(|config| Channel::Http(http::HttpChannel::new("webhook", Some(config)))),
             })
         }
-        IntegrationSettings::Slack(slack) => slack::render(slack, templates, &data),
+        IntegrationSettings::Slack(slack) => slack::render(slack, templates, &data()),
         IntegrationSettings::Pagerduty(pagerduty) => {
-            pagerduty::render(pagerduty, templates, &data, &notification.group_key)
+            pagerduty::render(pagerduty, templates, &data(), &notification.group_key)
         }
-        IntegrationSettings::Email(email) => email::render(email, templates, &data, notification.at_ms),
+        IntegrationSettings::Email(email) => email::render(email, templates, &data(), notification.at_ms),
     }
 }
 

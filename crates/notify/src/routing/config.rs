@@ -5,7 +5,10 @@
 //! Receivers alertbook delivers to: `webhook_configs`, `email_configs`,
 //! `slack_configs` and `pagerduty_configs`. A receiver using another
 //! integration (`opsgenie_configs`, `pushover_configs`, …) is refused by name
-//! rather than silently never notified.
+//! rather than silently never notified, and so are the settings alertbook
+//! would otherwise ignore: PagerDuty's Events API v1 (`service_key`,
+//! `service_key_file`), `http_config.proxy_url` and
+//! `http_config.tls_config.server_name`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,7 +60,7 @@ struct RawGlobal {
     smtp_hello: Option<String>,
     smtp_smarthost: Option<Spanned<String>>,
     smtp_auth_username: Option<String>,
-    smtp_auth_password: Option<String>,
+    smtp_auth_password: Option<Spanned<String>>,
     smtp_auth_password_file: Option<String>,
     smtp_auth_secret: Option<String>,
     smtp_auth_identity: Option<String>,
@@ -433,10 +436,13 @@ impl RoutingConfig {
 
 // -------------------------------------------------------------- validation
 
-/// Reads and validates an `alertmanager.yml`.
+/// Reads and validates an `alertmanager.yml` and parses the template files
+/// its `templates:` globs name, as `amtool check-config` does.
 pub fn load(path: &Path) -> Result<RoutingConfig, Diagnostics> {
     let source = SourceFile::read(path).map_err(|diagnostic| Diagnostics(vec![diagnostic]))?;
-    parse(&source)
+    let config = parse(&source)?;
+    crate::templates::Templates::load(&config.templates)?;
+    Ok(config)
 }
 
 /// Validates the text of an `alertmanager.yml` held in `source`.
@@ -784,6 +790,15 @@ impl Validator<'_> {
         }
     }
 
+    /// An `http_config` setting alertbook does not apply (`proxy_url`,
+    /// `tls_config.server_name`) is refused: a configuration relying on it
+    /// must not look valid.
+    fn refuse_unsupported_http<T>(&mut self, at: &Spanned<T>, receiver: &str, http_config: Option<&HttpConfig>) {
+        if let Some(what) = http_config.and_then(crate::integrations::http::unsupported) {
+            self.error(at, format!("receiver {receiver:?}: {what} (set here or in global.http_config)"));
+        }
+    }
+
     fn receivers(&mut self, raw: &[Spanned<RawReceiver>], global: &RawGlobal) -> Vec<Receiver> {
         let mut receivers: Vec<Receiver> = Vec::new();
         for receiver in raw {
@@ -829,6 +844,7 @@ impl Validator<'_> {
                 if config.http_config.is_none() {
                     config.http_config = global.http_config.clone();
                 }
+                self.refuse_unsupported_http(webhook, &name.value, config.http_config.as_ref());
                 integrations.push(Integration {
                     name: "webhook",
                     index,
@@ -868,7 +884,7 @@ impl Validator<'_> {
                     config.auth_username = global.smtp_auth_username.clone().unwrap_or_default();
                 }
                 if config.auth_password.is_none() && config.auth_password_file.is_none() {
-                    config.auth_password = global.smtp_auth_password.clone();
+                    config.auth_password = global.smtp_auth_password.as_ref().map(|password| password.value.clone());
                     config.auth_password_file = global.smtp_auth_password_file.clone();
                 }
                 if config.auth_secret.is_none() {
@@ -911,6 +927,7 @@ impl Validator<'_> {
                 if config.http_config.is_none() {
                     config.http_config = global.http_config.clone();
                 }
+                self.refuse_unsupported_http(slack, &name.value, config.http_config.as_ref());
                 if config.api_url.is_none() && config.api_url_file.is_none() {
                     if global.slack_api_url.is_none() && global.slack_api_url_file.is_none() {
                         self.error(slack, "no global Slack API URL set either inline or in a file");
@@ -940,10 +957,19 @@ impl Validator<'_> {
                 }
                 if has(&config.service_key) && has(&config.service_key_file) {
                     self.error(pagerduty, "at most one of service_key & service_key_file must be configured");
+                } else if has(&config.service_key) || has(&config.service_key_file) {
+                    self.error(
+                        pagerduty,
+                        format!(
+                            "receiver {:?}: alertbook does not deliver to PagerDuty's Events API v1 (service_key, service_key_file); use routing_key_file with an Events API v2 integration key",
+                            name.value
+                        ),
+                    );
                 }
                 if config.http_config.is_none() {
                     config.http_config = global.http_config.clone();
                 }
+                self.refuse_unsupported_http(pagerduty, &name.value, config.http_config.as_ref());
                 if config.url.is_none() {
                     config.url = Some(
                         global
@@ -966,11 +992,10 @@ impl Validator<'_> {
         {
             self.error(url, "at most one of slack_api_url & slack_api_url_file must be configured");
         }
-        if global.smtp_auth_password.is_some() && global.smtp_auth_password_file.is_some() {
-            self.errors.push(Diagnostic::file(
-                &self.source.path,
-                "at most one of smtp_auth_password & smtp_auth_password_file must be configured",
-            ));
+        if let Some(password) = &global.smtp_auth_password
+            && global.smtp_auth_password_file.is_some()
+        {
+            self.error(password, "at most one of smtp_auth_password & smtp_auth_password_file must be configured");
         }
         receivers
     }

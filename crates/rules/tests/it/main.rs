@@ -2,6 +2,7 @@
 //! across restarts, the scheduler under controlled time; and against a real
 //! Prometheus through the remote datasource.
 
+mod reload;
 mod remote_prometheus;
 
 use std::path::{Path, PathBuf};

@@ -40,7 +40,8 @@ async fn with_alerts_and_reads(
         store.append(&series, NOW_MS, expiry).expect("append");
     }
     let datasource = rules::EmbeddedDatasource::new(store.clone(), promql::Engine::default());
-    let manager = Arc::new(rules::Manager::new(&state.catalog.rule_files, rules::ManagerOptions::embedded(datasource)));
+    let manager =
+        Arc::new(rules::Manager::new(&state.catalog().rule_files, rules::ManagerOptions::embedded(datasource)));
     for index in 0..manager.group_count() {
         manager.evaluate_group(index, NOW_MS);
     }

@@ -19,8 +19,8 @@ fn state_with_engine(directory: &std::path::Path, engine: logql::Engine) -> Arc<
     let state = state();
     let options = logstore::LogStoreOptions { fsync: wal::FsyncPolicy::Never, ..Default::default() };
     let (store, _) = logstore::LogStore::open(directory, options).expect("log store");
-    let rules = state.catalog.pii_rules.clone().expect("the catalog has PII rules");
-    let redactor = pii::Redactor::new(&rules, state.catalog.pii_exclusions());
+    let rules = state.catalog().pii_rules.clone().expect("the catalog has PII rules");
+    let redactor = pii::Redactor::new(&rules, state.catalog().pii_exclusions());
     let redaction = pii::StreamRedaction::new(redactor, &[pii::DEFAULT_STREAMS.to_owned()]).expect("redaction");
     state.set_logs(Arc::new(server::LogService {
         store: Arc::new(store),

@@ -44,7 +44,7 @@ async fn with_journal_on(state: &server::AppState, require_for_read: bool) -> (t
     let viewer = accounts.create_token("vic", 2).await.expect("token");
     let journal = journal::Journal::new(
         store,
-        journal::ClosingRules::from_catalog(&state.catalog),
+        journal::ClosingRules::from_catalog(&state.catalog()),
         journal::DEFAULT_REMIND_AFTER,
     );
     state.set_journal(std::sync::Arc::new(server::journal_api::JournalService {

@@ -24,7 +24,8 @@ async fn rules_and_alerts_render_like_prometheus() {
         )
         .expect("append");
     let datasource = rules::EmbeddedDatasource::new(store.clone(), promql::Engine::default());
-    let manager = Arc::new(rules::Manager::new(&state.catalog.rule_files, rules::ManagerOptions::embedded(datasource)));
+    let manager =
+        Arc::new(rules::Manager::new(&state.catalog().rule_files, rules::ManagerOptions::embedded(datasource)));
     for index in 0..manager.group_count() {
         manager.evaluate_group(index, now_ms);
     }

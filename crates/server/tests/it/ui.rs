@@ -37,7 +37,8 @@ fn state_with_alerts() -> Arc<server::AppState> {
         )
         .expect("append");
     let datasource = rules::EmbeddedDatasource::new(store.clone(), promql::Engine::default());
-    let manager = Arc::new(rules::Manager::new(&state.catalog.rule_files, rules::ManagerOptions::embedded(datasource)));
+    let manager =
+        Arc::new(rules::Manager::new(&state.catalog().rule_files, rules::ManagerOptions::embedded(datasource)));
     for index in 0..manager.group_count() {
         manager.evaluate_group(index, NOW_MS);
     }

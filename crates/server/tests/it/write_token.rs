@@ -151,7 +151,7 @@ fn with_triage(state: &Arc<server::AppState>) -> String {
     let mut sources = triage::Sources::new(std::time::Duration::from_secs(2));
     sources.fixtures.insert("matches_by_rule".into(), serde_json::json!({"email": 4}));
     let runner = triage::runner::Runner::new(
-        Arc::new(state.catalog.clone()),
+        state.catalog(),
         sources,
         triage::runner::RunnerOptions::default(),
         Arc::new(Now),
