@@ -271,7 +271,9 @@ impl Manager {
         let mut stale = Vec::new();
         {
             let mut generation = self.generation.write();
-            let mut old_rules: BTreeMap<(String, String), (Vec<Option<Rule>>, Group)> = BTreeMap::new();
+            // Per (file, group): its rules, each taken once, and an empty copy of the group.
+            type OldRules = BTreeMap<(String, String), (Vec<Option<Rule>>, Group)>;
+            let mut old_rules: OldRules = BTreeMap::new();
             for slot in &generation.slots {
                 let mut group = slot.group.lock();
                 group.retired = true;
