@@ -47,6 +47,7 @@ struct Arguments {
 
 /// A clock that starts at `base_ms` when the burst starts and runs with the
 /// wall clock, as `alertbook run`'s runs see time pass during a burst.
+#[derive(Debug)]
 struct BurstClock {
     base_ms: i64,
     started: Instant,

@@ -30,6 +30,8 @@ impl rules::SeriesSink for DurableSink {
 pub struct DispatchNotifier {
     pub dispatcher: Arc<notify::Dispatcher>,
     pub routing: Arc<notify::RoutingService>,
+    /// The time alerts are handed over at (the rule scheduler's clock).
+    pub clock: Arc<dyn rules::Clock>,
 }
 
 impl rules::Notifier for DispatchNotifier {
@@ -47,19 +49,13 @@ impl rules::Notifier for DispatchNotifier {
                 generator_url: alert.generator_url,
             })
             .collect();
-        let now = chrono_now_ms();
+        let now = self.clock.now_ms();
         match self.dispatcher.dispatch(&converted, now) {
             Ok(deliveries) => tracing::debug!(alerts = converted.len(), deliveries, "alerts queued for delivery"),
             Err(error) => tracing::error!(error = %error, alerts = converted.len(), "alerts could not be queued"),
         }
         self.routing.put(converted, now);
     }
-}
-
-fn chrono_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The rule manager of `alertbook run`, with its state restored from `data`.
@@ -88,13 +84,14 @@ pub fn manager(
     Ok(Arc::new(manager))
 }
 
-/// Starts the scheduler; it stops when the returned sender sends `true`.
+/// Starts the scheduler on `clock`; it stops when the returned sender sends `true`.
 pub fn spawn(
     manager: Arc<rules::Manager>,
     notifier: Arc<dyn rules::Notifier>,
+    clock: Arc<dyn rules::Clock>,
 ) -> (tokio::task::JoinHandle<()>, tokio::sync::watch::Sender<bool>) {
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let handle = tokio::spawn(rules::scheduler::run(manager, Arc::new(rules::SystemClock), notifier, stopped));
+    let handle = tokio::spawn(rules::scheduler::run(manager, clock, notifier, stopped));
     (handle, stop)
 }
 

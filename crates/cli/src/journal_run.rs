@@ -163,27 +163,31 @@ pub async fn remind_once(
     Ok(count)
 }
 
-/// Runs the reminder loop every `interval` until `stopped` turns true.
+/// Runs the reminder loop every `interval` of `clock` until `stopped` turns true.
 pub fn spawn_reminders(
     journal: journal::Journal,
     manager: Arc<rules::Manager>,
     notifier: Arc<dyn rules::Notifier>,
     target: ReminderTarget,
     interval: Duration,
+    clock: Arc<dyn rules::Clock>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX).max(10);
+        // The first pass runs at once, as the first tick of an interval.
+        let mut next_ms = clock.now_ms() - interval_ms;
         loop {
+            // A pass that overran the interval is followed by the next at once, as a delayed tick.
+            next_ms = (next_ms + interval_ms).max(clock.now_ms());
             tokio::select! {
-                _ = ticker.tick() => {}
+                _ = tokio::time::sleep(clock.wall_delay(next_ms - clock.now_ms())) => {}
                 _ = stopped.changed() => break,
             }
             if *stopped.borrow() {
                 break;
             }
-            let now_ms = crate::routing::now_ms();
+            let now_ms = clock.now_ms();
             if let Err(error) = remind_once(&journal, &manager, &notifier, &target, now_ms).await {
                 tracing::error!(error = %error, "the journal reminder pass failed");
             }

@@ -483,20 +483,23 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     if !outbox.is_empty() {
         tracing::info!(pending = outbox.len(), "notifications from before the restart will be delivered");
     }
-    let dispatcher = notify::Dispatcher::new(
+    // The time of the alerts' world: rules, triage, routing, delivery,
+    // reminders and the server's answers read this one clock.
+    let clock: std::sync::Arc<dyn rules::Clock> = std::sync::Arc::new(rules::SystemClock);
+    let dispatcher = notify::Dispatcher::with_clock(
         outbox,
         targets,
         notify::DispatcherOptions { external_url: external_url.clone(), ..Default::default() },
+        clock.clone(),
     )?;
-    let routing = notify::RoutingService::open(
-        routing_config,
-        &config.data.join("notify"),
-        dispatcher.clone(),
-        routing::now_ms(),
-    )
-    .context("cannot open the notification state")?;
-    let notifier =
-        std::sync::Arc::new(evaluation::DispatchNotifier { dispatcher: dispatcher.clone(), routing: routing.clone() });
+    let routing =
+        notify::RoutingService::open(routing_config, &config.data.join("notify"), dispatcher.clone(), clock.now_ms())
+            .context("cannot open the notification state")?;
+    let notifier = std::sync::Arc::new(evaluation::DispatchNotifier {
+        dispatcher: dispatcher.clone(),
+        routing: routing.clone(),
+        clock: clock.clone(),
+    });
     let build_triage_sources = {
         let (store, engine, log_service) = (store.clone(), engine.clone(), log_service.clone());
         let timeout = triage_flags.check_timeout;
@@ -512,7 +515,8 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let triage_sources = build_triage_sources(&catalog);
-    let triage_runner = triage_run::runner(&catalog, &config, triage_sources, &triage_flags, rule_manager.clone())?;
+    let triage_runner =
+        triage_run::runner(&catalog, &config, triage_sources, &triage_flags, rule_manager.clone(), clock.clone())?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let journal_service = std::sync::Arc::new(runtime.block_on(journal_run::open_service(&config, &catalog))?);
     let reminder_notifier: std::sync::Arc<dyn rules::Notifier> = notifier.clone();
@@ -543,6 +547,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         state.set_status(server_status);
         state.set_journal(journal_service.clone());
         state.set_write_token(config.write_token.as_ref().map(|token| token.expose().to_owned()));
+        state.set_clock(clock.clone());
         let (stop_reminders, reminders_stopped) = tokio::sync::watch::channel(false);
         let (notifier, stop_triage) = triage_run::start(&state, triage_runner, notifier);
         let reminders = journal_run::spawn_reminders(
@@ -558,11 +563,12 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
                     .collect(),
             },
             reminder_interval,
+            clock.clone(),
             reminders_stopped,
         );
         let scraping = scraping::start(&state, config.scrape_jobs());
         let probing = probing::start(&state, probe_checks.clone());
-        let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager.clone(), notifier.clone());
+        let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager.clone(), notifier.clone(), clock);
         if enable_lifecycle {
             state.enable_lifecycle();
         }

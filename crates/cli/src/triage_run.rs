@@ -110,6 +110,7 @@ pub fn runner(
     sources: triage::Sources,
     flags: &TriageFlags,
     manager: Arc<rules::Manager>,
+    clock: Arc<dyn rules::Clock>,
 ) -> anyhow::Result<Arc<triage::runner::Runner>> {
     let options = triage::runner::RunnerOptions {
         rerun_interval: flags.rerun_interval,
@@ -120,13 +121,7 @@ pub fn runner(
         external_url: format!("http://{}", config.listen),
         ..triage::runner::RunnerOptions::default()
     };
-    let runner = triage::runner::Runner::new(
-        Arc::new(catalog.clone()),
-        sources,
-        options,
-        Arc::new(rules::SystemClock),
-        lookup(manager),
-    )?;
+    let runner = triage::runner::Runner::new(Arc::new(catalog.clone()), sources, options, clock, lookup(manager))?;
     Ok(runner)
 }
 

@@ -6,11 +6,16 @@
 //! slow receiver delays only its own notifications); the outcomes that
 //! arrive together are settled together, with one outbox write and one
 //! fsync ([`Outbox::settle`]).
+//!
+//! Time comes from the [`Clock`] it is built with (the system's by
+//! default): when deliveries are due, how long a retry waits, the times
+//! payloads carry. Only the HTTP timeout of an attempt is wall time.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use clock::{Clock, SystemClock};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
@@ -100,6 +105,7 @@ pub struct Dispatcher {
     targets: Vec<Target>,
     client: reqwest::Client,
     options: DispatcherOptions,
+    clock: Arc<dyn Clock>,
     wake: Notify,
     observer: parking_lot::RwLock<Option<Arc<dyn DeliveryObserver>>>,
     /// One semaphore per receiver, bounding its concurrent attempts.
@@ -120,6 +126,17 @@ enum Outcome {
 
 impl Dispatcher {
     pub fn new(outbox: Outbox, targets: Vec<Target>, options: DispatcherOptions) -> Result<Arc<Self>, Error> {
+        Self::with_clock(outbox, targets, options, Arc::new(SystemClock))
+    }
+
+    /// A dispatcher whose delivery loop (and the routing service built over
+    /// it) reads `clock`.
+    pub fn with_clock(
+        outbox: Outbox,
+        targets: Vec<Target>,
+        options: DispatcherOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, Error> {
         crate::install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(options.timeout)
@@ -131,6 +148,7 @@ impl Dispatcher {
             targets,
             client,
             options,
+            clock,
             wake: Notify::new(),
             observer: parking_lot::RwLock::new(None),
             receivers: parking_lot::Mutex::new(HashMap::new()),
@@ -140,6 +158,11 @@ impl Dispatcher {
     /// Sets who hears about delivery outcomes.
     pub fn set_observer(&self, observer: Arc<dyn DeliveryObserver>) {
         *self.observer.write() = Some(observer);
+    }
+
+    /// The clock its loop reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// Wakes the delivery loop (new deliveries are due).
@@ -300,7 +323,7 @@ impl Dispatcher {
         let mut finished: Vec<(Delivery, Outcome)> = Vec::new();
         let mut settling: JoinSet<Result<DeliveryStats, Error>> = JoinSet::new();
         loop {
-            for delivery in self.outbox.take_due(now_ms()) {
+            for delivery in self.outbox.take_due(self.clock.now_ms()) {
                 let id = delivery.id;
                 let task = self.spawn_attempt(&mut tasks, delivery);
                 in_flight.insert(task, id);
@@ -308,9 +331,13 @@ impl Dispatcher {
             if settling.is_empty() && !finished.is_empty() {
                 let settler = self.clone();
                 let outcomes = std::mem::take(&mut finished);
-                settling.spawn_blocking(move || settler.settle(outcomes, now_ms()));
+                settling.spawn_blocking(move || settler.settle(outcomes, settler.clock.now_ms()));
             }
-            let sleep_ms = self.outbox.next_due().map_or(60_000, |next| (next - now_ms()).clamp(10, 60_000));
+            let sleep = self.outbox.next_due().map_or(Duration::from_secs(60), |next| {
+                self.clock
+                    .wall_delay(next - self.clock.now_ms())
+                    .clamp(Duration::from_millis(10), Duration::from_secs(60))
+            });
             tokio::select! {
                 _ = &mut shutdown => {
                     tasks.abort_all();
@@ -342,7 +369,7 @@ impl Dispatcher {
                     }
                 }
                 _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => {}
+                _ = tokio::time::sleep(sleep) => {}
             }
         }
     }
@@ -389,8 +416,4 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }

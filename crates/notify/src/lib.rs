@@ -12,7 +12,8 @@
 //!
 //! [`routing`] is the Alertmanager-compatible core: `alertmanager.yml`, the
 //! route tree, aggregation groups, inhibition, silences and the notification
-//! log, pure and clock-injected.
+//! log, pure and clock-injected. The loops that drive it ([`RoutingService::run`],
+//! [`Dispatcher::run`]) read the [`clock::Clock`] the dispatcher is built with.
 
 pub mod contacts;
 mod dispatcher;
@@ -24,6 +25,7 @@ mod service;
 mod state;
 pub mod templates;
 
+pub use clock;
 pub use dispatcher::{DeliveryObserver, DeliveryStats, Dispatcher, DispatcherOptions, Target};
 pub use outbox::{Delivery, Outbox};
 pub use payload::{Alert, alertmanager_payload, fingerprint, rfc3339, routed_webhook_payload, webhook_payload};

@@ -1,6 +1,7 @@
 //! The routing service: the I/O edge around the pure [`Router`]. It receives
-//! alerts (from the rules engine and the API), runs the flush loop on the
-//! wall clock, renders each notification for its integration, and persists
+//! alerts (from the rules engine and the API), runs the flush loop on its
+//! dispatcher's clock (the wall's unless the dispatcher was built
+//! [`Dispatcher::with_clock`]), renders each notification for its integration, and persists
 //! before anything is sent: the delivery goes into the outbox held, carrying
 //! its notification-log entry; then the log is appended and fsynced; only
 //! then is the delivery released. A crash at any point neither loses the
@@ -388,16 +389,18 @@ impl RoutingService {
     }
 
     /// The flush loop: runs until `shutdown` resolves. The alert store is
-    /// snapshotted at most once a second (alerts lost in a crash come back
+    /// snapshotted at most once a wall second (alerts lost in a crash come back
     /// with the sender's next resend).
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let mut last_snapshot = 0;
+        // Snapshots are paced by the wall, whatever the clock's pace.
+        let mut last_snapshot: Option<tokio::time::Instant> = None;
+        let clock = self.dispatcher.clock().clone();
         loop {
-            let now = now_ms();
-            let snapshot = now - last_snapshot >= 1000;
+            let now = clock.now_ms();
+            let snapshot = last_snapshot.is_none_or(|last| last.elapsed() >= Duration::from_secs(1));
             if snapshot {
-                last_snapshot = now;
+                last_snapshot = Some(tokio::time::Instant::now());
             }
             // Flushing and snapshotting write and fsync: off the async
             // threads, and a snapshot beside the flushes, not before them.
@@ -418,7 +421,9 @@ impl RoutingService {
                 Err(error) => tracing::error!(error = %error, "the flush did not finish"),
             }
             let next = self.router.lock().next_wakeup();
-            let wait_ms = next.saturating_sub(now_ms()).clamp(1, 1000);
+            let wait = clock
+                .wall_delay(next.saturating_sub(clock.now_ms()))
+                .clamp(Duration::from_millis(1), Duration::from_secs(1));
             tokio::select! {
                 _ = &mut shutdown => {
                     if let Err(error) = self.snapshot_alerts() {
@@ -427,7 +432,7 @@ impl RoutingService {
                     return;
                 }
                 _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }
@@ -454,8 +459,4 @@ fn history_alerts(notification: &Notification) -> Vec<HistoryAlert> {
             status: if alert.is_resolved(notification.at_ms) { "resolved" } else { "firing" }.to_owned(),
         })
         .collect()
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }

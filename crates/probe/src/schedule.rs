@@ -20,23 +20,9 @@ use crate::metrics::{GroupCounters, ProbeMetrics};
 use crate::outcome::Batch;
 use crate::{Check, Probe};
 
-/// Where timestamps come from.
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// Milliseconds since the Unix epoch.
-    fn now_ms(&self) -> i64;
-}
-
-/// The system's wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
-    }
-}
+/// Where timestamps come from (the clock shared by every stage; sample
+/// times only: intervals are slept on the wall's timer).
+pub use clock::{Clock, SystemClock};
 
 /// Where the series go. Called from a blocking thread; may block.
 pub trait Sink: Send + Sync {

@@ -37,7 +37,7 @@ pub use manager::{DatasourceResolver, Manager, ManagerOptions, Replaced, Schedul
 pub use notify::{NoNotifier, Notification, Notifier, generator_url};
 pub use remote::{PrometheusDatasource, PrometheusOptions};
 pub use rule::{Health, RuleKind, RuleStatus};
-pub use scheduler::{Clock, SystemClock, TokioClock};
+pub use scheduler::{Clock, ScaledClock, SystemClock, TokioClock};
 pub use snapshot::{AlertSnapshot, GroupSnapshot, Snapshot, SnapshotError};
 
 /// How long a resolved alert is kept (and re-sent) after it resolved: 15 minutes, as Prometheus.

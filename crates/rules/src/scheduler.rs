@@ -6,51 +6,19 @@
 //! state, hands the due alerts to the [`Notifier`] and counts the iterations
 //! it missed when an evaluation overran its interval. Time comes from a
 //! [`Clock`]: [`SystemClock`] in production, [`TokioClock`] in tests, where
-//! tokio's paused time makes hours pass in milliseconds.
+//! tokio's paused time makes hours pass in milliseconds, [`ScaledClock`] in
+//! `alertbook demo`. Deadlines are in the clock's time; the task sleeps the
+//! clock's [`Clock::wall_delay`] to them, and an iteration counts as missed
+//! when the clock passed a whole interval beyond it while the group was
+//! evaluated, so a clock faster than the wall misses iterations exactly when
+//! evaluations cannot keep its pace.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::manager::{Manager, ScheduledGroup};
 use crate::notify::Notifier;
 
-/// The current time, injected.
-pub trait Clock: Send + Sync {
-    /// Unix milliseconds now.
-    fn now_ms(&self) -> i64;
-}
-
-/// The system's wall clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
-    }
-}
-
-/// A clock that follows tokio's (pausable) time from a chosen start.
-#[derive(Debug, Clone, Copy)]
-pub struct TokioClock {
-    epoch_ms: i64,
-    start: tokio::time::Instant,
-}
-
-impl TokioClock {
-    /// A clock reading `epoch_ms` now.
-    pub fn starting_at(epoch_ms: i64) -> Self {
-        Self { epoch_ms, start: tokio::time::Instant::now() }
-    }
-}
-
-impl Clock for TokioClock {
-    fn now_ms(&self) -> i64 {
-        self.epoch_ms + i64::try_from(self.start.elapsed().as_millis()).unwrap_or(i64::MAX)
-    }
-}
+pub use clock::{Clock, ScaledClock, SystemClock, TokioClock};
 
 /// The first evaluation time at or after `now_ms` for a group, spread within the interval.
 pub fn first_evaluation_ms(now_ms: i64, interval_ms: i64, name: &str) -> i64 {
@@ -109,9 +77,9 @@ async fn run_group(
     let group = Arc::new(group);
     let mut next_ms = first_evaluation_ms(clock.now_ms(), interval_ms, &name);
     loop {
-        let wait = u64::try_from(next_ms - clock.now_ms()).unwrap_or(0);
+        let wait = clock.wall_delay(next_ms - clock.now_ms());
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+            _ = tokio::time::sleep(wait) => {}
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
                     return;

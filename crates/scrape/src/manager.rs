@@ -28,23 +28,9 @@ use crate::discovery::{self, Target};
 use crate::metrics::ScrapeMetrics;
 use crate::scraper::{ScrapeContext, TargetScraper};
 
-/// Where timestamps come from.
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// Milliseconds since the Unix epoch.
-    fn now_ms(&self) -> i64;
-}
-
-/// The system's wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
-    }
-}
+/// Where timestamps come from (the clock shared by every stage; sample
+/// times only: intervals are slept on the wall's timer).
+pub use clock::{Clock, SystemClock};
 
 /// The delay before a target's first scrape, so that it is scraped when the
 /// clock modulo `interval` equals the target's `hash` modulo `interval`.

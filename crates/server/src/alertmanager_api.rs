@@ -80,10 +80,6 @@ pub(crate) fn v2_routes() -> Router<Arc<AppState>> {
         .route("/api/v2/silence/{id}", get(get_silence).delete(delete_silence))
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// A go-swagger error answer: the message as a JSON string.
 fn error_string(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(serde_json::Value::String(message.into()))).into_response()
@@ -273,7 +269,7 @@ async fn get_alerts(State(state): State<Arc<AppState>>, RawQuery(query): RawQuer
         Ok(filter) => filter,
         Err(response) => return response,
     };
-    let now = now_ms();
+    let now = state.now_ms();
     let alerts: Vec<serde_json::Value> = routing.with_router(|router| {
         let mut held: Vec<&notify::routing::StoredAlert> =
             router.alerts().filter(|alert| !alert.is_resolved(now)).collect();
@@ -321,7 +317,7 @@ async fn post_alerts(State(state): State<Arc<AppState>>, body: axum::body::Bytes
         Ok(alerts) => alerts,
         Err(error) => return error_string(StatusCode::BAD_REQUEST, format!("parsing alerts body failed: {error}")),
     };
-    let now = now_ms();
+    let now = state.now_ms();
     let mut valid = Vec::new();
     let mut errors = Vec::new();
     for posted in alerts {
@@ -373,7 +369,7 @@ async fn alert_groups(State(state): State<Arc<AppState>>, RawQuery(query): RawQu
         Ok(filter) => filter,
         Err(response) => return response,
     };
-    let now = now_ms();
+    let now = state.now_ms();
     let groups: Vec<serde_json::Value> = routing.with_router(|router| {
         router
             .groups()
@@ -446,7 +442,7 @@ async fn get_silences(State(state): State<Arc<AppState>>, RawQuery(query): RawQu
         Ok(matchers) => matchers,
         Err(response) => return response,
     };
-    let now = now_ms();
+    let now = state.now_ms();
     let silences: Vec<serde_json::Value> = routing.with_router(|router| {
         let mut listed: Vec<&notify::routing::Silence> = router
             .silences()
@@ -566,7 +562,7 @@ async fn post_silence(State(state): State<Arc<AppState>>, body: axum::body::Byte
         Ok(time) => time,
         Err(response) => return response,
     };
-    let now = now_ms();
+    let now = state.now_ms();
     if starts >= ends {
         return error_string(StatusCode::BAD_REQUEST, "Failed to create silence: start time must be before end time");
     }
@@ -597,7 +593,7 @@ async fn post_silence(State(state): State<Arc<AppState>>, body: axum::body::Byte
 
 async fn get_silence(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     let Some(routing) = state.routing() else { return unavailable() };
-    let now = now_ms();
+    let now = state.now_ms();
     match routing.with_router(|router| router.silences().get(&id).map(|silence| gettable_silence(silence, now))) {
         Some(silence) => axum::Json(silence).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
@@ -606,7 +602,7 @@ async fn get_silence(State(state): State<Arc<AppState>>, Path(id): Path<String>)
 
 async fn delete_silence(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     let Some(routing) = state.routing() else { return unavailable() };
-    match routing.expire_silence(&id, now_ms()) {
+    match routing.expire_silence(&id, state.now_ms()) {
         Ok(()) => StatusCode::OK.into_response(),
         // Alertmanager 0.25 answers an unknown id with 500 and the error.
         Err(notify::SilenceFailure::Refused(error)) => {

@@ -20,7 +20,6 @@ use tsdb::{Labels, Queryable};
 
 use crate::AppState;
 use crate::params::Params;
-use crate::prometheus_api::now_ms;
 
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -44,7 +43,7 @@ async fn federate(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -
             Err(error) => return plain(StatusCode::BAD_REQUEST, error.to_string()),
         }
     }
-    let now = now_ms();
+    let now = state.now_ms();
     let start = now - state.engine.options().lookback_delta_ms;
     let external = state.status().external_labels.clone();
     let work = tokio::task::spawn_blocking(move || {

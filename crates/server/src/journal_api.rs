@@ -44,7 +44,8 @@ pub struct JournalService {
     pub secure_cookies: bool,
 }
 
-/// The wall clock in Unix milliseconds (the journal crate takes time in).
+/// The wall clock in Unix milliseconds: sessions and login limits (the
+/// journal's times are the server's clock, [`AppState::now_ms`]).
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -181,7 +182,7 @@ async fn acknowledge(
             &format!("no active alert has fingerprint {fingerprint}"),
         );
     }
-    match service.journal.acknowledge(firing.as_ref(), &principal.name, now_ms()).await {
+    match service.journal.acknowledge(firing.as_ref(), &principal.name, state.now_ms()).await {
         Ok(episode) => success(serde_json::json!({
             "fingerprint": episode.fingerprint,
             "alert_id": episode.alert_id,
@@ -219,7 +220,7 @@ async fn close(
     };
     let (_, firing) = find_alert(&state, &fingerprint);
     let runs = triage_runs(&state, &fingerprint);
-    match service.journal.close(&fingerprint, firing.as_ref(), &form, &principal.name, now_ms(), &runs).await {
+    match service.journal.close(&fingerprint, firing.as_ref(), &form, &principal.name, state.now_ms(), &runs).await {
         Ok(entry) => success(serde_json::to_value(&entry).unwrap_or_default()),
         Err(error) => journal_error(error),
     }

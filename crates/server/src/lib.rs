@@ -90,6 +90,9 @@ pub struct AppState {
     journal: std::sync::RwLock<Option<Arc<journal_api::JournalService>>>,
     /// The bearer token ingest endpoints require; `None`: they are open.
     write_token: std::sync::RwLock<Option<write_auth::WriteToken>>,
+    /// The time of the alerts' world: queries' default time, the web UI's
+    /// "now", acknowledgements, closes and silences. The wall's unless set.
+    clock: std::sync::RwLock<Arc<dyn clock::Clock>>,
     /// `--web.enable-lifecycle`: `/-/reload` answers.
     lifecycle: AtomicBool,
     /// Where `/-/reload` asks for a reload; `None` until set.
@@ -188,6 +191,7 @@ impl AppState {
             status: std::sync::RwLock::new(Arc::default()),
             triage: std::sync::RwLock::new(None),
             tails: tokio::sync::broadcast::channel(TAIL_BACKLOG).0,
+            clock: std::sync::RwLock::new(Arc::new(clock::SystemClock)),
             lifecycle: AtomicBool::new(false),
             reloads: std::sync::RwLock::new(None),
             reload_successful: AtomicBool::new(true),
@@ -205,6 +209,23 @@ impl AppState {
     /// Puts a new catalog in force (a reload).
     pub fn set_catalog(&self, catalog: Arc<Catalog>) {
         *self.catalog.write().unwrap_or_else(std::sync::PoisonError::into_inner) = catalog;
+    }
+
+    /// Sets the clock the rules, triage and routing read (`alertbook demo`
+    /// runs them faster than the wall), so that answers and pages agree with
+    /// them. Sessions and login limits stay on the wall's clock.
+    pub fn set_clock(&self, clock: Arc<dyn clock::Clock>) {
+        *self.clock.write().unwrap_or_else(std::sync::PoisonError::into_inner) = clock;
+    }
+
+    /// Unix milliseconds now, on the server's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.read().unwrap_or_else(std::sync::PoisonError::into_inner).now_ms()
+    }
+
+    /// Unix nanoseconds now, on the server's clock (Loki's default times).
+    pub(crate) fn now_ns(&self) -> i64 {
+        self.now_ms().saturating_mul(1_000_000)
     }
 
     /// Whether any live tail listens.

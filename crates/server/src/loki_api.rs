@@ -100,10 +100,6 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work).await.map_err(|error| LokiError::internal("log task failed", error))?
 }
 
-pub(crate) fn now_ns() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
-}
-
 /// A Loki timestamp: unix seconds with a fraction, integer seconds (up to
 /// ten digits) or nanoseconds, or RFC 3339.
 fn parse_time(text: &str) -> Option<i64> {
@@ -170,9 +166,9 @@ impl Params {
         }
     }
 
-    /// The `start` and `end` of a request, `default_range_ns` back from now when absent.
-    pub(crate) fn range(&self, default_range_ns: i64) -> Result<(i64, i64), LokiError> {
-        let end = self.loki_time("end", now_ns())?;
+    /// The `start` and `end` of a request, `default_range_ns` back from `now_ns` when absent.
+    pub(crate) fn range(&self, now_ns: i64, default_range_ns: i64) -> Result<(i64, i64), LokiError> {
+        let end = self.loki_time("end", now_ns)?;
         let start = self.loki_time("start", end.saturating_sub(default_range_ns))?;
         Ok((start, end))
     }
@@ -279,7 +275,7 @@ async fn query(
 ) -> Result<Response, LokiError> {
     let started = Instant::now();
     let QueryRequest { params, service, query, limit, direction } = QueryRequest::parse(&state, raw, &headers, &body)?;
-    let time = params.loki_time("time", now_ns())?;
+    let time = params.loki_time("time", state.now_ns())?;
     answer(&state, "loki_instant", started, time, move || {
         service.engine.instant_query(service.store.as_ref(), &query, time, limit, direction)
     })
@@ -300,7 +296,7 @@ async fn query_range(
 ) -> Result<Response, LokiError> {
     let started = Instant::now();
     let QueryRequest { params, service, query, limit, direction } = QueryRequest::parse(&state, raw, &headers, &body)?;
-    let (start, end) = params.range(DEFAULT_QUERY_RANGE_NS)?;
+    let (start, end) = params.range(state.now_ns(), DEFAULT_QUERY_RANGE_NS)?;
     if end < start {
         return Err(LokiError::bad_request("end timestamp must not be before or equal to start time"));
     }
@@ -427,7 +423,7 @@ impl MetadataRequest {
     fn parse(state: &AppState, raw: Option<String>, headers: &HeaderMap, body: &Bytes) -> Result<Self, LokiError> {
         let params = Params::loki(raw, headers, body)?;
         let service = service(state)?;
-        let (start, end) = params.range(DEFAULT_METADATA_RANGE_NS)?;
+        let (start, end) = params.range(state.now_ns(), DEFAULT_METADATA_RANGE_NS)?;
         Ok(Self { params, service, start, end })
     }
 }

@@ -32,7 +32,7 @@ use tsdb::Labels;
 
 use crate::AppState;
 use crate::loki_api::{
-    DEFAULT_METADATA_RANGE_NS, DEFAULT_QUERY_RANGE_NS, LokiError, blocking, default_step_ns, json_response, now_ns,
+    DEFAULT_METADATA_RANGE_NS, DEFAULT_QUERY_RANGE_NS, LokiError, blocking, default_step_ns, json_response,
     parse_selector, parse_step, service,
 };
 use crate::params::Params;
@@ -78,7 +78,7 @@ async fn index_stats(
     let params = Params::loki(raw, &headers, &body)?;
     let service = service(&state)?;
     let groups = parse_selector("query", &params.query()?)?;
-    let (start, end) = params.range(DEFAULT_METADATA_RANGE_NS)?;
+    let (start, end) = params.range(state.now_ns(), DEFAULT_METADATA_RANGE_NS)?;
     let stats = blocking(move || {
         let mut total = logstore::IndexStats::default();
         for group in &groups {
@@ -104,7 +104,7 @@ async fn detected_labels(State(state): State<Arc<AppState>>, RawQuery(raw): RawQ
         Some(query) if !query.trim().is_empty() => parse_selector("query", query)?,
         _ => vec![Vec::new()],
     };
-    let (start, end) = params.range(DEFAULT_METADATA_RANGE_NS)?;
+    let (start, end) = params.range(state.now_ns(), DEFAULT_METADATA_RANGE_NS)?;
     let labels = blocking(move || {
         let streams = service.store.series(&groups, start, end);
         Ok(logql::detect::detect_labels(streams.iter()))
@@ -119,7 +119,7 @@ async fn detected_fields(State(state): State<Arc<AppState>>, RawQuery(raw): RawQ
     let params = Params::loki(raw, &HeaderMap::new(), &Bytes::new())?;
     let service = service(&state)?;
     let query = params.query()?;
-    let (start, end) = params.range(DEFAULT_QUERY_RANGE_NS)?;
+    let (start, end) = params.range(state.now_ns(), DEFAULT_QUERY_RANGE_NS)?;
     let line_limit = count_parameter(&params, "line_limit", DEFAULT_LINE_LIMIT)?;
     let field_limit = count_parameter(&params, "limit", DEFAULT_FIELD_LIMIT)?;
     let fields = blocking(move || {
@@ -160,7 +160,7 @@ async fn patterns(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -
     let params = Params::loki(raw, &HeaderMap::new(), &Bytes::new())?;
     let service = service(&state)?;
     let groups = parse_selector("query", &params.query()?)?;
-    let (start, end) = params.range(DEFAULT_QUERY_RANGE_NS)?;
+    let (start, end) = params.range(state.now_ns(), DEFAULT_QUERY_RANGE_NS)?;
     let step = match params.get("step") {
         None | Some("") => default_step_ns(start, end).max(MIN_PATTERN_STEP_NS),
         Some(text) => parse_step(text).filter(|step| *step > 0).ok_or_else(|| {
@@ -271,7 +271,7 @@ async fn tail(
         return Err(LokiError::bad_request(format!("delay_for can't be greater than {MAX_DELAY_FOR}")));
     }
     let limit = params.loki_limit()?;
-    let start = params.loki_time("start", now_ns().saturating_sub(DEFAULT_QUERY_RANGE_NS))?;
+    let start = params.loki_time("start", state.now_ns().saturating_sub(DEFAULT_QUERY_RANGE_NS))?;
     let request = Tail { query, limit, start, delay: Duration::from_secs(delay_for) };
     // Subscribe before answering, so that no push after the upgrade is missed.
     let pushes = state.subscribe_to_pushes();
@@ -292,8 +292,8 @@ async fn run_tail(
     }
     let history_query = query.clone();
     let history_service = service.clone();
+    let end = state.now_ns();
     let history = tokio::task::spawn_blocking(move || {
-        let end = now_ns();
         history_service.engine.range_query(
             history_service.store.as_ref(),
             &history_query,

@@ -167,10 +167,6 @@ fn parse_duration(text: &str) -> Option<Duration> {
     catalog::duration::parse_duration(text).ok()
 }
 
-pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// Runs CPU-heavy work on the blocking pool.
 pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -206,7 +202,7 @@ async fn query(
 ) -> Result<Response, ApiError> {
     let params = Params::from_request(raw, &headers, &body)?;
     let query = params.get("query").unwrap_or_default().to_owned();
-    let time = params.time("time", now_ms())?;
+    let time = params.time("time", state.now_ms())?;
     let engine = engine_for(&state, &params)?;
     let started = std::time::Instant::now();
     let shared = state.clone();

@@ -83,10 +83,6 @@ pub(crate) fn page(page: web::Page) -> Response {
     response
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// Who is looking at a page, for the layout: the principal of the
 /// request's session or token, when the journal (and with it accounts) is
 /// configured. `here` is the page's path and query, for the login link.
@@ -167,7 +163,7 @@ async fn alerts(State(state): State<Arc<AppState>>, headers: HeaderMap, Original
         journal: service.is_some(),
         acknowledged: &acknowledged,
         viewer: &viewer,
-        now_ms: now_ms(),
+        now_ms: state.now_ms(),
     }))
 }
 
@@ -264,7 +260,7 @@ async fn render_alert(
         journal_labels: journal_labels.as_ref(),
         viewer,
         status: outcome.status.as_u16(),
-        now_ms: now_ms(),
+        now_ms: state.now_ms(),
     }))
 }
 
@@ -486,7 +482,7 @@ async fn acknowledge(
             format!("No active alert has fingerprint {fingerprint}; nothing was acknowledged."),
         );
     }
-    let outcome = match service.journal.acknowledge(firing.as_ref(), &principal.name, now_ms()).await {
+    let outcome = match service.journal.acknowledge(firing.as_ref(), &principal.name, state.now_ms()).await {
         Ok(_) => return Redirect::to(&format!("/alerts/{fingerprint}")).into_response(),
         Err(JournalError::State(error)) => return journal_store_failed(&state, &viewer, &error),
         Err(error) => Outcome::notice(StatusCode::CONFLICT, format!("Not acknowledged: {error}."), None),
@@ -566,7 +562,8 @@ async fn close(
     let (_, firing) = find_alert(&state, &fingerprint);
     let runs = triage_runs(&state, &fingerprint);
     let outcome =
-        match service.journal.close(&fingerprint, firing.as_ref(), &form, &principal.name, now_ms(), &runs).await {
+        match service.journal.close(&fingerprint, firing.as_ref(), &form, &principal.name, state.now_ms(), &runs).await
+        {
             Ok(_) => return Redirect::to(&format!("/alerts/{fingerprint}")).into_response(),
             Err(JournalError::Invalid(errors)) => {
                 Outcome { status: StatusCode::BAD_REQUEST, submitted: Some(form), errors, ..Outcome::plain() }
@@ -694,7 +691,7 @@ async fn journal_list(
         values: &values,
         errors: &errors,
         waiting: &waiting,
-        now_ms: now_ms(),
+        now_ms: state.now_ms(),
     }))
 }
 
@@ -798,7 +795,7 @@ async fn health(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
         history: &history,
         runs: &runs,
         viewer: &viewer,
-        now_ms: now_ms(),
+        now_ms: state.now_ms(),
     }))
 }
 

@@ -8,7 +8,9 @@
 //! keeps firing ([`Runner::rerun_due`], called by [`Runner::schedule`]), and
 //! on demand ([`Runner::trigger`]). Runs execute on the blocking pool, at
 //! most `max_concurrent` at once, so triage never holds up rule evaluation,
-//! which has its own tasks.
+//! which has its own tasks. Run times and the re-run interval are the
+//! injected clock's (a demo's clock runs faster than the wall); check
+//! timeouts and `notify_wait` bound real work, so they are wall time.
 //!
 //! [`TriageNotifier`] sits between the rule engine and the notification
 //! outbox: an alert's first firing notification waits (at most
@@ -370,8 +372,10 @@ impl Runner {
 
     /// Re-runs firing alerts on the interval until `shutdown` turns true.
     pub async fn schedule(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let tick = (self.options.rerun_interval / 10).clamp(Duration::from_millis(100), Duration::from_secs(15));
+        // A tenth of the interval on the runner's clock, slept on the wall's timer.
+        let tick_ms = i64::try_from((self.options.rerun_interval / 10).as_millis()).unwrap_or(i64::MAX);
         loop {
+            let tick = self.clock.wall_delay(tick_ms).clamp(Duration::from_millis(100), Duration::from_secs(15));
             tokio::select! {
                 _ = tokio::time::sleep(tick) => {}
                 changed = shutdown.changed() => {

@@ -92,6 +92,15 @@ impl Setup {
     }
 
     pub fn open(&self, now: i64) -> (Arc<RoutingService>, Arc<Dispatcher>) {
+        self.open_with_clock(now, Arc::new(notify::clock::SystemClock))
+    }
+
+    /// As [`Setup::open`], the dispatcher's and the service's loops reading `clock`.
+    pub fn open_with_clock(
+        &self,
+        now: i64,
+        clock: Arc<dyn notify::clock::Clock>,
+    ) -> (Arc<RoutingService>, Arc<Dispatcher>) {
         let path = self.directory.path().join("alertmanager.yml");
         let config = match notify::routing::config::load(&path) {
             Ok(config) => Arc::new(config),
@@ -105,7 +114,7 @@ impl Setup {
             ..DispatcherOptions::default()
         };
         let outbox = Outbox::open(&self.directory.path().join("outbox")).expect("outbox");
-        let dispatcher = Dispatcher::new(outbox, Vec::new(), options).expect("dispatcher");
+        let dispatcher = Dispatcher::with_clock(outbox, Vec::new(), options, clock).expect("dispatcher");
         let service =
             RoutingService::open(config, &self.directory.path().join("notify"), dispatcher.clone(), now).expect("open");
         (service, dispatcher)
@@ -453,6 +462,59 @@ receivers:
     assert_eq!(truncated["truncatedAlerts"], 1);
     assert_eq!(requests[1].json()["alerts"].as_array().map(Vec::len), Some(3));
     assert_eq!(requests[1].json()["truncatedAlerts"], 0);
+}
+
+#[tokio::test]
+async fn the_flush_and_delivery_loops_run_on_a_clock_faster_than_the_wall() {
+    use notify::clock::{Clock, ScaledClock};
+    // The first attempt fails, the retry is accepted.
+    let (base, requests) = capture(vec![503]).await;
+    let config = format!(
+        r#"
+route:
+  receiver: hooks
+  group_by: [alertname]
+  group_wait: 2m
+  group_interval: 5m
+receivers:
+  - name: hooks
+    webhook_configs:
+      - url: {base}/hook
+"#
+    );
+    let setup = Setup::new(&config, &[]);
+    // Twelve virtual hours at 600 times the wall's pace; a virtual minute is 0.1 s.
+    let wall = notify::clock::SystemClock.now_ms();
+    let clock = Arc::new(ScaledClock::catching_up(wall, 12 * 3_600_000, 600));
+    let start = clock.now_ms();
+    assert!(start < wall - 11 * 3_600_000, "the day is played before the wall's now");
+    let (service, dispatcher) = setup.open_with_clock(start, clock.clone());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let wait_for_stop = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    tokio::spawn(service.clone().run(wait_for_stop(stopped.clone())));
+    tokio::spawn(dispatcher.clone().run(wait_for_stop(stopped)));
+    // A fresh alert (an old one would skip group_wait).
+    let alert = Alert { starts_at_ms: start, ..busflow_alert("HighApiErrorRate", "api-1", None) };
+    service.put(vec![alert], start);
+    // On the wall's clock group_wait alone would take two minutes.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let delivered = loop {
+        let history = service.history(10);
+        if let Some(record) = history.iter().find(|record| record.state == "delivered") {
+            break record.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not delivered: {history:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    stop.send(true).expect("stop");
+    assert_eq!(requests.lock().len(), 2, "one refused attempt, one accepted retry");
+    assert_eq!(delivered.attempts, 2);
+    assert!(delivered.created_ms >= start + 2 * 60 * SECOND, "group_wait is virtual time: {delivered:?}");
+    let finished = delivered.finished_ms.expect("finished");
+    assert!(finished >= delivered.created_ms + SECOND, "the retry waited its backoff in virtual time");
+    assert!(finished < wall, "history times are the clock's: {delivered:?}");
 }
 
 /// An HTTPS endpoint with a certificate for 127.0.0.1 signed by a fresh CA

@@ -257,6 +257,32 @@ async fn scheduler_runs_groups_on_their_interval() {
     assert!(setup.state_file.exists(), "the state is persisted after each evaluation");
 }
 
+#[tokio::test(start_paused = true)]
+async fn scheduler_at_sixty_times_the_walls_pace_runs_every_iteration() {
+    let setup = setup(DOWN);
+    for minute in 0..=20 {
+        up(&setup.store, minute * MINUTE, 0.0);
+    }
+    let manager = Arc::new(manager(&setup));
+    // Twenty virtual minutes in twenty wall seconds, starting at 0.
+    let clock = Arc::new(rules::ScaledClock::catching_up(20 * MINUTE - 20_000, 20 * MINUTE, 60));
+    assert_eq!(rules::Clock::now_ms(&*clock), 0);
+    let notifier = Arc::new(Collect::default());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(rules::scheduler::run(manager.clone(), clock, notifier.clone(), stopped));
+    // Ten wall seconds: ten virtual minutes.
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    stop.send(true).expect("stop");
+    task.await.expect("scheduler ends");
+    let status = manager.statuses()[0].clone();
+    let last = status.last_evaluation_ms.expect("evaluated");
+    let first = rules::scheduler::first_evaluation_ms(0, MINUTE, "g");
+    assert_eq!(last, 9 * MINUTE + first, "the last evaluation is the tenth minute's");
+    assert_eq!(status.missed_iterations, 0);
+    assert_eq!(status.rules[0].alerts[0].state, rules::AlertState::Firing);
+    assert!(!notifier.0.lock().is_empty());
+}
+
 #[test]
 fn budgets_contract_becomes_series() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog/busflow");

@@ -141,6 +141,7 @@ async fn loki_push_takes_the_write_token() {
 
 /// A triage runner that knows one firing alert; its fingerprint.
 fn with_triage(state: &Arc<server::AppState>) -> String {
+    #[derive(Debug)]
     struct Now;
     impl rules::Clock for Now {
         fn now_ms(&self) -> i64 {

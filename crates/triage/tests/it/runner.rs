@@ -17,6 +17,7 @@ impl rules::Notifier for Collect {
     }
 }
 
+#[derive(Debug)]
 struct FixedClock(i64);
 
 impl rules::Clock for FixedClock {
