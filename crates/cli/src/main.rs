@@ -400,13 +400,8 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         )
         .init();
     let tls = web_tls.load()?;
-    let overrides = reload::Overrides {
-        listen,
-        data,
-        catalog: catalog_path,
-        external_url: external_url_flag,
-        tls: tls.is_some(),
-    };
+    let overrides =
+        reload::Overrides { listen, data, catalog: catalog_path, external_url: external_url_flag, tls: tls.is_some() };
     if tls.is_some() {
         // The scrape client has no TLS settings to trust the server's own certificate.
         tracing::warn!("the self-scrape is off under TLS: add a scrape job for alertbook's /metrics if it is needed");
