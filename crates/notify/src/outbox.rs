@@ -632,21 +632,27 @@ mod tests {
         assert!(!corrupt.contains(torn), "a torn tail was never acknowledged");
     }
 
-    #[test]
-    fn a_batch_settles_with_one_write_and_compaction_keeps_what_is_pending() {
-        let directory = tempfile::tempdir().expect("temporary directory");
-        let outbox = Outbox::open(directory.path()).expect("open");
-        let new = |n: usize| NewDelivery {
+    /// The `n`th delivery to one webhook, its body `[n]`.
+    fn webhook_delivery(n: usize) -> NewDelivery {
+        NewDelivery {
             target: "ops/webhook[0]".into(),
             receiver: "ops".into(),
             url: "http://a".into(),
             body: format!("[{n}]"),
             log_entries: Vec::new(),
             channel: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_batch_settles_with_one_write_and_compaction_keeps_what_is_pending() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let outbox = Outbox::open(directory.path()).expect("open");
         let mut kept = Vec::new();
         for round in 0..3 {
-            let ids = outbox.enqueue_batch((0..COMPACT_MIN_RECORDS / 2).map(new).collect(), 1000).expect("batch");
+            let ids = outbox
+                .enqueue_batch((0..COMPACT_MIN_RECORDS / 2).map(webhook_delivery).collect(), 1000)
+                .expect("batch");
             outbox.release(&ids, 1000);
             let taken = outbox.take_due(1000);
             assert_eq!(taken.len(), ids.len());
@@ -672,15 +678,7 @@ mod tests {
     fn take_due_follows_releases_retries_and_untaken_deliveries() {
         let directory = tempfile::tempdir().expect("temporary directory");
         let outbox = Outbox::open(directory.path()).expect("open");
-        let new = |n: usize| NewDelivery {
-            target: "ops/webhook[0]".into(),
-            receiver: "ops".into(),
-            url: "http://a".into(),
-            body: format!("[{n}]"),
-            log_entries: Vec::new(),
-            channel: None,
-        };
-        let ids = outbox.enqueue_batch((0..3).map(new).collect(), 1000).expect("batch");
+        let ids = outbox.enqueue_batch((0..3).map(webhook_delivery).collect(), 1000).expect("batch");
         assert_eq!(outbox.next_due(), None, "held deliveries are not due");
         outbox.release(&[ids[2], ids[0]], 1000);
         assert_eq!(outbox.next_due(), Some(1000));
