@@ -164,17 +164,11 @@ pub fn run(arguments: &Arguments) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(start_ms <= end_ms, "--from is after --to");
 
     let engine = promql::Engine::default();
-    let mut triage_sources = triage::Sources::new(std::time::Duration::from_secs(30));
-    let metrics: Arc<dyn triage::CheckSource> =
-        Arc::new(triage::adapters::EmbeddedMetrics { store: store.clone(), engine: engine.clone(), sparkline: None });
-    triage_sources.set(catalog::Datasource::Metrics, metrics.clone());
-    triage_sources.set(
-        catalog::Datasource::Probe,
-        Arc::new(triage::adapters::Probes { metrics, contracts: catalog.contracts.clone() }),
-    );
-    triage_sources.set(
-        catalog::Datasource::Logs,
-        Arc::new(triage::adapters::EmbeddedLogs { source: log_input.store.clone(), engine: logql::Engine::default() }),
+    let mut triage_sources = triage::adapters::embedded_sources(
+        std::time::Duration::from_secs(30),
+        triage::adapters::EmbeddedMetrics { store: store.clone(), engine: engine.clone(), sparkline: None },
+        Some(triage::adapters::EmbeddedLogs { source: log_input.store.clone(), engine: logql::Engine::default() }),
+        catalog.contracts.clone(),
     );
     if let Some(path) = &arguments.fixtures {
         triage_sources.fixtures = read_fixtures(path)?;

@@ -139,21 +139,16 @@ fn check_inner(
             }
         }
     };
-    let metrics: Arc<dyn triage::CheckSource> = Arc::new(triage::adapters::EmbeddedMetrics {
-        store: inputs.store.clone(),
-        engine: inputs.engine.clone(),
-        sparkline: None,
-    });
-    let mut sources = triage::Sources::new(std::time::Duration::from_secs(30))
-        .with(catalog::Datasource::Metrics, metrics.clone())
-        .with(
-            catalog::Datasource::Probe,
-            Arc::new(triage::adapters::Probes { metrics, contracts: inputs.catalog.contracts.clone() }),
-        )
-        .with(
-            catalog::Datasource::Logs,
-            Arc::new(triage::adapters::EmbeddedLogs { source: inputs.logs.clone(), engine: logql::Engine::default() }),
-        );
+    let mut sources = triage::adapters::embedded_sources(
+        std::time::Duration::from_secs(30),
+        triage::adapters::EmbeddedMetrics {
+            store: inputs.store.clone(),
+            engine: inputs.engine.clone(),
+            sparkline: None,
+        },
+        Some(triage::adapters::EmbeddedLogs { source: inputs.logs.clone(), engine: logql::Engine::default() }),
+        inputs.catalog.contracts.clone(),
+    );
     sources.fixtures = test.fixtures.clone();
     let options = triage::RunOptions { time_ms, previous, trigger: "test".into(), ..triage::RunOptions::default() };
     let run = triage::run(entry, &inputs.catalog.contracts, &alert, &sources, &options);

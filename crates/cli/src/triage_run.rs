@@ -47,19 +47,13 @@ pub fn sources(
     datasources: &CheckDatasources,
     timeout: Duration,
 ) -> triage::Sources {
-    let metrics: Arc<dyn triage::CheckSource> =
-        Arc::new(triage::adapters::EmbeddedMetrics { store, engine, sparkline: Some(Duration::from_secs(30 * 60)) });
-    let probes = triage::adapters::Probes { metrics: metrics.clone(), contracts: catalog.contracts.clone() };
-    let mut sources = triage::Sources::new(timeout)
-        .with(catalog::Datasource::Metrics, metrics)
-        .with(catalog::Datasource::Probe, Arc::new(probes));
+    let metrics = triage::adapters::EmbeddedMetrics { store, engine, sparkline: Some(Duration::from_secs(30 * 60)) };
+    let embedded_logs = logs
+        .filter(|_| datasources.logs.is_none())
+        .map(|logs| triage::adapters::EmbeddedLogs { source: logs.store.clone(), engine: logs.engine.clone() });
+    let mut sources = triage::adapters::embedded_sources(timeout, metrics, embedded_logs, catalog.contracts.clone());
     if let Some(remote) = &datasources.logs {
         sources.set(catalog::Datasource::Logs, Arc::new(triage::adapters::RemoteLogs(remote.clone())));
-    } else if let Some(logs) = logs {
-        sources.set(
-            catalog::Datasource::Logs,
-            Arc::new(triage::adapters::EmbeddedLogs { source: logs.store.clone(), engine: logs.engine.clone() }),
-        );
     }
     if let Some(postgres) = &datasources.postgres {
         sources.set(catalog::Datasource::Sql, Arc::new(triage::adapters::Postgres(postgres.clone())));

@@ -24,7 +24,6 @@ use std::time::Duration;
 use common::catalog_dir;
 use demo::adapters::{DockerChecks, DockerRules, SqlChecks, SqlRules, Traces};
 use demo::{Day, Incident};
-use triage::CheckSource;
 
 /// Groups evaluated less often than their interval: (group, step in ms).
 /// `busflow-api` keeps several evaluations inside each `for`, and
@@ -113,17 +112,11 @@ fn the_busflow_day_pages_each_incident_once_with_its_triage_path() {
     let manager = rules::Manager::new(&catalog.rule_files, options);
 
     // Triage: checks read the same stores and the simulated facts.
-    let mut sources = triage::Sources::new(Duration::from_secs(60));
-    let metrics: Arc<dyn CheckSource> =
-        Arc::new(triage::adapters::EmbeddedMetrics { store: store.clone(), engine: engine.clone(), sparkline: None });
-    sources.set(catalog::Datasource::Metrics, metrics.clone());
-    sources.set(
-        catalog::Datasource::Probe,
-        Arc::new(triage::adapters::Probes { metrics, contracts: catalog.contracts.clone() }),
-    );
-    sources.set(
-        catalog::Datasource::Logs,
-        Arc::new(triage::adapters::EmbeddedLogs { source: log_store.clone(), engine: logql::Engine::default() }),
+    let mut sources = triage::adapters::embedded_sources(
+        Duration::from_secs(60),
+        triage::adapters::EmbeddedMetrics { store: store.clone(), engine: engine.clone(), sparkline: None },
+        Some(triage::adapters::EmbeddedLogs { source: log_store.clone(), engine: logql::Engine::default() }),
+        catalog.contracts.clone(),
     );
     sources.set(catalog::Datasource::Sql, Arc::new(SqlChecks::new(day.clone(), &catalog)));
     sources.set(catalog::Datasource::Docker, Arc::new(DockerChecks(day.clone())));

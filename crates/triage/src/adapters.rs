@@ -127,6 +127,26 @@ impl CheckSource for RemoteMetrics {
     }
 }
 
+/// The check sources over alertbook's own stores: PromQL for metric checks,
+/// the probe checks of `contracts` over the same metrics, and LogQL for log
+/// checks when `logs` is given. Other kinds are set by the caller.
+pub fn embedded_sources(
+    timeout: std::time::Duration,
+    metrics: EmbeddedMetrics,
+    logs: Option<EmbeddedLogs>,
+    contracts: BTreeMap<String, catalog::Contract>,
+) -> crate::Sources {
+    let metrics: Arc<dyn CheckSource> = Arc::new(metrics);
+    let probes = Probes { metrics: metrics.clone(), contracts };
+    let mut sources = crate::Sources::new(timeout)
+        .with(catalog::Datasource::Metrics, metrics)
+        .with(catalog::Datasource::Probe, Arc::new(probes));
+    if let Some(logs) = logs {
+        sources.set(catalog::Datasource::Logs, Arc::new(logs));
+    }
+    sources
+}
+
 /// LogQL over a log store.
 #[derive(Clone)]
 pub struct EmbeddedLogs {
