@@ -45,7 +45,8 @@ pub fn render(value: &Value) -> String {
         },
         Value::String(text) => text.clone(),
         Value::Null => "null".into(),
-        other => compact(other),
+        Value::Bool(flag) => flag.to_string(),
+        Value::Object(_) | Value::Array(_) => compact(value),
     };
     if text.chars().count() > MAX_VALUE {
         let cut: String = text.chars().take(MAX_VALUE - 1).collect();
@@ -65,7 +66,7 @@ fn compact(value: &Value) -> String {
             let items: Vec<String> = items.iter().map(render).collect();
             format!("[{}]", items.join(", "))
         }
-        other => render(other),
+        other => other.to_string(),
     }
 }
 
@@ -89,6 +90,9 @@ mod tests {
         assert_eq!(render(&json!(3.0)), "3");
         assert_eq!(render(&json!({"email": 3.0, "iban": 2.0})), "{email: 3, iban: 2}");
         assert_eq!(render(&json!(["a", "b"])), "[a, b]");
+        // Booleans, alone and nested (a computed `any`/`all` is one).
+        assert_eq!(render(&json!(true)), "true");
+        assert_eq!(render(&json!({"drifted": false, "nodes": [true, null]})), "{drifted: false, nodes: [true, null]}");
         assert_eq!(render(&json!("x".repeat(500))).chars().count(), MAX_VALUE);
     }
 }
