@@ -58,14 +58,15 @@ impl rules::Notifier for DispatchNotifier {
     }
 }
 
-/// The rule manager of `alertbook run`, with its state restored from `data`.
+/// The rule manager of `alertbook run`, with its state restored from `data`;
+/// `resolve_datasource` gives `sql`, `docker` and remote groups their datasource.
 pub fn manager(
     catalog: &catalog::Catalog,
     durable: Arc<ingest::durable::DurableStore>,
     engine: promql::Engine,
     data: &Path,
     external_url: String,
-    datasources: crate::datasources::Built,
+    resolve_datasource: Option<rules::DatasourceResolver>,
     logs: Option<Arc<dyn rules::Datasource>>,
 ) -> anyhow::Result<Arc<rules::Manager>> {
     let datasource = rules::EmbeddedDatasource::new(durable.store().clone(), engine);
@@ -73,7 +74,7 @@ pub fn manager(
     options.sink = Arc::new(DurableSink(durable));
     options.static_series = rules::budgets::budget_series(catalog);
     options.external_url = external_url;
-    options.resolve_datasource = datasources.resolver();
+    options.resolve_datasource = resolve_datasource;
     options.logs_datasource = logs;
     let state_file = data.join(STATE_FILE);
     options.state_file = Some(state_file.clone());

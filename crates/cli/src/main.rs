@@ -5,14 +5,15 @@
 //! (list or print entries), `test promql` and `test rules` (promtool's rule
 //! unit tests), `replay` (recorded metrics through the rules), `user` and
 //! `token` (local accounts), `journal` (the on-call journal), `catalog export`
-//! (the built-in catalog written out) and `completions` (shell completion
-//! scripts). Each maps
+//! (the built-in catalog written out), `completions` (shell completion
+//! scripts) and `demo` (`run` over a simulated Busflow day). Each maps
 //! its arguments onto library crates and their results onto output and exit
 //! status; no domain logic lives here.
 
 mod builtin;
 mod config;
 mod datasources;
+mod demo_command;
 mod evaluation;
 mod journal_command;
 mod journal_run;
@@ -55,7 +56,8 @@ use clap::{CommandFactory, Parser, Subcommand};
                   manage the local users and API tokens, `alertbook journal list|show|export` reads the journal. \
                   The Busflow catalog (catalog/busflow) is built into the binary and is the default; \
                   --catalog DIR (or catalog: in alertbook.yaml) uses another, and `alertbook catalog export DIR` \
-                  writes the built-in one out for editing."
+                  writes the built-in one out for editing. `alertbook demo` runs it all over a simulated \
+                  Busflow day in which every runbook alert fires within minutes."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -152,6 +154,18 @@ enum Command {
     /// Work with the catalog built into the binary (the Busflow catalog).
     #[command(subcommand)]
     Catalog(builtin::CatalogCommand),
+    /// Run alertbook over a simulated Busflow day: every runbook alert fires within minutes.
+    ///
+    /// The whole system (store, rules, triage, routing, journal, web UI) on a virtual clock,
+    /// fed by a built-in simulator of Busflow: API traffic per tenant and route, latency
+    /// histograms, Traefik metrics and access logs, Faro and Grafana logs, probes, Loki
+    /// compactor and bucket gauges, certificates, and PostgreSQL, Docker and Tempo answers
+    /// (never a real database or swarm). A scripted 12-hour day holds an incident for each
+    /// alert A1-A12; notifications go to a local log (<data>/notifications.jsonl); a
+    /// responder account `demo` is created and its password printed, so alerts can be
+    /// acknowledged and closed in the UI. The day ends when the clock meets the wall;
+    /// rule evaluation then stops and the UI keeps serving until Ctrl-C.
+    Demo(demo_command::Arguments),
     /// Print a shell completion script: `alertbook completions bash > /etc/bash_completion.d/alertbook`.
     Completions {
         /// The shell to complete for.
@@ -335,7 +349,8 @@ fn parse_duration_flag(text: &str) -> Result<std::time::Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(arguments) => run(*arguments),
+        Command::Run(arguments) => serve(*arguments, None),
+        Command::Demo(arguments) => demo_command::run(&arguments),
         Command::Check { paths, config, name_validation_scheme, coverage } => {
             let name_validation = match name_validation_scheme.as_str() {
                 "utf8" => catalog::NameValidation::Utf8,
@@ -373,8 +388,12 @@ fn load_catalog(directory: Option<&Path>) -> anyhow::Result<catalog::Catalog> {
         .map_err(|diagnostics| anyhow::anyhow!("catalog {} is invalid:\n{diagnostics}", builtin::describe(directory)))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
+/// The stack of each thread of the server's async runtime.
+const RUNTIME_STACK_BYTES: usize = 16 << 20;
+
+/// Runs the server: `alertbook run`, or `alertbook demo` with its `demo` setup
+/// (virtual clock, simulated data and datasources, local notification log).
+fn serve(arguments: RunArgs, mut demo: Option<demo_command::Setup>) -> anyhow::Result<ExitCode> {
     let RunArgs {
         config: config_path,
         listen,
@@ -406,7 +425,13 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         // The scrape client has no TLS settings to trust the server's own certificate.
         tracing::warn!("the self-scrape is off under TLS: add a scrape job for alertbook's /metrics if it is needed");
     }
-    let config = reload::load_config(config_path.as_deref(), &overrides).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let mut config =
+        reload::load_config(config_path.as_deref(), &overrides).map_err(|error| anyhow::anyhow!("{error}"))?;
+    if demo.is_some() {
+        // The simulator writes every series a scrape would.
+        config.scrape_self = false;
+        config.scrape_configs.clear();
+    }
     let external_url = config.external_url.clone().expect("load_config sets the external URL");
     let catalog = load_catalog(config.catalog.as_deref())?;
     let probe_checks = if no_probes {
@@ -443,6 +468,12 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     for path in &backfill {
         load_backfill(path, &store)?;
     }
+    // The time of the alerts' world: rules, triage, routing, delivery,
+    // reminders and the server's answers read this one clock.
+    let clock: std::sync::Arc<dyn rules::Clock> = match &demo {
+        Some(demo) => demo.start_clock(&durable, &log_service)?,
+        None => std::sync::Arc::new(rules::SystemClock),
+    };
     let durable = std::sync::Arc::new(durable);
     let serving = durable.clone();
     // Every datasource reports alertbook_datasource_up and _errors_total; the
@@ -461,26 +492,30 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         logs: built_datasources.triage_logs(&config.datasources),
         traces: built_datasources.triage_traces(&config.datasources),
     };
+    let resolve_datasource = match &demo {
+        Some(demo) => Some(demo.rule_resolver(&catalog)),
+        None => built_datasources.resolver(),
+    };
     let rule_manager = evaluation::manager(
         &catalog,
         durable.clone(),
         engine.clone(),
         &config.data,
         external_url.clone(),
-        built_datasources,
+        resolve_datasource,
         Some(logs::datasource(&log_service)),
     )?;
     let targets = evaluation::targets(&notify_flags.alertmanagers, &[])?;
-    let routing_config = routing::configuration(&config, &catalog, &notify_flags.webhooks)?;
+    let routing_config = match &demo {
+        Some(demo) => demo.routing(&catalog)?,
+        None => routing::configuration(&config, &catalog, &notify_flags.webhooks)?,
+    };
     let outbox_directory = config.data.join("outbox");
     let outbox = notify::Outbox::open(&outbox_directory)
         .with_context(|| format!("cannot open the notification outbox in {}", outbox_directory.display()))?;
     if !outbox.is_empty() {
         tracing::info!(pending = outbox.len(), "notifications from before the restart will be delivered");
     }
-    // The time of the alerts' world: rules, triage, routing, delivery,
-    // reminders and the server's answers read this one clock.
-    let clock: std::sync::Arc<dyn rules::Clock> = std::sync::Arc::new(rules::SystemClock);
     let dispatcher = notify::Dispatcher::with_clock(
         outbox,
         targets,
@@ -498,22 +533,40 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
     let build_triage_sources = {
         let (store, engine, log_service) = (store.clone(), engine.clone(), log_service.clone());
         let timeout = triage_flags.check_timeout;
+        let simulated = demo.as_ref().map(demo_command::Setup::day);
         move |catalog: &catalog::Catalog| {
-            triage_run::sources(
+            let mut sources = triage_run::sources(
                 catalog,
                 store.clone(),
                 engine.clone(),
                 Some(log_service.clone()),
                 &check_datasources,
                 timeout,
-            )
+            );
+            if let Some(day) = &simulated {
+                demo_command::set_check_sources(day, catalog, &mut sources);
+            }
+            sources
         }
     };
     let triage_sources = build_triage_sources(&catalog);
     let triage_runner =
         triage_run::runner(&catalog, &config, triage_sources, &triage_flags, rule_manager.clone(), clock.clone())?;
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    // Rule evaluation, triage checks and queries recurse over expression
+    // trees on the runtime's threads: give them room beyond tokio's 2 MiB.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(RUNTIME_STACK_BYTES)
+        .build()
+        .context("cannot start the async runtime")?;
     let journal_service = std::sync::Arc::new(runtime.block_on(journal_run::open_service(&config, &catalog))?);
+    let mut demo_tasks = None;
+    let banner_url = external_url.clone();
+    if let Some(demo) = demo.as_mut() {
+        runtime.block_on(demo.create_account(journal_service.journal.store(), clock.now_ms()))?;
+        let receiver = runtime.block_on(async { demo.spawn_receiver() })?;
+        demo_tasks = Some((receiver, durable.clone(), log_service.clone()));
+    }
     let reminder_notifier: std::sync::Arc<dyn rules::Notifier> = notifier.clone();
     let maintained = durable.clone();
     let log_store = log_service.store.clone();
@@ -564,6 +617,22 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         let scraping = scraping::start(&state, config.scrape_jobs());
         let probing = probing::start(&state, probe_checks.clone());
         let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager.clone(), notifier.clone(), clock);
+        let stop_evaluation = std::sync::Arc::new(stop_evaluation);
+        let stop_feeding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut feeding = None;
+        if let (Some(demo), Some((receiver, durable, logs))) = (demo.as_ref(), demo_tasks) {
+            // When the day is over, evaluation stops: the alerts stay as the day left them.
+            let day_over = stop_evaluation.clone();
+            match demo.spawn_feeder(durable, logs, stop_feeding.clone(), move || {
+                let _ = day_over.send(true);
+            }) {
+                Ok(feeder) => {
+                    println!("{}", demo.banner(&banner_url, &config.data));
+                    feeding = Some((feeder, receiver));
+                }
+                Err(error) => tracing::error!(error = %format!("{error:#}"), "the demo cannot feed its day"),
+            }
+        }
         if enable_lifecycle {
             state.enable_lifecycle();
         }
@@ -577,6 +646,7 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
                     overrides,
                     no_probes,
                     webhooks: notify_flags.webhooks.clone(),
+                    refuse: demo.is_some().then_some("the demo's configuration is built in: it does not reload"),
                 },
                 config: config.clone(),
                 state: state.clone(),
@@ -603,6 +673,11 @@ fn run(arguments: RunArgs) -> anyhow::Result<ExitCode> {
         }
         let _ = stop_evaluation.send(true);
         let _ = evaluation.await;
+        if let Some((feeder, receiver)) = feeding {
+            stop_feeding.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = tokio::task::spawn_blocking(move || feeder.join()).await;
+            receiver.abort();
+        }
         let _ = stop_reminders.send(true);
         let _ = reminders.await;
         let _ = stop_triage.send(true);

@@ -85,11 +85,16 @@ pub struct Settings {
     pub overrides: Overrides,
     pub no_probes: bool,
     pub webhooks: Vec<String>,
+    /// Why this process does not reload (`alertbook demo`), if it does not.
+    pub refuse: Option<&'static str>,
 }
 
 impl Settings {
     /// Reads and validates the whole configuration; the first error refuses it.
     pub fn load(&self) -> Result<Bundle, String> {
+        if let Some(reason) = self.refuse {
+            return Err(reason.to_owned());
+        }
         let config = load_config(self.config_path.as_deref(), &self.overrides)?;
         let catalog = crate::load_catalog(config.catalog.as_deref()).map_err(|error| format!("{error:#}"))?;
         let probe_checks = if self.no_probes {

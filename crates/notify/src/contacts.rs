@@ -12,6 +12,13 @@ use crate::routing::RoutingConfig;
 
 /// The tree as `alertmanager.yml` text.
 pub fn default_config_text(webhooks: &[(String, String)], contacts: &Contacts) -> String {
+    let every: Vec<String> = webhooks.iter().map(|(_, url)| url.clone()).collect();
+    default_config_text_to(webhooks, contacts, &every)
+}
+
+/// [`default_config_text`] with the `default` receiver (alerts no contact
+/// routes) posting to `default_urls` instead of every webhook.
+pub fn default_config_text_to(webhooks: &[(String, String)], contacts: &Contacts, default_urls: &[String]) -> String {
     let quote = |text: &str| serde_json::to_string(text).unwrap_or_default();
     let known = |receiver: &str| webhooks.iter().any(|(name, _)| name == receiver);
     let mut text = String::from(
@@ -54,9 +61,9 @@ pub fn default_config_text(webhooks: &[(String, String)], contacts: &Contacts) -
         text.push_str(&routes);
     }
     text.push_str("receivers:\n  - name: default\n");
-    if !webhooks.is_empty() {
+    if !default_urls.is_empty() {
         text.push_str("    webhook_configs:\n");
-        for (_, url) in webhooks {
+        for url in default_urls {
             text.push_str(&format!("      - url: {}\n", quote(url)));
         }
     }
@@ -74,13 +81,23 @@ pub fn default_config_text(webhooks: &[(String, String)], contacts: &Contacts) -
     text
 }
 
-/// [`default_config_text`], parsed.
-pub fn default_config(webhooks: &[(String, String)], contacts: &Contacts) -> Result<RoutingConfig, Diagnostics> {
+/// [`default_config_text_to`], parsed.
+pub fn default_config_to(
+    webhooks: &[(String, String)],
+    contacts: &Contacts,
+    default_urls: &[String],
+) -> Result<RoutingConfig, Diagnostics> {
     let source = SourceFile {
         path: std::path::PathBuf::from("<default routing over contacts.yaml>"),
-        text: default_config_text(webhooks, contacts),
+        text: default_config_text_to(webhooks, contacts, default_urls),
     };
     crate::routing::config::parse(&source)
+}
+
+/// [`default_config_text`], parsed.
+pub fn default_config(webhooks: &[(String, String)], contacts: &Contacts) -> Result<RoutingConfig, Diagnostics> {
+    let every: Vec<String> = webhooks.iter().map(|(_, url)| url.clone()).collect();
+    default_config_to(webhooks, contacts, &every)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 mod alerting;
 mod alertmanager_corpus;
 mod browser;
+mod demo;
 mod docker;
 mod durability;
 mod external_url;
