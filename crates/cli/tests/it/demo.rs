@@ -43,6 +43,14 @@ struct Run {
     missing: Vec<String>,
 }
 
+/// One alert of a firing notification in the local log.
+struct Notified {
+    alertname: String,
+    labels: Vec<(String, String)>,
+    triage_path: String,
+    summarized: bool,
+}
+
 fn runs_of(body: &serde_json::Value) -> Vec<Run> {
     let text = |value: &serde_json::Value| value.as_str().unwrap_or_default().to_owned();
     let list = |value: &serde_json::Value| value.as_array().into_iter().flatten().map(text).collect::<Vec<_>>();
@@ -229,7 +237,7 @@ fn the_demo_pages_every_runbook_alert_with_the_triage_path_its_incident_implies(
     // The local notification log: every incident's alert, firing, with its
     // first triage's path and summary, from the receiver its contact names.
     let log = std::fs::read_to_string(data.join("notifications.jsonl")).expect("the notification log");
-    let mut notified: Vec<(String, Vec<(String, String)>, String, bool)> = Vec::new();
+    let mut notified: Vec<Notified> = Vec::new();
     for line in log.lines() {
         let entry: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
         let payload = &entry["payload"];
@@ -243,18 +251,20 @@ fn the_demo_pages_every_runbook_alert_with_the_triage_path_its_incident_implies(
                 .collect();
             let alertname = labels.iter().find(|(name, _)| name == "alertname").map(|(_, value)| value.clone());
             let annotations = &alert["annotations"];
-            notified.push((
-                alertname.unwrap_or_default(),
+            notified.push(Notified {
+                alertname: alertname.unwrap_or_default(),
                 labels,
-                annotations["triage_path"].as_str().unwrap_or_default().to_owned(),
-                annotations.get("triage_summary").is_some(),
-            ));
+                triage_path: annotations["triage_path"].as_str().unwrap_or_default().to_owned(),
+                summarized: annotations.get("triage_summary").is_some(),
+            });
         }
     }
     for incident in day.incidents() {
         let expected = incident.triage.iter().find(|expected| expected.at_ms.is_none()).map(|e| e.path.join(","));
-        let found = notified.iter().any(|(alertname, labels, path, summarized)| {
-            incident.matches(alertname, labels) && Some(path) == expected.as_ref() && *summarized
+        let found = notified.iter().any(|notified| {
+            incident.matches(&notified.alertname, &notified.labels)
+                && Some(&notified.triage_path) == expected.as_ref()
+                && notified.summarized
         });
         if !found {
             failures.push(format!(
