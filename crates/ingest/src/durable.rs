@@ -993,6 +993,106 @@ mod block_tests {
         assert_eq!(durable.store().select(&[healthy], i64::MIN, i64::MAX).expect("s009")[0].samples.len(), 110);
     }
 
+    /// Five checkpoints of ten minutes each; returns the store, the blocks and everything it serves.
+    fn five_blocks(paths: &Paths) -> (DurableStore, Vec<BlockMeta>, Dump) {
+        let (durable, _) = open(paths);
+        let mut metas = Vec::new();
+        for part in 0..5 {
+            ingest(&durable, 5, 0, part * 40..(part + 1) * 40);
+            metas.push(durable.checkpoint().expect("checkpoint").expect("a block"));
+        }
+        let expected = dump(durable.store());
+        (durable, metas, expected)
+    }
+
+    fn block_bytes(paths: &Paths, metas: &[BlockMeta]) -> Vec<(PathBuf, Vec<u8>)> {
+        metas
+            .iter()
+            .map(|meta| {
+                let path = tsdb::block::block_path(&paths.blocks, meta.sequence);
+                let bytes = std::fs::read(&path).expect("read block");
+                (path, bytes)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compaction_merges_closed_windows_and_a_restart_serves_the_same() {
+        let paths = paths();
+        let (durable, metas, expected) = five_blocks(&paths);
+        // Windows of 30 minutes: the first holds three blocks and is closed; the second is still open.
+        let report = durable.compact(&[30 * MINUTE]).expect("compact");
+        assert_eq!(report.merged.len(), 1);
+        let (merged, sources) = &report.merged[0];
+        assert_eq!(sources, &vec![metas[0].sequence, metas[1].sequence, metas[2].sequence]);
+        assert_eq!((merged.min_time, merged.max_time, merged.samples), (0, 119 * 15_000, 5 * 120));
+        assert_eq!(merged.wal_segment, metas[2].wal_segment);
+        let served: Vec<u64> = durable.blocks().iter().map(|meta| meta.sequence).collect();
+        assert_eq!(served, vec![merged.sequence, metas[3].sequence, metas[4].sequence]);
+        assert!(metas[..3].iter().all(|meta| !tsdb::block::block_path(&paths.blocks, meta.sequence).exists()));
+        assert_eq!(dump(durable.store()), expected);
+        assert!(durable.compact(&[30 * MINUTE]).expect("compact again").merged.is_empty());
+        drop(durable);
+        let (durable, report) = open(&paths);
+        assert_eq!((report.blocks_loaded, report.samples), (3, 0));
+        assert_eq!(dump(durable.store()), expected);
+    }
+
+    #[test]
+    fn a_crash_after_the_merged_block_was_renamed_deletes_its_sources_at_start() {
+        let paths = paths();
+        let (durable, metas, expected) = five_blocks(&paths);
+        let saved = block_bytes(&paths, &metas[..3]);
+        durable.compact(&[30 * MINUTE]).expect("compact");
+        drop(durable);
+        // The state of a crash after step 1 or 2: the merged block and all its sources on disk.
+        for (path, bytes) in &saved {
+            std::fs::write(path, bytes).expect("restore source");
+        }
+        let (durable, report) = open(&paths);
+        assert_eq!(report.blocks_superseded.len(), 3, "{report:?}");
+        assert_eq!(report.blocks_loaded, 3);
+        assert!(saved.iter().all(|(path, _)| !path.exists()));
+        assert_eq!(dump(durable.store()), expected);
+    }
+
+    #[test]
+    fn a_crash_before_the_merged_block_was_renamed_keeps_the_sources() {
+        let paths = paths();
+        let (durable, metas, expected) = five_blocks(&paths);
+        let saved = block_bytes(&paths, &metas[..3]);
+        let report = durable.compact(&[30 * MINUTE]).expect("compact");
+        drop(durable);
+        // The merged block never got its final name; its sources were never deleted.
+        let merged = report.merged[0].0.sequence;
+        let path = tsdb::block::block_path(&paths.blocks, merged);
+        std::fs::rename(&path, paths.blocks.join(format!("{merged:08}.block.tmp"))).expect("rename");
+        for (path, bytes) in &saved {
+            std::fs::write(path, bytes).expect("restore source");
+        }
+        let (durable, report) = open(&paths);
+        assert_eq!((report.temporary_removed.len(), report.blocks_loaded), (1, 5));
+        assert_eq!(dump(durable.store()), expected);
+        // Compacting again works from the same sources.
+        assert_eq!(durable.compact(&[30 * MINUTE]).expect("compact").merged.len(), 1);
+        assert_eq!(dump(durable.store()), expected);
+    }
+
+    #[test]
+    fn a_damaged_source_fails_the_compaction_and_changes_nothing() {
+        let paths = paths();
+        let (durable, metas, _) = five_blocks(&paths);
+        let path = tsdb::block::block_path(&paths.blocks, metas[1].sequence);
+        let mut bytes = std::fs::read(&path).expect("read");
+        bytes[100] ^= 0x40;
+        std::fs::write(&path, &bytes).expect("write");
+        let error = durable.compact(&[30 * MINUTE]).expect_err("a damaged chunk");
+        assert!(error.to_string().contains("checksum mismatch"), "{error}");
+        assert_eq!(durable.blocks(), metas);
+        assert!(metas.iter().all(|meta| tsdb::block::block_path(&paths.blocks, meta.sequence).exists()));
+        assert!(tsdb::block::list_blocks(&paths.blocks).expect("list").temporary.is_empty());
+    }
+
     fn total_in(store: &MemStore, start: i64, end: i64) -> usize {
         store.select(&[], start, end).expect("select").iter().map(|series| series.samples.len()).sum()
     }
