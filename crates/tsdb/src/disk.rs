@@ -87,8 +87,8 @@ impl IndexCache {
     }
 }
 
-/// A block, its index and the positions in it of the series a query matched.
-type MatchingInBlock = (Arc<BlockFile>, Arc<BlockIndex>, Vec<usize>);
+/// A block and the series in it a query matched.
+type MatchingInBlock = (Arc<BlockFile>, Vec<IndexedSeries>);
 
 /// The open blocks, ordered by time, and the index cache.
 pub struct DiskBlocks {
@@ -171,12 +171,19 @@ impl DiskBlocks {
                 continue;
             }
             let index = self.index(block)?;
-            let positions: Vec<usize> = index
-                .select(matchers)
-                .into_iter()
-                .filter(|&position| overlapping(&index.series[position], start, end).next().is_some())
-                .collect();
-            found.push((Arc::clone(block), index, positions));
+            let mut matched = Vec::new();
+            for position in index.select(matchers) {
+                let series = index.series(position).ok_or_else(|| {
+                    Error::Block(BlockError::Corrupt {
+                        path: block.path().to_owned(),
+                        reason: format!("index entry {position} does not decode"),
+                    })
+                })?;
+                if overlapping(&series, start, end).next().is_some() {
+                    matched.push(series);
+                }
+            }
+            found.push((Arc::clone(block), matched));
         }
         Ok(found)
     }
@@ -184,11 +191,10 @@ impl DiskBlocks {
     /// The samples in `[start, end]` of every series matching `matchers`, sorted by labels.
     pub fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<DiskSeries>, Error> {
         let mut by_labels: HashMap<Labels, Vec<Sample>> = HashMap::new();
-        for (block, index, positions) in self.matching(matchers, start, end)? {
-            for position in positions {
-                let series = &index.series[position];
+        for (block, matched) in self.matching(matchers, start, end)? {
+            for series in matched {
                 let samples = by_labels.entry(series.labels.clone()).or_default();
-                read_samples(&block, series, start, end, samples)?;
+                read_samples(&block, &series, start, end, samples)?;
             }
         }
         let mut result: Vec<DiskSeries> = by_labels
@@ -206,11 +212,10 @@ impl DiskBlocks {
     /// The label sets of the matching series with a sample in `[start, end]`, unsorted, possibly repeated.
     pub fn series(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Labels>, Error> {
         let mut labels = Vec::new();
-        for (block, index, positions) in self.matching(matchers, start, end)? {
-            for position in positions {
-                let series = &index.series[position];
-                if has_sample_in_range(&block, series, start, end)? {
-                    labels.push(series.labels.clone());
+        for (block, matched) in self.matching(matchers, start, end)? {
+            for series in matched {
+                if has_sample_in_range(&block, &series, start, end)? {
+                    labels.push(series.labels);
                 }
             }
         }

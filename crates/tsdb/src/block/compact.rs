@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{BlockError, BlockFile, BlockMeta, BlockWriter, MAX_SOURCES};
+use super::{BlockError, BlockFile, BlockMeta, BlockWriter, ChunkMeta, MAX_SOURCES};
 use crate::chunk::{Chunk, ChunkEncoder};
 use crate::{CHUNK_MAX_SAMPLES, Labels};
 
@@ -67,10 +67,13 @@ pub fn plan(blocks: &[BlockMeta], ranges: &[i64]) -> Option<Vec<u64>> {
 /// in a source fails the compaction, leaving nothing behind.
 pub fn compact(directory: &Path, sequence: u64, sources: &[&BlockFile]) -> Result<BlockMeta, BlockError> {
     let indexes = sources.iter().map(|source| source.load_index()).collect::<Result<Vec<_>, _>>()?;
-    let mut by_labels: BTreeMap<&Labels, Vec<(usize, usize)>> = BTreeMap::new();
+    let mut by_labels: BTreeMap<Labels, Vec<(usize, Vec<ChunkMeta>)>> = BTreeMap::new();
     for (source, index) in indexes.iter().enumerate() {
-        for (position, series) in index.series.iter().enumerate() {
-            by_labels.entry(&series.labels).or_default().push((source, position));
+        for position in 0..index.len() {
+            let series = index.series(position).ok_or_else(|| {
+                super::corrupt(sources[source].path(), format!("index entry {position} does not decode"))
+            })?;
+            by_labels.entry(series.labels).or_default().push((source, series.chunks));
         }
     }
     let wal_segment = sources.iter().map(|source| source.meta().wal_segment).max().unwrap_or(0);
@@ -78,15 +81,15 @@ pub fn compact(directory: &Path, sequence: u64, sources: &[&BlockFile]) -> Resul
     let mut writer = BlockWriter::create(directory, sequence, wal_segment, &sequences)?;
     for (labels, places) in by_labels {
         let mut chunks: Vec<Chunk> = Vec::new();
-        for (source, position) in places {
-            for meta in &indexes[source].series[position].chunks {
+        for (source, metas) in places {
+            for meta in &metas {
                 chunks.push(sources[source].read_chunk(meta)?);
             }
         }
         if chunks.windows(2).any(|pair| pair[1].min_time() <= pair[0].max_time()) {
             chunks = merge_overlapping(&chunks);
         }
-        writer.add_series(labels, &chunks)?;
+        writer.add_series(&labels, &chunks)?;
     }
     let path = super::block_path(directory, sequence);
     writer.finish()?.ok_or_else(|| super::corrupt(&path, "the blocks to compact hold no series"))

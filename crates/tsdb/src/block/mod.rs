@@ -226,34 +226,89 @@ pub struct IndexedSeries {
     pub chunks: Vec<ChunkMeta>,
 }
 
-/// A block's decoded index: its series in label order and a postings index
-/// over them (series ids are positions in `series`).
+/// A block's checked index: the raw entries, where each one lies, and a
+/// postings index over them (series ids are entry positions, in label
+/// order). Entries are decoded again when a query needs one, so the cache
+/// holds a few bytes per series rather than decoded label sets.
 #[derive(Debug)]
 pub struct BlockIndex {
-    pub series: Vec<IndexedSeries>,
+    entries: Vec<u8>,
+    /// Start and length of each entry's checked bytes in `entries`.
+    spans: Vec<(usize, usize)>,
     postings: PostingsIndex,
 }
 
 impl BlockIndex {
-    /// Positions in [`BlockIndex::series`] of the series matching every matcher, ascending.
+    /// Number of series.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The series at `position` (its entry was checked when the index was loaded).
+    pub fn series(&self, position: usize) -> Option<IndexedSeries> {
+        let &(start, length) = self.spans.get(position)?;
+        decode_entry(self.entries.get(start..start.checked_add(length)?)?).ok()
+    }
+
+    fn labels(&self, position: usize) -> Option<Labels> {
+        let &(start, length) = self.spans.get(position)?;
+        let mut entry = Cursor { bytes: self.entries.get(start..start.checked_add(length)?)?, position: 0 };
+        decode_labels(&mut entry)
+    }
+
+    /// Positions of the series matching every matcher, ascending.
     pub fn select(&self, matchers: &[crate::Matcher]) -> Vec<usize> {
-        let labels_of = |id: SeriesId| self.series.get(id as usize).map(|series| &series.labels);
+        let labels_of = |id: SeriesId| self.labels(id as usize);
         self.postings.select(matchers, labels_of).into_iter().map(|id| id as usize).collect()
     }
 
     /// An estimate of the heap bytes the index holds.
     pub fn memory_bytes(&self) -> usize {
-        let series: usize = self
-            .series
-            .iter()
-            .map(|series| {
-                size_of::<IndexedSeries>()
-                    + crate::memstore::labels_heap_bytes(&series.labels)
-                    + series.chunks.capacity() * size_of::<ChunkMeta>()
-            })
-            .sum();
-        size_of::<Self>() + series + self.postings.memory_bytes()
+        size_of::<Self>()
+            + self.entries.capacity()
+            + self.spans.capacity() * size_of::<(usize, usize)>()
+            + self.postings.memory_bytes()
     }
+}
+
+fn decode_labels(entry: &mut Cursor<'_>) -> Option<Labels> {
+    let label_count = entry.length()?;
+    let mut builder = LabelsBuilder::default();
+    for _ in 0..label_count {
+        let name = entry.string()?;
+        let value = entry.string()?;
+        builder.set(name, value);
+    }
+    Some(builder.build())
+}
+
+/// Decodes one index entry; the error says what is wrong.
+fn decode_entry(bytes: &[u8]) -> Result<IndexedSeries, &'static str> {
+    let mut entry = Cursor { bytes, position: 0 };
+    let labels = decode_labels(&mut entry).ok_or("bad labels")?;
+    let chunk_count = entry.length().ok_or("bad chunk count")?;
+    let mut chunks: Vec<ChunkMeta> = Vec::with_capacity(chunk_count.min(entry.remaining() / 20));
+    for _ in 0..chunk_count {
+        let chunk = (|| {
+            Some(ChunkMeta {
+                min_time: entry.u64()? as i64,
+                max_time: entry.u64()? as i64,
+                samples: entry.u16()?,
+                offset: entry.varint()?,
+                length: u32::try_from(entry.varint()?).ok()?,
+            })
+        })()
+        .ok_or("truncated chunk reference")?;
+        chunks.push(chunk);
+    }
+    if entry.remaining() != 0 {
+        return Err("unexpected bytes after the chunk references");
+    }
+    Ok(IndexedSeries { labels, chunks })
 }
 
 /// An open block: its checked header and the file its chunks and index are read from.
@@ -356,7 +411,7 @@ impl BlockFile {
         let length = usize::try_from(self.index_bytes).map_err(|_| corrupt(&self.path, "index too large"))?;
         let mut bytes = vec![0u8; length];
         self.file.read_exact_at(&mut bytes, self.index_offset).map_err(io_error(&self.path))?;
-        decode_index(&self.path, &bytes, &self.meta, self.chunks_start, self.index_offset)
+        decode_index(&self.path, bytes, &self.meta, self.chunks_start, self.index_offset)
     }
 
     /// Reads one chunk the index describes, checking its checksum, sample count and time range.
@@ -378,52 +433,35 @@ impl BlockFile {
     }
 }
 
-/// Decodes and checks every index entry.
+/// Checks every index entry and builds the postings.
 fn decode_index(
     path: &Path,
-    bytes: &[u8],
+    bytes: Vec<u8>,
     meta: &BlockMeta,
     chunks_start: u64,
     chunks_end: u64,
 ) -> Result<BlockIndex, BlockError> {
-    let mut cursor = Cursor { bytes, position: 0 };
-    let mut series: Vec<IndexedSeries> = Vec::new();
+    let mut cursor = Cursor { bytes: &bytes, position: 0 };
+    let mut spans: Vec<(usize, usize)> = Vec::new();
     let mut postings = PostingsIndex::default();
+    let mut last_labels: Option<Labels> = None;
     let (mut chunks_seen, mut samples_seen) = (0u64, 0u64);
     while cursor.remaining() > 0 {
-        let number = series.len();
+        let number = spans.len();
         let damaged = |reason: &str| corrupt(path, format!("index entry {number}: {reason}"));
         let length = cursor.length().ok_or_else(|| damaged("truncated"))?;
+        let start = cursor.position;
         let entry = cursor.take(length).ok_or_else(|| damaged("truncated"))?;
         let checksum = cursor.u32().ok_or_else(|| damaged("truncated"))?;
         if crc32fast::hash(entry) != checksum {
             return Err(damaged("checksum mismatch"));
         }
-        let mut entry = Cursor { bytes: entry, position: 0 };
-        let label_count = entry.length().ok_or_else(|| damaged("bad label count"))?;
-        let mut builder = LabelsBuilder::default();
-        for _ in 0..label_count {
-            let name = entry.string().ok_or_else(|| damaged("bad label name"))?;
-            let value = entry.string().ok_or_else(|| damaged("bad label value"))?;
-            builder.set(name, value);
-        }
-        let labels = builder.build();
-        if series.last().is_some_and(|previous| previous.labels >= labels) {
+        let series = decode_entry(entry).map_err(damaged)?;
+        if last_labels.as_ref().is_some_and(|previous| *previous >= series.labels) {
             return Err(damaged("series out of label order"));
         }
-        let chunk_count = entry.length().ok_or_else(|| damaged("bad chunk count"))?;
-        let mut chunks: Vec<ChunkMeta> = Vec::with_capacity(chunk_count.min(entry.remaining() / 20));
-        for _ in 0..chunk_count {
-            let chunk = (|| {
-                Some(ChunkMeta {
-                    min_time: entry.u64()? as i64,
-                    max_time: entry.u64()? as i64,
-                    samples: entry.u16()?,
-                    offset: entry.varint()?,
-                    length: u32::try_from(entry.varint()?).ok()?,
-                })
-            })()
-            .ok_or_else(|| damaged("truncated chunk reference"))?;
+        let mut previous: Option<&ChunkMeta> = None;
+        for chunk in &series.chunks {
             let end = chunk.offset.checked_add(u64::from(chunk.length) + 4);
             if chunk.offset < chunks_start || end.is_none_or(|end| end > chunks_end) {
                 return Err(damaged("chunk outside the chunk area"));
@@ -431,7 +469,7 @@ fn decode_index(
             if chunk.samples == 0 || chunk.min_time > chunk.max_time {
                 return Err(damaged("impossible chunk reference"));
             }
-            if chunks.last().is_some_and(|previous| chunk.min_time <= previous.max_time) {
+            if previous.is_some_and(|previous| chunk.min_time <= previous.max_time) {
                 return Err(damaged("chunks out of order"));
             }
             if chunk.min_time < meta.min_time || chunk.max_time > meta.max_time {
@@ -439,19 +477,17 @@ fn decode_index(
             }
             chunks_seen += 1;
             samples_seen += u64::from(chunk.samples);
-            chunks.push(chunk);
-        }
-        if entry.remaining() != 0 {
-            return Err(damaged("unexpected bytes after the chunk references"));
+            previous = Some(chunk);
         }
         let id = SeriesId::try_from(number).map_err(|_| damaged("too many series"))?;
-        postings.add(id, &labels);
-        series.push(IndexedSeries { labels, chunks });
+        postings.add(id, &series.labels);
+        spans.push((start, length));
+        last_labels = Some(series.labels);
     }
-    if series.len() as u64 != meta.series || chunks_seen != meta.chunks || samples_seen != meta.samples {
+    if spans.len() as u64 != meta.series || chunks_seen != meta.chunks || samples_seen != meta.samples {
         return Err(corrupt(path, "header and index disagree on the series, chunk or sample count"));
     }
-    Ok(BlockIndex { series, postings })
+    Ok(BlockIndex { entries: bytes, spans, postings })
 }
 
 /// Writes one block: series in label order, each with its chunks oldest first.

@@ -37,7 +37,7 @@ type Contents = Vec<(Labels, Vec<(i64, u64)>)>;
 fn read_all(block: &BlockFile) -> Result<Contents, BlockError> {
     let index = block.load_index()?;
     let mut all = Vec::new();
-    for series in &index.series {
+    for series in (0..index.len()).filter_map(|position| index.series(position)) {
         let mut samples = Vec::new();
         for meta in &series.chunks {
             samples.extend(block.read_chunk(meta)?.iter().map(|(timestamp, value)| (timestamp, value.to_bits())));
@@ -114,7 +114,8 @@ fn a_damaged_chunk_fails_only_the_reads_of_its_series() {
     let path = block_path(directory.path(), 1);
     let block = BlockFile::open(&path, 1).expect("open");
     let index = block.load_index().expect("index");
-    let target = index.series.iter().find(|series| series.labels.get("series") == Some("s1")).expect("s1");
+    let position = index.select(&[Matcher::equal("series", "s1")])[0];
+    let target = index.series(position).expect("s1");
     let offset = target.chunks[1].offset as usize + 3;
     drop(block);
     let mut bytes = std::fs::read(&path).expect("read");
