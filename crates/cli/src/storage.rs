@@ -128,22 +128,29 @@ pub(crate) fn open(
 pub(crate) fn checkpoint(durable: &DurableStore, reason: &str) {
     let started = Instant::now();
     match durable.checkpoint() {
-        Ok(Some(block)) => tracing::info!(
-            reason = %reason,
-            block = block.sequence,
-            series = block.series,
-            samples = block.samples,
-            bytes = block.bytes,
-            min_time = block.min_time,
-            max_time = block.max_time,
-            seconds = started.elapsed().as_secs_f64(),
-            "checkpoint written; covered write-ahead log segments removed"
-        ),
+        Ok(Some(block)) => {
+            log_block_written(&block, started, reason, "checkpoint written; covered write-ahead log segments removed")
+        }
         Ok(None) => tracing::debug!(reason = %reason, "checkpoint: nothing new to write"),
         Err(error) => {
             tracing::error!(reason = %reason, error = %error, "checkpoint failed; the write-ahead log keeps every sample")
         }
     }
+}
+
+/// Logs a block a checkpoint or a compaction wrote.
+fn log_block_written(block: &tsdb::block::BlockMeta, started: Instant, reason: &str, message: &str) {
+    tracing::info!(
+        reason = %reason,
+        block = block.sequence,
+        series = block.series,
+        samples = block.samples,
+        bytes = block.bytes,
+        min_time = block.min_time,
+        max_time = block.max_time,
+        seconds = started.elapsed().as_secs_f64(),
+        "{message}"
+    );
 }
 
 /// Merges blocks into longer ones as far as the compaction plan says, and logs it.
@@ -153,17 +160,8 @@ fn compact(durable: &DurableStore, flags: &StorageFlags) {
     match durable.compact(&ranges) {
         Ok(report) => {
             for (block, sources) in &report.merged {
-                tracing::info!(
-                    block = block.sequence,
-                    sources = ?sources,
-                    series = block.series,
-                    samples = block.samples,
-                    bytes = block.bytes,
-                    min_time = block.min_time,
-                    max_time = block.max_time,
-                    seconds = started.elapsed().as_secs_f64(),
-                    "blocks compacted"
-                );
+                let reason = format!("blocks {sources:?} form a closed time window");
+                log_block_written(block, started, &reason, "blocks compacted; the merged blocks were deleted");
             }
         }
         Err(error) => tracing::error!(error = %error, "compaction failed; the blocks it would have merged are kept"),

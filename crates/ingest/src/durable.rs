@@ -756,6 +756,13 @@ mod block_tests {
             .collect()
     }
 
+    /// Flips one bit of the byte at `position` of the file at `path`.
+    fn flip_byte(path: &Path, position: usize) {
+        let mut bytes = std::fs::read(path).expect("read");
+        bytes[position] ^= 0x40;
+        std::fs::write(path, &bytes).expect("write");
+    }
+
     /// Samples served, from blocks and memory alike.
     fn total(store: &MemStore) -> usize {
         dump(store).iter().map(|(_, samples)| samples.len()).sum()
@@ -945,9 +952,7 @@ mod block_tests {
         drop(durable);
         // Flip one byte in the header of the second block.
         let path = tsdb::block::block_path(&paths.blocks, second.sequence);
-        let mut bytes = std::fs::read(&path).expect("read");
-        bytes[20] ^= 0x40;
-        std::fs::write(&path, &bytes).expect("write");
+        flip_byte(&path, 20);
         let (durable, report) = open(&paths);
         assert_eq!(report.blocks_loaded, 1);
         assert_eq!(report.blocks_set_aside.len(), 1, "{:?}", report.blocks_set_aside);
@@ -979,9 +984,7 @@ mod block_tests {
         drop(durable);
         // Flip one byte in the chunk area (the first chunks follow the header).
         let path = tsdb::block::block_path(&paths.blocks, block.sequence);
-        let mut bytes = std::fs::read(&path).expect("read");
-        bytes[100] ^= 0x40;
-        std::fs::write(&path, &bytes).expect("write");
+        flip_byte(&path, 100);
         let (durable, report) = open(&paths);
         assert_eq!((report.blocks_loaded, report.blocks_set_aside.len()), (1, 0));
         let error = durable.store().select(&[], i64::MIN, i64::MAX).expect_err("a damaged chunk");
@@ -1083,9 +1086,7 @@ mod block_tests {
         let paths = paths();
         let (durable, metas, _) = five_blocks(&paths);
         let path = tsdb::block::block_path(&paths.blocks, metas[1].sequence);
-        let mut bytes = std::fs::read(&path).expect("read");
-        bytes[100] ^= 0x40;
-        std::fs::write(&path, &bytes).expect("write");
+        flip_byte(&path, 100);
         let error = durable.compact(&[30 * MINUTE]).expect_err("a damaged chunk");
         assert!(error.to_string().contains("checksum mismatch"), "{error}");
         assert_eq!(durable.blocks(), metas);
