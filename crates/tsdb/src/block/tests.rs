@@ -295,3 +295,28 @@ fn the_index_cache_stays_within_its_bound() {
         300
     );
 }
+
+/// After a restart the head may take a sample older than a series' last one
+/// on disk (the floor is not known then): reads merge both by timestamp and
+/// memory wins a tie; label queries see series from either side.
+#[test]
+fn memory_and_blocks_merge_by_timestamp_and_memory_wins_a_tie() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    write_block(directory.path(), 1, 1, &store_with(2, 0)).expect("write").expect("a block");
+    let restarted = MemStore::new();
+    serve(&restarted, directory.path(), 1);
+    restarted.append(&labels(0), 10 * 15_000, -7.0).expect("a tie with the block");
+    restarted.append(&labels(0), 20 * 15_000 + 1, -8.0).expect("between two block samples");
+    restarted.append(&labels(5), 0, 1.0).expect("a series only in memory");
+    let merged = bits(&restarted, 0);
+    assert_eq!(merged.len(), 301);
+    assert_eq!(merged[10], (10 * 15_000, (-7.0f64).to_bits()));
+    assert_eq!(merged[21], (20 * 15_000 + 1, (-8.0f64).to_bits()));
+    assert!(merged.windows(2).all(|pair| pair[0].0 < pair[1].0));
+    assert_eq!(bits(&restarted, 1).len(), 300);
+    assert_eq!(restarted.label_values("series", &[], 0, 0).expect("values"), ["s0", "s1", "s5"]);
+    assert_eq!(restarted.label_names(&[], 0, 0).expect("names"), ["__name__", "series"]);
+    let everything = restarted.select(&[Matcher::equal("__name__", "block_probe")], 0, 0).expect("select");
+    let series: Vec<&str> = everything.iter().filter_map(|series| series.labels.get("series")).collect();
+    assert_eq!(series, ["s0", "s1", "s5"]);
+}
