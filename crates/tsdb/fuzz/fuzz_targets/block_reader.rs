@@ -16,7 +16,8 @@ fuzz_target!(|bytes: &[u8]| {
     std::fs::write(&path, bytes).expect("write");
     let Ok(block) = BlockFile::open(&path, 1) else { return };
     let Ok(index) = block.load_index() else { return };
-    for series in &index.series {
+    for position in 0..index.len() {
+        let series = index.series(position).expect("a checked entry decodes");
         for chunk in &series.chunks {
             if let Ok(chunk) = block.read_chunk(chunk) {
                 assert_eq!(chunk.iter().count(), chunk.len());
