@@ -584,6 +584,11 @@ impl DurableStore {
             let mut sources: Vec<&BlockFile> =
                 served.iter().filter(|block| sequences.contains(&block.meta().sequence)).map(Arc::as_ref).collect();
             sources.sort_by_key(|block| (block.meta().min_time, block.meta().sequence));
+            if sources.len() != sequences.len() {
+                let path = tsdb::block::block_path(&blocks.directory, sequences[0]);
+                let reason = format!("blocks {sequences:?} are planned for compaction but not all are served");
+                return Err(BlockError::Corrupt { path, reason }.into());
+            }
             let sequence = blocks.next_sequence;
             let merged = tsdb::block::compact::compact(&blocks.directory, sequence, &sources)?;
             blocks.next_sequence = sequence + 1;
