@@ -1,7 +1,7 @@
 //! On-disk storage for `alertbook run`: the storage flags, opening the blocks
 //! and the write-ahead log under the data directory, the maintenance task that
-//! checkpoints the head into blocks and applies retention, and the checkpoint
-//! at shutdown. Everything is logged here; the decisions live in
+//! checkpoints the head into blocks, compacts blocks and applies retention, and
+//! the checkpoint at shutdown. Everything is logged here; the decisions live in
 //! `ingest::durable`. This module reads the wall clock and passes it in.
 
 use std::path::Path;
@@ -28,7 +28,11 @@ pub(crate) struct StorageFlags {
     /// The head is also checkpointed once the write-ahead log holds this many bytes.
     #[arg(long = "storage.wal-checkpoint-size", value_name = "BYTES", default_value = "256MB", value_parser = parse_bytes)]
     pub(crate) wal_checkpoint_size: u64,
-    /// How often the checkpoint conditions and retention are checked.
+    /// Most bytes the cache of decoded block indexes may hold (blocks are served from
+    /// disk; a query over a block whose index is not cached reads it from the file).
+    #[arg(long = "storage.block-cache-size", value_name = "BYTES", default_value = "256MB", value_parser = parse_bytes)]
+    pub(crate) block_cache_size: u64,
+    /// How often the checkpoint conditions, compaction and retention are checked.
     #[arg(long = "storage.maintenance-interval", value_name = "DURATION", default_value = "1m", value_parser = crate::parse_duration_flag)]
     pub(crate) maintenance_interval: Duration,
 }
@@ -87,10 +91,17 @@ pub(crate) fn open(
     let wal_directory = data.join("wal");
     let blocks_directory = data.join("blocks");
     let started = Instant::now();
+    store.disk().set_cache_bytes(usize::try_from(flags.block_cache_size).unwrap_or(usize::MAX));
     let (durable, report) = DurableStore::open_with_blocks(&wal_directory, &blocks_directory, store, wal_options)
         .with_context(|| format!("cannot open storage in {}", data.display()))?;
     for path in &report.temporary_removed {
         tracing::warn!(path = %path, "removed an interrupted block write");
+    }
+    for path in &report.blocks_migrated {
+        tracing::info!(path = %path, "block of the first format rewritten in the current one");
+    }
+    for path in &report.blocks_superseded {
+        tracing::warn!(path = %path, "removed a block a compacted block replaces (an interrupted compaction)");
     }
     for problem in &report.blocks_set_aside {
         tracing::error!(problem = %problem, "block set aside; its samples are served only as far as the write-ahead log still holds them");
@@ -101,14 +112,13 @@ pub(crate) fn open(
     tracing::info!(
         blocks = report.blocks_loaded,
         block_samples = report.block_samples,
-        skipped_chunks = report.block_chunks_skipped,
         first_wal_segment = report.first_wal_segment,
         records = report.records,
         series = report.series,
         samples = report.samples,
         undecodable = report.undecodable,
         seconds = started.elapsed().as_secs_f64(),
-        "storage loaded: blocks, then the write-ahead log"
+        "storage opened: blocks served from disk, the write-ahead log replayed"
     );
     apply_retention(&durable, flags);
     Ok(durable)
@@ -118,21 +128,43 @@ pub(crate) fn open(
 pub(crate) fn checkpoint(durable: &DurableStore, reason: &str) {
     let started = Instant::now();
     match durable.checkpoint() {
-        Ok(Some(block)) => tracing::info!(
-            reason = %reason,
-            block = block.sequence,
-            series = block.series,
-            samples = block.samples,
-            bytes = block.bytes,
-            min_time = block.min_time,
-            max_time = block.max_time,
-            seconds = started.elapsed().as_secs_f64(),
-            "checkpoint written; covered write-ahead log segments removed"
-        ),
+        Ok(Some(block)) => {
+            log_block_written(&block, started, reason, "checkpoint written; covered write-ahead log segments removed")
+        }
         Ok(None) => tracing::debug!(reason = %reason, "checkpoint: nothing new to write"),
         Err(error) => {
             tracing::error!(reason = %reason, error = %error, "checkpoint failed; the write-ahead log keeps every sample")
         }
+    }
+}
+
+/// Logs a block a checkpoint or a compaction wrote.
+fn log_block_written(block: &tsdb::block::BlockMeta, started: Instant, reason: &str, message: &str) {
+    tracing::info!(
+        reason = %reason,
+        block = block.sequence,
+        series = block.series,
+        samples = block.samples,
+        bytes = block.bytes,
+        min_time = block.min_time,
+        max_time = block.max_time,
+        seconds = started.elapsed().as_secs_f64(),
+        "{message}"
+    );
+}
+
+/// Merges blocks into longer ones as far as the compaction plan says, and logs it.
+fn compact(durable: &DurableStore, flags: &StorageFlags) {
+    let started = Instant::now();
+    let ranges = tsdb::block::compact::ranges(flags.policy().block_interval_ms);
+    match durable.compact(&ranges) {
+        Ok(report) => {
+            for (block, sources) in &report.merged {
+                let reason = format!("blocks {sources:?} form a closed time window");
+                log_block_written(block, started, &reason, "blocks compacted; the merged blocks were deleted");
+            }
+        }
+        Err(error) => tracing::error!(error = %error, "compaction failed; the blocks it would have merged are kept"),
     }
 }
 
@@ -190,6 +222,7 @@ pub(crate) fn spawn_maintenance(
                 if let Some(reason) = durable.checkpoint_due(&flags.policy()) {
                     checkpoint(&durable, &reason);
                 }
+                compact(&durable, &flags);
                 apply_retention(&durable, &flags);
             });
             if let Err(error) = work.await {

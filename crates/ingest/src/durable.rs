@@ -26,20 +26,26 @@
 //! `n` are exactly the sealed chunks not yet persisted, and samples logged from
 //! `n` on are in chunks opened after the cut. Segment `n` begins with a series
 //! record for every live series, so it replays without the segments before it.
-//! At start, blocks are loaded oldest first (a damaged one is set aside as
-//! `*.block.corrupt` and the start goes on), then the log is replayed from the
-//! newest block's `n`.
+//! At start, blocks are opened, not loaded: only their headers are read (a
+//! damaged one is set aside as `*.block.corrupt` and the start goes on, a block
+//! of the first format is rewritten in the current one, and the sources of a
+//! compacted block are deleted), then the log is replayed from the newest
+//! block's `n`.
 //!
-//! Chosen design: block chunks are loaded into memory at start, not read from
-//! disk on demand. Every consumer (query engine, rules, server, metrics) reads
-//! the `MemStore` directly, so this keeps one read path and costs no more memory
-//! than the log-only store did; what it buys is a bounded log, a start that
-//! decodes no log records for checkpointed data, and retention on disk. Memory
-//! is therefore bounded by retention, not by the head.
+//! Blocks are served from disk: the `MemStore` answers queries from memory and
+//! from the blocks it was handed (`tsdb::disk`), so every consumer keeps one
+//! read path. Once a checkpoint's block is durable and served, its chunks are
+//! dropped from memory; memory holds the head (samples since the last
+//! checkpoint) plus a bounded cache of block indexes, however long retention is.
+//!
+//! Compaction ([`DurableStore::compact`]) merges blocks into longer ones
+//! (`tsdb::block::compact`); the merged block is durable and served before
+//! its sources are deleted, so a crash at any step leaves valid blocks.
 //!
 //! Retention ([`DurableStore::apply_retention`], time passed in): by time, blocks
-//! whose newest sample is older than the cutoff are deleted and older samples
-//! dropped from memory; by size, the oldest blocks go until blocks and log fit.
+//! whose newest sample is older than the cutoff are deleted whole and older
+//! samples dropped from memory; by size, the oldest blocks go until blocks and
+//! log fit.
 //! Log segments before the last checkpoint are already gone; when every sample
 //! since then is out of retention, the log is checkpointed away as well.
 //! This module logs nothing: reports go back to the caller.
@@ -49,7 +55,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use tsdb::block::{BlockError, BlockMeta};
+use tsdb::block::{BlockError, BlockFile, BlockMeta};
 use tsdb::{Labels, LabelsBuilder, MemStore};
 use wal::{Wal, WalOptions};
 
@@ -96,11 +102,14 @@ pub struct ReplayReport {
     pub undecodable: u64,
     /// Truncations of a torn or corrupt log tail.
     pub repairs: Vec<String>,
-    /// Blocks loaded, and the samples they held.
+    /// Blocks opened and served from disk, and the samples they hold.
     pub blocks_loaded: usize,
     pub block_samples: u64,
-    /// Block chunks not loaded because they overlapped data already loaded.
-    pub block_chunks_skipped: usize,
+    /// Blocks of the first format rewritten in the current one.
+    pub blocks_migrated: Vec<String>,
+    /// Blocks deleted because a compacted block that replaces them exists
+    /// (a compaction was interrupted before it deleted them).
+    pub blocks_superseded: Vec<String>,
     /// Damaged blocks set aside (renamed to `*.block.corrupt`), with the reason.
     pub blocks_set_aside: Vec<String>,
     /// Leftovers of interrupted block writes that were deleted.
@@ -131,6 +140,12 @@ pub struct Retention {
     pub size_bytes: Option<u64>,
 }
 
+/// What [`DurableStore::compact`] merged: each new block with the sequences it replaced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    pub merged: Vec<(BlockMeta, Vec<u64>)>,
+}
+
 /// What [`DurableStore::apply_retention`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetentionReport {
@@ -138,6 +153,7 @@ pub struct RetentionReport {
     pub cutoff: Option<i64>,
     pub blocks_removed_by_time: Vec<u64>,
     pub blocks_removed_by_size: Vec<u64>,
+    /// Samples of the removed blocks plus those dropped from memory.
     pub samples_removed: usize,
     pub series_removed: usize,
     /// The log was out of retention as a whole and was checkpointed away.
@@ -163,7 +179,7 @@ impl Logged {
 /// The on-disk blocks and what retention decided about them.
 struct Blocks {
     directory: PathBuf,
-    /// Blocks present, oldest first.
+    /// Blocks present, ordered by minimum time.
     metas: Vec<BlockMeta>,
     next_sequence: u64,
     /// Samples older than this were dropped by size retention.
@@ -270,24 +286,18 @@ impl DurableStore {
             std::fs::remove_file(&path).map_err(|source| BlockError::Io { path: path.clone(), source })?;
             report.temporary_removed.push(path.display().to_string());
         }
-        let mut metas = Vec::new();
+        let mut opened: Vec<BlockFile> = Vec::new();
         let mut next_sequence = 1;
         for (sequence, path) in listing.blocks {
             next_sequence = next_sequence.max(sequence + 1);
-            let mut samples = 0u64;
-            let mut skipped = 0usize;
-            let loaded = tsdb::block::read_block(&path, sequence, |labels, chunks| {
-                let (loaded, skipped_here) = store.load_persisted_chunks(&labels, chunks);
-                samples += loaded as u64;
-                skipped += skipped_here;
-            });
-            match loaded {
-                Ok(meta) => {
-                    report.blocks_loaded += 1;
-                    report.block_samples += samples;
-                    report.block_chunks_skipped += skipped;
-                    metas.push(meta);
-                }
+            let block = match BlockFile::open(&path, sequence) {
+                Err(BlockError::FirstFormat { .. }) => tsdb::block::migrate_v1(blocks_directory, sequence)
+                    .and_then(|_| BlockFile::open(&path, sequence))
+                    .inspect(|_| report.blocks_migrated.push(path.display().to_string())),
+                other => other,
+            };
+            match block {
+                Ok(block) => opened.push(block),
                 Err(error) => {
                     let mut aside = path.clone().into_os_string();
                     aside.push(".corrupt");
@@ -299,6 +309,23 @@ impl DurableStore {
                 }
             }
         }
+        // A compacted block replaces its sources: any still here outlived an interrupted compaction.
+        let superseded: Vec<u64> = opened.iter().flat_map(|block| block.sources().to_vec()).collect();
+        let (replaced, served): (Vec<BlockFile>, Vec<BlockFile>) =
+            opened.into_iter().partition(|block| superseded.contains(&block.meta().sequence));
+        for block in replaced {
+            std::fs::remove_file(block.path())
+                .map_err(|source| BlockError::Io { path: block.path().to_owned(), source })?;
+            report.blocks_superseded.push(block.path().display().to_string());
+        }
+        if !report.blocks_superseded.is_empty() {
+            tsdb::block::sync_directory(blocks_directory)?;
+        }
+        let mut metas: Vec<BlockMeta> = served.iter().map(|block| *block.meta()).collect();
+        metas.sort_by_key(|meta| (meta.min_time, meta.sequence));
+        report.blocks_loaded = metas.len();
+        report.block_samples = metas.iter().map(|meta| meta.samples).sum();
+        store.disk().replace(served.into_iter().map(Arc::new).collect(), &[]);
         report.first_wal_segment = metas.iter().map(|meta| meta.wal_segment).max().unwrap_or(0);
         let (wal, logged, report) = Self::replay_wal_from(wal_directory, &store, options, report)?;
         let blocks = Blocks { directory: blocks_directory.to_owned(), metas, next_sequence, size_cutoff: None };
@@ -492,7 +519,8 @@ impl DurableStore {
     /// 2. Write the block (temporary file, fsync, rename, directory fsync),
     ///    recording `n`. A crash before the rename leaves a temporary file that
     ///    the next start deletes, and the log still holds everything.
-    /// 3. Remove segments below `n`. A crash before this is harmless: at start,
+    /// 3. Serve the block from disk and drop its chunks from memory.
+    /// 4. Remove segments below `n`. A crash before this is harmless: at start,
     ///    segments below the newest block's `n` are skipped and removed, so no
     ///    sample is replayed twice.
     pub fn checkpoint(&self) -> Result<Option<BlockMeta>, Error> {
@@ -521,13 +549,66 @@ impl DurableStore {
         wal.sync()?;
         let sequence = blocks.next_sequence;
         let written = tsdb::block::write_block(&blocks.directory, sequence, wal_segment, &self.store)?;
-        self.store.commit_checkpoint();
         if let Some(meta) = written {
             blocks.next_sequence = sequence + 1;
+            let block = BlockFile::open(&tsdb::block::block_path(&blocks.directory, sequence), sequence)?;
+            self.store.disk().replace(vec![Arc::new(block)], &[]);
             blocks.metas.push(meta);
+            blocks.metas.sort_by_key(|meta| (meta.min_time, meta.sequence));
         }
+        // The block is served: memory lets go of what it holds.
+        self.store.commit_checkpoint();
         wal.remove_segments_before(wal_segment)?;
         Ok(written)
+    }
+
+    /// Merges blocks into longer ones while [`tsdb::block::compact::plan`] finds
+    /// some to merge over `ranges` (milliseconds, see
+    /// [`tsdb::block::compact::ranges`]).
+    ///
+    /// Steps, each safe to be interrupted by a crash:
+    /// 1. Write the merged block under a new sequence, naming its sources in its
+    ///    header (temporary file, fsync, rename, directory fsync). A crash before
+    ///    the rename leaves a temporary file the next start deletes.
+    /// 2. Serve it instead of its sources, in one swap.
+    /// 3. Delete the sources and fsync the directory. A crash before this leaves
+    ///    the sources beside the merged block; the next start deletes them.
+    ///
+    /// A damaged source fails the compaction and changes nothing.
+    pub fn compact(&self, ranges: &[i64]) -> Result<CompactionReport, Error> {
+        let mut report = CompactionReport::default();
+        let Some(blocks) = &self.blocks else { return Ok(report) };
+        let mut blocks = blocks.lock();
+        while let Some(sequences) = tsdb::block::compact::plan(&blocks.metas, ranges) {
+            let served = self.store.disk().blocks();
+            let mut sources: Vec<&BlockFile> =
+                served.iter().filter(|block| sequences.contains(&block.meta().sequence)).map(Arc::as_ref).collect();
+            sources.sort_by_key(|block| (block.meta().min_time, block.meta().sequence));
+            if sources.len() != sequences.len() {
+                let path = tsdb::block::block_path(&blocks.directory, sequences[0]);
+                let reason = format!("blocks {sequences:?} are planned for compaction but not all are served");
+                return Err(BlockError::Corrupt { path, reason }.into());
+            }
+            let sequence = blocks.next_sequence;
+            let merged = tsdb::block::compact::compact(&blocks.directory, sequence, &sources)?;
+            blocks.next_sequence = sequence + 1;
+            let block = BlockFile::open(&tsdb::block::block_path(&blocks.directory, sequence), sequence)?;
+            self.store.disk().replace(vec![Arc::new(block)], &sequences);
+            for source in &sequences {
+                let path = tsdb::block::block_path(&blocks.directory, *source);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(BlockError::Io { path, source }.into()),
+                }
+            }
+            tsdb::block::sync_directory(&blocks.directory)?;
+            blocks.metas.retain(|meta| !sequences.contains(&meta.sequence));
+            blocks.metas.push(merged);
+            blocks.metas.sort_by_key(|meta| (meta.min_time, meta.sequence));
+            report.merged.push((merged, sequences));
+        }
+        Ok(report)
     }
 
     /// Applies `retention` at `now` (milliseconds): blocks whose samples are all
@@ -551,7 +632,8 @@ impl DurableStore {
                 let expired: Vec<BlockMeta> =
                     blocks.metas.iter().filter(|meta| meta.max_time < cutoff).copied().collect();
                 for meta in expired {
-                    remove_block(&mut blocks, &meta)?;
+                    remove_block(&self.store, &mut blocks, &meta)?;
+                    report.samples_removed += meta.samples as usize;
                     report.blocks_removed_by_time.push(meta.sequence);
                 }
             }
@@ -563,7 +645,8 @@ impl DurableStore {
                         break;
                     }
                     let oldest = blocks.metas[0];
-                    remove_block(&mut blocks, &oldest)?;
+                    remove_block(&self.store, &mut blocks, &oldest)?;
+                    report.samples_removed += oldest.samples as usize;
                     let cutoff = oldest.max_time.saturating_add(1);
                     blocks.size_cutoff = Some(blocks.size_cutoff.map_or(cutoff, |previous| previous.max(cutoff)));
                     report.blocks_removed_by_size.push(oldest.sequence);
@@ -578,7 +661,7 @@ impl DurableStore {
         }
         if let Some(cutoff) = report.cutoff {
             let truncation = self.store.truncate_before(cutoff);
-            report.samples_removed = truncation.samples_removed;
+            report.samples_removed += truncation.samples_removed;
             report.series_removed = truncation.series_removed;
         }
         Ok(report)
@@ -598,8 +681,9 @@ impl DurableStore {
     }
 }
 
-/// Deletes one block file and forgets it.
-fn remove_block(blocks: &mut Blocks, meta: &BlockMeta) -> Result<(), Error> {
+/// Stops serving one block, deletes its file and forgets it.
+fn remove_block(store: &MemStore, blocks: &mut Blocks, meta: &BlockMeta) -> Result<(), Error> {
+    store.disk().replace(Vec::new(), &[meta.sequence]);
     let path = tsdb::block::block_path(&blocks.directory, meta.sequence);
     match std::fs::remove_file(&path) {
         Ok(()) => {}
@@ -677,6 +761,18 @@ mod block_tests {
             .collect()
     }
 
+    /// Flips one bit of the byte at `position` of the file at `path`.
+    fn flip_byte(path: &Path, position: usize) {
+        let mut bytes = std::fs::read(path).expect("read");
+        bytes[position] ^= 0x40;
+        std::fs::write(path, &bytes).expect("write");
+    }
+
+    /// Samples served, from blocks and memory alike.
+    fn total(store: &MemStore) -> usize {
+        dump(store).iter().map(|(_, samples)| samples.len()).sum()
+    }
+
     struct Paths {
         _root: tempfile::TempDir,
         wal: PathBuf,
@@ -750,7 +846,9 @@ mod block_tests {
         assert!(report.blocks_set_aside.is_empty() && report.temporary_removed.is_empty());
         assert_eq!(report.first_wal_segment, second.wal_segment);
         assert_eq!(dump(durable.store()), expected);
-        assert_eq!(durable.store().sample_count(), 11_000 + 750);
+        assert_eq!(total(durable.store()), 11_000 + 750);
+        // Memory holds only what the log replayed; the blocks are read from disk.
+        assert_eq!(durable.store().sample_count(), 750);
         // A checkpoint after the restart writes only the log's part; a further restart still has all.
         let third = durable.checkpoint().expect("checkpoint").expect("a block");
         assert_eq!(third.samples, 750);
@@ -758,7 +856,7 @@ mod block_tests {
         drop(durable);
         let (durable, report) = open(&paths);
         assert_eq!((report.blocks_loaded, report.samples), (3, 25));
-        assert_eq!(durable.store().sample_count(), 11_000 + 775);
+        assert_eq!((total(durable.store()), durable.store().sample_count()), (11_000 + 775, 25));
         assert_eq!(
             dump(durable.store())[..],
             {
@@ -809,7 +907,7 @@ mod block_tests {
         let (durable, report) = open(&paths);
         assert_eq!((report.block_samples, report.samples), (2000, 100));
         assert_eq!(dump(durable.store()), expected);
-        assert_eq!(durable.store().sample_count(), 2100);
+        assert_eq!((total(durable.store()), durable.store().sample_count()), (2100, 100));
         // The covered segments were removed at open.
         let remaining = segment_files(&paths.wal);
         assert!(remaining.iter().all(|name| !saved.iter().any(|(saved, _)| saved == name)), "{remaining:?}");
@@ -857,12 +955,9 @@ mod block_tests {
         let second = durable.checkpoint().expect("checkpoint").expect("a block");
         ingest(&durable, 10, 0, 200..210);
         drop(durable);
-        // Flip one byte in the middle of the second block.
+        // Flip one byte in the header of the second block.
         let path = tsdb::block::block_path(&paths.blocks, second.sequence);
-        let mut bytes = std::fs::read(&path).expect("read");
-        let middle = bytes.len() / 2;
-        bytes[middle] ^= 0x40;
-        std::fs::write(&path, &bytes).expect("write");
+        flip_byte(&path, 20);
         let (durable, report) = open(&paths);
         assert_eq!(report.blocks_loaded, 1);
         assert_eq!(report.blocks_set_aside.len(), 1, "{:?}", report.blocks_set_aside);
@@ -870,7 +965,7 @@ mod block_tests {
         assert!(paths.blocks.join(format!("{:08}.block.corrupt", second.sequence)).exists());
         // The first block and the log after the second are served; the second block's span is lost.
         assert_eq!(report.first_wal_segment, first.wal_segment);
-        assert_eq!(durable.store().sample_count(), 1000 + 100);
+        assert_eq!(total(durable.store()), 1000 + 100);
         // New blocks do not reuse the set-aside block's number.
         ingest(&durable, 10, 0, 210..220);
         let third = durable.checkpoint().expect("checkpoint").expect("a block");
@@ -882,6 +977,130 @@ mod block_tests {
         std::fs::write(&path, &bytes[..bytes.len() - 20]).expect("truncate");
         let (_, report) = open(&paths);
         assert_eq!((report.blocks_loaded, report.blocks_set_aside.len()), (1, 1));
+    }
+
+    #[test]
+    fn a_damaged_chunk_fails_the_reads_that_touch_it_and_nothing_else() {
+        let paths = paths();
+        let (durable, _) = open(&paths);
+        ingest(&durable, 10, 0, 0..100);
+        let block = durable.checkpoint().expect("checkpoint").expect("a block");
+        ingest(&durable, 10, 0, 100..110);
+        drop(durable);
+        // Flip one byte in the chunk area (the first chunks follow the header).
+        let path = tsdb::block::block_path(&paths.blocks, block.sequence);
+        flip_byte(&path, 100);
+        let (durable, report) = open(&paths);
+        assert_eq!((report.blocks_loaded, report.blocks_set_aside.len()), (1, 0));
+        let error = durable.store().select(&[], i64::MIN, i64::MAX).expect_err("a damaged chunk");
+        assert!(error.to_string().contains(&path.display().to_string()), "{error}");
+        assert!(error.to_string().contains("checksum mismatch"), "{error}");
+        // The log's samples and the other series' blocks still read.
+        assert_eq!(total_in(durable.store(), 100 * 15_000, i64::MAX), 100);
+        let healthy = Matcher::equal("series", "s009");
+        assert_eq!(durable.store().select(&[healthy], i64::MIN, i64::MAX).expect("s009")[0].samples.len(), 110);
+    }
+
+    /// Five checkpoints of ten minutes each; returns the store, the blocks and everything it serves.
+    fn five_blocks(paths: &Paths) -> (DurableStore, Vec<BlockMeta>, Dump) {
+        let (durable, _) = open(paths);
+        let mut metas = Vec::new();
+        for part in 0..5 {
+            ingest(&durable, 5, 0, part * 40..(part + 1) * 40);
+            metas.push(durable.checkpoint().expect("checkpoint").expect("a block"));
+        }
+        let expected = dump(durable.store());
+        (durable, metas, expected)
+    }
+
+    fn block_bytes(paths: &Paths, metas: &[BlockMeta]) -> Vec<(PathBuf, Vec<u8>)> {
+        metas
+            .iter()
+            .map(|meta| {
+                let path = tsdb::block::block_path(&paths.blocks, meta.sequence);
+                let bytes = std::fs::read(&path).expect("read block");
+                (path, bytes)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compaction_merges_closed_windows_and_a_restart_serves_the_same() {
+        let paths = paths();
+        let (durable, metas, expected) = five_blocks(&paths);
+        // Windows of 30 minutes: the first holds three blocks and is closed; the second is still open.
+        let report = durable.compact(&[30 * MINUTE]).expect("compact");
+        assert_eq!(report.merged.len(), 1);
+        let (merged, sources) = &report.merged[0];
+        assert_eq!(sources, &vec![metas[0].sequence, metas[1].sequence, metas[2].sequence]);
+        assert_eq!((merged.min_time, merged.max_time, merged.samples), (0, 119 * 15_000, 5 * 120));
+        assert_eq!(merged.wal_segment, metas[2].wal_segment);
+        let served: Vec<u64> = durable.blocks().iter().map(|meta| meta.sequence).collect();
+        assert_eq!(served, vec![merged.sequence, metas[3].sequence, metas[4].sequence]);
+        assert!(metas[..3].iter().all(|meta| !tsdb::block::block_path(&paths.blocks, meta.sequence).exists()));
+        assert_eq!(dump(durable.store()), expected);
+        assert!(durable.compact(&[30 * MINUTE]).expect("compact again").merged.is_empty());
+        drop(durable);
+        let (durable, report) = open(&paths);
+        assert_eq!((report.blocks_loaded, report.samples), (3, 0));
+        assert_eq!(dump(durable.store()), expected);
+    }
+
+    #[test]
+    fn a_crash_after_the_merged_block_was_renamed_deletes_its_sources_at_start() {
+        let paths = paths();
+        let (durable, metas, expected) = five_blocks(&paths);
+        let saved = block_bytes(&paths, &metas[..3]);
+        durable.compact(&[30 * MINUTE]).expect("compact");
+        drop(durable);
+        // The state of a crash after step 1 or 2: the merged block and all its sources on disk.
+        for (path, bytes) in &saved {
+            std::fs::write(path, bytes).expect("restore source");
+        }
+        let (durable, report) = open(&paths);
+        assert_eq!(report.blocks_superseded.len(), 3, "{report:?}");
+        assert_eq!(report.blocks_loaded, 3);
+        assert!(saved.iter().all(|(path, _)| !path.exists()));
+        assert_eq!(dump(durable.store()), expected);
+    }
+
+    #[test]
+    fn a_crash_before_the_merged_block_was_renamed_keeps_the_sources() {
+        let paths = paths();
+        let (durable, metas, expected) = five_blocks(&paths);
+        let saved = block_bytes(&paths, &metas[..3]);
+        let report = durable.compact(&[30 * MINUTE]).expect("compact");
+        drop(durable);
+        // The merged block never got its final name; its sources were never deleted.
+        let merged = report.merged[0].0.sequence;
+        let path = tsdb::block::block_path(&paths.blocks, merged);
+        std::fs::rename(&path, paths.blocks.join(format!("{merged:08}.block.tmp"))).expect("rename");
+        for (path, bytes) in &saved {
+            std::fs::write(path, bytes).expect("restore source");
+        }
+        let (durable, report) = open(&paths);
+        assert_eq!((report.temporary_removed.len(), report.blocks_loaded), (1, 5));
+        assert_eq!(dump(durable.store()), expected);
+        // Compacting again works from the same sources.
+        assert_eq!(durable.compact(&[30 * MINUTE]).expect("compact").merged.len(), 1);
+        assert_eq!(dump(durable.store()), expected);
+    }
+
+    #[test]
+    fn a_damaged_source_fails_the_compaction_and_changes_nothing() {
+        let paths = paths();
+        let (durable, metas, _) = five_blocks(&paths);
+        let path = tsdb::block::block_path(&paths.blocks, metas[1].sequence);
+        flip_byte(&path, 100);
+        let error = durable.compact(&[30 * MINUTE]).expect_err("a damaged chunk");
+        assert!(error.to_string().contains("checksum mismatch"), "{error}");
+        assert_eq!(durable.blocks(), metas);
+        assert!(metas.iter().all(|meta| tsdb::block::block_path(&paths.blocks, meta.sequence).exists()));
+        assert!(tsdb::block::list_blocks(&paths.blocks).expect("list").temporary.is_empty());
+    }
+
+    fn total_in(store: &MemStore, start: i64, end: i64) -> usize {
+        store.select(&[], start, end).expect("select").iter().map(|series| series.samples.len()).sum()
     }
 
     #[test]
@@ -907,7 +1126,7 @@ mod block_tests {
         let (durable, report) = open(&paths);
         assert_eq!(report.blocks_loaded, 1);
         assert_eq!(dump(durable.store()), expected);
-        assert_eq!(durable.store().sample_count(), 5 * 250);
+        assert_eq!(total(durable.store()), 5 * 250);
     }
 
     #[test]
@@ -945,11 +1164,11 @@ mod block_tests {
             .expect("retention");
         assert_eq!(report.blocks_removed_by_size, vec![metas[0].sequence, metas[1].sequence]);
         assert_eq!(report.cutoff, Some(metas[1].max_time + 1));
-        assert_eq!(durable.store().sample_count(), 20 * 240);
+        assert_eq!(total(durable.store()), 20 * 240);
         assert_eq!(durable.blocks(), vec![newest]);
         drop(durable);
         let (durable, _) = open(&paths);
-        assert_eq!(durable.store().sample_count(), 20 * 240);
+        assert_eq!(total(durable.store()), 20 * 240);
     }
 
     #[test]

@@ -14,9 +14,13 @@
 //!
 //! A block is written to `<name>.tmp`, fsynced, renamed and the directory
 //! fsynced, so a file with the final name is always complete; reading checks
-//! the magic and the checksum before anything else. This module decides
+//! the magic and the checksum before anything else. Chunk bytes are not kept
+//! in memory: [`read`] and [`write`] hand back each chunk as a place in the
+//! file ([`ChunkData::Disk`]) with its own CRC-32, taken from the checked
+//! bytes, so later reads detect damage per chunk. This module decides
 //! nothing about when blocks are written or removed.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -24,7 +28,7 @@ use std::sync::Arc;
 
 use tsdb::Labels;
 
-use crate::chunk::Chunk;
+use crate::chunk::{BlockHandle, Chunk, ChunkData};
 use crate::codec::{Reader, put_bytes, put_labels, put_signed, put_varint};
 
 const MAGIC: &[u8; 8] = b"ABLOGB01";
@@ -64,12 +68,15 @@ pub(crate) struct BlockStream {
 }
 
 /// Writes a block atomically (temporary file, fsync, rename, directory fsync).
+/// Returns its metadata and, by chunk id, where each chunk's bytes now lie.
 pub(crate) fn write(
     directory: &Path,
     sequence: u64,
     wal_cut: u64,
     streams: &[BlockStream],
-) -> Result<BlockMeta, BlockError> {
+) -> Result<(BlockMeta, HashMap<u64, ChunkData>), BlockError> {
+    let path = block_path(directory, sequence);
+    let mut places: Vec<(u64, u64, u32, u32)> = Vec::new();
     let mut out = Vec::new();
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&sequence.to_le_bytes());
@@ -88,13 +95,16 @@ pub(crate) fn write(
             put_signed(&mut out, chunk.max_ts);
             put_varint(&mut out, u64::from(chunk.entries));
             put_varint(&mut out, chunk.raw_bytes);
-            put_bytes(&mut out, &chunk.data);
+            let bytes = chunk.bytes().map_err(|error| BlockError::Damaged { path: path.clone(), reason: error.0 })?;
+            put_bytes(&mut out, &bytes);
+            let length = u32::try_from(bytes.len())
+                .map_err(|_| BlockError::Damaged { path: path.clone(), reason: "chunk over 4 GiB".to_owned() })?;
+            places.push((chunk.id, (out.len() - bytes.len()) as u64, length, crc32fast::hash(&bytes)));
         }
     }
     let checksum = crc32fast::hash(&out);
     out.extend_from_slice(&checksum.to_le_bytes());
 
-    let path = block_path(directory, sequence);
     let temporary = path.with_extension("block.tmp");
     let io_error = |path: &Path| {
         let path = path.to_owned();
@@ -106,7 +116,14 @@ pub(crate) fn write(
     drop(file);
     fs::rename(&temporary, &path).map_err(io_error(&path))?;
     File::open(directory).and_then(|handle| handle.sync_all()).map_err(io_error(directory))?;
-    Ok(BlockMeta {
+    let handle = Arc::new(BlockHandle { file: File::open(&path).map_err(io_error(&path))?, path: path.clone() });
+    let on_disk = places
+        .into_iter()
+        .map(|(id, offset, length, checksum)| {
+            (id, ChunkData::Disk { block: Arc::clone(&handle), offset, length, checksum })
+        })
+        .collect();
+    let meta = BlockMeta {
         sequence,
         wal_cut,
         min_ts,
@@ -115,12 +132,15 @@ pub(crate) fn write(
         chunks: chunks().count(),
         entries: chunks().map(|chunk| u64::from(chunk.entries)).sum(),
         bytes: out.len() as u64,
-    })
+    };
+    Ok((meta, on_disk))
 }
 
 /// Reads and checks a block; chunk ids are drawn from `next_chunk_id`.
 pub(crate) fn read(path: &Path, next_chunk_id: &mut u64) -> Result<(BlockMeta, Vec<BlockStream>), BlockError> {
     let bytes = fs::read(path).map_err(|source| BlockError::Io { path: path.to_owned(), source })?;
+    let file = File::open(path).map_err(|source| BlockError::Io { path: path.to_owned(), source })?;
+    let handle = Arc::new(BlockHandle { path: path.to_owned(), file });
     let damaged = |reason: &str| BlockError::Damaged { path: path.to_owned(), reason: reason.to_owned() };
     if bytes.len() < MAGIC.len() + 20 || &bytes[..MAGIC.len()] != MAGIC {
         return Err(damaged("not a log block (bad magic or too short)"));
@@ -149,7 +169,15 @@ pub(crate) fn read(path: &Path, next_chunk_id: &mut u64) -> Result<(BlockMeta, V
                 let max_ts = reader.signed()?;
                 let count = u32::try_from(reader.varint()?).ok()?;
                 let raw_bytes = reader.varint()?;
-                let data: Arc<[u8]> = reader.bytes()?.into();
+                let data = reader.bytes()?;
+                // The data lies inside `bytes`: its offset in the file is the distance between them.
+                let offset = (data.as_ptr() as usize).checked_sub(bytes.as_ptr() as usize)? as u64;
+                let data = ChunkData::Disk {
+                    block: Arc::clone(&handle),
+                    offset,
+                    length: u32::try_from(data.len()).ok()?,
+                    checksum: crc32fast::hash(data),
+                };
                 entries += u64::from(count);
                 chunks.push(Chunk {
                     id: *next_chunk_id,

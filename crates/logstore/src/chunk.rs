@@ -5,11 +5,18 @@
 //! metadata count: varint, (name, value)*)` and compressed with snappy's
 //! block format; its time range, entry count and uncompressed size are kept
 //! beside the bytes. Chunks are immutable and shared (`Arc`), so a query can
-//! hold them without holding the store's lock. Snappy was measured against the
+//! hold them without holding the store's lock. Once a block holds a chunk,
+//! its bytes stay on disk ([`ChunkData::Disk`]): a read fetches them with a
+//! positioned read and checks them against the CRC-32 taken when the block
+//! was written or opened, so memory holds a chunk's metadata only. Snappy was measured against the
 //! uncompressed encoding in this crate's tests (`chunk_compression`); it is
 //! already a dependency of the push decoder, and its decompression speed keeps
 //! queries cheap.
 
+use std::borrow::Cow;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::codec::{Reader, put_bytes, put_metadata, put_signed};
@@ -24,9 +31,62 @@ pub(crate) struct Chunk {
     pub(crate) max_ts: i64,
     pub(crate) entries: u32,
     pub(crate) raw_bytes: u64,
-    pub(crate) data: Arc<[u8]>,
+    pub(crate) data: ChunkData,
     /// The block file holding this chunk, `None` until a checkpoint wrote it.
     pub(crate) block: Option<u64>,
+}
+
+/// An open block file that chunks read their bytes from.
+#[derive(Debug)]
+pub(crate) struct BlockHandle {
+    pub(crate) path: PathBuf,
+    pub(crate) file: File,
+}
+
+/// Where a chunk's compressed bytes are.
+#[derive(Debug, Clone)]
+pub(crate) enum ChunkData {
+    Memory(Arc<[u8]>),
+    /// `length` bytes at `offset` of a block file, whose CRC-32 is `checksum`.
+    Disk {
+        block: Arc<BlockHandle>,
+        offset: u64,
+        length: u32,
+        checksum: u32,
+    },
+}
+
+impl Chunk {
+    /// The compressed bytes, read from the block file when they are there.
+    pub(crate) fn bytes(&self) -> Result<Cow<'_, [u8]>, ChunkError> {
+        match &self.data {
+            ChunkData::Memory(bytes) => Ok(Cow::Borrowed(bytes)),
+            ChunkData::Disk { block, offset, length, checksum } => {
+                let damaged = |reason: String| {
+                    ChunkError(format!("block {}: chunk at offset {offset}: {reason}", block.path.display()))
+                };
+                let mut bytes = vec![0u8; *length as usize];
+                block.file.read_exact_at(&mut bytes, *offset).map_err(|error| damaged(error.to_string()))?;
+                if crc32fast::hash(&bytes) != *checksum {
+                    return Err(damaged("checksum mismatch".to_owned()));
+                }
+                Ok(Cow::Owned(bytes))
+            }
+        }
+    }
+
+    /// Decodes the chunk's entries.
+    pub(crate) fn decode_entries(&self) -> Result<Vec<PushEntry>, ChunkError> {
+        decode(&self.bytes()?, self.entries)
+    }
+
+    /// Bytes of chunk data held in memory.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        match &self.data {
+            ChunkData::Memory(bytes) => bytes.len(),
+            ChunkData::Disk { .. } => 0,
+        }
+    }
 }
 
 /// Why chunk bytes did not decode.

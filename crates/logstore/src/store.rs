@@ -25,8 +25,10 @@
 //! crash between any two steps loses nothing acknowledged and duplicates
 //! nothing (see the method's documentation). Retention by time and by size
 //! runs from [`LogStore::maintain`], which the caller schedules with the
-//! current time. Like the metrics store, blocks are loaded into memory at
-//! start: one read path, memory bounded by retention.
+//! current time. Block chunks are served from disk: memory keeps each
+//! chunk's metadata (time range, counts, place in its block file) and a
+//! query reads and checks the bytes of the chunks it touches, so memory
+//! follows streams and heads, not retention.
 //!
 //! The store writes exactly the entries it is given (redaction happens before
 //! `append`) and keeps no other copy of a request on disk.
@@ -45,7 +47,7 @@ use tsdb::Labels;
 use wal::{FsyncPolicy, Wal, WalOptions};
 
 use crate::block::{self, BlockError, BlockMeta, BlockStream};
-use crate::chunk::{self, Chunk};
+use crate::chunk::{self, Chunk, ChunkData};
 use crate::codec::{Reader, put_bytes, put_labels, put_metadata, put_signed, put_varint};
 use crate::push::{PushEntry, PushStream};
 
@@ -308,7 +310,8 @@ impl Stream {
             // The fingerprints of the last chunk checked are cached: entries
             // sharing a chunk's last timestamp would otherwise decode it each.
             if dedup_cache.as_ref().is_none_or(|(id, _)| *id != chunk.id) {
-                let fingerprints = chunk::decode(&chunk.data, chunk.entries)
+                let fingerprints = chunk
+                    .decode_entries()
                     .map(|entries| {
                         entries.iter().map(|stored| (stored.timestamp_ns, hash_line(&stored.line))).collect()
                     })
@@ -319,7 +322,7 @@ impl Stream {
                 dedup_cache.as_ref().is_some_and(|(_, fingerprints)| fingerprints.contains(&(timestamp, line_hash)));
             // A fingerprint match is confirmed on the entries themselves.
             maybe
-                && chunk::decode(&chunk.data, chunk.entries).is_ok_and(|entries| {
+                && chunk.decode_entries().is_ok_and(|entries| {
                     entries.iter().any(|stored| stored.timestamp_ns == timestamp && stored.line == entry.line)
                 })
         })
@@ -352,7 +355,7 @@ impl Stream {
             max_ts: last.timestamp_ns,
             entries: head.len() as u32,
             raw_bytes,
-            data: data.into(),
+            data: ChunkData::Memory(data.into()),
             block: None,
         });
         *next_chunk_id += 1;
@@ -776,16 +779,16 @@ impl LogStore {
         let mut written = None;
         if !pending.is_empty() {
             let sequence = blocks.next_sequence;
-            let meta = block::write(&blocks.directory, sequence, cut, &pending)?;
+            let (meta, on_disk) = block::write(&blocks.directory, sequence, cut, &pending)?;
             blocks.next_sequence = sequence + 1;
             blocks.metas.push(meta.clone());
-            let ids: std::collections::HashSet<u64> =
-                pending.iter().flat_map(|stream| stream.chunks.iter().map(|chunk| chunk.id)).collect();
+            // The block holds these chunks now: memory keeps their metadata and reads their bytes from it.
             let mut state = self.state.write();
             for stream in state.streams.values_mut() {
                 for chunk in &mut stream.chunks {
-                    if ids.contains(&chunk.id) {
+                    if let Some(data) = on_disk.get(&chunk.id) {
                         chunk.block = Some(sequence);
+                        chunk.data = data.clone();
                     }
                 }
             }
@@ -894,7 +897,7 @@ impl LogStore {
             stats.entries += stream.entries();
             stats.chunks += stream.chunks.len();
             stats.memory_bytes +=
-                stream.head_bytes as u64 + stream.chunks.iter().map(|chunk| chunk.data.len() as u64).sum::<u64>();
+                stream.head_bytes as u64 + stream.chunks.iter().map(|chunk| chunk.memory_bytes() as u64).sum::<u64>();
         }
         stats
     }
@@ -1063,8 +1066,7 @@ fn visit_stream(
         previous_max = max;
     }
     let decode = |chunk: &Chunk| {
-        chunk::decode(&chunk.data, chunk.entries)
-            .map_err(|error| SourceError::Storage(format!("stream {}: {error}", snapshot.labels)))
+        chunk.decode_entries().map_err(|error| SourceError::Storage(format!("stream {}: {error}", snapshot.labels)))
     };
     let in_range = |entry: &PushEntry| start_ns <= entry.timestamp_ns && entry.timestamp_ns < end_ns;
     let mut emit = |entry: &PushEntry| {

@@ -13,10 +13,12 @@
 //! whole batches to [`MemStore::append_batch`].
 //!
 //! Persistence: [`block`] writes the sealed chunks a checkpoint covers to an
-//! immutable, checksummed block file and reads them back; the durable store in
-//! the `ingest` crate decides when. [`MemStore::cut_for_checkpoint`],
-//! [`MemStore::commit_checkpoint`] and [`MemStore::load_persisted_chunks`] keep
-//! track of which chunks a block already holds.
+//! immutable, checksummed block file, reads its index and chunks back on
+//! demand, and compacts blocks into longer ones ([`block::compact`]); the
+//! durable store in the `ingest` crate decides when. [`MemStore::cut_for_checkpoint`]
+//! and [`MemStore::commit_checkpoint`] hand the chunks a checkpoint covers
+//! over from memory to a block, which [`disk::DiskBlocks`] then serves from
+//! disk behind the same [`Queryable`] answers, with a bounded index cache.
 //!
 //! Staleness is a value, not a flag: [`STALE_NAN`] is the exact NaN bit pattern
 //! Prometheus writes as a staleness marker; use [`is_stale_nan`] to recognise it.
@@ -26,6 +28,7 @@
 
 pub mod block;
 pub mod chunk;
+pub mod disk;
 mod fast_regex;
 pub mod histogram;
 mod labels;
@@ -77,6 +80,9 @@ pub enum Error {
     InvalidRegex { pattern: String, reason: String },
     #[error("query would load more than {limit} samples")]
     TooManySamples { limit: usize },
+    /// A block read for the query is damaged or unreadable.
+    #[error(transparent)]
+    Block(#[from] block::BlockError),
 }
 
 /// Read access to stored series; what a query engine evaluates against.

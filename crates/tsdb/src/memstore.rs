@@ -26,11 +26,14 @@
 //! per-series list beside the float chunks, ordered with them by timestamp;
 //! checkpoints and blocks do not carry them.
 //!
-//! Checkpoints: each series counts the leading sealed chunks already in an
-//! on-disk block (`persisted`) and those the checkpoint in progress covers
-//! (`checkpoint`). [`MemStore::cut_for_checkpoint`] also seals the head chunks, so
-//! a block never holds part of a chunk that keeps growing in memory; chunks read
-//! back from blocks at start come in through [`MemStore::load_persisted_chunks`].
+//! Checkpoints: each series counts the leading sealed chunks the checkpoint in
+//! progress covers (`checkpoint`). [`MemStore::cut_for_checkpoint`] also seals
+//! the head chunks, so a block never holds part of a chunk that keeps growing
+//! in memory. Once the block is durable and served from disk
+//! ([`MemStore::disk`]), [`MemStore::commit_checkpoint`] drops those chunks from
+//! memory, keeping only each series' last sample as the floor later appends
+//! must not go below. Queries read memory and the blocks overlapping their
+//! range, and merge the two by timestamp (memory wins a tie).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -42,6 +45,7 @@ use hashbrown::HashTable;
 use parking_lot::RwLock;
 
 use crate::chunk::{Chunk, ChunkEncoder};
+use crate::disk::DiskBlocks;
 use crate::histogram::{CounterResetHint, FloatHistogram, HistogramSample};
 use crate::postings::{PostingsIndex, SeriesId};
 use crate::{Error, Label, Labels, Matcher, Queryable, Sample, SeriesData};
@@ -82,10 +86,11 @@ struct SeriesSamples {
     head: ChunkEncoder,
     /// Set when retention removed the series from the store; it then takes no samples.
     removed: bool,
-    /// The leading `sealed` chunks that are already in an on-disk block.
-    persisted: usize,
-    /// The leading `sealed` chunks the checkpoint in progress covers (at least `persisted`).
+    /// The leading `sealed` chunks the checkpoint in progress covers.
     checkpoint: usize,
+    /// The last sample (timestamp, value bits) dropped from memory because a
+    /// block holds it: appends are checked against it when the head is empty.
+    floor: Option<(i64, u64)>,
     /// Native histogram samples, oldest first, kept apart from the float chunks
     /// (a timestamp holds a float or a histogram, never both). Only tests and
     /// loaders write them; blocks and the write-ahead log do not hold them.
@@ -122,7 +127,8 @@ impl SeriesSamples {
                 got: timestamp,
             }));
         }
-        if let Some((last_timestamp, last_value)) = self.head.last() {
+        let floor = self.floor.map(|(timestamp, bits)| (timestamp, f64::from_bits(bits)));
+        if let Some((last_timestamp, last_value)) = self.head.last().or(floor) {
             if timestamp < last_timestamp {
                 return Err(AppendRefusal::Rejected(Error::OutOfOrder {
                     labels: labels.to_string(),
@@ -140,7 +146,8 @@ impl SeriesSamples {
                 }));
             }
             let span = timestamp.saturating_sub(self.head.min_time());
-            if self.head.len() >= CHUNK_MAX_SAMPLES || span > CHUNK_MAX_SPAN_MS || self.head.is_full() {
+            let full = self.head.len() >= CHUNK_MAX_SAMPLES || span > CHUNK_MAX_SPAN_MS || self.head.is_full();
+            if full && !self.head.is_empty() {
                 let full = std::mem::take(&mut self.head);
                 self.sealed.push(full.seal());
             }
@@ -157,7 +164,7 @@ impl SeriesSamples {
     fn last_float_timestamp(&self) -> Option<i64> {
         match self.head.last() {
             Some((timestamp, _)) => Some(timestamp),
-            None => self.sealed.last().map(Chunk::max_time),
+            None => self.sealed.last().map(Chunk::max_time).or(self.floor.map(|(timestamp, _)| timestamp)),
         }
     }
 
@@ -265,7 +272,6 @@ impl SeriesSamples {
     fn truncate_before(&mut self, timestamp: i64) -> usize {
         let keep_from = self.sealed.partition_point(|chunk| chunk.max_time() < timestamp);
         let mut dropped: usize = self.sealed.drain(..keep_from).map(|chunk| chunk.len()).sum();
-        self.persisted = self.persisted.saturating_sub(keep_from);
         self.checkpoint = self.checkpoint.saturating_sub(keep_from);
         if !self.head.is_empty() && self.head.max_time() < timestamp {
             dropped += self.head.len();
@@ -286,9 +292,23 @@ impl SeriesSamples {
         self.checkpoint = self.sealed.len();
     }
 
-    /// The chunks the checkpoint in progress covers that no block holds yet.
+    /// The chunks the checkpoint in progress covers.
     fn checkpoint_chunks(&self) -> &[Chunk] {
-        self.sealed.get(self.persisted..self.checkpoint).unwrap_or(&[])
+        self.sealed.get(..self.checkpoint).unwrap_or(&[])
+    }
+
+    /// Drops the chunks the checkpoint covered (a block now holds them) and
+    /// returns the samples dropped.
+    fn drop_checkpoint_chunks(&mut self) -> usize {
+        let covered = self.checkpoint.min(self.sealed.len());
+        self.checkpoint = 0;
+        if covered == 0 {
+            return 0;
+        }
+        if let Some(last) = self.sealed[covered - 1].iter().last() {
+            self.floor = Some((last.0, last.1.to_bits()));
+        }
+        self.sealed.drain(..covered).map(|chunk| chunk.len()).sum()
     }
 
     fn heap_bytes(&self) -> usize {
@@ -405,6 +425,8 @@ pub struct MemStore {
     index: RwLock<Index>,
     /// Samples held, split over stripes chosen by series id; the sum is the count.
     sample_counts: Box<[StripedCounter]>,
+    /// Blocks served from disk beside the memory.
+    disk: DiskBlocks,
 }
 
 impl Default for MemStore {
@@ -415,6 +437,7 @@ impl Default for MemStore {
             shards: (0..SHARD_COUNT).map(|_| RwLock::new(HashTable::new())).collect(),
             index: RwLock::new(Index::default()),
             sample_counts: (0..COUNTER_STRIPES).map(|_| StripedCounter::default()).collect(),
+            disk: DiskBlocks::default(),
         }
     }
 }
@@ -428,6 +451,11 @@ impl fmt::Debug for MemStore {
 impl MemStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The blocks this store serves from disk beside what memory holds.
+    pub fn disk(&self) -> &DiskBlocks {
+        &self.disk
     }
 
     /// Appends one sample. Timestamps must grow within a series; a repeated
@@ -531,15 +559,16 @@ impl MemStore {
         self.index.read().postings.len()
     }
 
-    /// Number of samples held (exact when no append or truncation is in flight).
+    /// Number of samples held in memory (exact when no append or truncation is in flight).
     pub fn sample_count(&self) -> usize {
         self.sample_counts.iter().map(|counter| counter.0.load(Ordering::Relaxed)).fold(0, usize::wrapping_add)
     }
 
-    /// An estimate of the bytes the store holds: index, series tables, label sets
-    /// and chunks. Walks every series, so it costs a little time per series.
+    /// An estimate of the bytes the store holds: index, series tables, label sets,
+    /// chunks and the cached block indexes. Walks every series, so it costs a
+    /// little time per series.
     pub fn memory_bytes(&self) -> usize {
-        let mut bytes = size_of::<Self>();
+        let mut bytes = size_of::<Self>() + self.disk.cache_bytes();
         {
             let index = self.index.read();
             bytes += index.postings.memory_bytes();
@@ -702,43 +731,21 @@ impl MemStore {
     }
 
     /// Records that the chunks the last [`MemStore::cut_for_checkpoint`] covered
-    /// are now in a durable block.
-    pub fn commit_checkpoint(&self) {
+    /// are in a durable block that [`MemStore::disk`] now serves, and drops them
+    /// from memory. Returns the samples dropped.
+    pub fn commit_checkpoint(&self) -> usize {
+        let mut dropped_total = 0;
         for shard in self.shards.iter() {
             for series in shard.read().iter() {
-                let mut samples = series.samples.write();
-                samples.persisted = samples.checkpoint;
+                let dropped = series.samples.write().drop_checkpoint_chunks();
+                if dropped > 0 {
+                    let stripe = series.id as usize % COUNTER_STRIPES;
+                    self.sample_counts[stripe].0.fetch_sub(dropped, Ordering::Relaxed);
+                    dropped_total += dropped;
+                }
             }
         }
-    }
-
-    /// Loads chunks read from a block into the series with these labels,
-    /// marked as persisted. Loading happens before any append to the series'
-    /// head: chunks must come oldest first. A chunk that does not start after
-    /// the series' last sealed chunk ends (an overlap) is skipped. Returns the
-    /// samples loaded and the chunks skipped.
-    pub fn load_persisted_chunks(&self, labels: &Labels, chunks: Vec<Chunk>) -> (usize, usize) {
-        let series = self.get_or_create_series(labels);
-        let mut samples = series.0.samples.write();
-        let mut loaded = 0;
-        let mut skipped = 0;
-        for chunk in chunks {
-            let after_sealed = samples.sealed.last().is_none_or(|last| chunk.min_time() > last.max_time());
-            let before_head = samples.head.is_empty() || chunk.max_time() < samples.head.min_time();
-            if samples.removed || !after_sealed || !before_head || samples.persisted != samples.sealed.len() {
-                skipped += 1;
-                continue;
-            }
-            loaded += chunk.len();
-            samples.sealed.push(chunk);
-            samples.persisted = samples.sealed.len();
-            samples.checkpoint = samples.persisted;
-        }
-        if loaded > 0 {
-            let stripe = series.0.id as usize % COUNTER_STRIPES;
-            self.sample_counts[stripe].0.fetch_add(loaded, Ordering::Relaxed);
-        }
-        (loaded, skipped)
+        dropped_total
     }
 
     /// The series matching `matchers`, in id order.
@@ -774,12 +781,13 @@ fn histogram_heap_bytes(histogram: &FloatHistogram) -> usize {
             * size_of::<f64>()
 }
 
-fn labels_heap_bytes(labels: &Labels) -> usize {
+pub(crate) fn labels_heap_bytes(labels: &Labels) -> usize {
     labels.iter().map(|label| size_of::<Label>() + label.name.capacity() + label.value.capacity()).sum()
 }
 
-impl Queryable for MemStore {
-    fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<SeriesData>, Error> {
+impl MemStore {
+    /// What memory holds in `[start, end]` of the matching series, sorted by labels.
+    fn select_memory(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<SeriesData> {
         let mut result: Vec<SeriesData> = self
             .matching(matchers)
             .into_iter()
@@ -796,27 +804,84 @@ impl Queryable for MemStore {
             })
             .collect();
         result.sort_unstable_by(|left, right| left.labels.cmp(&right.labels));
-        Ok(result)
+        result
+    }
+
+    /// The label sets of the matching series with a sample in `[start, end]`
+    /// in memory or in a block, sorted and de-duplicated.
+    fn labels_in_range(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Labels>, Error> {
+        let mut labels: Vec<Labels> =
+            self.matching_in_range(matchers, start, end).iter().map(|series| series.labels.clone()).collect();
+        if self.disk.overlaps(start, end) {
+            labels.extend(self.disk.series(matchers, start, end)?);
+            labels.sort_unstable();
+            labels.dedup();
+        }
+        Ok(labels)
+    }
+}
+
+impl Queryable for MemStore {
+    fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<SeriesData>, Error> {
+        let memory = self.select_memory(matchers, start, end);
+        if !self.disk.overlaps(start, end) {
+            return Ok(memory);
+        }
+        let disk = self.disk.select(matchers, start, end)?;
+        Ok(merge_disk_and_memory(disk, memory))
     }
 
     fn label_names(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>, Error> {
-        let series = self.matching_in_range(matchers, start, end);
+        let series = self.labels_in_range(matchers, start, end)?;
         let mut names: Vec<&str> =
-            series.iter().flat_map(|series| series.labels.iter().map(|label| label.name.as_str())).collect();
+            series.iter().flat_map(|labels| labels.iter().map(|label| label.name.as_str())).collect();
         names.sort_unstable();
         names.dedup();
         Ok(names.into_iter().map(str::to_owned).collect())
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>, Error> {
-        let series = self.matching_in_range(matchers, start, end);
-        let mut values: Vec<&str> = series.iter().filter_map(|series| series.labels.get(name)).collect();
+        let series = self.labels_in_range(matchers, start, end)?;
+        let mut values: Vec<&str> = series.iter().filter_map(|labels| labels.get(name)).collect();
         values.sort_unstable();
         values.dedup();
         Ok(values.into_iter().map(str::to_owned).collect())
     }
 
     fn series(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Labels>, Error> {
-        Ok(self.matching_in_range(matchers, start, end).iter().map(|series| series.labels.clone()).collect())
+        self.labels_in_range(matchers, start, end)
     }
+}
+
+/// Merges what the blocks and memory hold, both sorted by labels, into one
+/// list sorted by labels; a series in both gets its samples merged by
+/// timestamp, memory's winning a tie.
+fn merge_disk_and_memory(disk: Vec<crate::disk::DiskSeries>, memory: Vec<SeriesData>) -> Vec<SeriesData> {
+    let mut result = Vec::with_capacity(disk.len().max(memory.len()));
+    let mut disk = disk.into_iter().peekable();
+    let mut memory = memory.into_iter().peekable();
+    loop {
+        let order = match (disk.peek(), memory.peek()) {
+            (Some(left), Some(right)) => left.labels.cmp(&right.labels),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => break,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                let Some(series) = disk.next() else { break };
+                result.push(SeriesData { labels: series.labels, samples: series.samples, histograms: Vec::new() });
+            }
+            std::cmp::Ordering::Greater => result.extend(memory.next()),
+            std::cmp::Ordering::Equal => {
+                let (Some(on_disk), Some(mut in_memory)) = (disk.next(), memory.next()) else { break };
+                let mut samples = on_disk.samples;
+                samples.append(&mut in_memory.samples);
+                crate::disk::merge_sorted(&mut samples);
+                in_memory.samples = samples;
+                result.push(in_memory);
+            }
+        }
+    }
+    result
 }

@@ -13,6 +13,7 @@
 //! already narrowed the candidates below the number of values, test the candidates'
 //! own labels. This module stores ids only; it knows nothing of samples or locks.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use crate::matcher::ValuePredicate;
@@ -118,12 +119,12 @@ impl PostingsIndex {
     }
 
     /// Sorted ids of the series satisfying every matcher. `labels_of` gives the
-    /// labels of an indexed id; it is used to test few candidates directly instead
-    /// of scanning many label values.
-    pub fn select<'a>(
-        &'a self,
+    /// labels of an indexed id (borrowed, or decoded on demand); it is used to
+    /// test few candidates directly instead of scanning many label values.
+    pub fn select<L: Borrow<Labels>>(
+        &self,
         matchers: &[Matcher],
-        labels_of: impl Fn(SeriesId) -> Option<&'a Labels>,
+        labels_of: impl Fn(SeriesId) -> Option<L>,
     ) -> Vec<SeriesId> {
         // Cheap matchers first: those answered by direct look-ups narrow the
         // candidates before any value scan.
@@ -138,7 +139,7 @@ impl PostingsIndex {
                 && !self.is_lookup(matcher, predicate)
                 && current.len() < self.value_count(&matcher.name)
             {
-                current.retain(|&id| labels_of(id).is_some_and(|labels| matcher.matches_labels(labels)));
+                current.retain(|&id| labels_of(id).is_some_and(|labels| matcher.matches_labels(labels.borrow())));
                 continue;
             }
             match self.resolve(matcher, predicate) {

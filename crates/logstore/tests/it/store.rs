@@ -88,6 +88,37 @@ fn checkpoint_then_restart_loads_blocks_and_replays_only_the_rest() {
     assert!(wal_files <= 2, "covered segments removed, {wal_files} left");
 }
 
+#[test]
+fn block_chunks_are_read_from_disk_and_a_damaged_one_fails_only_its_stream() {
+    let directory = tempfile::tempdir().unwrap();
+    let (store, _) = open(directory.path(), small_chunks());
+    store.append_at(batch("a", 0, 300), NOW).unwrap();
+    store.append_at(batch("b", 0, 300), NOW).unwrap();
+    let before = store.stats().memory_bytes;
+    store.checkpoint().unwrap().expect("a block");
+    // Only the metadata of the block's chunks stays in memory.
+    assert!(store.stats().memory_bytes < before / 10, "{} of {before}", store.stats().memory_bytes);
+    assert_eq!(lines(&store)[..300], expected("a", 0..300)[..]);
+    drop(store);
+    let (store, replay) = open(directory.path(), small_chunks());
+    assert_eq!(replay.blocks_loaded, 1);
+    assert_eq!(store.stats().memory_bytes, 0);
+    assert_eq!(lines(&store).len(), 600);
+    // Damage the block under the open store: stream "a" (written first) fills its first half.
+    let path = fs::read_dir(directory.path().join("blocks")).unwrap().next().unwrap().unwrap().path();
+    let mut bytes = fs::read(&path).unwrap();
+    let length = bytes.len();
+    for byte in &mut bytes[length / 10..length / 3] {
+        *byte ^= 0x40;
+    }
+    fs::write(&path, &bytes).unwrap();
+    let mut visit = |_: &tsdb::Labels, _: logql::Entry<'_>| ControlFlow::Continue(());
+    let error = store.select(&[equal("job", "a")], i64::MIN, i64::MAX, &mut visit).expect_err("damaged chunk");
+    let message = error.to_string();
+    assert!(message.contains("checksum mismatch") && message.contains(&path.display().to_string()), "{message}");
+    assert_eq!(select_all(&store, &[equal("job", "b")]).len(), 300);
+}
+
 fn copy_directory(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for entry in fs::read_dir(from).unwrap() {
