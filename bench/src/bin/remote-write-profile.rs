@@ -8,7 +8,7 @@
 //! Stages, each including the ones before it:
 //! - `generate`: build and encode the bodies only (the baseline to subtract);
 //! - `snappy`: decompress each body;
-//! - `protobuf`: decode each body into a `WriteRequest`, as the receiver does;
+//! - `protobuf`: decode each body into a `RequestView`, as the receiver does;
 //! - `memory`: append to a store without a write-ahead log;
 //! - `wal`: append through the write-ahead log, fsynced per `--wal-fsync`.
 
@@ -93,10 +93,12 @@ fn main() -> anyhow::Result<()> {
                             appended += snap::raw::Decoder::new().decompress_vec(body)?.len();
                         }
                         Stage::Protobuf => {
-                            appended += ingest::remote_write::decode(body)?.timeseries.len();
+                            let raw = ingest::remote_write::decompress(body)?;
+                            appended += ingest::remote_write::RequestView::decode(&raw)?.series().len();
                         }
                         Stage::Memory | Stage::Wal => {
-                            let request = ingest::remote_write::decode(body)?;
+                            let raw = ingest::remote_write::decompress(body)?;
+                            let request = ingest::remote_write::RequestView::decode(&raw)?;
                             let outcome = ingest::remote_write::append(&request, &durable, &|_| true)?;
                             anyhow::ensure!(outcome.rejected() == 0, "samples rejected: {outcome:?}");
                             appended += outcome.samples_appended;

@@ -205,6 +205,7 @@ fn position<T>(items: &[T]) -> Result<u32, DecodeError> {
     u32::try_from(items.len()).map_err(|_| DecodeError::Protobuf("too many items in one request".into()))
 }
 
+#[inline]
 fn decode_label(bytes: &[u8]) -> Result<LabelView<'_>, DecodeError> {
     let (mut name, mut value) = ("", "");
     let mut reader = Reader { bytes, position: 0 };
@@ -246,6 +247,7 @@ fn decode_metadata(bytes: &[u8]) -> Result<MetadataView<'_>, DecodeError> {
     Ok(metadata)
 }
 
+#[cold]
 fn error(message: impl Into<String>) -> DecodeError {
     DecodeError::Protobuf(message.into())
 }
@@ -257,6 +259,7 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline]
     fn varint(&mut self) -> Result<u64, DecodeError> {
         let mut value = 0u64;
         for index in 0..10 {
@@ -276,6 +279,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next field's number and wire type, or `None` at the end.
+    #[inline]
     fn key(&mut self) -> Result<Option<(u32, u8)>, DecodeError> {
         if self.position >= self.bytes.len() {
             return Ok(None);
@@ -293,6 +297,7 @@ impl<'a> Reader<'a> {
         Ok(Some((field, wire_type)))
     }
 
+    #[inline]
     fn take(&mut self, length: u64) -> Result<&'a [u8], DecodeError> {
         let rest = self.bytes.len() - self.position;
         if length > rest as u64 {
@@ -303,6 +308,7 @@ impl<'a> Reader<'a> {
         Ok(slice)
     }
 
+    #[inline]
     fn expect(wire_type: u8, expected: u8) -> Result<(), DecodeError> {
         if wire_type == expected {
             Ok(())
@@ -312,23 +318,27 @@ impl<'a> Reader<'a> {
     }
 
     /// A length-delimited field: an embedded message, a string or bytes.
+    #[inline]
     fn message(&mut self, wire_type: u8) -> Result<&'a [u8], DecodeError> {
         Self::expect(wire_type, LENGTH_DELIMITED)?;
         let length = self.varint()?;
         self.take(length)
     }
 
+    #[inline]
     fn string(&mut self, wire_type: u8) -> Result<&'a str, DecodeError> {
         let bytes = self.message(wire_type)?;
         std::str::from_utf8(bytes).map_err(|_| error("invalid string value: data is not UTF-8 encoded"))
     }
 
+    #[inline]
     fn double(&mut self, wire_type: u8) -> Result<f64, DecodeError> {
         Self::expect(wire_type, FIXED64)?;
         let bytes = self.take(8)?;
         Ok(f64::from_le_bytes(bytes.try_into().map_err(|_| error("buffer underflow"))?))
     }
 
+    #[inline]
     fn int64(&mut self, wire_type: u8) -> Result<i64, DecodeError> {
         Self::expect(wire_type, VARINT)?;
         Ok(self.varint()? as i64)
