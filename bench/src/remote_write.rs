@@ -5,6 +5,31 @@
 
 use ingest::remote_write::{Label, Sample, TimeSeries, WriteRequest, encode};
 
+/// The load's command-line arguments, shared by `remote-write-bench` and
+/// `remote-write-profile`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadArguments {
+    /// Active series.
+    #[arg(long, default_value_t = 100_000)]
+    pub series: usize,
+    /// Samples per series (scrape rounds, 15 s apart).
+    #[arg(long, default_value_t = 30)]
+    pub rounds: usize,
+    /// Series per request (Prometheus's max_samples_per_send is 2000 by default).
+    #[arg(long, default_value_t = 2000)]
+    pub batch: usize,
+    /// Concurrent senders (Prometheus's remote-write shards).
+    #[arg(long, default_value_t = 4)]
+    pub senders: usize,
+}
+
+impl LoadArguments {
+    /// The load these arguments describe, its first round at `start_ms`.
+    pub fn load(&self, start_ms: i64) -> Load {
+        Load { series: self.series, rounds: self.rounds, batch: self.batch, start_ms }
+    }
+}
+
 /// The shape of the generated load.
 #[derive(Debug, Clone, Copy)]
 pub struct Load {

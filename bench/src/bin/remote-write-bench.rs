@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use alertbook_bench::remote_write::Load;
+use alertbook_bench::remote_write::{Load, LoadArguments};
 use anyhow::Context;
 use clap::Parser;
 
@@ -33,18 +33,8 @@ struct Arguments {
     prometheus_pid: u32,
     #[arg(long)]
     victoriametrics_pid: Option<u32>,
-    /// Active series.
-    #[arg(long, default_value_t = 100_000)]
-    series: usize,
-    /// Samples per series (scrape rounds, 15 s apart).
-    #[arg(long, default_value_t = 30)]
-    rounds: usize,
-    /// Series per request (Prometheus's max_samples_per_send is 2000 by default).
-    #[arg(long, default_value_t = 2000)]
-    batch: usize,
-    /// Concurrent senders (Prometheus's remote-write shards).
-    #[arg(long, default_value_t = 4)]
-    senders: usize,
+    #[command(flatten)]
+    load: LoadArguments,
 }
 
 fn resident_kilobytes(pid: u32) -> f64 {
@@ -108,22 +98,17 @@ fn drive(base_url: &str, pid: u32, bodies: &Arc<Vec<Vec<u8>>>, load: &Load, send
 fn main() -> anyhow::Result<()> {
     let arguments = Arguments::parse();
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64);
-    let load = Load {
-        series: arguments.series,
-        rounds: arguments.rounds,
-        batch: arguments.batch,
-        start_ms: now_ms - 3_600_000,
-    };
+    let load = arguments.load.load(now_ms - 3_600_000);
     let bodies = Arc::new(load.bodies());
-    let samples = arguments.series * arguments.rounds;
+    let samples = arguments.load.series * arguments.load.rounds;
     let bytes: usize = bodies.iter().map(Vec::len).sum();
     println!(
         "{} series x {} rounds = {samples} samples in {} requests ({:.1} MiB snappy), {} senders",
-        arguments.series,
-        arguments.rounds,
+        arguments.load.series,
+        arguments.load.rounds,
         bodies.len(),
         bytes as f64 / 1048576.0,
-        arguments.senders
+        arguments.load.senders
     );
     let mut servers = vec![
         ("alertbook", arguments.alertbook.as_str(), arguments.alertbook_pid),
@@ -134,7 +119,7 @@ fn main() -> anyhow::Result<()> {
     }
     let mut results = Vec::new();
     for (name, url, pid) in servers {
-        let outcome = drive(url, pid, &bodies, &load, arguments.senders)?;
+        let outcome = drive(url, pid, &bodies, &load, arguments.load.senders)?;
         results.push((name, outcome));
     }
     println!();
@@ -147,7 +132,7 @@ fn main() -> anyhow::Result<()> {
     for (name, outcome) in &results {
         let rate = samples as f64 / outcome.seconds;
         let grown = (outcome.rss_after_kb - outcome.rss_before_kb).max(0.0) * 1024.0;
-        let bytes_per_series = grown / arguments.series as f64;
+        let bytes_per_series = grown / arguments.load.series as f64;
         rates.push(rate);
         per_series.push(bytes_per_series);
         println!(

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use alertbook_bench::remote_write::Load;
+use alertbook_bench::remote_write::LoadArguments;
 use clap::{Parser, ValueEnum};
 use ingest::durable::DurableStore;
 use tsdb::MemStore;
@@ -40,26 +40,15 @@ enum Fsync {
 struct Arguments {
     #[arg(long, value_enum)]
     stage: Stage,
-    #[arg(long, default_value_t = 100_000)]
-    series: usize,
-    #[arg(long, default_value_t = 30)]
-    rounds: usize,
-    #[arg(long, default_value_t = 2000)]
-    batch: usize,
-    #[arg(long, default_value_t = 4)]
-    senders: usize,
+    #[command(flatten)]
+    load: LoadArguments,
     #[arg(long, value_enum, default_value = "always")]
     wal_fsync: Fsync,
 }
 
 fn main() -> anyhow::Result<()> {
     let arguments = Arguments::parse();
-    let load = Load {
-        series: arguments.series,
-        rounds: arguments.rounds,
-        batch: arguments.batch,
-        start_ms: 1_700_000_000_000,
-    };
+    let load = arguments.load.load(1_700_000_000_000);
     let bodies = Arc::new(load.bodies());
     if arguments.stage == Stage::Generate {
         println!("generated {} bodies", bodies.len());
@@ -78,10 +67,10 @@ fn main() -> anyhow::Result<()> {
         DurableStore::in_memory(store.clone())
     });
     let begun = Instant::now();
-    let senders: Vec<_> = (0..arguments.senders)
+    let senders: Vec<_> = (0..arguments.load.senders)
         .map(|sender| {
             let (bodies, durable) = (bodies.clone(), durable.clone());
-            let share = load.sender_share(sender, arguments.senders);
+            let share = load.sender_share(sender, arguments.load.senders);
             let stage = arguments.stage;
             std::thread::spawn(move || -> anyhow::Result<usize> {
                 let mut appended = 0;

@@ -9,9 +9,13 @@
 //! samples: 0x02 count (id timestamp:i64 value:f64-bits)*
 //! ```
 //!
-//! Ordering: appends to memory and writes to the log happen under one lock, so
-//! the log replays in the order memory saw; the fsync happens after the lock is
-//! released and is shared between concurrent writers (group commit). Only
+//! The samples count is written as a ten-byte varint (padded with
+//! continuation bits), so a record is encoded in place before its count is known.
+//!
+//! Ordering: appends to memory and the framing of their records into the log's
+//! buffer happen under one lock, so the log replays in the order memory saw;
+//! the write to the file and the fsync happen after the lock is released and
+//! are shared between concurrent writers (group commit). Only
 //! samples the store accepted are logged. A sample is acknowledged once its
 //! record is fsynced (policy `Always`), so neither a killed process nor a lost
 //! machine loses an acknowledged sample.
