@@ -85,7 +85,7 @@ if [[ "$VICTORIAMETRICS" == 1 ]]; then
     PIDS+=($!)
     PEER_ARGUMENTS=(--victoriametrics "http://127.0.0.1:${VICTORIAMETRICS_PORT}" --victoriametrics-pid "$!")
     wait_ready "http://127.0.0.1:${VICTORIAMETRICS_PORT}/health"
-    log "VictoriaMetrics $(victoria-metrics -version 2>&1 | head -1)"
+    log "VictoriaMetrics $(dpkg-query -W -f='${Version}' victoria-metrics 2>/dev/null || echo '(version unknown)')"
 fi
 wait_ready "http://127.0.0.1:${PROMETHEUS_PORT}/-/ready"
 wait_ready "http://127.0.0.1:${ALERTBOOK_PORT}/-/ready"
