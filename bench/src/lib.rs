@@ -7,6 +7,8 @@
 //! and Prometheus and prints latency ratios). `promql.sh` ties them together.
 //! Nothing here is part of alertbook itself.
 
+pub mod remote_write;
+
 use std::path::Path;
 
 use anyhow::Context;

@@ -1,21 +1,21 @@
-//! Remote-write ingest, alertbook and Prometheus side by side: the same series
-//! and samples, encoded once, sent to each `/api/v1/write` in turn by the same
-//! number of concurrent senders. Prints samples per second, resident memory
-//! per active series, and the ratios.
+//! Remote-write ingest, alertbook beside Prometheus and VictoriaMetrics: the
+//! same series and samples, encoded once, sent to each `/api/v1/write` in turn
+//! by the same number of concurrent senders. Prints samples per second,
+//! resident memory per active series, and the ratios of alertbook to each peer.
 //!
 //! Samples are sent time-major (every series at t, then every series at t+15s),
-//! the way a fleet of scrapes arrives, starting an hour before now so both
-//! receivers accept them into their heads.
+//! the way a fleet of scrapes arrives, starting an hour before now so every
+//! receiver accepts them into its head.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use alertbook_bench::remote_write::{Load, LoadArguments};
 use anyhow::Context;
 use clap::Parser;
-use ingest::remote_write::{Label, Sample, TimeSeries, WriteRequest, encode};
 
 #[derive(Debug, Parser)]
-#[command(about = "Remote-write throughput and memory: alertbook vs Prometheus")]
+#[command(about = "Remote-write throughput and memory: alertbook vs Prometheus and VictoriaMetrics")]
 struct Arguments {
     /// alertbook's base URL.
     #[arg(long)]
@@ -23,54 +23,18 @@ struct Arguments {
     /// Prometheus's base URL (started with --web.enable-remote-write-receiver).
     #[arg(long)]
     prometheus: String,
+    /// VictoriaMetrics' base URL (single-node `victoria-metrics`); left out when not given.
+    #[arg(long)]
+    victoriametrics: Option<String>,
     /// Process ids, for resident memory.
     #[arg(long)]
     alertbook_pid: u32,
     #[arg(long)]
     prometheus_pid: u32,
-    /// Active series.
-    #[arg(long, default_value_t = 100_000)]
-    series: usize,
-    /// Samples per series (scrape rounds, 15 s apart).
-    #[arg(long, default_value_t = 20)]
-    rounds: usize,
-    /// Series per request (Prometheus's max_samples_per_send is 2000 by default).
-    #[arg(long, default_value_t = 2000)]
-    batch: usize,
-    /// Concurrent senders (Prometheus's remote-write shards).
-    #[arg(long, default_value_t = 4)]
-    senders: usize,
-}
-
-/// Every request body, in order, encoded once.
-fn requests(arguments: &Arguments) -> Vec<Vec<u8>> {
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64);
-    let start = now_ms - 3_600_000;
-    let mut bodies = Vec::new();
-    for round in 0..arguments.rounds {
-        let timestamp = start + round as i64 * 15_000;
-        for first in (0..arguments.series).step_by(arguments.batch) {
-            let timeseries = (first..(first + arguments.batch).min(arguments.series))
-                .map(|index| TimeSeries {
-                    labels: vec![
-                        Label { name: "__name__".into(), value: format!("busflow_metric_{}", index % 50) },
-                        Label { name: "http_route".into(), value: format!("/api/route{}", index % 40) },
-                        Label {
-                            name: "instance".into(),
-                            value: format!("10.0.{}.{}:9100", index / 250 % 256, index % 250),
-                        },
-                        Label { name: "job".into(), value: "busflow_api".into() },
-                        Label { name: "tenant_id".into(), value: format!("tenant-{:05}", index / 50) },
-                    ],
-                    samples: vec![Sample { value: (round * 10 + index % 7) as f64, timestamp }],
-                    exemplars: vec![],
-                    histograms: vec![],
-                })
-                .collect();
-            bodies.push(encode(&WriteRequest { timeseries, metadata: vec![] }));
-        }
-    }
-    bodies
+    #[arg(long)]
+    victoriametrics_pid: Option<u32>,
+    #[command(flatten)]
+    load: LoadArguments,
 }
 
 fn resident_kilobytes(pid: u32) -> f64 {
@@ -89,23 +53,15 @@ struct Outcome {
 }
 
 /// Sends every body to `base_url` with `senders` threads; fails on any non-2xx
-/// answer. Sender `s` owns the batches (series groups) whose number modulo
-/// `senders` is `s` and sends them round by round, so each series' samples
-/// arrive in time order, as with Prometheus's sharded queues.
-fn drive(
-    base_url: &str,
-    pid: u32,
-    bodies: &Arc<Vec<Vec<u8>>>,
-    groups: usize,
-    senders: usize,
-) -> anyhow::Result<Outcome> {
+/// answer. Each sender sends its share of the requests ([`Load::sender_share`]).
+fn drive(base_url: &str, pid: u32, bodies: &Arc<Vec<Vec<u8>>>, load: &Load, senders: usize) -> anyhow::Result<Outcome> {
     let url = format!("{}/api/v1/write", base_url.trim_end_matches('/'));
     let rss_before_kb = resident_kilobytes(pid);
     let begun = Instant::now();
     let workers: Vec<_> = (0..senders)
         .map(|sender| {
             let (url, bodies) = (url.clone(), bodies.clone());
-            let mine: Vec<usize> = (0..bodies.len()).filter(|index| index % groups % senders == sender).collect();
+            let mine = load.sender_share(sender, senders);
             std::thread::spawn(move || -> anyhow::Result<()> {
                 let config = ureq::Agent::config_builder()
                     .timeout_global(Some(Duration::from_secs(60)))
@@ -141,41 +97,54 @@ fn drive(
 
 fn main() -> anyhow::Result<()> {
     let arguments = Arguments::parse();
-    let bodies = Arc::new(requests(&arguments));
-    let samples = arguments.series * arguments.rounds;
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64);
+    let load = arguments.load.load(now_ms - 3_600_000);
+    let bodies = Arc::new(load.bodies());
+    let samples = arguments.load.series * arguments.load.rounds;
     let bytes: usize = bodies.iter().map(Vec::len).sum();
     println!(
         "{} series x {} rounds = {samples} samples in {} requests ({:.1} MiB snappy), {} senders",
-        arguments.series,
-        arguments.rounds,
+        arguments.load.series,
+        arguments.load.rounds,
         bodies.len(),
         bytes as f64 / 1048576.0,
-        arguments.senders
+        arguments.load.senders
     );
-    let groups = arguments.series.div_ceil(arguments.batch);
-    let alertbook = drive(&arguments.alertbook, arguments.alertbook_pid, &bodies, groups, arguments.senders)?;
-    let prometheus = drive(&arguments.prometheus, arguments.prometheus_pid, &bodies, groups, arguments.senders)?;
+    let mut servers = vec![
+        ("alertbook", arguments.alertbook.as_str(), arguments.alertbook_pid),
+        ("prometheus", arguments.prometheus.as_str(), arguments.prometheus_pid),
+    ];
+    if let (Some(url), Some(pid)) = (&arguments.victoriametrics, arguments.victoriametrics_pid) {
+        servers.push(("victoriametrics", url.as_str(), pid));
+    }
+    let mut results = Vec::new();
+    for (name, url, pid) in servers {
+        let outcome = drive(url, pid, &bodies, &load, arguments.load.senders)?;
+        results.push((name, outcome));
+    }
     println!();
     println!(
-        "{:<12} {:>14} {:>10} {:>14} {:>18}",
+        "{:<16} {:>14} {:>10} {:>14} {:>20}",
         "server", "samples/s", "RSS MiB", "RSS grew MiB", "bytes/active series"
     );
     let mut rates = Vec::new();
     let mut per_series = Vec::new();
-    for (name, outcome) in [("alertbook", &alertbook), ("prometheus", &prometheus)] {
+    for (name, outcome) in &results {
         let rate = samples as f64 / outcome.seconds;
         let grown = (outcome.rss_after_kb - outcome.rss_before_kb).max(0.0) * 1024.0;
-        let bytes_per_series = grown / arguments.series as f64;
+        let bytes_per_series = grown / arguments.load.series as f64;
         rates.push(rate);
         per_series.push(bytes_per_series);
         println!(
-            "{name:<12} {rate:>14.0} {:>10.1} {:>14.1} {bytes_per_series:>18.0}",
+            "{name:<16} {rate:>14.0} {:>10.1} {:>14.1} {bytes_per_series:>20.0}",
             outcome.rss_after_kb / 1024.0,
             grown / 1048576.0
         );
     }
     println!();
-    println!("ingest rate ratio alertbook/prometheus: {:.2}", rates[0] / rates[1]);
-    println!("memory per active series ratio alertbook/prometheus: {:.2}", per_series[0] / per_series[1].max(1.0));
+    for (index, (peer, _)) in results.iter().enumerate().skip(1) {
+        println!("ingest rate ratio alertbook/{peer}: {:.2}", rates[0] / rates[index]);
+        println!("memory per active series ratio alertbook/{peer}: {:.2}", per_series[0] / per_series[index].max(1.0));
+    }
     Ok(())
 }

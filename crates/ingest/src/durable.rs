@@ -9,9 +9,13 @@
 //! samples: 0x02 count (id timestamp:i64 value:f64-bits)*
 //! ```
 //!
-//! Ordering: appends to memory and writes to the log happen under one lock, so
-//! the log replays in the order memory saw; the fsync happens after the lock is
-//! released and is shared between concurrent writers (group commit). Only
+//! The samples count is written as a ten-byte varint (padded with
+//! continuation bits), so a record is encoded in place before its count is known.
+//!
+//! Ordering: appends to memory and the framing of their records into the log's
+//! buffer happen under one lock, so the log replays in the order memory saw;
+//! the write to the file and the fsync happen after the lock is released and
+//! are shared between concurrent writers (group commit). Only
 //! samples the store accepted are logged. A sample is acknowledged once its
 //! record is fsynced (policy `Always`), so neither a killed process nor a lost
 //! machine loses an acknowledged sample.
@@ -160,8 +164,10 @@ pub struct RetentionReport {
     pub wal_checkpointed: bool,
 }
 
+/// What the ingest lock guards besides the order of the log: the next series
+/// id and the head's time span. Each series carries its own id
+/// ([`tsdb::SeriesRef::log_id`]), so finding it costs no look-up here.
 struct Logged {
-    ids: HashMap<Labels, u64>,
     next_id: u64,
     /// Smallest and largest timestamp appended since the last checkpoint cut.
     head_time_range: Option<(i64, i64)>,
@@ -248,15 +254,83 @@ fn encode_series(out: &mut Vec<u8>, id: u64, labels: &Labels) {
     }
 }
 
+/// The samples record's header: the type byte and the sample count as a
+/// varint padded to ten bytes (a valid LEB128 encoding), so the record is
+/// encoded in place without knowing the count in advance.
+const SAMPLES_HEADER_BYTES: usize = 11;
+
+/// Writes the header of a samples record encoded after
+/// [`SAMPLES_HEADER_BYTES`] reserved bytes and returns the record.
+fn finish_samples_record(buffer: &mut [u8], count: u64) -> &[u8] {
+    buffer[0] = SAMPLES_RECORD;
+    let mut value = count;
+    for byte in &mut buffer[1..SAMPLES_HEADER_BYTES - 1] {
+        *byte = (value as u8 & 0x7f) | 0x80;
+        value >>= 7;
+    }
+    buffer[SAMPLES_HEADER_BYTES - 1] = value as u8 & 0x7f;
+    buffer
+}
+
+/// Buffers the records of one append are encoded into, kept per thread so
+/// that an append allocates nothing once they have grown.
+#[derive(Default)]
+struct RecordBuffers {
+    /// Series records, back to back; each ends at an offset in `series_ends`.
+    series: Vec<u8>,
+    series_ends: Vec<usize>,
+    samples: Vec<u8>,
+}
+
+impl RecordBuffers {
+    /// Buffers above this many bytes are freed after use rather than kept.
+    const KEEP_BYTES: usize = 1 << 20;
+
+    fn release_if_large(&mut self) {
+        if self.series.capacity() + self.samples.capacity() > Self::KEEP_BYTES {
+            *self = Self::default();
+        }
+    }
+}
+
+thread_local! {
+    static RECORDS: std::cell::RefCell<RecordBuffers> = std::cell::RefCell::default();
+}
+
+/// A series of a batch for [`DurableStore::append_resolved`].
+#[derive(Debug, Clone)]
+pub enum BatchSeries {
+    /// Found in the store already.
+    Known(tsdb::SeriesRef),
+    /// Found or created under the ingest lock, if `admit` lets it be created.
+    New(Labels),
+}
+
+impl AppendOutcome {
+    /// Counts a sample the store refused.
+    fn count_refusal(&mut self, error: tsdb::Error, timestamp: i64, labels: &Labels) {
+        match error {
+            tsdb::Error::OutOfOrder { .. } => {
+                self.out_of_order += 1;
+                self.first_error.get_or_insert_with(|| format!("out of order sample for {labels}"));
+            }
+            tsdb::Error::DuplicateTimestamp { .. } => {
+                self.duplicates += 1;
+                self.first_error
+                    .get_or_insert_with(|| format!("duplicate sample for timestamp {timestamp} in {labels}"));
+            }
+            other => {
+                self.invalid_series += 1;
+                self.first_error.get_or_insert(other.to_string());
+            }
+        }
+    }
+}
+
 impl DurableStore {
     /// A store without a log: nothing survives the process (tests, replay).
     pub fn in_memory(store: Arc<MemStore>) -> Self {
-        Self {
-            store,
-            wal: None,
-            logged: Mutex::new(Logged { ids: HashMap::new(), next_id: 1, head_time_range: None }),
-            blocks: None,
-        }
+        Self { store, wal: None, logged: Mutex::new(Logged { next_id: 1, head_time_range: None }), blocks: None }
     }
 
     /// Opens the log in `directory`, replays it into `store` (which should be
@@ -341,7 +415,7 @@ impl DurableStore {
         mut report: ReplayReport,
     ) -> Result<(Wal, Logged, ReplayReport), Error> {
         let mut by_id: HashMap<u64, tsdb::SeriesRef> = HashMap::new();
-        let mut logged = Logged { ids: HashMap::new(), next_id: 1, head_time_range: None };
+        let mut logged = Logged { next_id: 1, head_time_range: None };
         let (wal, replay) = Wal::open_from(directory, options, report.first_wal_segment, |record| {
             if Self::replay_record(record, store, &mut by_id, &mut logged, &mut report).is_none() {
                 report.undecodable += 1;
@@ -349,7 +423,7 @@ impl DurableStore {
         })?;
         report.records = replay.records;
         report.repairs = replay.repairs;
-        report.series = logged.ids.len();
+        report.series = by_id.values().map(tsdb::SeriesRef::labels).collect::<std::collections::HashSet<_>>().len();
         Ok((wal, logged, report))
     }
 
@@ -371,9 +445,12 @@ impl DurableStore {
                     let value = std::str::from_utf8(get_bytes(record, &mut position)?).ok()?;
                     builder.set(name, value);
                 }
-                let labels = builder.build();
-                by_id.insert(id, store.get_or_create_series(&labels));
-                logged.ids.insert(labels, id);
+                let series = store.get_or_create_series(&builder.build());
+                if id == 0 {
+                    return None;
+                }
+                series.set_log_id(id);
+                by_id.insert(id, series);
                 logged.next_id = logged.next_id.max(id + 1);
             }
             SAMPLES_RECORD => {
@@ -407,76 +484,107 @@ impl DurableStore {
         batch: &[(Labels, Vec<(i64, f64)>)],
         admit: &dyn Fn(&Labels) -> bool,
     ) -> Result<AppendOutcome, Error> {
+        let resolved: Vec<(BatchSeries, &[(i64, f64)])> =
+            batch.iter().map(|(labels, samples)| (BatchSeries::New(labels.clone()), samples.as_slice())).collect();
+        self.append_resolved(&resolved, admit)
+    }
+
+    /// [`DurableStore::append`] for series the caller may already have found
+    /// ([`MemStore::find_series`]): a known series costs no label look-up.
+    ///
+    /// Only the part that must be ordered with the log runs under the ingest
+    /// lock: appending to memory, encoding the records (into buffers reused
+    /// per thread) and handing them to the log, which copies them. Writing
+    /// them to the file and the fsync happen after the lock is released and
+    /// are shared by concurrent callers ([`Wal::commit`]), so concurrent
+    /// senders overlap everything but the in-memory append.
+    pub fn append_resolved(
+        &self,
+        batch: &[(BatchSeries, &[(i64, f64)])],
+        admit: &dyn Fn(&Labels) -> bool,
+    ) -> Result<AppendOutcome, Error> {
+        RECORDS.with_borrow_mut(|buffers| {
+            buffers.series.clear();
+            buffers.series_ends.clear();
+            buffers.samples.clear();
+            let outcome = self.append_with(batch, admit, buffers);
+            buffers.release_if_large();
+            outcome
+        })
+    }
+
+    fn append_with(
+        &self,
+        batch: &[(BatchSeries, &[(i64, f64)])],
+        admit: &dyn Fn(&Labels) -> bool,
+        buffers: &mut RecordBuffers,
+    ) -> Result<AppendOutcome, Error> {
         let mut outcome = AppendOutcome::default();
-        let mut payloads: Vec<Vec<u8>> = Vec::new();
-        let mut samples_record: Vec<u8> = Vec::new();
+        let logging = self.wal.is_some();
         let mut logged_samples = 0u64;
+        // Room for the samples record's header, filled in once the count is known.
+        buffers.samples.resize(SAMPLES_HEADER_BYTES, 0);
         let sequence = {
             let mut logged = self.logged.lock();
-            for (labels, samples) in batch {
+            for (series, samples) in batch {
                 if samples.is_empty() {
                     continue;
                 }
-                if !self.store.contains(labels) && !admit(labels) {
-                    outcome.series_limited += samples.len();
-                    outcome.first_error.get_or_insert_with(|| format!("series limit reached: cannot create {labels}"));
-                    continue;
-                }
-                let reference = self.store.get_or_create_series(labels);
+                let reference = match series {
+                    BatchSeries::Known(reference) => std::borrow::Cow::Borrowed(reference),
+                    BatchSeries::New(labels) => {
+                        if !self.store.contains(labels) && !admit(labels) {
+                            outcome.series_limited += samples.len();
+                            outcome
+                                .first_error
+                                .get_or_insert_with(|| format!("series limit reached: cannot create {labels}"));
+                            continue;
+                        }
+                        std::borrow::Cow::Owned(self.store.get_or_create_series(labels))
+                    }
+                };
                 outcome.series += 1;
-                let id = match logged.ids.get(labels) {
-                    Some(&id) => id,
+                let id = match reference.log_id() {
+                    Some(id) => id,
                     None => {
                         let id = logged.next_id;
                         logged.next_id += 1;
-                        logged.ids.insert(labels.clone(), id);
-                        if self.wal.is_some() {
-                            let mut record = Vec::new();
-                            encode_series(&mut record, id, labels);
-                            payloads.push(record);
+                        reference.set_log_id(id);
+                        if logging {
+                            encode_series(&mut buffers.series, id, reference.labels());
+                            buffers.series_ends.push(buffers.series.len());
                         }
                         id
                     }
                 };
-                for &(timestamp, value) in samples {
+                for &(timestamp, value) in samples.iter() {
                     match self.store.append_ref(&reference, timestamp, value) {
                         Ok(()) => {
                             outcome.samples_appended += 1;
                             logged.note_timestamp(timestamp);
-                            if self.wal.is_some() {
-                                put_varint(&mut samples_record, id);
-                                samples_record.extend_from_slice(&(timestamp as u64).to_le_bytes());
-                                samples_record.extend_from_slice(&value.to_bits().to_le_bytes());
+                            if logging {
+                                put_varint(&mut buffers.samples, id);
+                                buffers.samples.extend_from_slice(&(timestamp as u64).to_le_bytes());
+                                buffers.samples.extend_from_slice(&value.to_bits().to_le_bytes());
                                 logged_samples += 1;
                             }
                         }
-                        Err(tsdb::Error::OutOfOrder { .. }) => {
-                            outcome.out_of_order += 1;
-                            outcome.first_error.get_or_insert_with(|| format!("out of order sample for {labels}"));
-                        }
-                        Err(tsdb::Error::DuplicateTimestamp { .. }) => {
-                            outcome.duplicates += 1;
-                            outcome.first_error.get_or_insert_with(|| {
-                                format!("duplicate sample for timestamp {timestamp} in {labels}")
-                            });
-                        }
-                        Err(other) => {
-                            outcome.invalid_series += 1;
-                            outcome.first_error.get_or_insert(other.to_string());
-                        }
+                        Err(error) => outcome.count_refusal(error, timestamp, reference.labels()),
                     }
                 }
             }
             match &self.wal {
-                Some(wal) if logged_samples > 0 || !payloads.is_empty() => {
-                    if logged_samples > 0 {
-                        let mut record = vec![SAMPLES_RECORD];
-                        put_varint(&mut record, logged_samples);
-                        record.extend_from_slice(&samples_record);
-                        payloads.push(record);
+                Some(wal) if logged_samples > 0 || !buffers.series_ends.is_empty() => {
+                    let mut payloads: Vec<&[u8]> = Vec::with_capacity(buffers.series_ends.len() + 1);
+                    let mut start = 0;
+                    for &end in &buffers.series_ends {
+                        payloads.push(&buffers.series[start..end]);
+                        start = end;
                     }
-                    let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-                    Some(wal.write(&slices)?)
+                    if logged_samples > 0 {
+                        payloads.push(finish_samples_record(&mut buffers.samples, logged_samples));
+                    }
+                    Some(wal.write(&payloads)?)
                 }
                 _ => None,
             }
@@ -531,13 +639,14 @@ impl DurableStore {
         let wal_segment = {
             let mut logged = self.logged.lock();
             let segment = wal.cut()?;
-            logged.ids.retain(|labels, _| self.store.contains(labels));
-            let mut records: Vec<Vec<u8>> = Vec::with_capacity(logged.ids.len());
-            for (labels, &id) in &logged.ids {
-                let mut record = Vec::new();
-                encode_series(&mut record, id, labels);
-                records.push(record);
-            }
+            let mut records: Vec<Vec<u8>> = Vec::new();
+            self.store.for_each_series(|series| {
+                if let Some(id) = series.log_id() {
+                    let mut record = Vec::new();
+                    encode_series(&mut record, id, series.labels());
+                    records.push(record);
+                }
+            });
             for batch in records.chunks(4096) {
                 let slices: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
                 wal.write(&slices)?;
@@ -867,6 +976,61 @@ mod block_tests {
                 expected
             }[..]
         );
+    }
+
+    /// Senders racing on the same series, with checkpoints between: whatever
+    /// memory accepted (some samples lose the race and are out of order) is
+    /// exactly what the blocks and the log bring back.
+    #[test]
+    fn concurrent_appends_and_checkpoints_replay_exactly_what_memory_accepted() {
+        let paths = paths();
+        let (durable, _) = open(&paths);
+        let durable = Arc::new(durable);
+        let senders: Vec<_> = (0..4i64)
+            .map(|sender| {
+                let durable = Arc::clone(&durable);
+                std::thread::spawn(move || {
+                    for step in 0..150i64 {
+                        let batch: Vec<(Labels, Vec<(i64, f64)>)> = (0..12)
+                            .map(|index| {
+                                let labels =
+                                    Labels::from_pairs([("__name__", "probe"), ("series", &format!("s{index:03}"))]);
+                                (labels, vec![(step * 15_000 + sender, value(index, step))])
+                            })
+                            .collect();
+                        durable.append(&batch, &|_| true).expect("append");
+                        if sender == 0 && step % 50 == 49 {
+                            durable.checkpoint().expect("checkpoint");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.join().expect("sender");
+        }
+        let expected = dump(durable.store());
+        assert!(total(durable.store()) >= 12 * 150, "memory and blocks hold every series' first sample of each step");
+        drop(durable);
+        let (durable, report) = open(&paths);
+        assert_eq!(report.undecodable, 0);
+        let replayed = dump(durable.store());
+        for (left, right) in replayed.iter().zip(&expected) {
+            if left != right {
+                let at =
+                    left.1.iter().zip(&right.1).position(|(l, r)| l != r).unwrap_or(left.1.len().min(right.1.len()));
+                let from = at.saturating_sub(3);
+                panic!(
+                    "{}: replayed {} samples, memory held {}; from {from}: replayed {:?}, memory {:?}; report {report:?}",
+                    left.0,
+                    left.1.len(),
+                    right.1.len(),
+                    &left.1[from..(at + 3).min(left.1.len())],
+                    &right.1[from..(at + 3).min(right.1.len())]
+                );
+            }
+        }
+        assert_eq!(replayed, expected);
     }
 
     #[test]

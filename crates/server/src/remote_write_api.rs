@@ -63,8 +63,9 @@ async fn write_samples(state: Arc<AppState>, headers: HeaderMap, body: Bytes, ob
         );
     }
     let work = tokio::task::spawn_blocking(move || {
-        let request = ingest::remote_write::decode(&body)?;
-        let received = request.timeseries.iter().map(|series| series.samples.len() + series.histograms.len()).sum();
+        let raw = ingest::remote_write::decompress(&body)?;
+        let request = ingest::remote_write::RequestView::decode(&raw)?;
+        let received = request.received();
         let max_series = state.max_series.load(Ordering::Relaxed);
         let store = state.store.clone();
         let admit = |_: &tsdb::Labels| max_series == 0 || store.series_count() < max_series;

@@ -27,6 +27,19 @@ pub struct Label {
 /// Seed of the label-set hash; fixed so equal sets hash alike in every table.
 const LABELS_HASH_SEED: u64 = 0x6c61_6265_6c73_5f31;
 
+/// The hash a [`Labels`] holding these pairs (sorted by unique name, no empty
+/// value) has: [`Labels::precomputed_hash`], without building the set.
+pub fn hash_sorted_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut hasher = FixedState::with_seed(LABELS_HASH_SEED).build_hasher();
+    for (name, value) in pairs {
+        hasher.write(name.as_bytes());
+        hasher.write_u8(0xff);
+        hasher.write(value.as_bytes());
+        hasher.write_u8(0xff);
+    }
+    hasher.finish()
+}
+
 /// A label set, sorted by name, names unique, no empty values. Cheap to clone.
 #[derive(Clone)]
 pub struct Labels {
@@ -94,14 +107,23 @@ impl Labels {
     /// Wraps pairs that are already sorted by unique name, hashing them once.
     fn from_sorted(pairs: Vec<Label>) -> Self {
         debug_assert!(pairs.windows(2).all(|pair| pair[0].name < pair[1].name));
-        let mut hasher = FixedState::with_seed(LABELS_HASH_SEED).build_hasher();
-        for label in &pairs {
-            hasher.write(label.name.as_bytes());
-            hasher.write_u8(0xff);
-            hasher.write(label.value.as_bytes());
-            hasher.write_u8(0xff);
-        }
-        Self { pairs: pairs.into(), hash: hasher.finish() }
+        let hash = hash_sorted_pairs(pairs.iter().map(|label| (label.name.as_str(), label.value.as_str())));
+        Self { pairs: pairs.into(), hash }
+    }
+
+    /// Builds a label set from pairs already sorted by unique name with no
+    /// empty value (what [`Labels::eq_pairs`] and `MemStore::find_series` take).
+    pub fn from_sorted_pairs(pairs: &[(&str, &str)]) -> Self {
+        debug_assert!(pairs.iter().all(|(_, value)| !value.is_empty()));
+        Self::from_sorted(
+            pairs.iter().map(|&(name, value)| Label { name: name.to_owned(), value: value.to_owned() }).collect(),
+        )
+    }
+
+    /// Whether the set holds exactly `pairs`, in order.
+    pub fn eq_pairs(&self, pairs: &[(&str, &str)]) -> bool {
+        self.pairs.len() == pairs.len()
+            && self.pairs.iter().zip(pairs).all(|(label, &(name, value))| label.name == name && label.value == value)
     }
 
     /// The hash computed when the set was built: equal sets have equal hashes.

@@ -37,7 +37,7 @@ mod memstore;
 mod postings;
 
 pub use histogram::{FloatHistogram, HistogramSample};
-pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME};
+pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME, hash_sorted_pairs};
 pub use matcher::{MatchOp, Matcher};
 pub use memstore::{CHUNK_MAX_SAMPLES, CHUNK_MAX_SPAN_MS, HeadStats, MemStore, SHARD_COUNT, SeriesRef, Truncation};
 

@@ -39,7 +39,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use hashbrown::HashTable;
 use parking_lot::RwLock;
@@ -76,6 +76,9 @@ struct MemSeries {
     id: SeriesId,
     hash: u64,
     labels: Labels,
+    /// The number the store's owner logs the series under (0: none yet); see
+    /// [`SeriesRef::log_id`]. The store itself never reads it.
+    log_id: AtomicU64,
     samples: RwLock<SeriesSamples>,
 }
 
@@ -127,8 +130,12 @@ impl SeriesSamples {
                 got: timestamp,
             }));
         }
+        // The newest sample: in the head, else in the last sealed chunk (after
+        // a checkpoint sealed the head; decoded only then), else the floor a
+        // block served from disk left when its chunks were dropped.
         let floor = self.floor.map(|(timestamp, bits)| (timestamp, f64::from_bits(bits)));
-        if let Some((last_timestamp, last_value)) = self.head.last().or(floor) {
+        let last = self.head.last().or_else(|| self.sealed.last().and_then(|chunk| chunk.iter().last())).or(floor);
+        if let Some((last_timestamp, last_value)) = last {
             if timestamp < last_timestamp {
                 return Err(AppendRefusal::Rejected(Error::OutOfOrder {
                     labels: labels.to_string(),
@@ -145,6 +152,8 @@ impl SeriesSamples {
                     timestamp,
                 }));
             }
+        }
+        if !self.head.is_empty() {
             let span = timestamp.saturating_sub(self.head.min_time());
             let full = self.head.len() >= CHUNK_MAX_SAMPLES || span > CHUNK_MAX_SPAN_MS || self.head.is_full();
             if full && !self.head.is_empty() {
@@ -332,6 +341,22 @@ impl SeriesRef {
     pub fn labels(&self) -> &Labels {
         &self.0.labels
     }
+
+    /// The number a write-ahead log set with [`SeriesRef::set_log_id`], if any.
+    /// It belongs to this series object: a series that retention removed and
+    /// an append re-created starts without one.
+    pub fn log_id(&self) -> Option<u64> {
+        match self.0.log_id.load(Ordering::Acquire) {
+            0 => None,
+            id => Some(id),
+        }
+    }
+
+    /// Records the number (not 0) the series is logged under.
+    pub fn set_log_id(&self, id: u64) {
+        debug_assert_ne!(id, 0);
+        self.0.log_id.store(id, Ordering::Release);
+    }
 }
 
 impl fmt::Debug for SeriesRef {
@@ -366,6 +391,7 @@ impl Index {
             id,
             hash,
             labels: labels.clone(),
+            log_id: AtomicU64::new(0),
             samples: RwLock::new(SeriesSamples::default()),
         });
         let slot = id as usize;
@@ -501,6 +527,24 @@ impl MemStore {
         let series = self.index.write().create(self.store_id, labels, hash);
         table.insert_unique(hash, Arc::clone(&series), |series| series.hash);
         SeriesRef(series)
+    }
+
+    /// The series whose label set is exactly `pairs` (sorted by unique name, no
+    /// empty value), found without building a label set; `None` when the store
+    /// has none. The look-up of an already known series on the ingest path.
+    pub fn find_series(&self, pairs: &[(&str, &str)]) -> Option<SeriesRef> {
+        let hash = self.hasher.hash_one(crate::labels::hash_sorted_pairs(pairs.iter().copied()));
+        let table = self.shards[shard_of(hash)].read();
+        table.find(hash, |series| series.labels.eq_pairs(pairs)).map(|series| SeriesRef(Arc::clone(series)))
+    }
+
+    /// Calls `visit` with every series held, in no particular order. Appends
+    /// may run meanwhile; a series created during the walk may be missed.
+    pub fn for_each_series(&self, mut visit: impl FnMut(&SeriesRef)) {
+        for shard in self.shards.iter() {
+            let series: Vec<SeriesRef> = shard.read().iter().map(|series| SeriesRef(Arc::clone(series))).collect();
+            series.iter().for_each(&mut visit);
+        }
     }
 
     /// Appends one sample to the series behind `series`, with the same rules as

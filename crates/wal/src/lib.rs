@@ -14,6 +14,14 @@
 //! open, a torn or corrupt tail (short record, bad checksum) is cut off with a
 //! warning naming the segment and offset; corruption can never stop a start.
 //!
+//! Ordering and group commit: [`Wal::write`] only frames the records into a
+//! buffer in memory (fixing their place in the log), which is cheap enough to
+//! do under a caller's lock; [`Wal::commit`] then writes everything buffered
+//! so far to the file with one `write` and fsyncs per the policy, outside that
+//! lock. One caller's write and fsync carry every record buffered before it,
+//! so concurrent writers share both syscalls. A record is in the file (and
+//! survives the process being killed) once `commit` returned for it.
+//!
 //! The log knows nothing of what the records mean; callers encode them.
 
 use std::fs::{self, File, OpenOptions};
@@ -74,21 +82,34 @@ pub struct Replay {
     pub repairs: Vec<String>,
 }
 
+/// The active segment's bookkeeping and the records framed but not yet in the file.
 struct Active {
-    file: File,
-    path: PathBuf,
     number: u64,
+    /// The segment's size once `pending` is in it.
     bytes: u64,
-    /// Records written / fsynced, counted since open.
+    /// Framed records not yet written to the file, in log order.
+    pending: Vec<u8>,
+    /// Calls of [`Wal::write`], counted since open: the sequence numbers of
+    /// the last one framed, the last one in the file, the last one fsynced.
     written: u64,
+    flushed: u64,
     synced: u64,
     last_sync: Instant,
+}
+
+/// The active segment's file. Held while writing to it; taken before `Active`.
+struct Writer {
+    file: File,
+    path: PathBuf,
+    /// The buffer swapped with `Active::pending` at each flush, so neither is reallocated.
+    spare: Vec<u8>,
 }
 
 /// An open write-ahead log.
 pub struct Wal {
     directory: PathBuf,
     options: WalOptions,
+    writer: Mutex<Writer>,
     active: Mutex<Active>,
     sync_lock: Mutex<()>,
 }
@@ -205,9 +226,15 @@ impl Wal {
         let mut file = OpenOptions::new().create(true).append(true).read(true).open(&path).map_err(io_error(&path))?;
         let bytes = file.seek(SeekFrom::End(0)).map_err(io_error(&path))?;
         sync_directory(directory)?;
-        let active = Active { file, path, number, bytes, written: 0, synced: 0, last_sync: Instant::now() };
-        let wal =
-            Self { directory: directory.to_owned(), options, active: Mutex::new(active), sync_lock: Mutex::new(()) };
+        let active =
+            Active { number, bytes, pending: Vec::new(), written: 0, flushed: 0, synced: 0, last_sync: Instant::now() };
+        let wal = Self {
+            directory: directory.to_owned(),
+            options,
+            writer: Mutex::new(Writer { file, path, spare: Vec::new() }),
+            active: Mutex::new(active),
+            sync_lock: Mutex::new(()),
+        };
         Ok((wal, replay))
     }
 
@@ -222,32 +249,41 @@ impl Wal {
         self.commit(sequence)
     }
 
-    /// Writes records to the segment file without waiting for fsync; returns
-    /// the sequence number to pass to [`Wal::commit`]. Writes keep their order:
-    /// callers that need records ordered with other state write under their lock
-    /// and commit after releasing it, so that fsyncs are shared.
+    /// Frames records into the log's buffer without writing or fsyncing them;
+    /// returns the sequence number to pass to [`Wal::commit`], which writes
+    /// them to the file. Records keep the order of these calls: callers that
+    /// need records ordered with other state call this under their lock and
+    /// commit after releasing it, so that writes and fsyncs are shared.
     pub fn write(&self, payloads: &[&[u8]]) -> Result<u64, Error> {
-        let mut frame = Vec::with_capacity(payloads.iter().map(|payload| payload.len() + HEADER_BYTES).sum());
-        for payload in payloads {
-            if payload.len() > MAX_RECORD_BYTES {
-                return Err(Error::RecordTooLarge { size: payload.len() });
-            }
-            frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            frame.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-            frame.extend_from_slice(payload);
+        let frame_bytes: usize = payloads.iter().map(|payload| payload.len() + HEADER_BYTES).sum();
+        if let Some(payload) = payloads.iter().find(|payload| payload.len() > MAX_RECORD_BYTES) {
+            return Err(Error::RecordTooLarge { size: payload.len() });
         }
         let mut active = self.active.lock();
-        if active.bytes > 0 && active.bytes + frame.len() as u64 > self.options.segment_bytes {
-            self.roll(&mut active)?;
+        if active.bytes > 0 && active.bytes + frame_bytes as u64 > self.options.segment_bytes {
+            drop(active);
+            let mut writer = self.writer.lock();
+            active = self.active.lock();
+            if active.bytes > 0 && active.bytes + frame_bytes as u64 > self.options.segment_bytes {
+                self.roll(&mut writer, &mut active)?;
+            }
         }
-        active.file.write_all(&frame).map_err(io_error(&active.path))?;
-        active.bytes += frame.len() as u64;
+        active.pending.reserve(frame_bytes);
+        for payload in payloads {
+            active.pending.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            active.pending.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+            active.pending.extend_from_slice(payload);
+        }
+        active.bytes += frame_bytes as u64;
         active.written += 1;
         Ok(active.written)
     }
 
-    /// Makes the writes up to `sequence` as durable as the fsync policy asks.
+    /// Makes the writes up to `sequence` as durable as the fsync policy asks:
+    /// always in the file, and fsynced under [`FsyncPolicy::Always`] (or when
+    /// the interval is due).
     pub fn commit(&self, sequence: u64) -> Result<(), Error> {
+        self.flush_through(sequence)?;
         match self.options.fsync {
             FsyncPolicy::Always => self.sync_through(sequence),
             FsyncPolicy::Interval(interval) => {
@@ -258,42 +294,78 @@ impl Wal {
         }
     }
 
-    /// Closes the active segment (fsynced) and starts the next one.
-    fn roll(&self, active: &mut Active) -> Result<(), Error> {
-        active.file.sync_all().map_err(io_error(&active.path))?;
+    /// Writes the buffered records to the file unless an earlier flush
+    /// already wrote the write `sequence`; one flush carries every record
+    /// buffered when it starts.
+    fn flush_through(&self, sequence: u64) -> Result<(), Error> {
+        if self.active.lock().flushed >= sequence {
+            return Ok(());
+        }
+        let mut writer = self.writer.lock();
+        let mut active = self.active.lock();
+        if active.flushed >= sequence {
+            return Ok(());
+        }
+        self.flush(&mut writer, &mut active)
+    }
+
+    /// Writes `active.pending` to the file; `active` is unlocked meanwhile, so
+    /// other callers keep framing records (the writer lock keeps flushes in order).
+    fn flush(&self, writer: &mut Writer, active: &mut parking_lot::MutexGuard<'_, Active>) -> Result<(), Error> {
+        if active.pending.is_empty() {
+            active.flushed = active.written;
+            return Ok(());
+        }
+        std::mem::swap(&mut writer.spare, &mut active.pending);
+        let through = active.written;
+        let written = parking_lot::MutexGuard::unlocked(active, || writer.file.write_all(&writer.spare));
+        writer.spare.clear();
+        written.map_err(io_error(&writer.path))?;
+        active.flushed = active.flushed.max(through);
+        Ok(())
+    }
+
+    /// Writes what is buffered, closes the active segment (fsynced) and starts
+    /// the next one. `active` stays locked throughout, so no record is framed
+    /// meanwhile: every record framed before lands in the closed segment.
+    fn roll(&self, writer: &mut Writer, active: &mut Active) -> Result<(), Error> {
+        if !active.pending.is_empty() {
+            writer.file.write_all(&active.pending).map_err(io_error(&writer.path))?;
+            active.pending.clear();
+        }
+        writer.file.sync_all().map_err(io_error(&writer.path))?;
         let number = active.number + 1;
         let path = segment_path(&self.directory, number);
         let file = OpenOptions::new().create(true).append(true).read(true).open(&path).map_err(io_error(&path))?;
         sync_directory(&self.directory)?;
+        writer.file = file;
+        writer.path = path;
+        active.number = number;
+        active.bytes = 0;
+        active.flushed = active.written;
         active.synced = active.written;
-        *active = Active {
-            file,
-            path,
-            number,
-            bytes: 0,
-            written: active.written,
-            synced: active.written,
-            last_sync: Instant::now(),
-        };
+        active.last_sync = Instant::now();
         Ok(())
     }
 
-    /// Fsyncs everything written so far.
+    /// Writes and fsyncs everything written so far.
     pub fn sync(&self) -> Result<(), Error> {
         let sequence = self.active.lock().written;
+        self.flush_through(sequence)?;
         self.sync_through(sequence)
     }
 
-    /// Group commit: fsyncs unless another writer's fsync already covered `sequence`.
+    /// Group commit: fsyncs unless another writer's fsync already covered
+    /// `sequence`, which must be in the file already.
     fn sync_through(&self, sequence: u64) -> Result<(), Error> {
         let _guard = self.sync_lock.lock();
+        if self.active.lock().synced >= sequence {
+            return Ok(());
+        }
         let (file, path, covered) = {
-            let active = self.active.lock();
-            if active.synced >= sequence {
-                return Ok(());
-            }
-            let file = active.file.try_clone().map_err(io_error(&active.path))?;
-            (file, active.path.clone(), active.written)
+            let writer = self.writer.lock();
+            let covered = self.active.lock().flushed;
+            (writer.file.try_clone().map_err(io_error(&writer.path))?, writer.path.clone(), covered)
         };
         file.sync_data().map_err(io_error(&path))?;
         let mut active = self.active.lock();
@@ -302,11 +374,12 @@ impl Wal {
         Ok(())
     }
 
-    /// Starts a new segment and returns its number: records appended from now on
+    /// Starts a new segment and returns its number: records written from now on
     /// are in segments numbered at least that.
     pub fn cut(&self) -> Result<u64, Error> {
+        let mut writer = self.writer.lock();
         let mut active = self.active.lock();
-        self.roll(&mut active)?;
+        self.roll(&mut writer, &mut active)?;
         Ok(active.number)
     }
 
@@ -338,6 +411,19 @@ impl Wal {
             .filter_map(|number| fs::metadata(segment_path(&self.directory, number)).ok())
             .map(|metadata| metadata.len())
             .sum()
+    }
+}
+
+impl Drop for Wal {
+    /// Records framed but never committed still go to the file (not fsynced).
+    fn drop(&mut self) {
+        let writer = self.writer.get_mut();
+        let active = self.active.get_mut();
+        if !active.pending.is_empty()
+            && let Err(error) = writer.file.write_all(&active.pending)
+        {
+            tracing::warn!(path = %writer.path.display(), error = %error, "write-ahead log records lost at close");
+        }
     }
 }
 

@@ -299,6 +299,23 @@ fn duplicate_and_out_of_order_samples_are_reported() {
     assert_eq!(store.sample_count(), CHUNK_MAX_SAMPLES + 2);
 }
 
+/// Regression: once a checkpoint had sealed the head, the next append was
+/// checked against nothing, so an older sample was taken (and a restart,
+/// reading the block's chunks, then lost the overlap).
+#[test]
+fn after_a_checkpoint_cut_older_and_conflicting_samples_are_still_refused() {
+    let store = MemStore::new();
+    let series = labels(&[("__name__", "up")]);
+    store.append(&series, 1000, 1.0).expect("append");
+    store.append(&series, 2000, 2.0).expect("append");
+    store.cut_for_checkpoint();
+    assert!(matches!(store.append(&series, 1500, 1.0), Err(Error::OutOfOrder { last: 2000, got: 1500, .. })));
+    assert!(matches!(store.append(&series, 2000, 3.0), Err(Error::DuplicateTimestamp { timestamp: 2000, .. })));
+    store.append(&series, 2000, 2.0).expect("the same sample again is accepted");
+    store.append(&series, 3000, 3.0).expect("append");
+    assert_eq!(store.sample_count(), 3);
+}
+
 #[test]
 fn batch_append_reports_the_first_error_and_keeps_the_rest() {
     let store = MemStore::new();
