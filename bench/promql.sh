@@ -6,6 +6,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "${ROOT}/bench/lib.sh"
 SERIES_SCALE=1
 HOURS=2
 REPEAT=10
@@ -148,4 +149,6 @@ if [[ -n "${ALERTBOOK_PID:-}" ]]; then
     wait_ready alertbook "http://127.0.0.1:${ALERTBOOK_PORT}" "$ALERTBOOK_PID"
 fi
 
+bench_load_check promql.sh
 "${BIN}/promql-bench" "${BENCH_ARGS[@]}" --dataset "$DATA" --repeat "$REPEAT"
+bench_load_after promql.sh

@@ -6,6 +6,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "${ROOT}/bench/lib.sh"
 SERIES_SCALE=1
 HOURS=2
 SIZES="1000 10000"
@@ -110,6 +111,7 @@ until curl -fsS -o /dev/null --max-time 5 "http://127.0.0.1:${PROMETHEUS_PORT}/-
 done
 log "prometheus ready after ${waited} s"
 
+bench_load_check rules.sh
 TENANTS=$(python3 -c "print(max(1, round(100 * ${SERIES_SCALE})))")
 printf '%8s %8s %14s %14s %14s %10s\n' rules groups alertbook_s alertbook_q_s prometheus_s ratio
 for size in $SIZES; do
@@ -129,3 +131,4 @@ done
 log "columns: seconds per full evaluation of every group; alertbook_q_s is the part spent in queries;"
 log "prometheus_s is Prometheus's engine time (execTotalTime) for the same queries at the same time;"
 log "ratio = prometheus_s / alertbook_s (above 1: alertbook is faster). Raw lines: ${WORK}/rules-results.txt"
+bench_load_after rules.sh
