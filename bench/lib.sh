@@ -1,5 +1,6 @@
 # Shared by the bench scripts (`source "$(dirname "$0")/lib.sh"`): the
-# machine-load check every benchmark runs before it measures.
+# machine-load check every benchmark runs before it measures, and starting
+# VictoriaMetrics over a dataset file.
 #
 # A figure taken while other work holds the cores says little about either
 # system, and a ratio is only fair when both systems ran in the same run on
@@ -61,4 +62,49 @@ bench_load_after() {
         printf '[%s] BUSY MACHINE: the figures above were taken with a load above %s before the run\n' \
             "$name" "$BENCH_BUSY_LOAD"
     fi
+}
+
+# Starts VictoriaMetrics (Debian `victoria-metrics`) on a free loopback port
+# over DIR, importing the OpenMetrics file DATA through its Prometheus text
+# import (which takes OpenMetrics's timestamps in seconds) unless a complete
+# import is already in DIR. Its response cache is off and every sample is
+# visible at once (no latency offset), so repeated queries are computed each
+# time, as on the other systems. Sets VICTORIAMETRICS_URL and
+# VICTORIAMETRICS_PID; the caller stops the process.
+#
+#   bench_victoriametrics_start NAME DATA DIR LOG
+bench_victoriametrics_start() {
+    local name="$1" data="$2" dir="$3" log_file="$4" port waited=0 started
+    [[ -f "${dir}/.imported" ]] || rm -rf "$dir"
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+    victoria-metrics \
+        -storageDataPath="$dir" \
+        -retentionPeriod=100y \
+        -httpListenAddr="127.0.0.1:${port}" \
+        -search.disableCache \
+        -search.latencyOffset=0s \
+        -search.maxQueryDuration=10m \
+        -search.maxSamplesPerQuery=1000000000 \
+        -search.maxUniqueTimeseries=10000000 \
+        >"$log_file" 2>&1 &
+    VICTORIAMETRICS_PID=$!
+    VICTORIAMETRICS_URL="http://127.0.0.1:${port}"
+    until curl -fsS -o /dev/null --max-time 5 "${VICTORIAMETRICS_URL}/-/ready" 2>/dev/null; do
+        kill -0 "$VICTORIAMETRICS_PID" 2>/dev/null || { printf '[%s] victoriametrics exited; see %s\n' "$name" "$log_file" >&2; return 1; }
+        (( waited < 120 )) || { printf '[%s] victoriametrics not ready after 120 s\n' "$name" >&2; return 1; }
+        sleep 1
+        waited=$((waited + 1))
+    done
+    if [[ -f "${dir}/.imported" ]]; then
+        printf '[%s] reusing the VictoriaMetrics import in %s\n' "$name" "$dir" >&2
+        return 0
+    fi
+    printf '[%s] importing into victoriametrics through /api/v1/import/prometheus\n' "$name" >&2
+    started=$(date +%s.%N)
+    # -T streams the file instead of reading it into memory first.
+    curl -fsS -X POST -H 'Content-Type: text/plain' -T "$data" "${VICTORIAMETRICS_URL}/api/v1/import/prometheus" \
+        || { printf '[%s] victoriametrics import failed; see %s\n' "$name" "$log_file" >&2; return 1; }
+    curl -fsS "${VICTORIAMETRICS_URL}/internal/force_flush" >/dev/null
+    printf '[%s] victoriametrics import took %s s\n' "$name" "$(awk -v a="$(date +%s.%N)" -v b="$started" 'BEGIN { printf "%.1f", a - b }')" >&2
+    touch "${dir}/.imported"
 }
