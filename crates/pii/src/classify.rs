@@ -35,6 +35,10 @@ pub(crate) struct Classes {
     pub(crate) runs: Vec<u64>,
     /// The separators of numeric runs (` -./()`).
     separator: Vec<u64>,
+    /// The bytes of numeric runs: digits, and the one or two separators
+    /// between two digits. A run from a digit ends at the first clear bit.
+    /// All clear when [`Classes::runs`] is.
+    pub(crate) run_bytes: Vec<u64>,
     /// The digits that follow an ASCII uppercase letter (an IBAN's country code).
     pub(crate) upper_digit: Vec<u64>,
     /// Where a trigram of the set may start (all clear without a set).
@@ -59,6 +63,21 @@ impl Classes {
             &mut self.upper_digit,
             &mut self.literal,
         ]
+    }
+
+    /// How many digits lie in `from..to` (bit scans of the digit mask).
+    pub(crate) fn digits_between(&self, from: usize, to: usize) -> u32 {
+        let mut count = 0;
+        let mut position = from;
+        while position < to {
+            let (index, offset) = (position / 64, position % 64);
+            let Some(&word) = self.digit.get(index) else { break };
+            let width = (to - position).min(64 - offset);
+            let keep = if width == 64 { u64::MAX } else { ((1u64 << width) - 1) << offset };
+            count += (word & keep).count_ones();
+            position += width;
+        }
+        count
     }
 }
 
@@ -97,10 +116,14 @@ pub(crate) fn classify(bytes: &[u8], hint: u8, trigrams: Option<&Trigrams>, min_
 /// bytes from `i` are run bytes), each round reading the next block's
 /// previous round, which the pass has just computed and keeps.
 fn keep_long_runs(classes: &mut Classes, min_span: usize) {
-    if min_span <= 1 || classes.runs.iter().all(|&runs| runs == 0) {
+    let blocks = classes.digit.len();
+    classes.run_bytes.clear();
+    if classes.runs.iter().all(|&runs| runs == 0) {
+        classes.run_bytes.resize(blocks, 0);
         return;
     }
-    let span = min_span.min(64);
+    classes.run_bytes.resize(blocks, 0);
+    let span = min_span.clamp(1, 64);
     // The shift of each doubling round: 1, 2, 4, ... up to what is missing
     // (six rounds reach 64).
     let mut takes = [0u32; 6];
@@ -112,10 +135,10 @@ fn keep_long_runs(classes: &mut Classes, min_span: usize) {
         rounds += 1;
         have += take;
     }
-    let blocks = classes.digit.len();
     let digit = &classes.digit[..blocks];
     let separator = &classes.separator[..blocks];
     let runs = &mut classes.runs[..blocks];
+    let run_bytes = &mut classes.run_bytes[..blocks];
     let before = |now: u64, then: u64, by: u32| now << by | then >> (64 - by);
     let after = |now: u64, next: u64, by: u32| now >> by | next << (64 - by);
     // Round `k` of the block after the current one (round 0: its run bytes).
@@ -138,6 +161,7 @@ fn keep_long_runs(classes: &mut Classes, min_span: usize) {
         let second_of_two =
             separators & before(separators, last_separators, 1) & before(digits, last_digits, 2) & digit_after;
         let mut long = digits | single | first_of_two | second_of_two;
+        run_bytes[index] = long;
         let mut these_rounds = [0u64; 7];
         these_rounds[0] = long;
         for round in 0..rounds {
@@ -738,6 +762,12 @@ mod tests {
                 assert_eq!(bit(&found.runs, position), long, "{line:?} {position} {min_span}");
                 let upper_digit = digit && before(position, u8::is_ascii_uppercase);
                 assert_eq!(bit(&found.upper_digit, position), upper_digit, "{line:?} {position}");
+                if digit && found.runs.iter().any(|&runs| runs != 0) {
+                    let end = next_clear(&found.run_bytes, position);
+                    assert_eq!(end - position, run_length(&line, position), "{line:?} {position}");
+                    let digits = line[position..end].iter().filter(|byte| byte.is_ascii_digit()).count();
+                    assert_eq!(found.digits_between(position, end) as usize, digits, "{line:?} {position}");
+                }
             }
             let inner = (1..line.len().saturating_sub(1))
                 .filter(|&index| {

@@ -549,6 +549,19 @@ fn numeric_run(bytes: &[u8], digit: &[u64], first_digit: usize) -> NumericRun {
     NumericRun { start, end, digits, dots }
 }
 
+/// The numeric run from `first_digit`, measured with the line's run-byte
+/// mask: the same run [`numeric_run`] measures byte by byte.
+fn numeric_run_from_masks(bytes: &[u8], classes: &Classes, first_digit: usize) -> NumericRun {
+    let start = match first_digit.checked_sub(1).and_then(|index| bytes.get(index)) {
+        Some(b'(' | b'+') => first_digit - 1,
+        _ => first_digit,
+    };
+    let end = next_clear(&classes.run_bytes, first_digit).clamp(first_digit, bytes.len());
+    let digits = classes.digits_between(first_digit, end);
+    let dots = bytes[first_digit..end].iter().filter(|&&byte| byte == b'.').count();
+    NumericRun { start, end, digits, dots: u32::try_from(dots).unwrap_or(u32::MAX) }
+}
+
 /// The numeric pass (see the module docs). When no hex/colon run of the line
 /// can qualify, its events come from the derived masks: every numeric run
 /// from its first digit, and the digits after uppercase letters; the digits
@@ -566,7 +579,7 @@ fn search_numeric(scan: &Scan, classes: &Classes, candidates: &mut Vec<Candidate
         if first_digit >= bytes.len() {
             break;
         }
-        let run = numeric_run(bytes, &classes.digit, first_digit);
+        let run = numeric_run_from_masks(bytes, classes, first_digit);
         from = run.end.max(first_digit + 1);
         search_run(scan, &run, candidates);
     }
