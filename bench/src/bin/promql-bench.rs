@@ -17,7 +17,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use alertbook_bench::DatasetMetadata;
+use alertbook_bench::{DatasetMetadata, VictoriaMetricsArguments};
 use anyhow::{Context as _, bail};
 use clap::Parser;
 
@@ -42,12 +42,8 @@ struct Arguments {
     /// Process id of Prometheus, to report its resident memory.
     #[arg(long)]
     prometheus_pid: Option<u32>,
-    /// Base URL of VictoriaMetrics serving the same data (omit to leave it out).
-    #[arg(long)]
-    victoriametrics: Option<String>,
-    /// Process id of VictoriaMetrics, to report its resident memory.
-    #[arg(long)]
-    victoriametrics_pid: Option<u32>,
+    #[command(flatten)]
+    victoriametrics: VictoriaMetricsArguments,
     /// Step of range queries, seconds.
     #[arg(long, default_value_t = 60)]
     range_step: i64,
@@ -290,7 +286,7 @@ fn main() -> anyhow::Result<()> {
         targets.push(Target::new("alertbook", url, timeout));
     }
     targets.push(Target::new("prometheus", &arguments.prometheus, timeout));
-    if let Some(url) = &arguments.victoriametrics {
+    if let Some(url) = &arguments.victoriametrics.victoriametrics {
         targets.push(Target::new("victoriametrics", url, timeout));
     }
     let index_of = |name: &str| targets.iter().position(|target| target.name == name);
@@ -428,7 +424,8 @@ fn main() -> anyhow::Result<()> {
         resident_memory(arguments.prometheus_pid)
     );
     if victoriametrics.is_some() {
-        memory.push_str(&format!(", victoriametrics {}", resident_memory(arguments.victoriametrics_pid)));
+        memory
+            .push_str(&format!(", victoriametrics {}", resident_memory(arguments.victoriametrics.victoriametrics_pid)));
     }
     println!("{memory}");
     for note in &notes {

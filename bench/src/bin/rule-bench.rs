@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use alertbook_bench::{DatasetMetadata, Random};
+use alertbook_bench::{DatasetMetadata, Random, VictoriaMetricsArguments};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
@@ -73,12 +73,8 @@ enum Command {
         /// The Prometheus process, for its CPU seconds (from /proc).
         #[arg(long)]
         prometheus_pid: Option<u32>,
-        /// A VictoriaMetrics with the same data imported, e.g. http://127.0.0.1:8428.
-        #[arg(long)]
-        victoriametrics: Option<String>,
-        /// The VictoriaMetrics process, for its CPU seconds (from /proc).
-        #[arg(long)]
-        victoriametrics_pid: Option<u32>,
+        #[command(flatten)]
+        victoriametrics: VictoriaMetricsArguments,
         /// Full evaluations per engine; the median is reported.
         #[arg(long, default_value_t = 3)]
         repeat: usize,
@@ -88,18 +84,10 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Arguments::parse().command {
         Command::Generate { rules, tenants, group_size, out, seed } => generate(rules, tenants, group_size, &out, seed),
-        Command::Measure {
-            rules,
-            dataset,
-            prometheus,
-            prometheus_pid,
-            victoriametrics,
-            victoriametrics_pid,
-            repeat,
-        } => {
+        Command::Measure { rules, dataset, prometheus, prometheus_pid, victoriametrics, repeat } => {
             let peers = Peers {
                 prometheus: prometheus.map(|url| (url, prometheus_pid)),
-                victoriametrics: victoriametrics.map(|url| (url, victoriametrics_pid)),
+                victoriametrics: victoriametrics.victoriametrics.map(|url| (url, victoriametrics.victoriametrics_pid)),
             };
             measure(&rules, &dataset, &peers, repeat.max(1))
         }
