@@ -52,10 +52,12 @@
 //! than before. Of those 12.3 on the AVX2 pass: the block classification
 //! 23 %, writing and joining its masks 16 %, the run lengths 14 %, the
 //! literal hints, numeric runs and their triggers 21 %, the gates and
-//! regexes of the windows those select 6 %. Wall-clock figures: see bench/README.md (a quiet
-//! machine is needed; the last runs had load averages above 7). The
-//! memory the line is read from also costs: 256 MB do not stay in any cache,
-//! and on data that fits in the cache the whole scan ran about 15 % faster.
+//! regexes of the windows those select 6 %. Wall clock: 1,010 MB/s (1,027
+//! MB/s on CPU) with the AVX-512 pass over the benchmark's 256 MB, on a
+//! shared machine with a load average of 5.8, so still to be confirmed on a
+//! quiet one (bench/README.md). The memory the line is read from also costs:
+//! 256 MB do not stay in any cache, and on data that fits in the cache the
+//! whole scan ran about 15 % faster.
 //!
 //! Exclusion semantics: a match is excluded when an [`Exclusion`] has the same
 //! rule id and the matched text occurs in that exclusion's `sample` excerpt.
