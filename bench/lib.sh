@@ -70,7 +70,9 @@ bench_load_after() {
 # import is already in DIR. Its response cache is off and every sample is
 # visible at once (no latency offset), so repeated queries are computed each
 # time, as on the other systems. Sets VICTORIAMETRICS_URL and
-# VICTORIAMETRICS_PID; the caller stops the process.
+# VICTORIAMETRICS_PID, and adds the pid to the caller's PIDS array as soon as
+# the process runs (the caller's exit trap stops what PIDS holds), so that a
+# failed start or import leaves nothing running.
 #
 #   bench_victoriametrics_start NAME DATA DIR LOG
 bench_victoriametrics_start() {
@@ -88,6 +90,7 @@ bench_victoriametrics_start() {
         -search.maxUniqueTimeseries=10000000 \
         >"$log_file" 2>&1 &
     VICTORIAMETRICS_PID=$!
+    PIDS+=("$VICTORIAMETRICS_PID")
     VICTORIAMETRICS_URL="http://127.0.0.1:${port}"
     until curl -fsS -o /dev/null --max-time 5 "${VICTORIAMETRICS_URL}/-/ready" 2>/dev/null; do
         kill -0 "$VICTORIAMETRICS_PID" 2>/dev/null || { printf '[%s] victoriametrics exited; see %s\n' "$name" "$log_file" >&2; return 1; }

@@ -155,7 +155,6 @@ fi
 if (( VICTORIAMETRICS == 1 )); then
     bench_victoriametrics_start promql.sh "$DATA" "${WORK}/victoriametrics-data-scale${SERIES_SCALE}-${HOURS}h" \
         "${WORK}/victoriametrics.log"
-    PIDS+=("$VICTORIAMETRICS_PID")
     BENCH_ARGS+=(--victoriametrics "$VICTORIAMETRICS_URL" --victoriametrics-pid "$VICTORIAMETRICS_PID")
 fi
 

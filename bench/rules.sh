@@ -123,7 +123,6 @@ if (( VICTORIAMETRICS == 1 )); then
     # The import is shared with promql.sh.
     bench_victoriametrics_start rules.sh "$DATA" "${WORK}/victoriametrics-data-scale${SERIES_SCALE}-${HOURS}h" \
         "${WORK}/victoriametrics-rules.log"
-    PIDS+=("$VICTORIAMETRICS_PID")
     PEER_ARGS+=(--victoriametrics "$VICTORIAMETRICS_URL" --victoriametrics-pid "$VICTORIAMETRICS_PID")
 fi
 
