@@ -7,9 +7,12 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "${ROOT}/bench/lib.sh"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${ROOT}/target}"
 JOBS="${JOBS:-1}"
 
 printf '[pii.sh] building pii-bench (release, -j %s)\n' "$JOBS" >&2
 (cd "$ROOT" && cargo build --release --quiet -j "$JOBS" -p alertbook-bench --bin pii-bench)
-exec "${CARGO_TARGET_DIR}/release/pii-bench" --rules "${ROOT}/catalog/busflow/pii-rules.yaml" "$@"
+bench_load_check pii.sh
+"${CARGO_TARGET_DIR}/release/pii-bench" --rules "${ROOT}/catalog/busflow/pii-rules.yaml" "$@"
+bench_load_after pii.sh

@@ -14,6 +14,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "${ROOT}/bench/lib.sh"
 TARGETS=1000
 INTERVAL=1s
 DURATION=30s
@@ -96,7 +97,7 @@ done
 printf 'catalog: %s\nscrape_self: false\n' "${WORK}/catalog" >"${WORK}/alertbook.yaml"
 GROUP='probe_group="studio-service-probes"'
 
-echo "load before alertbook: $(cat /proc/loadavg)"
+bench_load_check "probe.sh: alertbook"
 log "alertbook: ${TARGETS} targets every ${INTERVAL} for ${DURATION}"
 "${BIN}/alertbook" run --config "${WORK}/alertbook.yaml" --listen "127.0.0.1:${ALERTBOOK_PORT}" \
     --data "${WORK}/alertbook-data" >"${WORK}/alertbook.log" 2>&1 &
@@ -115,7 +116,7 @@ END=$(now)
 CPU=$(awk -v a="$(cpu_of "$ALERTBOOK_PID")" -v b="$CPU_START" 'BEGIN { print a - b }')
 RSS=$(rss_of "$ALERTBOOK_PID")
 SKIPPED=$(awk -v a="$(missed_counter)" -v b="$SKIPPED_START" 'BEGIN { print a - b }')
-echo "load after alertbook: $(cat /proc/loadavg)"
+bench_load_after "probe.sh: alertbook"
 "${BIN}/probe-bench" report --name alertbook --url "$ALERTBOOK_URL" \
     --success "probe_success{${GROUP}}" --duration "probe_duration_seconds{${GROUP}}" \
     --count "$TARGETS" --interval "$INTERVAL" --start "$START" --end "$END" --cpu "$CPU" --rss-kb "$RSS" \
@@ -153,7 +154,7 @@ YAML
     echo "      - {source_labels: [__param_target], target_label: target}"
     echo "      - {target_label: __address__, replacement: 127.0.0.1:${BLACKBOX_PORT}}"
 } >"${WORK}/prometheus.yml"
-echo "load before blackbox_exporter: $(cat /proc/loadavg)"
+bench_load_check "probe.sh: blackbox_exporter"
 prometheus-blackbox-exporter --config.file "${WORK}/blackbox.yml" --timeout-offset=0.1 \
     --web.listen-address "127.0.0.1:${BLACKBOX_PORT}" >"${WORK}/blackbox.log" 2>&1 &
 BLACKBOX_PID=$!
@@ -176,7 +177,7 @@ BLACKBOX_CPU=$(awk -v a="$(cpu_of "$BLACKBOX_PID")" -v b="$BLACKBOX_CPU_START" '
 PROMETHEUS_CPU=$(awk -v a="$(cpu_of "$PROMETHEUS_PID")" -v b="$PROMETHEUS_CPU_START" 'BEGIN { print a - b }')
 BLACKBOX_RSS=$(rss_of "$BLACKBOX_PID")
 PROMETHEUS_RSS=$(rss_of "$PROMETHEUS_PID")
-echo "load after blackbox_exporter: $(cat /proc/loadavg)"
+bench_load_after "probe.sh: blackbox_exporter"
 "${BIN}/probe-bench" report --name "blackbox_exporter+prometheus" --url "$PROMETHEUS_URL" \
     --success 'probe_success{job="blackbox"}' --duration 'probe_duration_seconds{job="blackbox"}' \
     --up 'up{job="blackbox"}' --count "$TARGETS" --interval "$INTERVAL" --start "$START" --end "$END" \

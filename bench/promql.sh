@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# The PromQL benchmark in one command: alertbook and Prometheus side by side on
-# the same generated Busflow data, queried over loopback. See bench/README.md.
+# The PromQL benchmark in one command: alertbook, Prometheus and
+# VictoriaMetrics side by side on the same generated Busflow data, queried over
+# loopback (VictoriaMetrics's latency only: MetricsQL answers differ from
+# PromQL's in places). See bench/README.md.
 #
-#   bench/promql.sh [--series-scale F] [--hours H] [--repeat N] [--work DIR] [--prometheus-only]
+#   bench/promql.sh [--series-scale F] [--hours H] [--repeat N] [--work DIR] [--prometheus-only] [--no-victoriametrics]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "${ROOT}/bench/lib.sh"
 SERIES_SCALE=1
 HOURS=2
 REPEAT=10
 WORK="${ROOT}/target/bench-promql"
 PROMETHEUS_ONLY=0
+VICTORIAMETRICS=1
 READY_TIMEOUT="${READY_TIMEOUT:-1800}"
 
 while [[ $# -gt 0 ]]; do
@@ -19,8 +23,9 @@ while [[ $# -gt 0 ]]; do
         --hours) HOURS="$2"; shift 2 ;;
         --repeat) REPEAT="$2"; shift 2 ;;
         --work) WORK="$2"; shift 2 ;;
-        --prometheus-only) PROMETHEUS_ONLY=1; shift ;;
-        -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+        --prometheus-only) PROMETHEUS_ONLY=1; VICTORIAMETRICS=0; shift ;;
+        --no-victoriametrics) VICTORIAMETRICS=0; shift ;;
+        -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -42,6 +47,10 @@ fi
 if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
     log "installing prometheus (Debian package)"
     apt-get install -y prometheus >/dev/null
+fi
+if (( VICTORIAMETRICS == 1 )) && ! command -v victoria-metrics >/dev/null; then
+    log "installing victoria-metrics (Debian package)"
+    apt-get install -y victoria-metrics >/dev/null || { log "victoria-metrics not installable: leaving it out"; VICTORIAMETRICS=0; }
 fi
 
 DATA="${WORK}/busflow-scale${SERIES_SCALE}-${HOURS}h.om"
@@ -143,9 +152,17 @@ if (( PROMETHEUS_ONLY == 0 )); then
     fi
 fi
 
+if (( VICTORIAMETRICS == 1 )); then
+    bench_victoriametrics_start promql.sh "$DATA" "${WORK}/victoriametrics-data-scale${SERIES_SCALE}-${HOURS}h" \
+        "${WORK}/victoriametrics.log"
+    BENCH_ARGS+=(--victoriametrics "$VICTORIAMETRICS_URL" --victoriametrics-pid "$VICTORIAMETRICS_PID")
+fi
+
 wait_ready prometheus "http://127.0.0.1:${PROMETHEUS_PORT}" "$PROMETHEUS_PID"
 if [[ -n "${ALERTBOOK_PID:-}" ]]; then
     wait_ready alertbook "http://127.0.0.1:${ALERTBOOK_PORT}" "$ALERTBOOK_PID"
 fi
 
+bench_load_check promql.sh
 "${BIN}/promql-bench" "${BENCH_ARGS[@]}" --dataset "$DATA" --repeat "$REPEAT"
+bench_load_after promql.sh

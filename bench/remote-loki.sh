@@ -10,6 +10,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "${ROOT}/bench/lib.sh"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${ROOT}/target}"
 JOBS="${JOBS:-2}"
 
@@ -27,4 +28,6 @@ if [[ $PROFILE == release ]]; then
 else
     (cd "$ROOT" && nice -n 10 cargo build --quiet -j "$JOBS" -p alertbook-bench --bin remote-loki-bench)
 fi
-exec "${CARGO_TARGET_DIR}/${PROFILE}/remote-loki-bench" "$@"
+bench_load_check remote-loki.sh
+"${CARGO_TARGET_DIR}/${PROFILE}/remote-loki-bench" "$@"
+bench_load_after remote-loki.sh

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Rule evaluation cost in one command: 1,000 and 10,000 Busflow rules evaluated
-# by alertbook and by Prometheus on the same generated data. See bench/README.md.
+# by alertbook, by Prometheus and by VictoriaMetrics (the queries vmalert sends)
+# on the same generated data, with each process's CPU seconds. See bench/README.md.
 #
-#   bench/rules.sh [--series-scale F] [--hours H] [--sizes "1000 10000"] [--repeat N] [--work DIR]
+#   bench/rules.sh [--series-scale F] [--hours H] [--sizes "1000 10000"] [--repeat N] [--work DIR] [--no-victoriametrics]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "${ROOT}/bench/lib.sh"
 SERIES_SCALE=1
 HOURS=2
 SIZES="1000 10000"
 REPEAT=3
 WORK="${ROOT}/target/bench-promql"
 READY_TIMEOUT="${READY_TIMEOUT:-1800}"
+VICTORIAMETRICS=1
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -20,7 +23,8 @@ while [[ $# -gt 0 ]]; do
         --sizes) SIZES="$2"; shift 2 ;;
         --repeat) REPEAT="$2"; shift 2 ;;
         --work) WORK="$2"; shift 2 ;;
-        -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+        --no-victoriametrics) VICTORIAMETRICS=0; shift ;;
+        -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -110,22 +114,40 @@ until curl -fsS -o /dev/null --max-time 5 "http://127.0.0.1:${PROMETHEUS_PORT}/-
 done
 log "prometheus ready after ${waited} s"
 
+PEER_ARGS=(--prometheus "http://127.0.0.1:${PROMETHEUS_PORT}" --prometheus-pid "$PROMETHEUS_PID")
+if (( VICTORIAMETRICS == 1 )) && ! command -v victoria-metrics >/dev/null; then
+    log "installing victoria-metrics (Debian package)"
+    apt-get install -y victoria-metrics >/dev/null || { log "victoria-metrics not installable: leaving it out"; VICTORIAMETRICS=0; }
+fi
+if (( VICTORIAMETRICS == 1 )); then
+    # The import is shared with promql.sh.
+    bench_victoriametrics_start rules.sh "$DATA" "${WORK}/victoriametrics-data-scale${SERIES_SCALE}-${HOURS}h" \
+        "${WORK}/victoriametrics-rules.log"
+    PEER_ARGS+=(--victoriametrics "$VICTORIAMETRICS_URL" --victoriametrics-pid "$VICTORIAMETRICS_PID")
+fi
+
+bench_load_check rules.sh
 TENANTS=$(python3 -c "print(max(1, round(100 * ${SERIES_SCALE})))")
-printf '%8s %8s %14s %14s %14s %10s\n' rules groups alertbook_s alertbook_q_s prometheus_s ratio
+printf '%8s %8s %12s %12s %12s %8s %14s %14s %10s %10s\n' rules groups alertbook_s alertbook_q_s prometheus_s ratio \
+    alertbook_cpu_s prometheus_cpu_s vm_cpu_s cpu_ratio
 for size in $SIZES; do
     RULES="${WORK}/rules-${size}.yaml"
     "${BIN}/rule-bench" generate --rules "$size" --tenants "$TENANTS" --out "$RULES"
     log "measuring ${size} rules (${REPEAT} full evaluations per engine)"
-    line=$("${BIN}/rule-bench" measure --rules "$RULES" --dataset "$DATA" \
-        --prometheus "http://127.0.0.1:${PROMETHEUS_PORT}" --repeat "$REPEAT")
+    line=$("${BIN}/rule-bench" measure --rules "$RULES" --dataset "$DATA" "${PEER_ARGS[@]}" --repeat "$REPEAT")
     echo "$line" >>"${WORK}/rules-results.txt"
     python3 - "$line" <<'PY'
 import sys
 fields = dict(item.split("=", 1) for item in sys.argv[1].split())
-print("%8s %8s %14s %14s %14s %10s" % (fields["rules"], fields["groups"], fields["alertbook_full_s"],
-      fields["alertbook_query_s"], fields["prometheus_exec_s"], fields["ratio_exec_over_full"]))
+print("%8s %8s %12s %12s %12s %8s %14s %14s %10s %10s" % (fields["rules"], fields["groups"], fields["alertbook_full_s"],
+      fields["alertbook_query_s"], fields["prometheus_exec_s"], fields["ratio_exec_over_full"],
+      fields["alertbook_cpu_s"], fields["prometheus_cpu_s"], fields.get("victoriametrics_cpu_s", "-"), fields["ratio_cpu"]))
 PY
 done
 log "columns: seconds per full evaluation of every group; alertbook_q_s is the part spent in queries;"
 log "prometheus_s is Prometheus's engine time (execTotalTime) for the same queries at the same time;"
-log "ratio = prometheus_s / alertbook_s (above 1: alertbook is faster). Raw lines: ${WORK}/rules-results.txt"
+log "ratio = prometheus_s / alertbook_s (above 1: alertbook is faster)."
+log "*_cpu_s: CPU seconds (user + system, /proc) of each process over one full evaluation: alertbook in process,"
+log "Prometheus and VictoriaMetrics serving the same expressions through their query API (HTTP and JSON included);"
+log "cpu_ratio = prometheus_cpu_s / alertbook_cpu_s (the target is at least 2). Raw lines: ${WORK}/rules-results.txt"
+bench_load_after rules.sh

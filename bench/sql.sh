@@ -9,6 +9,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "${ROOT}/bench/lib.sh"
 JOBS=50
 RUNS=20
 REPEAT=300
@@ -60,5 +61,7 @@ FROM cron.job AS j CROSS JOIN generate_series(1, $RUNS) AS r;
 ANALYZE cron.job, cron.job_run_details;
 SQL
 
+bench_load_check sql.sh
 "$CARGO_TARGET_DIR/$PROFILE/sql-rule-bench" --url-file "$WORK/cluster/dsn" \
     --rules "$ROOT/catalog/busflow/rules/sql.rules.yaml" --repeat "$REPEAT"
+bench_load_after sql.sh

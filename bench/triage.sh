@@ -7,6 +7,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "${ROOT}/bench/lib.sh"
 SERIES_SCALE=1
 HOURS=0.5
 STEP=30
@@ -44,6 +45,6 @@ else
     "${BIN}/gen-busflow" --series-scale "$SERIES_SCALE" --hours "$HOURS" --step "$STEP" --out "$DATA"
 fi
 
-echo "load before: $(cat /proc/loadavg)"
+bench_load_check triage.sh
 (cd "$ROOT" && "${BIN}/triage-bench" --dataset "$DATA" --runs "$RUNS" --alerts "$ALERTS")
-echo "load after:  $(cat /proc/loadavg)"
+bench_load_after triage.sh

@@ -7,10 +7,13 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "${ROOT}/bench/lib.sh"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${ROOT}/target}"
 BIN="${CARGO_TARGET_DIR}/release"
 
 echo "[ui.sh] building release binaries" >&2
 (cd "$ROOT" && cargo build --release --quiet --bin alertbook -p cli && cargo build --release --quiet -p alertbook-bench --bin ui-bench)
 cd "$ROOT"
+bench_load_check ui.sh
 "${BIN}/ui-bench" --alertbook "${BIN}/alertbook" "$@"
+bench_load_after ui.sh

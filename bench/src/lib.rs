@@ -1,6 +1,7 @@
 //! Shared pieces of alertbook's side-by-side benchmarks: the dataset metadata the
-//! generator writes and the query benchmark reads, and a small seeded random
-//! number generator so generated datasets are reproducible.
+//! generator writes and the query benchmark reads, a small seeded random
+//! number generator so generated datasets are reproducible, and the
+//! VictoriaMetrics arguments of the benchmarks that run it as a peer.
 //!
 //! The binaries are `gen-busflow` (writes a Busflow-like OpenMetrics file with
 //! timestamps) and `promql-bench` (runs the same PromQL queries against alertbook
@@ -13,6 +14,19 @@ use std::path::Path;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+
+/// VictoriaMetrics as a peer: where it serves the same data, and its process
+/// (for what `/proc` tells of it: resident memory, CPU seconds).
+#[derive(Debug, Clone, clap::Args)]
+pub struct VictoriaMetricsArguments {
+    /// Base URL of VictoriaMetrics serving the same data, e.g.
+    /// http://127.0.0.1:8428 (omit to leave it out).
+    #[arg(long)]
+    pub victoriametrics: Option<String>,
+    /// Process id of VictoriaMetrics.
+    #[arg(long)]
+    pub victoriametrics_pid: Option<u32>,
+}
 
 /// What `gen-busflow` wrote, stored next to the data as `<file>.meta.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

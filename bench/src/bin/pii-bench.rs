@@ -1,7 +1,7 @@
 //! PII redaction throughput: alertbook's `pii::Redactor` against a naive
 //! scanner, on one thread, over the same generated Grafana Faro log lines.
 //!
-//! `pii-bench [--mb 256] [--pii-rate 0.001] [--seed 1] [--rules FILE] [--repeat 1]`
+//! `pii-bench [--mb 256] [--pii-rate 0.001] [--seed 1] [--rules FILE] [--repeat 1] [--write-lines FILE]`
 //! generates about `--mb` MB of Faro-like JSON lines (log, exception,
 //! measurement and event kinds; timestamps, routes with ids, session and trace
 //! ids, user agents, versions), a fraction `--pii-rate` of them carrying one
@@ -48,6 +48,10 @@ struct Arguments {
     /// Skip the naive scanner (alertbook only).
     #[arg(long)]
     skip_naive: bool,
+    /// Write the generated lines to this file, one a line, and stop (for
+    /// the `pii` crate's `redact-file` example and profilers).
+    #[arg(long)]
+    write_lines: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -73,6 +77,14 @@ fn main() -> anyhow::Result<()> {
         arguments.pii_rate,
         started.elapsed().as_secs_f64()
     );
+
+    if let Some(path) = &arguments.write_lines {
+        let mut text = corpus.join("\n");
+        text.push('\n');
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+        return Ok(());
+    }
 
     let mut alertbook_counts = BTreeMap::new();
     let mut alertbook_timing = Timing { wall: f64::INFINITY, cpu: None };

@@ -1,11 +1,15 @@
-//! Runs the same PromQL queries against alertbook and Prometheus over the same
-//! data and prints per-query latency (median and p90) for each, the ratio
-//! Prometheus/alertbook (above 1 means alertbook is faster), the median of the
-//! ratios and each process's resident memory.
+//! Runs the same PromQL queries against alertbook and Prometheus (and, when
+//! given, VictoriaMetrics) over the same data and prints per-query latency
+//! (median and p90) for each, the ratios Prometheus/alertbook and
+//! VictoriaMetrics/alertbook (above 1 means alertbook is faster), the median of
+//! the ratios and each process's resident memory.
 //!
 //! Each query is sent once to each server as a warm-up, then `--repeat` times to
-//! each, alternating which server goes first. Both answers must have status
-//! `success`; a different number of result series is reported as a mismatch.
+//! each, rotating which server goes first. Every answer must have status
+//! `success`; a different number of result series between alertbook and
+//! Prometheus is reported as a mismatch. VictoriaMetrics answers in MetricsQL,
+//! which differs from PromQL in places (`rate` extrapolation, lookback, `__name__`
+//! handling), so its latency is compared, never its answers.
 //! Queries are Busflow's: selectors, regex matchers, `rate`, `sum by`,
 //! `histogram_quantile`, `topk`, subqueries and the A1/A2 alert expressions,
 //! as instant queries at the end of the data and range queries over all of it.
@@ -13,7 +17,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use alertbook_bench::DatasetMetadata;
+use alertbook_bench::{DatasetMetadata, VictoriaMetricsArguments};
 use anyhow::{Context as _, bail};
 use clap::Parser;
 
@@ -38,6 +42,8 @@ struct Arguments {
     /// Process id of Prometheus, to report its resident memory.
     #[arg(long)]
     prometheus_pid: Option<u32>,
+    #[command(flatten)]
+    victoriametrics: VictoriaMetricsArguments,
     /// Step of range queries, seconds.
     #[arg(long, default_value_t = 60)]
     range_step: i64,
@@ -258,43 +264,59 @@ fn median(values: &mut [f64]) -> Option<f64> {
     Some(if values.len().is_multiple_of(2) { (values[middle - 1] + values[middle]) / 2.0 } else { values[middle] })
 }
 
+/// A ratio of medians, `other / alertbook` (above 1: alertbook faster).
+fn ratio_of_medians(alertbook: &Measurements, other: &Measurements, ratios: &mut Vec<f64>) -> String {
+    match (alertbook.quantile(0.5), other.quantile(0.5)) {
+        (Some(ours), Some(theirs)) if ours > Duration::ZERO => {
+            let ratio = theirs.as_secs_f64() / ours.as_secs_f64();
+            ratios.push(ratio);
+            format!("{ratio:.2}")
+        }
+        _ => "-".to_owned(),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let arguments = Arguments::parse();
     let metadata = DatasetMetadata::read(&arguments.dataset)?;
     let timeout = Duration::from_secs(arguments.timeout);
-    let prometheus = Target::new("prometheus", &arguments.prometheus, timeout);
-    let alertbook = arguments.alertbook.as_deref().map(|url| Target::new("alertbook", url, timeout));
+    // In the order of the table: alertbook, Prometheus, VictoriaMetrics.
+    let mut targets = Vec::new();
+    if let Some(url) = &arguments.alertbook {
+        targets.push(Target::new("alertbook", url, timeout));
+    }
+    targets.push(Target::new("prometheus", &arguments.prometheus, timeout));
+    if let Some(url) = &arguments.victoriametrics.victoriametrics {
+        targets.push(Target::new("victoriametrics", url, timeout));
+    }
+    let index_of = |name: &str| targets.iter().position(|target| target.name == name);
+    let (alertbook, prometheus, victoriametrics) =
+        (index_of("alertbook"), index_of("prometheus"), index_of("victoriametrics"));
     println!(
         "dataset: {} series, {} samples, {} .. {} (step {} s); {} timed runs per query and server",
         metadata.series, metadata.samples, metadata.start, metadata.end, metadata.step, arguments.repeat
     );
 
-    let mut ratios = Vec::new();
+    let mut prometheus_ratios = Vec::new();
+    let mut victoriametrics_ratios = Vec::new();
     let mut rows = Vec::new();
     let mut notes = Vec::new();
     for query in QUERIES {
-        let mut on_alertbook = Measurements::default();
-        let mut on_prometheus = Measurements::default();
+        let mut measured: Vec<Measurements> = targets.iter().map(|_| Measurements::default()).collect();
         for round in 0..=arguments.repeat {
             let timed = round > 0;
-            let alertbook_first = round.is_multiple_of(2);
-            let run_alertbook = |measurements: &mut Measurements| {
-                if let Some(alertbook) = &alertbook {
-                    measurements.record(alertbook.run(query, &metadata, arguments.range_step), timed);
-                }
-            };
-            if alertbook_first {
-                run_alertbook(&mut on_alertbook);
+            // Each round starts with the next server, so none always runs first.
+            for offset in 0..targets.len() {
+                let index = (round + offset) % targets.len();
+                measured[index].record(targets[index].run(query, &metadata, arguments.range_step), timed);
             }
-            on_prometheus.record(prometheus.run(query, &metadata, arguments.range_step), timed);
-            if !alertbook_first {
-                run_alertbook(&mut on_alertbook);
-            }
-            if on_prometheus.error.is_some() && (alertbook.is_none() || on_alertbook.error.is_some()) {
+            if measured.iter().all(|measurements| measurements.error.is_some()) {
                 break;
             }
         }
-        if let (Some(series_alertbook), Some(series_prometheus)) = (on_alertbook.series, on_prometheus.series)
+        let on = |index: Option<usize>| index.map(|index| &measured[index]);
+        if let (Some(series_alertbook), Some(series_prometheus)) =
+            (on(alertbook).and_then(|m| m.series), on(prometheus).and_then(|m| m.series))
             && series_alertbook != series_prometheus
         {
             notes.push(format!(
@@ -302,35 +324,48 @@ fn main() -> anyhow::Result<()> {
                 query.name
             ));
         }
-        for (target, measurements) in [("alertbook", &on_alertbook), ("prometheus", &on_prometheus)] {
+        if let (Some(series_prometheus), Some(series_victoriametrics)) =
+            (on(prometheus).and_then(|m| m.series), on(victoriametrics).and_then(|m| m.series))
+            && series_prometheus != series_victoriametrics
+        {
+            notes.push(format!(
+                "note: {}: victoriametrics answered {series_victoriametrics} series, prometheus {series_prometheus} \
+                 (MetricsQL differs from PromQL; latency only)",
+                query.name
+            ));
+        }
+        for (target, measurements) in targets.iter().zip(&measured) {
             if let Some(error) = &measurements.error {
-                notes.push(format!("error: {}: {target}: {error}", query.name));
+                notes.push(format!("error: {}: {}: {error}", query.name, target.name));
             }
         }
-        let ratio = match (on_alertbook.quantile(0.5), on_prometheus.quantile(0.5)) {
-            (Some(alertbook), Some(prometheus)) if alertbook > Duration::ZERO => {
-                let ratio = prometheus.as_secs_f64() / alertbook.as_secs_f64();
-                ratios.push(ratio);
-                format!("{ratio:.2}")
-            }
-            _ => "-".to_owned(),
-        };
-        rows.push([
+        let empty = Measurements::default();
+        let (ours, theirs, vm) =
+            (on(alertbook).unwrap_or(&empty), on(prometheus).unwrap_or(&empty), on(victoriametrics).unwrap_or(&empty));
+        let mut row = vec![
             query.name.to_owned(),
             match query.kind {
                 Kind::Instant => "instant".to_owned(),
                 Kind::Range => "range".to_owned(),
             },
-            on_prometheus.series.or(on_alertbook.series).map_or_else(|| "-".to_owned(), |series| series.to_string()),
-            milliseconds(on_alertbook.quantile(0.5)),
-            milliseconds(on_alertbook.quantile(0.9)),
-            milliseconds(on_prometheus.quantile(0.5)),
-            milliseconds(on_prometheus.quantile(0.9)),
-            ratio,
-        ]);
+            theirs.series.or(ours.series).map_or_else(|| "-".to_owned(), |series| series.to_string()),
+            milliseconds(ours.quantile(0.5)),
+            milliseconds(ours.quantile(0.9)),
+            milliseconds(theirs.quantile(0.5)),
+            milliseconds(theirs.quantile(0.9)),
+        ];
+        if victoriametrics.is_some() {
+            row.push(milliseconds(vm.quantile(0.5)));
+            row.push(milliseconds(vm.quantile(0.9)));
+        }
+        row.push(ratio_of_medians(ours, theirs, &mut prometheus_ratios));
+        if victoriametrics.is_some() {
+            row.push(ratio_of_medians(ours, vm, &mut victoriametrics_ratios));
+        }
+        rows.push(row);
     }
 
-    let header = [
+    let mut header = vec![
         "query",
         "kind",
         "series",
@@ -338,8 +373,14 @@ fn main() -> anyhow::Result<()> {
         "alertbook p90 ms",
         "prometheus p50 ms",
         "prometheus p90 ms",
-        "prom/alertbook",
     ];
+    if victoriametrics.is_some() {
+        header.extend(["victoriametrics p50 ms", "victoriametrics p90 ms"]);
+    }
+    header.push("prom/alertbook");
+    if victoriametrics.is_some() {
+        header.push("vm/alertbook");
+    }
     let mut widths: Vec<usize> = header.iter().map(|title| title.len()).collect();
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -365,18 +406,28 @@ fn main() -> anyhow::Result<()> {
         print_row(&row.iter().map(String::as_str).collect::<Vec<_>>());
     }
     println!();
-    match median(&mut ratios) {
-        Some(ratio) => println!(
-            "median ratio prometheus/alertbook over {} queries: {ratio:.2} (above 1: alertbook faster)",
-            ratios.len()
-        ),
-        None => println!("median ratio prometheus/alertbook: - (no query measured on both)"),
+    for (peer, ratios) in [("prometheus", &mut prometheus_ratios), ("victoriametrics", &mut victoriametrics_ratios)] {
+        if peer == "victoriametrics" && victoriametrics.is_none() {
+            continue;
+        }
+        match median(ratios) {
+            Some(ratio) => println!(
+                "median ratio {peer}/alertbook over {} queries: {ratio:.2} (above 1: alertbook faster)",
+                ratios.len()
+            ),
+            None => println!("median ratio {peer}/alertbook: - (no query measured on both)"),
+        }
     }
-    println!(
+    let mut memory = format!(
         "resident memory: alertbook {}, prometheus {}",
         resident_memory(arguments.alertbook_pid),
         resident_memory(arguments.prometheus_pid)
     );
+    if victoriametrics.is_some() {
+        memory
+            .push_str(&format!(", victoriametrics {}", resident_memory(arguments.victoriametrics.victoriametrics_pid)));
+    }
+    println!("{memory}");
     for note in &notes {
         println!("{note}");
     }

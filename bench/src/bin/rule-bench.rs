@@ -17,6 +17,13 @@
 //! the HTTP wall time is summed too. Prometheus's rule manager evaluates at
 //! the wall clock, which lies after the data, so the same work is asked
 //! through the query API instead; see bench/README.md.
+//!
+//! CPU is measured for every side from `/proc`: this process's user and
+//! system time around alertbook's evaluations, and, given `--prometheus-pid`
+//! (and `--victoriametrics-pid`), the server process's around its queries.
+//! With `--victoriametrics`, the same expressions go to VictoriaMetrics's query
+//! API at the same timestamp (what vmalert asks of it); its answers are not
+//! compared (MetricsQL differs from PromQL in places).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -24,7 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use alertbook_bench::{DatasetMetadata, Random};
+use alertbook_bench::{DatasetMetadata, Random, VictoriaMetricsArguments};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
@@ -63,6 +70,11 @@ enum Command {
         /// A Prometheus with the same data imported, e.g. http://127.0.0.1:9090.
         #[arg(long)]
         prometheus: Option<String>,
+        /// The Prometheus process, for its CPU seconds (from /proc).
+        #[arg(long)]
+        prometheus_pid: Option<u32>,
+        #[command(flatten)]
+        victoriametrics: VictoriaMetricsArguments,
         /// Full evaluations per engine; the median is reported.
         #[arg(long, default_value_t = 3)]
         repeat: usize,
@@ -72,8 +84,12 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Arguments::parse().command {
         Command::Generate { rules, tenants, group_size, out, seed } => generate(rules, tenants, group_size, &out, seed),
-        Command::Measure { rules, dataset, prometheus, repeat } => {
-            measure(&rules, &dataset, prometheus.as_deref(), repeat.max(1))
+        Command::Measure { rules, dataset, prometheus, prometheus_pid, victoriametrics, repeat } => {
+            let peers = Peers {
+                prometheus: prometheus.map(|url| (url, prometheus_pid)),
+                victoriametrics: victoriametrics.victoriametrics.map(|url| (url, victoriametrics.victoriametrics_pid)),
+            };
+            measure(&rules, &dataset, &peers, repeat.max(1))
         }
     }
 }
@@ -231,6 +247,27 @@ impl rules::SeriesSink for TimedDatasource {
     }
 }
 
+/// The peers to measure beside alertbook: base URL and process id of each.
+struct Peers {
+    prometheus: Option<(String, Option<u32>)>,
+    victoriametrics: Option<(String, Option<u32>)>,
+}
+
+/// User plus system CPU seconds of a process so far (`/proc/PID/stat`, fields
+/// 14 and 15, in clock ticks of 1/100 s as Linux reports them to user space).
+fn process_cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let text = std::fs::read_to_string(path).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it follow its ')'.
+    let fields: Vec<&str> = text.get(text.rfind(')')? + 1..)?.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index).and_then(|field| field.parse::<f64>().ok());
+    // Fields 14 and 15 of the line are the 12th and 13th after the name (state is field 3).
+    Some((ticks(11)? + ticks(12)?) / 100.0)
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
@@ -239,7 +276,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 fn measure(
     rules_path: &std::path::Path,
     dataset: &std::path::Path,
-    prometheus: Option<&str>,
+    peers: &Peers,
     repeat: usize,
 ) -> anyhow::Result<()> {
     let metadata = DatasetMetadata::read(dataset)?;
@@ -280,11 +317,13 @@ fn measure(
 
     let mut full_seconds = Vec::new();
     let mut query_seconds = Vec::new();
+    let mut cpu_seconds = Vec::new();
     let mut failures = 0;
     for iteration in 0..repeat {
         datasource.nanoseconds.store(0, Ordering::Relaxed);
         // Successive evaluations one interval apart, as the scheduler would run them.
         let evaluation_ms = time_ms + i64::try_from(iteration).unwrap_or(0) * 1000;
+        let cpu_before = process_cpu_seconds(None);
         let started = Instant::now();
         for index in 0..manager.group_count() {
             let (_, errors) = manager.evaluate_group(index, evaluation_ms);
@@ -292,25 +331,42 @@ fn measure(
         }
         full_seconds.push(started.elapsed().as_secs_f64());
         query_seconds.push(datasource.nanoseconds.load(Ordering::Relaxed) as f64 / 1e9);
+        if let (Some(before), Some(after)) = (cpu_before, process_cpu_seconds(None)) {
+            cpu_seconds.push(after - before);
+        }
     }
     let active_alerts: usize =
         manager.statuses().iter().flat_map(|group| &group.rules).map(|rule| rule.alerts.len()).sum();
     let alertbook_full = median(full_seconds);
     let alertbook_queries = median(query_seconds);
+    let alertbook_cpu = median(cpu_seconds);
     if failures > 0 {
         eprintln!("[rule-bench] warning: {failures} rule evaluations failed in alertbook");
     }
 
     let mut line = format!(
-        "rules={rule_count} groups={} alerts={active_alerts} alertbook_full_s={alertbook_full:.4} alertbook_query_s={alertbook_queries:.4}",
+        "rules={rule_count} groups={} alerts={active_alerts} alertbook_full_s={alertbook_full:.4} alertbook_query_s={alertbook_queries:.4} alertbook_cpu_s={alertbook_cpu:.4}",
         manager.group_count()
     );
-    if let Some(url) = prometheus {
-        let (engine_seconds, wall_seconds) = prometheus_cost(url, &expressions, metadata.end, repeat)?;
+    if let Some((url, pid)) = &peers.prometheus {
+        let cost = peer_cost("prometheus", url, *pid, &expressions, metadata.end, repeat)?;
         line.push_str(&format!(
-            " prometheus_exec_s={engine_seconds:.4} prometheus_http_s={wall_seconds:.4} ratio_exec_over_full={:.2} ratio_exec_over_query={:.2}",
-            engine_seconds / alertbook_full,
-            engine_seconds / alertbook_queries
+            " prometheus_exec_s={:.4} prometheus_http_s={:.4} prometheus_cpu_s={:.4} ratio_exec_over_full={:.2} ratio_exec_over_query={:.2} ratio_cpu={:.2}",
+            cost.engine,
+            cost.wall,
+            cost.cpu,
+            cost.engine / alertbook_full,
+            cost.engine / alertbook_queries,
+            cost.cpu / alertbook_cpu
+        ));
+    }
+    if let Some((url, pid)) = &peers.victoriametrics {
+        let cost = peer_cost("victoriametrics", url, *pid, &expressions, metadata.end, repeat)?;
+        line.push_str(&format!(
+            " victoriametrics_http_s={:.4} victoriametrics_cpu_s={:.4} ratio_vm_cpu={:.2}",
+            cost.wall,
+            cost.cpu,
+            cost.cpu / alertbook_cpu
         ));
     }
     let mut stdout = std::io::stdout().lock();
@@ -318,9 +374,27 @@ fn measure(
     Ok(())
 }
 
-/// Prometheus's engine time (`execTotalTime` summed over every rule) and the
-/// HTTP wall time of one full evaluation at `time`, median of `repeat`.
-fn prometheus_cost(url: &str, expressions: &[String], time: i64, repeat: usize) -> anyhow::Result<(f64, f64)> {
+/// What one full evaluation of every rule cost a peer, medians of `repeat`.
+struct PeerCost {
+    /// The engine's own time (`execTotalTime` summed over every rule; Prometheus only, else NaN).
+    engine: f64,
+    /// The HTTP wall time of all the queries.
+    wall: f64,
+    /// The server process's CPU seconds over the queries (NaN without its pid).
+    cpu: f64,
+}
+
+/// Sends every rule's expression to the peer's `/api/v1/query` at `time`
+/// (with `stats=all`, which Prometheus answers with its timings and
+/// VictoriaMetrics ignores), `repeat` times, and takes the medians.
+fn peer_cost(
+    name: &str,
+    url: &str,
+    pid: Option<u32>,
+    expressions: &[String],
+    time: i64,
+    repeat: usize,
+) -> anyhow::Result<PeerCost> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(600)))
         .http_status_as_error(false)
@@ -330,28 +404,35 @@ fn prometheus_cost(url: &str, expressions: &[String], time: i64, repeat: usize) 
     let time = time.to_string();
     let mut engine = Vec::new();
     let mut wall = Vec::new();
+    let mut cpu = Vec::new();
     let mut failures = 0;
     for _ in 0..repeat {
-        let mut engine_total = 0.0;
+        let mut engine_total = None;
+        let cpu_before = pid.and_then(|pid| process_cpu_seconds(Some(pid)));
         let started = Instant::now();
         for expression in expressions {
             let mut response = agent
                 .post(&endpoint)
                 .send_form([("query", expression.as_str()), ("time", time.as_str()), ("stats", "all")])
-                .with_context(|| format!("prometheus query failed: {expression}"))?;
+                .with_context(|| format!("{name} query failed: {expression}"))?;
             let text = response.body_mut().with_config().limit(1 << 30).read_to_string()?;
-            let body: serde_json::Value = serde_json::from_str(&text).context("prometheus answered no JSON")?;
+            let body: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{name} answered no JSON"))?;
             if body["status"] != "success" {
                 failures += 1;
                 continue;
             }
-            engine_total += body["data"]["stats"]["timings"]["execTotalTime"].as_f64().unwrap_or(0.0);
+            if let Some(seconds) = body["data"]["stats"]["timings"]["execTotalTime"].as_f64() {
+                *engine_total.get_or_insert(0.0) += seconds;
+            }
         }
         wall.push(started.elapsed().as_secs_f64());
-        engine.push(engine_total);
+        engine.push(engine_total.unwrap_or(f64::NAN));
+        let cpu_after = pid.and_then(|pid| process_cpu_seconds(Some(pid)));
+        cpu.push(cpu_before.zip(cpu_after).map_or(f64::NAN, |(before, after)| after - before));
     }
     if failures > 0 {
-        eprintln!("[rule-bench] warning: {failures} queries failed in prometheus");
+        eprintln!("[rule-bench] warning: {failures} queries failed in {name}");
     }
-    Ok((median(engine), median(wall)))
+    Ok(PeerCost { engine: median(engine), wall: median(wall), cpu: median(cpu) })
 }

@@ -9,13 +9,14 @@
 //! with bit scans instead of byte loops, and the hints are found without
 //! passes of their own.
 //!
-//! All of it is one pass over the line. On x86_64 with AVX2 (detected at run
-//! time) the per-block work is vector code, inlined into the pass; this
-//! module holds the crate's only `unsafe` code (the intrinsics, their
-//! unaligned loads, and the call of the AVX2 pass after detection), behind
-//! the safe [`classify`]. The portable version computes the same masks and
-//! the tests hold them equal on every byte value and on pseudo-random
-//! blocks and lines.
+//! All of it is one pass over the line. On x86_64 the per-block work is
+//! vector code, chosen at run time: AVX-512 (F and BW), whose comparisons
+//! give the 64-bit masks of a whole block directly, else AVX2 (two halves of
+//! 32 bytes and a `movemask` per class). This module holds the crate's only
+//! `unsafe` code (the intrinsics, their unaligned loads, and the calls of the
+//! vector passes after detection), behind the safe [`classify`]. The
+//! portable version computes the same masks and the tests hold all three
+//! equal on every byte value and on pseudo-random blocks and lines.
 
 /// The masks of one line: `digit[i] >> j & 1` is set when byte `64 * i + j`
 /// is an ASCII digit, `alnum` likewise for ASCII letters and digits, `hint`
@@ -32,9 +33,12 @@ pub(crate) struct Classes {
     /// the `min_span` bytes [`classify`] was given: where a numeric run a
     /// rule looks at can start.
     pub(crate) runs: Vec<u64>,
-    /// The separators of numeric runs, then the bytes of numeric runs
-    /// (digits and the separators that join them); scratch space.
-    joined: Vec<u64>,
+    /// The separators of numeric runs (` -./()`).
+    separator: Vec<u64>,
+    /// The bytes of numeric runs: digits, and the one or two separators
+    /// between two digits. A run from a digit ends at the first clear bit.
+    /// All clear when [`Classes::runs`] is.
+    pub(crate) run_bytes: Vec<u64>,
     /// The digits that follow an ASCII uppercase letter (an IBAN's country code).
     pub(crate) upper_digit: Vec<u64>,
     /// Where a trigram of the set may start (all clear without a set).
@@ -55,10 +59,25 @@ impl Classes {
             &mut self.alnum,
             &mut self.hint,
             &mut self.runs,
-            &mut self.joined,
+            &mut self.separator,
             &mut self.upper_digit,
             &mut self.literal,
         ]
+    }
+
+    /// How many digits lie in `from..to` (bit scans of the digit mask).
+    pub(crate) fn digits_between(&self, from: usize, to: usize) -> u32 {
+        let mut count = 0;
+        let mut position = from;
+        while position < to {
+            let (index, offset) = (position / 64, position % 64);
+            let Some(&word) = self.digit.get(index) else { break };
+            let width = (to - position).min(64 - offset);
+            let keep = if width == 64 { u64::MAX } else { ((1u64 << width) - 1) << offset };
+            count += (word & keep).count_ones();
+            position += width;
+        }
+        count
     }
 }
 
@@ -68,6 +87,12 @@ impl Classes {
 pub(crate) fn classify(bytes: &[u8], hint: u8, trigrams: Option<&Trigrams>, min_span: usize, classes: &mut Classes) {
     #[cfg(target_arch = "x86_64")]
     {
+        if avx512::available() {
+            // SAFETY: the CPU supports AVX-512 F and BW.
+            unsafe { avx512::classify(bytes, hint, trigrams, classes) };
+            keep_long_runs(classes, min_span);
+            return;
+        }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2.
             unsafe { avx2::classify(bytes, hint, trigrams, classes) };
@@ -85,22 +110,49 @@ pub(crate) fn classify(bytes: &[u8], hint: u8, trigrams: Option<&Trigrams>, min_
 /// whose run holds at least `min_span` bytes (digits and joining
 /// separators). The numeric pass measures runs exactly as they are joined
 /// here: stretches of digits joined by one or two separators.
+///
+/// One pass from the last block to the first: each block's run bytes, then
+/// the doubling rounds (after round `k`, bit `i` is set when the `have_k`
+/// bytes from `i` are run bytes), each round reading the next block's
+/// previous round, which the pass has just computed and keeps.
 fn keep_long_runs(classes: &mut Classes, min_span: usize) {
-    if min_span <= 1 || classes.runs.iter().all(|&runs| runs == 0) {
+    let blocks = classes.digit.len();
+    classes.run_bytes.clear();
+    if classes.runs.iter().all(|&runs| runs == 0) {
+        classes.run_bytes.resize(blocks, 0);
         return;
     }
-    let span = min_span.min(64);
-    let (digit, joined) = (&classes.digit, &mut classes.joined);
-    let blocks = digit.len();
+    classes.run_bytes.resize(blocks, 0);
+    let span = min_span.clamp(1, 64);
+    // The shift of each doubling round: 1, 2, 4, ... up to what is missing
+    // (six rounds reach 64).
+    let mut takes = [0u32; 6];
+    let mut rounds = 0;
+    let mut have = 1;
+    while have < span {
+        let take = have.min(span - have);
+        takes[rounds] = take as u32;
+        rounds += 1;
+        have += take;
+    }
+    let digit = &classes.digit[..blocks];
+    let separator = &classes.separator[..blocks];
+    let runs = &mut classes.runs[..blocks];
+    let run_bytes = &mut classes.run_bytes[..blocks];
     let before = |now: u64, then: u64, by: u32| now << by | then >> (64 - by);
     let after = |now: u64, next: u64, by: u32| now >> by | next << (64 - by);
-    // `joined` holds the separators; each block becomes its run bytes.
-    let mut last_separators = 0;
-    for index in 0..blocks {
-        let (digits, separators) = (digit[index], joined[index]);
-        let last_digits = index.checked_sub(1).map_or(0, |last| digit[last]);
-        let next_digits = digit.get(index + 1).copied().unwrap_or(0);
-        let next_separators = joined.get(index + 1).copied().unwrap_or(0);
+    // Round `k` of the block after the current one (round 0: its run bytes).
+    let mut next_rounds = [0u64; 7];
+    for index in (0..blocks).rev() {
+        let (digits, separators) = (digit[index], separator[index]);
+        let (last_digits, last_separators) = match index.checked_sub(1) {
+            Some(last) => (digit[last], separator[last]),
+            None => (0, 0),
+        };
+        let (next_digits, next_separators) = match digit.get(index + 1).zip(separator.get(index + 1)) {
+            Some((&digits, &separators)) => (digits, separators),
+            None => (0, 0),
+        };
         let digit_before = before(digits, last_digits, 1);
         let digit_after = after(digits, next_digits, 1);
         let single = separators & digit_before & digit_after;
@@ -108,22 +160,16 @@ fn keep_long_runs(classes: &mut Classes, min_span: usize) {
             separators & digit_before & after(separators, next_separators, 1) & after(digits, next_digits, 2);
         let second_of_two =
             separators & before(separators, last_separators, 1) & before(digits, last_digits, 2) & digit_after;
-        last_separators = separators;
-        joined[index] = digits | single | first_of_two | second_of_two;
-    }
-    // Doubling: after a round, bit i is set when the `have` bytes from i
-    // are run bytes. Each block reads the next block's previous round.
-    let mut have = 1;
-    while have < span {
-        let take = have.min(span - have);
-        for index in 0..blocks {
-            let next = joined.get(index + 1).copied().unwrap_or(0);
-            joined[index] &= after(joined[index], next, take as u32);
+        let mut long = digits | single | first_of_two | second_of_two;
+        run_bytes[index] = long;
+        let mut these_rounds = [0u64; 7];
+        these_rounds[0] = long;
+        for round in 0..rounds {
+            long &= after(long, next_rounds[round], takes[round]);
+            these_rounds[round + 1] = long;
         }
-        have += take;
-    }
-    for (runs, long) in classes.runs.iter_mut().zip(joined.iter()) {
-        *runs &= long;
+        next_rounds = these_rounds;
+        runs[index] &= long;
     }
 }
 
@@ -136,17 +182,20 @@ type Window = [u8; 66];
 /// trigram bits, and derives the rest.
 #[inline(always)]
 fn fill(bytes: &[u8], hint: u8, classes: &mut Classes, block: impl Fn(&Window) -> (Masks, u64)) {
-    let blocks = bytes.len() / 64 + 2;
+    // The blocks of the line, then (when the line's length is not a
+    // multiple of 64) one all-clear block.
+    let blocks = bytes.len() / 64 + 1 + usize::from(!bytes.len().is_multiple_of(64));
     for masks in classes.per_block() {
-        masks.clear();
-        masks.reserve(blocks);
+        // Every word is written below: only the length changes.
+        masks.resize(blocks, 0);
     }
     let (mut inner_colons, mut double_colon) = (0, false);
     let mut last = Masks::default();
     let pad = if hint == 0 { b' ' } else { 0 };
+    let [digit, alnum, hint_mask, runs, separator, upper_digit, literal_mask] =
+        classes.per_block().map(|masks| masks.as_mut_slice());
     let mut start = 0;
-    // The blocks of the line, then (when the line's length is not a
-    // multiple of 64) one all-clear block.
+    let mut index = 0;
     while start <= bytes.len() {
         let (masks, mut literal) =
             match bytes.get(start..start + 66).and_then(|window| <&Window>::try_from(window).ok()) {
@@ -166,22 +215,23 @@ fn fill(bytes: &[u8], hint: u8, classes: &mut Classes, block: impl Fn(&Window) -
         // the class; the last block's top bit carries over.
         let before = |now: u64, then: u64| now << 1 | then >> 63;
         let colon_before = before(masks.colon, last.colon);
-        classes.digit.push(masks.digit);
-        classes.alnum.push(masks.alnum);
-        classes.hint.push(masks.hint);
-        classes.literal.push(literal);
-        classes.runs.push(masks.digit & !before(masks.alnum, last.alnum));
-        classes.joined.push(masks.separator);
-        classes.upper_digit.push(masks.digit & before(masks.upper, last.upper));
+        digit[index] = masks.digit;
+        alnum[index] = masks.alnum;
+        hint_mask[index] = masks.hint;
+        literal_mask[index] = literal;
+        runs[index] = masks.digit & !before(masks.alnum, last.alnum);
+        separator[index] = masks.separator;
+        upper_digit[index] = masks.digit & before(masks.upper, last.upper);
         let hex_before_colon = masks.hex << 2 | last.hex >> 62;
         inner_colons += (masks.hex & colon_before & hex_before_colon).count_ones();
         double_colon |= masks.colon & colon_before != 0;
         last = masks;
         start += 64;
+        index += 1;
     }
-    if !bytes.len().is_multiple_of(64) {
-        for masks in classes.per_block() {
-            masks.push(0);
+    if index < blocks {
+        for masks in [digit, alnum, hint_mask, runs, separator, upper_digit, literal_mask] {
+            masks[index] = 0;
         }
     }
     classes.inner_colons = inner_colons;
@@ -383,6 +433,108 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::{
+        __m512i, _mm_loadu_si128, _mm512_and_si512, _mm512_broadcast_i32x4, _mm512_cmpeq_epi8_mask,
+        _mm512_cmplt_epu8_mask, _mm512_loadu_si512, _mm512_or_si512, _mm512_set1_epi8, _mm512_shuffle_epi8,
+        _mm512_srli_epi16, _mm512_sub_epi8, _mm512_test_epi8_mask,
+    };
+
+    use super::{Classes, Masks, Trigrams, Window};
+
+    /// Whether the CPU has what [`classify`] needs.
+    pub(super) fn available() -> bool {
+        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw")
+    }
+
+    /// [`super::classify`] with the per-block work in AVX-512.
+    ///
+    /// # Safety
+    ///
+    /// The CPU supports AVX-512 F and BW.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn classify(bytes: &[u8], hint: u8, trigrams: Option<&Trigrams>, classes: &mut Classes) {
+        super::fill(bytes, hint, classes, |window| block(window, hint, trigrams));
+    }
+
+    /// One block's masks and trigram bits: each class is one comparison of
+    /// the block's 64 bytes into a mask register. Not inlined, for the same
+    /// reason as the AVX2 block.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline(never)]
+    fn block(window: &Window, hint: u8, trigrams: Option<&Trigrams>) -> (Masks, u64) {
+        let pointer = window.as_ptr();
+        // SAFETY: `window` is 66 readable bytes; the load takes its first 64.
+        let bytes = unsafe { _mm512_loadu_si512(pointer.cast()) };
+        let digit = within::<b'0', 10>(bytes);
+        let folded = _mm512_or_si512(bytes, _mm512_set1_epi8(0x20));
+        let letter = within::<b'a', 26>(folded);
+        let hex_letter = within::<b'a', 6>(folded);
+        let separator = equal::<b' '>(bytes)
+            | equal::<b'-'>(bytes)
+            | equal::<b'.'>(bytes)
+            | equal::<b'/'>(bytes)
+            | equal::<b'('>(bytes)
+            | equal::<b')'>(bytes);
+        let masks = Masks {
+            digit,
+            alnum: digit | letter,
+            hint: _mm512_cmpeq_epi8_mask(bytes, _mm512_set1_epi8(hint as i8)),
+            upper: within::<b'A', 26>(bytes),
+            colon: equal::<b':'>(bytes),
+            hex: digit | hex_letter,
+            separator,
+        };
+        let Some(trigrams) = trigrams else { return (masks, 0) };
+        let table = |row: &[u8; 16]| {
+            // SAFETY: an unaligned 16-byte load of a 16-byte array.
+            _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(row.as_ptr().cast()) })
+        };
+        let nibble = _mm512_set1_epi8(0x0f);
+        let case = _mm512_set1_epi8(0x20);
+        let mut buckets = _mm512_set1_epi8(-1);
+        for offset in 0..3 {
+            // SAFETY: 64 bytes from offset 0, 1 or 2 lie within the 66 of the window.
+            let loaded: __m512i = unsafe { _mm512_loadu_si512(pointer.add(offset).cast()) };
+            let folded = _mm512_or_si512(loaded, case);
+            let low_nibbles = _mm512_and_si512(folded, nibble);
+            let high_nibbles = _mm512_and_si512(_mm512_srli_epi16::<4>(folded), nibble);
+            let passes = _mm512_and_si512(
+                _mm512_shuffle_epi8(table(&trigrams.low[offset]), low_nibbles),
+                _mm512_shuffle_epi8(table(&trigrams.high[offset]), high_nibbles),
+            );
+            buckets = _mm512_and_si512(buckets, passes);
+        }
+        (masks, _mm512_test_epi8_mask(buckets, buckets))
+    }
+
+    /// The bytes equal to `BYTE`.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
+    fn equal<const BYTE: u8>(bytes: __m512i) -> u64 {
+        _mm512_cmpeq_epi8_mask(bytes, _mm512_set1_epi8(BYTE as i8))
+    }
+
+    /// The bytes in the range of `COUNT` bytes from `FIRST`: those for which
+    /// byte - FIRST (wrapping) is below `COUNT` (unsigned).
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
+    fn within<const FIRST: u8, const COUNT: u8>(bytes: __m512i) -> u64 {
+        _mm512_cmplt_epu8_mask(_mm512_sub_epi8(bytes, _mm512_set1_epi8(FIRST as i8)), _mm512_set1_epi8(COUNT as i8))
+    }
+
+    /// The per-block work alone, for the tests; `None` without AVX-512.
+    #[cfg(test)]
+    pub(super) fn block_for_tests(window: &Window, hint: u8, trigrams: Option<&Trigrams>) -> Option<(Masks, u64)> {
+        if !available() {
+            return None;
+        }
+        // SAFETY: the CPU supports AVX-512 F and BW (checked above).
+        Some(unsafe { block(window, hint, trigrams) })
+    }
+}
+
 /// A set of case-folded trigrams (every byte ORed with 0x20), in up to eight
 /// buckets, as Teddy's nibble tables: byte `k` of a position passes for
 /// bucket `b` when bit `b` is set in both `low[k][folded & 15]` and
@@ -482,7 +634,11 @@ mod tests {
             (block_portable(window, hint), trigrams.map_or(0, |trigrams| trigram_block_portable(window, trigrams)));
         #[cfg(target_arch = "x86_64")]
         if let Some(vector) = avx2::block_for_tests(window, hint, trigrams) {
-            assert_eq!(vector, portable, "{window:?} hint {hint}");
+            assert_eq!(vector, portable, "avx2: {window:?} hint {hint}");
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(vector) = avx512::block_for_tests(window, hint, trigrams) {
+            assert_eq!(vector, portable, "avx512: {window:?} hint {hint}");
         }
         portable
     }
@@ -606,6 +762,12 @@ mod tests {
                 assert_eq!(bit(&found.runs, position), long, "{line:?} {position} {min_span}");
                 let upper_digit = digit && before(position, u8::is_ascii_uppercase);
                 assert_eq!(bit(&found.upper_digit, position), upper_digit, "{line:?} {position}");
+                if digit && found.runs.iter().any(|&runs| runs != 0) {
+                    let end = next_clear(&found.run_bytes, position);
+                    assert_eq!(end - position, run_length(&line, position), "{line:?} {position}");
+                    let digits = line[position..end].iter().filter(|byte| byte.is_ascii_digit()).count();
+                    assert_eq!(found.digits_between(position, end) as usize, digits, "{line:?} {position}");
+                }
             }
             let inner = (1..line.len().saturating_sub(1))
                 .filter(|&index| {

@@ -4,7 +4,7 @@
 //! One line is scanned in four steps, none of which allocates when the line
 //! is clean (the masks live in a per-thread buffer):
 //!
-//! 1. One pass (AVX2, portable fallback: [`crate::classify`]) turns the line
+//! 1. One pass (AVX-512 or AVX2, portable fallback: [`crate::classify`]) turns the line
 //!    into bitmasks per 64 bytes: ASCII digits, ASCII letters and digits,
 //!    the first byte of the short literal hint (`@`), where a long literal
 //!    hint's case-folded first three bytes (`eyJ`, `bea`, key prefixes) may
@@ -12,7 +12,7 @@
 //!    the first digits of numeric runs (digits joined by one or two of
 //!    ` -./()`, not inside a word) that span at least as many bytes as the
 //!    shortest run some rule looks at, the digits after an uppercase letter,
-//!    and the count of colons between hex digits.
+//!    the bytes of numeric runs, and the count of colons between hex digits.
 //! 2. The literal hints: the short ones (`@`) from their mask (others with
 //!    memmem); the long ones from the trigram mask, each candidate checked
 //!    against the patterns in their order, which is exactly Teddy's
@@ -21,7 +21,8 @@
 //!    before). Each hit selects a window around it, bounded by `,{}[]<>`
 //!    and line breaks.
 //! 3. The numeric pass jumps with bit scans to the long runs' first digits
-//!    only: each run's digit and dot counts decide which numeric rules look
+//!    only, and measures each run with the run-byte mask: its digit and dot
+//!    counts decide which numeric rules look
 //!    at it (a table answers "none" for most); the digits after uppercase
 //!    letters open the `letters_before` windows (an IBAN's country code).
 //!    Short runs (times, ids, versions) and the digits inside words (hex
@@ -41,15 +42,22 @@
 //! exact: the tests compare the results with all of them off (and the
 //! numeric pass visiting every digit), and with a naive whole-line scan.
 //!
-//! Performance (bench pii-bench, Faro lines, 1 in 1000 with PII, one core of
-//! a shared, noisy machine, best of 3): about 765 MB/s, 12 times the naive
-//! regex-per-rule scan, short of the 1 GB/s target. Where the time goes now:
-//! about a third in the classification pass (mostly waiting for the line's
-//! memory: 256 MB do not stay in any cache; on data that fits in the cache
-//! the whole scan runs about 15 % faster), a tenth in joining the run masks,
-//! 15 % in the remaining numeric runs (dates, product versions such as
-//! Chrome/120.0.0.0, measurement values), 12 % in the gates and regexes of
-//! the windows those select.
+//! Performance (bench pii-bench, Faro lines, 1 in 1000 with PII, one core).
+//! Instructions per redacted byte, counted with callgrind on the AVX2 pass
+//! (valgrind offers no AVX-512) over 16 MB of the benchmark's lines
+//! (`examples/redact-file.rs`, `--toggle-collect` on [`Redactor::redact`]):
+//! 13.2 before the AVX-512 pass, 12.3 now. The AVX-512 block takes 67
+//! instructions where the AVX2 one takes about 175, which on this corpus
+//! takes the AVX-512 pass to about 10.6 instructions per byte, a fifth fewer
+//! than before. Of those 12.3 on the AVX2 pass: the block classification
+//! 23 %, writing and joining its masks 16 %, the run lengths 14 %, the
+//! literal hints, numeric runs and their triggers 21 %, the gates and
+//! regexes of the windows those select 6 %. Wall clock: 1,010 MB/s (1,027
+//! MB/s on CPU) with the AVX-512 pass over the benchmark's 256 MB, on a
+//! shared machine with a load average of 5.8, so still to be confirmed on a
+//! quiet one (bench/README.md). The memory the line is read from also costs:
+//! 256 MB do not stay in any cache, and on data that fits in the cache the
+//! whole scan ran about 15 % faster.
 //!
 //! Exclusion semantics: a match is excluded when an [`Exclusion`] has the same
 //! rule id and the matched text occurs in that exclusion's `sample` excerpt.
@@ -549,6 +557,19 @@ fn numeric_run(bytes: &[u8], digit: &[u64], first_digit: usize) -> NumericRun {
     NumericRun { start, end, digits, dots }
 }
 
+/// The numeric run from `first_digit`, measured with the line's run-byte
+/// mask: the same run [`numeric_run`] measures byte by byte.
+fn numeric_run_from_masks(bytes: &[u8], classes: &Classes, first_digit: usize) -> NumericRun {
+    let start = match first_digit.checked_sub(1).and_then(|index| bytes.get(index)) {
+        Some(b'(' | b'+') => first_digit - 1,
+        _ => first_digit,
+    };
+    let end = next_clear(&classes.run_bytes, first_digit).clamp(first_digit, bytes.len());
+    let digits = classes.digits_between(first_digit, end);
+    let dots = bytes[first_digit..end].iter().filter(|&&byte| byte == b'.').count();
+    NumericRun { start, end, digits, dots: u32::try_from(dots).unwrap_or(u32::MAX) }
+}
+
 /// The numeric pass (see the module docs). When no hex/colon run of the line
 /// can qualify, its events come from the derived masks: every numeric run
 /// from its first digit, and the digits after uppercase letters; the digits
@@ -566,7 +587,7 @@ fn search_numeric(scan: &Scan, classes: &Classes, candidates: &mut Vec<Candidate
         if first_digit >= bytes.len() {
             break;
         }
-        let run = numeric_run(bytes, &classes.digit, first_digit);
+        let run = numeric_run_from_masks(bytes, classes, first_digit);
         from = run.end.max(first_digit + 1);
         search_run(scan, &run, candidates);
     }
