@@ -8,6 +8,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
+source "${ROOT}/bench/lib.sh"
 SERIES=100000
 ROUNDS=30
 SENDERS=4
@@ -39,15 +40,7 @@ if [[ "$VICTORIAMETRICS" == 1 ]] && ! command -v victoria-metrics >/dev/null; th
 fi
 
 # The figures compare CPU-bound servers: on a busy machine they measure the other load too.
-LOAD_LIMIT=1.5
-load_now() { cut -d' ' -f1 /proc/loadavg; }
-busy() { awk -v load="$1" -v limit="$LOAD_LIMIT" 'BEGIN { exit !(load > limit) }'; }
-LOAD_BEFORE=$(load_now)
-if busy "$LOAD_BEFORE"; then
-    log "load average ${LOAD_BEFORE} on $(nproc) cores is above ${LOAD_LIMIT}: the figures below are NOT a result"
-else
-    log "load average ${LOAD_BEFORE} on $(nproc) cores"
-fi
+bench_load_check remote-write.sh
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 PIDS=()
@@ -97,9 +90,5 @@ log "alertbook WAL fsync policy: ${WAL_FSYNC}; Prometheus fsyncs its WAL per seg
     --alertbook-pid "$ALERTBOOK_PID" --prometheus-pid "$PROMETHEUS_PID" "${PEER_ARGUMENTS[@]}" \
     --series "$SERIES" --rounds "$ROUNDS" --senders "$SENDERS"
 
-LOAD_AFTER=$(load_now)
 echo
-echo "load average before ${LOAD_BEFORE}, after ${LOAD_AFTER} ($(nproc) cores; the servers' own work raises it during the run)"
-if busy "$LOAD_BEFORE"; then
-    echo "the machine was busy before the run (load ${LOAD_BEFORE} > ${LOAD_LIMIT}): these figures are not a result"
-fi
+bench_load_after remote-write.sh
