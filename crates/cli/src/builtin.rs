@@ -74,7 +74,8 @@ pub fn export(directory: &Path, force: bool) -> anyhow::Result<usize> {
     Ok(CATALOG.files.len())
 }
 
-fn is_non_empty_directory(directory: &Path) -> anyhow::Result<bool> {
+/// Whether `directory` exists and holds anything (an error when it is a file or unreadable).
+pub(crate) fn is_non_empty_directory(directory: &Path) -> anyhow::Result<bool> {
     match std::fs::read_dir(directory) {
         Ok(mut entries) => Ok(entries.next().is_some()),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),

@@ -36,6 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use rules::Clock as _;
 
 /// The arguments of `alertbook demo`.
 #[derive(Debug, clap::Args)]
@@ -70,7 +71,7 @@ const FEED_EVERY: Duration = Duration::from_millis(100);
 pub fn run(arguments: &Arguments) -> anyhow::Result<std::process::ExitCode> {
     let (data, _temporary) = match &arguments.data {
         Some(directory) => {
-            if directory.exists() && std::fs::read_dir(directory).map_or(true, |mut entries| entries.next().is_some()) {
+            if crate::builtin::is_non_empty_directory(directory)? {
                 anyhow::bail!(
                     "--data {}: the demo needs an empty or absent directory (its data is tied to the day it plays)",
                     directory.display()
@@ -125,7 +126,6 @@ pub fn run(arguments: &Arguments) -> anyhow::Result<std::process::ExitCode> {
         receiver_address,
         notifications: data.join(NOTIFICATIONS_FILE),
         password,
-        clock: std::sync::OnceLock::new(),
     };
     let run_arguments = vec![
         "alertbook".into(),
@@ -147,8 +147,6 @@ pub fn run(arguments: &Arguments) -> anyhow::Result<std::process::ExitCode> {
     crate::serve(*run, Some(setup))
 }
 
-use rules::Clock as _;
-
 /// What `alertbook demo` plugs into `alertbook run`.
 pub struct Setup {
     day: Arc<demo::Day>,
@@ -157,7 +155,6 @@ pub struct Setup {
     receiver_address: std::net::SocketAddr,
     notifications: PathBuf,
     password: String,
-    clock: std::sync::OnceLock<Arc<rules::ScaledClock>>,
 }
 
 impl Setup {
@@ -188,9 +185,7 @@ impl Setup {
         let wall_now = rules::SystemClock.now_ms();
         let speed = i64::from(self.speed);
         let span = (wall_now - self.day.start_ms()) * speed / (speed - 1);
-        let clock = Arc::new(rules::ScaledClock::catching_up(wall_now, span, self.speed));
-        let _ = self.clock.set(clock.clone());
-        Ok(clock)
+        Ok(Arc::new(rules::ScaledClock::catching_up(wall_now, span, self.speed)))
     }
 
     /// The SQL and Docker datasources of the rules: the simulated ones.
@@ -214,11 +209,8 @@ impl Setup {
     pub fn routing(&self, catalog: &catalog::Catalog) -> anyhow::Result<Arc<notify::routing::RoutingConfig>> {
         let base = format!("http://{}", self.receiver_address);
         let contacts = catalog.contacts.clone().unwrap_or_default();
-        let mut receivers: Vec<String> = contacts.receivers().into_iter().map(str::to_owned).collect();
-        receivers.sort();
-        receivers.dedup();
         let webhooks: Vec<(String, String)> =
-            receivers.iter().map(|name| (name.clone(), format!("{base}/{name}"))).collect();
+            contacts.receivers().into_iter().map(|name| (name.to_owned(), format!("{base}/{name}"))).collect();
         let routing = notify::contacts::default_config_to(&webhooks, &contacts, &[format!("{base}/default")])
             .map_err(|errors| anyhow::anyhow!("the demo's routing is invalid:\n{errors}"))?;
         Ok(Arc::new(routing))
@@ -244,15 +236,16 @@ impl Setup {
 
     /// Appends the day as the virtual clock advances, a little ahead of it,
     /// on a thread of its own, until `stop` turns true or the whole day is
-    /// in: then it calls `day_over` once the clock has passed the day's end.
+    /// in: then it calls `day_over` once `clock` (the one [`Setup::start_clock`]
+    /// started) has passed the day's end.
     pub fn spawn_feeder(
         &self,
+        clock: Arc<dyn rules::Clock>,
         durable: Arc<ingest::durable::DurableStore>,
         logs: Arc<server::LogService>,
         stop: Arc<AtomicBool>,
         day_over: impl FnOnce() + Send + 'static,
     ) -> anyhow::Result<std::thread::JoinHandle<()>> {
-        let clock = self.clock.get().cloned().context("the demo clock starts before the feeder")?;
         let day = self.day.clone();
         let lead_ms = MIN_LEAD_MS.max(2 * i64::try_from(FEED_EVERY.as_millis()).unwrap_or(0) * i64::from(self.speed));
         std::thread::Builder::new()
@@ -365,23 +358,8 @@ impl Feeder {
                 tracing::warn!(error = %error, "simulated samples refused");
             }
         }
-        let mut streams: std::collections::BTreeMap<&demo::Labels, Vec<logstore::push::PushEntry>> =
-            std::collections::BTreeMap::new();
-        for entry in self.day.logs_between(from_ms, to_ms) {
-            streams.entry(&entry.stream).or_default().push(logstore::push::PushEntry {
-                timestamp_ns: entry.time_ns,
-                line: entry.line.clone(),
-                metadata: Vec::new(),
-            });
-        }
-        if !streams.is_empty() {
-            let mut push: Vec<logstore::push::PushStream> = streams
-                .into_iter()
-                .map(|(labels, entries)| logstore::push::PushStream {
-                    labels: demo::adapters::tsdb_labels(labels),
-                    entries,
-                })
-                .collect();
+        let mut push = demo::adapters::push_streams(self.day.logs_between(from_ms, to_ms));
+        if !push.is_empty() {
             logs.redact(&mut push);
             let stats = logs.store.append_at(push, to_ms * 1_000_000).context("cannot append the simulated logs")?;
             self.lines += stats.entries_appended;

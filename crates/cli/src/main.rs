@@ -616,14 +616,14 @@ fn serve(arguments: RunArgs, mut demo: Option<demo_command::Setup>) -> anyhow::R
         );
         let scraping = scraping::start(&state, config.scrape_jobs());
         let probing = probing::start(&state, probe_checks.clone());
-        let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager.clone(), notifier.clone(), clock);
+        let (evaluation, stop_evaluation) = evaluation::spawn(rule_manager.clone(), notifier.clone(), clock.clone());
         let stop_evaluation = std::sync::Arc::new(stop_evaluation);
         let stop_feeding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut feeding = None;
         if let (Some(demo), Some((receiver, durable, logs))) = (demo.as_ref(), demo_tasks) {
             // When the day is over, evaluation stops: the alerts stay as the day left them.
             let day_over = stop_evaluation.clone();
-            match demo.spawn_feeder(durable, logs, stop_feeding.clone(), move || {
+            match demo.spawn_feeder(clock, durable, logs, stop_feeding.clone(), move || {
                 let _ = day_over.send(true);
             }) {
                 Ok(feeder) => {

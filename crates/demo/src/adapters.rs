@@ -15,6 +15,8 @@
 //!   Tempo datasource's decoder and bound as triage binds it.
 //!
 //! Each reads the facts at the time it is asked for; none does I/O.
+//! [`tsdb_labels`] and [`push_streams`] hand the simulated samples and log
+//! lines to the stores in their types.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,6 +29,23 @@ use crate::{Day, SqlResult};
 /// A simulated label set as the embedded stores take it.
 pub fn tsdb_labels(labels: &crate::Labels) -> tsdb::Labels {
     tsdb::Labels::from_pairs(labels.iter().map(|(name, value)| (name.as_str(), value.as_str())))
+}
+
+/// Simulated log entries as a Loki push groups them: one stream per label
+/// set, entries in time order, nothing redacted yet.
+pub fn push_streams(entries: &[crate::LogEntry]) -> Vec<logstore::push::PushStream> {
+    let mut streams: BTreeMap<&crate::Labels, Vec<logstore::push::PushEntry>> = BTreeMap::new();
+    for entry in entries {
+        streams.entry(&entry.stream).or_default().push(logstore::push::PushEntry {
+            timestamp_ns: entry.time_ns,
+            line: entry.line.clone(),
+            metadata: Vec::new(),
+        });
+    }
+    streams
+        .into_iter()
+        .map(|(labels, entries)| logstore::push::PushStream { labels: tsdb_labels(labels), entries })
+        .collect()
 }
 
 /// The swarm of the simulated Docker Engine at a moment, as the Docker datasource reads it.

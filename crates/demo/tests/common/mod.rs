@@ -14,10 +14,6 @@ pub fn catalog_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../catalog/busflow")
 }
 
-pub fn tsdb_labels(labels: &demo::Labels) -> tsdb::Labels {
-    tsdb::Labels::from_pairs(labels.iter().map(|(name, value)| (name.as_str(), value.as_str())))
-}
-
 /// Every sample of the day, an hour at a time.
 pub fn metrics(day: &Day) -> tsdb::MemStore {
     let store = tsdb::MemStore::new();
@@ -26,7 +22,9 @@ pub fn metrics(day: &Day) -> tsdb::MemStore {
     while from_ms < day.end_ms() {
         let to_ms = from_ms + demo::HOUR_MS;
         for sample in day.samples_between(from_ms, to_ms) {
-            let labels = converted.entry(sample.labels as *const _).or_insert_with(|| tsdb_labels(sample.labels));
+            let labels = converted
+                .entry(sample.labels as *const _)
+                .or_insert_with(|| demo::adapters::tsdb_labels(sample.labels));
             store.append(labels, sample.time_ms, sample.value).expect("samples arrive in order");
         }
         from_ms = to_ms;
@@ -59,18 +57,7 @@ pub fn logs(day: &Day, catalog: &catalog::Catalog) -> Logs {
     let mut from_ms = day.data_start_ms();
     while from_ms < day.end_ms() {
         let to_ms = from_ms + demo::HOUR_MS;
-        let mut streams: BTreeMap<&demo::Labels, Vec<logstore::push::PushEntry>> = BTreeMap::new();
-        for entry in day.logs_between(from_ms, to_ms) {
-            streams.entry(&entry.stream).or_default().push(logstore::push::PushEntry {
-                timestamp_ns: entry.time_ns,
-                line: entry.line.clone(),
-                metadata: Vec::new(),
-            });
-        }
-        let mut push: Vec<logstore::push::PushStream> = streams
-            .into_iter()
-            .map(|(labels, entries)| logstore::push::PushStream { labels: tsdb_labels(labels), entries })
-            .collect();
+        let mut push = demo::adapters::push_streams(day.logs_between(from_ms, to_ms));
         for stream in &mut push {
             redaction.redact_stream(
                 &stream.labels,
