@@ -220,7 +220,7 @@ impl<'a> Facts<'a> {
                 let flooded = world.find(time_ms, |cause| matches!(cause, Cause::TenantErrors { .. })).is_some();
                 let mut result = SqlResult::new(&[("source", "TEXT"), ("pending", "INT8")]);
                 let pending =
-                    if flooded { 1840 } else { 12 } + self.noise.below("sql/pending", (time_ms / MINUTE_MS) as u64, 9);
+                    if flooded { 1840 } else { 12 } + self.noise.below("sql/pending", world.minute_index(time_ms), 9);
                 result.push(vec![json!("communications.messages"), json!(pending)]);
                 result.push(vec![json!("operations.incidents"), json!(if flooded { 3 } else { 0 })]);
                 result
@@ -310,8 +310,8 @@ impl<'a> Facts<'a> {
             .iter()
             .enumerate()
             .map(|(index, (queryid, baseline, slow))| {
-                let drift =
-                    0.9 + 0.35 * self.noise.uniform("sql/drift", (self.time_ms / MINUTE_MS) as u64 * 8 + index as u64);
+                let drift = 0.9
+                    + 0.35 * self.noise.uniform("sql/drift", self.world.minute_index(self.time_ms) * 8 + index as u64);
                 let recent = baseline * if *slow { 6.4 } else { drift };
                 ((*queryid).to_owned(), (recent * 1000.0).round() / 1000.0, *baseline)
             })

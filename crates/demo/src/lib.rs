@@ -210,6 +210,47 @@ mod tests {
         assert_eq!(facts(&one), facts(&again));
     }
 
+    /// The demo's day starts whenever the demo does; what it shows (and so every
+    /// triage branch) must not depend on the wall's hour: a day started at night
+    /// holds the same samples, shifted, with timestamps as values shifted too.
+    #[test]
+    fn a_day_started_at_another_hour_is_the_same_day_shifted() {
+        let morning = Day::busflow();
+        let shift_ms = 19 * HOUR_MS + 45 * MINUTE_MS;
+        let night = Day::busflow_at(DEFAULT_START_MS + shift_ms, DEFAULT_SEED);
+        assert_eq!(night.start_ms(), morning.start_ms() + shift_ms);
+        let mut compared = 0;
+        // The week-ago baseline's first hour, the lead-in, and two hours of the day.
+        for (from_hour, to_hour) in [(-7 * 24 - 1, -7 * 24), (-1, 0), (0, 1), (10, 11)] {
+            let from_ms = morning.start_ms() + from_hour * HOUR_MS;
+            let to_ms = morning.start_ms() + to_hour * HOUR_MS;
+            let key = |sample: &Sample<'_>, shift_ms: i64| (sample.labels.clone(), sample.time_ms - shift_ms);
+            let night_samples: std::collections::HashMap<(Labels, i64), f64> = night
+                .samples_between(from_ms + shift_ms, to_ms + shift_ms)
+                .iter()
+                .map(|sample| (key(sample, shift_ms), sample.value))
+                .collect();
+            let morning_samples = morning.samples_between(from_ms, to_ms);
+            assert_eq!(morning_samples.len(), night_samples.len());
+            for sample in &morning_samples {
+                let other = night_samples[&key(sample, 0)];
+                let difference = other - sample.value;
+                let same = other.to_bits() == sample.value.to_bits()
+                    || [shift_ms as f64, shift_ms as f64 / 1000.0]
+                        .iter()
+                        .any(|shift| (difference - shift).abs() < 1e-3);
+                assert!(
+                    same,
+                    "{:?} at {}: {} in the morning, {other} at night",
+                    sample.labels, sample.time_ms, sample.value
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 100_000, "{compared} samples compared");
+        assert_eq!(morning.incidents().len(), night.incidents().len());
+    }
+
     #[test]
     fn slices_of_the_day_add_up_to_the_whole() {
         let day = Day::busflow();

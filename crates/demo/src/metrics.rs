@@ -110,7 +110,7 @@ pub fn build(world: &World, noise: &Noise, first_ms: i64, end_ms: i64) -> Metric
     let steps = ((end_ms - first_ms) / SCRAPE_INTERVAL_MS + 1) as usize;
     let mut metrics = Metrics::default();
     http_histograms(world, noise, first_ms, steps, &mut metrics);
-    baseline(noise, first_ms - WEEK_MS, steps, &mut metrics);
+    baseline(world, noise, first_ms - WEEK_MS, steps, &mut metrics);
     traefik(world, noise, first_ms, steps, &mut metrics);
     storage(world, noise, first_ms, steps, &mut metrics);
     nodes(world, noise, first_ms, steps, &mut metrics);
@@ -130,7 +130,7 @@ pub fn build(world: &World, noise: &Noise, first_ms: i64, end_ms: i64) -> Metric
 
 /// Requests of one (tenant, route) in one step: (successes, failures), as expected counts.
 fn requests(world: &World, noise: &Noise, key: &str, index: u64, time_ms: i64, share: f64, tenant: &str) -> (f64, f64) {
-    let per_second = world::PEAK_REQUESTS_PER_SECOND * share * World::diurnal(time_ms) * world.load_factor(time_ms);
+    let per_second = world::PEAK_REQUESTS_PER_SECOND * share * world.diurnal(time_ms) * world.load_factor(time_ms);
     let count =
         (per_second * (SCRAPE_INTERVAL_MS / SECOND_MS) as f64 * (1.0 + 0.05 * noise.normal(key, index))).max(0.0);
     let failures = count * world.error_ratio(tenant, time_ms);
@@ -226,9 +226,10 @@ fn format_bound(bound: f64) -> String {
 }
 
 /// A week before the day, once a minute: the request counters without any incident.
-fn baseline(noise: &Noise, first_ms: i64, scrape_steps: usize, metrics: &mut Metrics) {
+fn baseline(world: &World, noise: &Noise, first_ms: i64, scrape_steps: usize, metrics: &mut Metrics) {
     let steps = (scrape_steps as i64 * SCRAPE_INTERVAL_MS / BASELINE_INTERVAL_MS + 1) as usize;
-    let calm = World::new(0, Vec::new());
+    // The same clock (a week is whole days), none of the day's episodes.
+    let calm = World::new(world.start_ms, Vec::new());
     for (tenant, tenant_share) in crate::script::TENANTS {
         for (method, route, route_share, success, _, _) in ROUTES {
             for failed in [false, true] {
@@ -325,7 +326,7 @@ fn traefik(world: &World, noise: &Noise, first_ms: i64, steps: usize, metrics: &
         for (position, (_, per_second, _)) in others.iter().enumerate() {
             let key = format!("edge/{position}");
             other_totals[position] += per_second
-                * World::diurnal(time_ms)
+                * world.diurnal(time_ms)
                 * (SCRAPE_INTERVAL_MS / SECOND_MS) as f64
                 * (1.0 + 0.05 * noise.normal(&key, step as u64)).max(0.0);
             metrics.series[first_index + codes.len() + position].values[step] = other_totals[position].floor();
@@ -449,7 +450,7 @@ fn storage(world: &World, noise: &Noise, first_ms: i64, steps: usize, metrics: &
         loki_bytes.values[step] = bytes;
         loki_objects.values[step] = (bytes / 204_000.0).round();
         let backups =
-            81.26e9 + 0.002e9 * world.minute(scan) + 0.01e9 * noise.uniform("backups", (scan / MINUTE_MS) as u64);
+            81.26e9 + 0.002e9 * world.minute(scan) + 0.01e9 * noise.uniform("backups", world.minute_index(scan));
         backup_bytes.values[step] = backups.round();
         backup_objects.values[step] = (backups / 9.8e6).round();
         let created = world.tenant_buckets(time_ms);
@@ -499,7 +500,7 @@ fn nodes(world: &World, noise: &Noise, first_ms: i64, steps: usize, metrics: &mu
         }
         for step in 0..steps {
             let time_ms = offset + step as i64 * SCRAPE_INTERVAL_MS;
-            let mut busy = 0.5 + 0.9 * World::diurnal(time_ms) * world.load_factor(time_ms);
+            let mut busy = 0.5 + 0.9 * world.diurnal(time_ms) * world.load_factor(time_ms);
             if world.nodes_busy(time_ms) {
                 busy += 1.6;
             }
@@ -551,7 +552,7 @@ fn nodes(world: &World, noise: &Noise, first_ms: i64, steps: usize, metrics: &mu
                 continue;
             }
             let requests_per_second =
-                world::PEAK_REQUESTS_PER_SECOND * World::diurnal(time_ms) * world.load_factor(time_ms);
+                world::PEAK_REQUESTS_PER_SECOND * world.diurnal(time_ms) * world.load_factor(time_ms);
             let cores = 0.02 * requests_per_second / f64::from(replicas)
                 * (1.0 + 0.05 * noise.normal(&format!("api-cpu/{slot}"), step as u64));
             total += cores.max(0.0) * (SCRAPE_INTERVAL_MS / SECOND_MS) as f64;

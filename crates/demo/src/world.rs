@@ -2,7 +2,7 @@
 //! traffic, which errors, which latency, which services are up. The
 //! generators read the world; only the script changes it.
 
-use crate::clock::{HOUR_MS, MINUTE_MS};
+use crate::clock::{DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::script::{self, Cause, Episode};
 
 /// Busflow's API routes: (method, route, share of traffic, success code, median latency in seconds, log-normal sigma).
@@ -32,6 +32,12 @@ pub const DEPENDENCY_PROBES: [(&str, &str, &str, i64); 3] = [
     ("llm-provider", "http", "https://api.anthropic.com/v1/models", 193),
 ];
 
+/// Busflow's local hour when the scripted day starts: the day runs 07:00 to
+/// 19:00 on Busflow's clock, whatever the wall time the demo starts at, so the
+/// traffic curve (and every triage decision that reads it) is the same at any
+/// hour. [`crate::DEFAULT_START_MS`] is 06:00 UTC, 07:00 in Busflow's UTC+1.
+pub const DAY_START_LOCAL_HOUR: i64 = 7;
+
 /// The script over a day that starts at `start_ms`.
 #[derive(Debug, Clone)]
 pub struct World {
@@ -49,6 +55,13 @@ impl World {
         (time_ms - self.start_ms) as f64 / MINUTE_MS as f64
     }
 
+    /// The whole minute since the start of the day that `time_ms` falls in, as
+    /// a noise index (two's complement before the day): noise keyed by it is
+    /// the same whatever wall time the day starts at.
+    pub fn minute_index(&self, time_ms: i64) -> u64 {
+        (time_ms - self.start_ms).div_euclid(MINUTE_MS) as u64
+    }
+
     pub fn at_minute(&self, minute: f64) -> i64 {
         self.start_ms + (minute * MINUTE_MS as f64).round() as i64
     }
@@ -59,10 +72,16 @@ impl World {
         self.episodes.iter().filter(move |episode| episode.active(minute))
     }
 
+    /// The time of day on Busflow's clock at `time_ms`, in milliseconds since
+    /// local midnight: [`DAY_START_LOCAL_HOUR`] at the day's start.
+    pub fn local_time_of_day_ms(&self, time_ms: i64) -> i64 {
+        (time_ms - self.start_ms + DAY_START_LOCAL_HOUR * HOUR_MS).rem_euclid(DAY_MS)
+    }
+
     /// The diurnal traffic curve at `time_ms`, between about 0.15 (night) and 1
-    /// (the morning and evening rush), on Busflow's local time (UTC+1).
-    pub fn diurnal(time_ms: i64) -> f64 {
-        let hour = ((time_ms + HOUR_MS).rem_euclid(24 * HOUR_MS)) as f64 / HOUR_MS as f64;
+    /// (the morning and evening rush), on Busflow's clock.
+    pub fn diurnal(&self, time_ms: i64) -> f64 {
+        let hour = self.local_time_of_day_ms(time_ms) as f64 / HOUR_MS as f64;
         let bump = |center: f64, width: f64| (-((hour - center) / width).powi(2) / 2.0).exp();
         let daytime = 1.0 / (1.0 + (-(hour - 6.5) * 1.5).exp()) * (1.0 / (1.0 + ((hour - 21.0) * 1.2).exp()));
         (0.15 + 0.45 * daytime + 0.45 * bump(8.0, 1.2) + 0.4 * bump(17.0, 1.4)).min(1.0)
