@@ -31,6 +31,7 @@ pub mod chunk;
 pub mod disk;
 mod fast_regex;
 pub mod histogram;
+mod label_order;
 mod labels;
 mod matcher;
 mod memstore;

@@ -47,6 +47,7 @@ use parking_lot::RwLock;
 use crate::chunk::{Chunk, ChunkEncoder};
 use crate::disk::DiskBlocks;
 use crate::histogram::{CounterResetHint, FloatHistogram, HistogramSample};
+use crate::label_order::{LabelOrder, RankSlot, Ranked};
 use crate::postings::{PostingsIndex, SeriesId};
 use crate::{Error, Label, Labels, Matcher, Queryable, Sample, SeriesData};
 
@@ -80,6 +81,18 @@ struct MemSeries {
     /// [`SeriesRef::log_id`]. The store itself never reads it.
     log_id: AtomicU64,
     samples: RwLock<SeriesSamples>,
+    /// Its place in the store's label order ([`crate::label_order`]).
+    rank: RankSlot,
+}
+
+impl Ranked for Arc<MemSeries> {
+    fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    fn rank_slot(&self) -> &RankSlot {
+        &self.rank
+    }
 }
 
 /// The chunks of one series, oldest first; the head chunk is the newest.
@@ -393,6 +406,7 @@ impl Index {
             labels: labels.clone(),
             log_id: AtomicU64::new(0),
             samples: RwLock::new(SeriesSamples::default()),
+            rank: RankSlot::default(),
         });
         let slot = id as usize;
         if slot == self.series.len() {
@@ -453,6 +467,8 @@ pub struct MemStore {
     sample_counts: Box<[StripedCounter]>,
     /// Blocks served from disk beside the memory.
     disk: DiskBlocks,
+    /// The series ranked by label set, for sorting selections.
+    order: LabelOrder,
 }
 
 impl Default for MemStore {
@@ -464,6 +480,7 @@ impl Default for MemStore {
             index: RwLock::new(Index::default()),
             sample_counts: (0..COUNTER_STRIPES).map(|_| StripedCounter::default()).collect(),
             disk: DiskBlocks::default(),
+            order: LabelOrder::default(),
         }
     }
 }
@@ -525,6 +542,7 @@ impl MemStore {
             return SeriesRef(Arc::clone(series));
         }
         let series = self.index.write().create(self.store_id, labels, hash);
+        self.order.created();
         table.insert_unique(hash, Arc::clone(&series), |series| series.hash);
         SeriesRef(series)
     }
@@ -804,8 +822,18 @@ impl MemStore {
             .into_iter()
             .filter(|series| series.samples.read().has_sample_in_range(start, end))
             .collect();
-        series.sort_unstable_by(|left, right| left.labels.cmp(&right.labels));
+        self.sort_by_labels(&mut series);
         series
+    }
+
+    /// Sorts series by label set, through their ranks ([`crate::label_order`]),
+    /// ranking the store's series again when enough are new.
+    fn sort_by_labels(&self, series: &mut Vec<Arc<MemSeries>>) {
+        let store_series = self.series_count();
+        if self.order.sort(series, store_series) {
+            let all: Vec<Arc<MemSeries>> = self.index.read().series.iter().flatten().cloned().collect();
+            self.order.rank(all);
+        }
     }
 }
 
@@ -832,8 +860,9 @@ pub(crate) fn labels_heap_bytes(labels: &Labels) -> usize {
 impl MemStore {
     /// What memory holds in `[start, end]` of the matching series, sorted by labels.
     fn select_memory(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<SeriesData> {
-        let mut result: Vec<SeriesData> = self
-            .matching(matchers)
+        let mut matching = self.matching(matchers);
+        self.sort_by_labels(&mut matching);
+        matching
             .into_iter()
             .filter_map(|series| {
                 let guard = series.samples.read();
@@ -846,9 +875,7 @@ impl MemStore {
                     histograms,
                 })
             })
-            .collect();
-        result.sort_unstable_by(|left, right| left.labels.cmp(&right.labels));
-        result
+            .collect()
     }
 
     /// The label sets of the matching series with a sample in `[start, end]`

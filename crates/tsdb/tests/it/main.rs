@@ -376,6 +376,53 @@ fn retention_drops_whole_chunks_only() {
     assert_eq!(store.sample_count(), 2 * CHUNK_MAX_SAMPLES);
 }
 
+/// Selections answer series sorted by label set whether the store has ranked
+/// them (after the first large selection), some are new since, or some were
+/// dropped by retention and their ids reused.
+#[test]
+fn selections_stay_sorted_by_labels_across_rankings_new_series_and_removals() {
+    let store = MemStore::new();
+    let series = |index: usize| {
+        labels(&[
+            ("__name__", ["b_total", "a_total", "c_total"][index % 3]),
+            ("instance", &format!("host-{}", (index * 7919) % 5003)),
+            ("zone", ["eu", "us"][index % 2]),
+        ])
+    };
+    let append = |from: usize, to: usize, timestamp: i64| {
+        let batch: Vec<_> = (from..to).map(|index| (series(index), Sample { timestamp, value: 1.0 })).collect();
+        store.append_batch(&batch).expect("append");
+    };
+    let check = |what: &str| {
+        for matchers in
+            [vec![Matcher::equal("zone", "eu")], vec![Matcher::new(MatchOp::Regex, "__name__", ".+").expect("valid")]]
+        {
+            let selected = store.select(&matchers, 0, i64::MAX).expect("select");
+            let labels: Vec<Labels> = selected.iter().map(|series| series.labels.clone()).collect();
+            let mut sorted = labels.clone();
+            sorted.sort();
+            assert_eq!(labels, sorted, "{what}: {matchers:?}");
+            let names = store.series(&matchers, 0, i64::MAX).expect("series");
+            let mut sorted_names = names.clone();
+            sorted_names.sort();
+            assert_eq!(names, sorted_names, "{what}: series {matchers:?}");
+        }
+    };
+    append(0, 3000, 1000);
+    check("none ranked");
+    check("all ranked");
+    append(3000, 3100, 2000);
+    check("a few new ones, merged");
+    append(3100, 4500, 3000);
+    check("many new ones, ranked again after");
+    check("after the second ranking");
+    // Series with samples only at 1000 go; new ones reuse their ids.
+    store.truncate_before(1500);
+    append(4500, 5000, 4000);
+    check("after removals and reused ids");
+    assert_eq!(store.select(&[Matcher::equal("zone", "eu")], 0, i64::MAX).expect("select").len(), 1000);
+}
+
 #[test]
 fn selection_over_many_series_uses_the_index_correctly() {
     let store = MemStore::new();
