@@ -1,10 +1,14 @@
-//! Block files: the immutable on-disk form of a checkpoint.
+//! Block files: the immutable on-disk form of a checkpoint or of a compaction.
 //!
-//! One file per checkpoint, `<data>/blocks/<sequence:08>.block`:
+//! One file per block, `<data>/blocks/<sequence:08>.block` (format 2; format
+//! 1, magic `ABLOGB01`, is the same without the two source fields and is
+//! still read):
 //!
 //! ```text
-//! magic "ABLOGB01"
+//! magic "ABLOGB02"
 //! sequence: u64 LE, wal cut: u64 LE (the first log segment the block does not cover)
+//! first sequence: varint (the oldest checkpoint whose entries it holds: its own sequence unless compacted)
+//! source count: varint, source sequences: varints (the blocks a compacted block replaces)
 //! min timestamp, max timestamp: zigzag varints
 //! stream count: varint
 //!   per stream: labels (count, (name, value)*), chunk count: varint
@@ -12,26 +16,29 @@
 //! CRC-32 of everything above: u32 LE
 //! ```
 //!
-//! A block is written to `<name>.tmp`, fsynced, renamed and the directory
-//! fsynced, so a file with the final name is always complete; reading checks
-//! the magic and the checksum before anything else. Chunk bytes are not kept
-//! in memory: [`read`] and [`write`] hand back each chunk as a place in the
-//! file ([`ChunkData::Disk`]) with its own CRC-32, taken from the checked
-//! bytes, so later reads detect damage per chunk. This module decides
-//! nothing about when blocks are written or removed.
+//! A block is written by [`BlockWriter`], one stream at a time, to
+//! `<name>.tmp` (dropped unfinished, the temporary file is deleted), then
+//! fsynced, renamed and the directory fsynced, so a file with the final name
+//! is always complete; reading checks the magic and the checksum before
+//! anything else. Chunk bytes are not kept in memory: [`read`] and the writer
+//! hand back each chunk as a place in the file ([`ChunkData::Disk`]) with its
+//! own CRC-32, taken from the checked bytes, so later reads detect damage per
+//! chunk. This module decides nothing about when blocks are written, merged
+//! or removed.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tsdb::Labels;
 
 use crate::chunk::{BlockHandle, Chunk, ChunkData};
-use crate::codec::{Reader, put_bytes, put_labels, put_signed, put_varint};
+use crate::codec::{Reader, put_labels, put_signed, put_varint};
 
-const MAGIC: &[u8; 8] = b"ABLOGB01";
+const MAGIC_V1: &[u8; 8] = b"ABLOGB01";
+const MAGIC: &[u8; 8] = b"ABLOGB02";
 
 /// What a block file holds, besides its chunks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +46,12 @@ pub struct BlockMeta {
     pub sequence: u64,
     /// Log segments numbered below this are covered by this block and older ones.
     pub wal_cut: u64,
+    /// The sequence of the oldest checkpoint whose entries the block holds
+    /// (its own unless compacted): blocks are ordered by it, so entries with
+    /// equal timestamps keep their push order across blocks.
+    pub first_sequence: u64,
+    /// The blocks a compacted block replaces (empty for a checkpoint).
+    pub sources: Vec<u64>,
     pub min_ts: i64,
     pub max_ts: i64,
     pub streams: usize,
@@ -67,72 +80,197 @@ pub(crate) struct BlockStream {
     pub(crate) chunks: Vec<Chunk>,
 }
 
-/// Writes a block atomically (temporary file, fsync, rename, directory fsync).
-/// Returns its metadata and, by chunk id, where each chunk's bytes now lie.
+/// What a block's header says before its streams.
+#[derive(Debug, Clone)]
+pub(crate) struct BlockHeader {
+    pub(crate) sequence: u64,
+    pub(crate) wal_cut: u64,
+    pub(crate) first_sequence: u64,
+    pub(crate) sources: Vec<u64>,
+    pub(crate) min_ts: i64,
+    pub(crate) max_ts: i64,
+    pub(crate) streams: usize,
+}
+
+/// Where a written chunk's bytes lie in its block file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChunkPlace {
+    offset: u64,
+    length: u32,
+    checksum: u32,
+}
+
+impl ChunkPlace {
+    pub(crate) fn on_disk(self, block: &Arc<BlockHandle>) -> ChunkData {
+        ChunkData::Disk { block: Arc::clone(block), offset: self.offset, length: self.length, checksum: self.checksum }
+    }
+}
+
+/// Writes one block, stream by stream, without holding it in memory.
+pub(crate) struct BlockWriter {
+    directory: PathBuf,
+    path: PathBuf,
+    temporary: PathBuf,
+    file: BufWriter<File>,
+    hasher: crc32fast::Hasher,
+    written: u64,
+    header: BlockHeader,
+    streams_written: usize,
+    chunks: usize,
+    entries: u64,
+    finished: bool,
+}
+
+impl BlockWriter {
+    /// Starts `<sequence>.block.tmp` in `directory` with `header`, which must
+    /// give the number of streams [`BlockWriter::add_stream`] will add.
+    pub(crate) fn create(directory: &Path, header: BlockHeader) -> Result<BlockWriter, BlockError> {
+        let path = block_path(directory, header.sequence);
+        let temporary = path.with_extension("block.tmp");
+        let file = File::create(&temporary).map_err(|source| BlockError::Io { path: temporary.clone(), source })?;
+        let mut writer = BlockWriter {
+            directory: directory.to_owned(),
+            path,
+            temporary,
+            file: BufWriter::with_capacity(1 << 16, file),
+            hasher: crc32fast::Hasher::new(),
+            written: 0,
+            header,
+            streams_written: 0,
+            chunks: 0,
+            entries: 0,
+            finished: false,
+        };
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&writer.header.sequence.to_le_bytes());
+        out.extend_from_slice(&writer.header.wal_cut.to_le_bytes());
+        put_varint(&mut out, writer.header.first_sequence);
+        put_varint(&mut out, writer.header.sources.len() as u64);
+        for source in &writer.header.sources {
+            put_varint(&mut out, *source);
+        }
+        put_signed(&mut out, writer.header.min_ts);
+        put_signed(&mut out, writer.header.max_ts);
+        put_varint(&mut out, writer.header.streams as u64);
+        writer.put(&out)?;
+        Ok(writer)
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Result<(), BlockError> {
+        self.file.write_all(bytes).map_err(|source| BlockError::Io { path: self.temporary.clone(), source })?;
+        self.hasher.update(bytes);
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes one stream's chunks; returns where each chunk's bytes now lie, in order.
+    pub(crate) fn add_stream(&mut self, labels: &Labels, chunks: &[Chunk]) -> Result<Vec<ChunkPlace>, BlockError> {
+        if self.streams_written == self.header.streams {
+            return Err(self.damaged("more streams than the header announces".to_owned()));
+        }
+        let mut out = Vec::with_capacity(64);
+        put_labels(&mut out, labels);
+        put_varint(&mut out, chunks.len() as u64);
+        self.put(&out)?;
+        let mut places = Vec::with_capacity(chunks.len());
+        for chunk in chunks {
+            let bytes = chunk.bytes().map_err(|error| self.damaged(error.0))?;
+            let length = u32::try_from(bytes.len()).map_err(|_| self.damaged("chunk over 4 GiB".to_owned()))?;
+            out.clear();
+            put_signed(&mut out, chunk.min_ts);
+            put_signed(&mut out, chunk.max_ts);
+            put_varint(&mut out, u64::from(chunk.entries));
+            put_varint(&mut out, chunk.raw_bytes);
+            put_varint(&mut out, bytes.len() as u64);
+            self.put(&out)?;
+            places.push(ChunkPlace { offset: self.written, length, checksum: crc32fast::hash(&bytes) });
+            self.put(&bytes)?;
+            self.entries += u64::from(chunk.entries);
+        }
+        self.chunks += chunks.len();
+        self.streams_written += 1;
+        Ok(places)
+    }
+
+    fn damaged(&self, reason: String) -> BlockError {
+        BlockError::Damaged { path: self.path.clone(), reason }
+    }
+
+    /// Ends the block: checksum, fsync, rename, directory fsync. Returns its
+    /// metadata and the open file its chunks are read from.
+    pub(crate) fn finish(mut self) -> Result<(BlockMeta, Arc<BlockHandle>), BlockError> {
+        if self.streams_written != self.header.streams {
+            return Err(self.damaged(format!(
+                "{} streams written, the header announces {}",
+                self.streams_written, self.header.streams
+            )));
+        }
+        let checksum = self.hasher.clone().finalize();
+        self.file
+            .write_all(&checksum.to_le_bytes())
+            .and_then(|()| self.file.flush())
+            .and_then(|()| self.file.get_ref().sync_all())
+            .map_err(|source| BlockError::Io { path: self.temporary.clone(), source })?;
+        fs::rename(&self.temporary, &self.path).map_err(|source| BlockError::Io { path: self.path.clone(), source })?;
+        self.finished = true;
+        File::open(&self.directory)
+            .and_then(|handle| handle.sync_all())
+            .map_err(|source| BlockError::Io { path: self.directory.clone(), source })?;
+        let file = File::open(&self.path).map_err(|source| BlockError::Io { path: self.path.clone(), source })?;
+        let handle = Arc::new(BlockHandle { file, path: self.path.clone() });
+        let header = self.header.clone();
+        let meta = BlockMeta {
+            sequence: header.sequence,
+            wal_cut: header.wal_cut,
+            first_sequence: header.first_sequence,
+            sources: header.sources,
+            min_ts: header.min_ts,
+            max_ts: header.max_ts,
+            streams: header.streams,
+            chunks: self.chunks,
+            entries: self.entries,
+            bytes: self.written + 4,
+        };
+        Ok((meta, handle))
+    }
+}
+
+impl Drop for BlockWriter {
+    /// An unfinished block leaves nothing behind.
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = fs::remove_file(&self.temporary);
+        }
+    }
+}
+
+/// Writes a checkpoint's block atomically. Returns its metadata and, by
+/// chunk id, where each chunk's bytes now lie.
 pub(crate) fn write(
     directory: &Path,
     sequence: u64,
     wal_cut: u64,
     streams: &[BlockStream],
 ) -> Result<(BlockMeta, HashMap<u64, ChunkData>), BlockError> {
-    let path = block_path(directory, sequence);
-    let mut places: Vec<(u64, u64, u32, u32)> = Vec::new();
-    let mut out = Vec::new();
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&sequence.to_le_bytes());
-    out.extend_from_slice(&wal_cut.to_le_bytes());
     let chunks = || streams.iter().flat_map(|stream| &stream.chunks);
-    let min_ts = chunks().map(|chunk| chunk.min_ts).min().unwrap_or(0);
-    let max_ts = chunks().map(|chunk| chunk.max_ts).max().unwrap_or(0);
-    put_signed(&mut out, min_ts);
-    put_signed(&mut out, max_ts);
-    put_varint(&mut out, streams.len() as u64);
-    for stream in streams {
-        put_labels(&mut out, &stream.labels);
-        put_varint(&mut out, stream.chunks.len() as u64);
-        for chunk in &stream.chunks {
-            put_signed(&mut out, chunk.min_ts);
-            put_signed(&mut out, chunk.max_ts);
-            put_varint(&mut out, u64::from(chunk.entries));
-            put_varint(&mut out, chunk.raw_bytes);
-            let bytes = chunk.bytes().map_err(|error| BlockError::Damaged { path: path.clone(), reason: error.0 })?;
-            put_bytes(&mut out, &bytes);
-            let length = u32::try_from(bytes.len())
-                .map_err(|_| BlockError::Damaged { path: path.clone(), reason: "chunk over 4 GiB".to_owned() })?;
-            places.push((chunk.id, (out.len() - bytes.len()) as u64, length, crc32fast::hash(&bytes)));
-        }
-    }
-    let checksum = crc32fast::hash(&out);
-    out.extend_from_slice(&checksum.to_le_bytes());
-
-    let temporary = path.with_extension("block.tmp");
-    let io_error = |path: &Path| {
-        let path = path.to_owned();
-        move |source| BlockError::Io { path, source }
-    };
-    let mut file = File::create(&temporary).map_err(io_error(&temporary))?;
-    file.write_all(&out).map_err(io_error(&temporary))?;
-    file.sync_all().map_err(io_error(&temporary))?;
-    drop(file);
-    fs::rename(&temporary, &path).map_err(io_error(&path))?;
-    File::open(directory).and_then(|handle| handle.sync_all()).map_err(io_error(directory))?;
-    let handle = Arc::new(BlockHandle { file: File::open(&path).map_err(io_error(&path))?, path: path.clone() });
-    let on_disk = places
-        .into_iter()
-        .map(|(id, offset, length, checksum)| {
-            (id, ChunkData::Disk { block: Arc::clone(&handle), offset, length, checksum })
-        })
-        .collect();
-    let meta = BlockMeta {
+    let header = BlockHeader {
         sequence,
         wal_cut,
-        min_ts,
-        max_ts,
+        first_sequence: sequence,
+        sources: Vec::new(),
+        min_ts: chunks().map(|chunk| chunk.min_ts).min().unwrap_or(0),
+        max_ts: chunks().map(|chunk| chunk.max_ts).max().unwrap_or(0),
         streams: streams.len(),
-        chunks: chunks().count(),
-        entries: chunks().map(|chunk| u64::from(chunk.entries)).sum(),
-        bytes: out.len() as u64,
     };
+    let mut writer = BlockWriter::create(directory, header)?;
+    let mut places = Vec::new();
+    for stream in streams {
+        let written = writer.add_stream(&stream.labels, &stream.chunks)?;
+        places.extend(stream.chunks.iter().map(|chunk| chunk.id).zip(written));
+    }
+    let (meta, handle) = writer.finish()?;
+    let on_disk = places.into_iter().map(|(id, place)| (id, place.on_disk(&handle))).collect();
     Ok((meta, on_disk))
 }
 
@@ -142,9 +280,10 @@ pub(crate) fn read(path: &Path, next_chunk_id: &mut u64) -> Result<(BlockMeta, V
     let file = File::open(path).map_err(|source| BlockError::Io { path: path.to_owned(), source })?;
     let handle = Arc::new(BlockHandle { path: path.to_owned(), file });
     let damaged = |reason: &str| BlockError::Damaged { path: path.to_owned(), reason: reason.to_owned() };
-    if bytes.len() < MAGIC.len() + 20 || &bytes[..MAGIC.len()] != MAGIC {
+    if bytes.len() < MAGIC.len() + 20 || (&bytes[..MAGIC.len()] != MAGIC && &bytes[..MAGIC.len()] != MAGIC_V1) {
         return Err(damaged("not a log block (bad magic or too short)"));
     }
+    let first_format = &bytes[..MAGIC.len()] == MAGIC_V1;
     let (body, trailer) = bytes.split_at(bytes.len() - 4);
     let stored = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
     if crc32fast::hash(body) != stored {
@@ -154,6 +293,14 @@ pub(crate) fn read(path: &Path, next_chunk_id: &mut u64) -> Result<(BlockMeta, V
     let parsed = (|| {
         let sequence = reader.u64_le()?;
         let wal_cut = reader.u64_le()?;
+        let (first_sequence, sources) = if first_format {
+            (sequence, Vec::new())
+        } else {
+            let first_sequence = reader.varint()?;
+            let count = reader.count()?;
+            let sources = (0..count).map(|_| reader.varint()).collect::<Option<Vec<u64>>>()?;
+            (first_sequence, sources)
+        };
         let min_ts = reader.signed()?;
         let max_ts = reader.signed()?;
         let stream_count = reader.count()?;
@@ -199,6 +346,8 @@ pub(crate) fn read(path: &Path, next_chunk_id: &mut u64) -> Result<(BlockMeta, V
         let meta = BlockMeta {
             sequence,
             wal_cut,
+            first_sequence,
+            sources,
             min_ts,
             max_ts,
             streams: streams.len(),
