@@ -99,6 +99,14 @@ impl Default for LogStoreOptions {
     }
 }
 
+impl LogStoreOptions {
+    /// The ranges [`LogStore::compact`] merges blocks into: three, nine and
+    /// twenty-seven times the checkpoint interval, in nanoseconds.
+    pub fn compaction_ranges(&self) -> Vec<i64> {
+        crate::compact::ranges(duration_ns(self.checkpoint_interval))
+    }
+}
+
 /// Errors of the store (the request's own problems are [`Rejection`]s).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
