@@ -95,7 +95,7 @@ pub(crate) struct StorageFlags {
     #[arg(long = "storage.retention.size", value_name = "BYTES", default_value = "0", value_parser = parse_bytes)]
     pub(crate) retention_size: u64,
     /// The in-memory head is checkpointed into a block once the samples since the last
-    /// checkpoint span this long.
+    /// checkpoint span this long; the log store checkpoints into a log block this often.
     #[arg(long = "storage.block-interval", value_name = "DURATION", default_value = "2h", value_parser = crate::parse_duration_flag)]
     pub(crate) block_interval: Duration,
     /// The head is also checkpointed once the write-ahead log holds this many bytes.
