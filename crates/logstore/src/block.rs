@@ -359,3 +359,76 @@ pub(crate) fn read(path: &Path, next_chunk_id: &mut u64) -> Result<(BlockMeta, V
     })();
     parsed.ok_or_else(|| damaged("structure does not decode"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::push::PushEntry;
+
+    fn stream(job: &str, lines: usize) -> BlockStream {
+        let entries: Vec<PushEntry> = (0..lines)
+            .map(|index| PushEntry {
+                timestamp_ns: index as i64 * 10,
+                line: format!("{job} {index}"),
+                metadata: Vec::new(),
+            })
+            .collect();
+        BlockStream { labels: Labels::from_pairs([("job", job)]), chunks: vec![Chunk::seal(7, &entries).unwrap()] }
+    }
+
+    /// A block of format 1 (what alertbook wrote before compaction existed) is
+    /// the format-2 block without the first sequence and the sources.
+    #[test]
+    fn first_format_blocks_are_still_read() {
+        let directory = tempfile::tempdir().unwrap();
+        let (written, _) = write(directory.path(), 3, 9, &[stream("a", 5), stream("b", 2)]).unwrap();
+        assert_eq!((written.first_sequence, written.sources.clone()), (3, Vec::new()));
+        let path = block_path(directory.path(), 3);
+        let current = fs::read(&path).unwrap();
+        // Magic and the two u64 fields, then the varints 3 (first sequence) and 0 (no sources).
+        assert_eq!(&current[24..26], &[3, 0]);
+        let mut first = MAGIC_V1.to_vec();
+        first.extend_from_slice(&current[8..24]);
+        first.extend_from_slice(&current[26..current.len() - 4]);
+        let checksum = crc32fast::hash(&first);
+        first.extend_from_slice(&checksum.to_le_bytes());
+        fs::write(&path, &first).unwrap();
+
+        let (meta, streams) = read(&path, &mut 0).unwrap();
+        let expected = BlockMeta { bytes: first.len() as u64, ..written };
+        assert_eq!(meta, expected);
+        let lines: Vec<String> = streams
+            .iter()
+            .flat_map(|stream| stream.chunks.iter().flat_map(|chunk| chunk.decode_entries().unwrap()))
+            .map(|entry| entry.line)
+            .collect();
+        assert_eq!(lines, ["a 0", "a 1", "a 2", "a 3", "a 4", "b 0", "b 1"]);
+    }
+
+    #[test]
+    fn a_compacted_block_names_its_sources_and_an_unfinished_one_leaves_nothing() {
+        let directory = tempfile::tempdir().unwrap();
+        let header = BlockHeader {
+            sequence: 12,
+            wal_cut: 4,
+            first_sequence: 2,
+            sources: vec![2, 5, 9],
+            min_ts: 0,
+            max_ts: 40,
+            streams: 1,
+        };
+        let mut writer = BlockWriter::create(directory.path(), header.clone()).unwrap();
+        let source = stream("a", 5);
+        writer.add_stream(&source.labels, &source.chunks).unwrap();
+        let (meta, _) = writer.finish().unwrap();
+        let (read_back, _) = read(&block_path(directory.path(), 12), &mut 0).unwrap();
+        assert_eq!(read_back, meta);
+        assert_eq!((meta.first_sequence, meta.sources, meta.entries), (2, vec![2, 5, 9], 5));
+
+        let unfinished = BlockWriter::create(directory.path(), BlockHeader { sequence: 13, ..header }).unwrap();
+        assert!(directory.path().join("00000013.block.tmp").exists());
+        drop(unfinished);
+        assert!(!directory.path().join("00000013.block.tmp").exists());
+        assert!(!directory.path().join("00000013.block").exists());
+    }
+}

@@ -216,6 +216,58 @@ fn retention_deletes_a_compacted_block_only_when_it_is_wholly_out_of_retention()
     assert_eq!(block_files(directory.path()), vec!["00000004.block"]);
 }
 
+#[test]
+fn compaction_runs_beside_appends_and_queries() {
+    let directory = tempfile::tempdir().unwrap();
+    let (store, _) = open(directory.path(), options());
+    for hour in 0..10 {
+        hourly_block(&store, hour, &["a", "b"], 20);
+    }
+    let store = std::sync::Arc::new(store);
+    let writer = {
+        let store = std::sync::Arc::clone(&store);
+        std::thread::spawn(move || {
+            for round in 0..200i64 {
+                // Late entries into the windows being merged, and repeats of stored ones (dropped as duplicates).
+                let late = entry(base() + (round % 9) * HOUR + 7, &format!("late {round}"));
+                let repeat = entry(base() + (round % 9) * HOUR, &format!("a hour {} line 0", round % 9));
+                let stats = store.append_at(vec![stream(&[("job", "a")], vec![late, repeat])], NOW).unwrap();
+                assert_eq!((stats.entries_appended, stats.duplicates), (1, 1), "round {round}");
+            }
+        })
+    };
+    let reader = {
+        let store = std::sync::Arc::clone(&store);
+        std::thread::spawn(move || {
+            for _ in 0..20 {
+                let mut previous = i64::MIN;
+                let mut count = 0;
+                store
+                    .select(&[equal("job", "b")], i64::MIN, i64::MAX, &mut |_, entry| {
+                        assert!(entry.timestamp_ns >= previous);
+                        previous = entry.timestamp_ns;
+                        count += 1;
+                        std::ops::ControlFlow::Continue(())
+                    })
+                    .unwrap();
+                assert_eq!(count, 200);
+            }
+        })
+    };
+    let report = store.compact(&ranges()).unwrap();
+    assert!(!report.merged.is_empty());
+    writer.join().unwrap();
+    reader.join().unwrap();
+    store.checkpoint().unwrap();
+    store.compact(&ranges()).unwrap();
+    let everything = select_all(&store, &[]);
+    assert_eq!(everything.len(), 400 + 200);
+    let store = std::sync::Arc::try_unwrap(store).unwrap();
+    drop(store);
+    let (store, _) = open(directory.path(), options());
+    assert_eq!(select_all(&store, &[]), everything);
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
 
