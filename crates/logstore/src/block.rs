@@ -19,23 +19,25 @@
 //! A block is written by [`BlockWriter`], one stream at a time, to
 //! `<name>.tmp` (dropped unfinished, the temporary file is deleted), then
 //! fsynced, renamed and the directory fsynced, so a file with the final name
-//! is always complete; reading checks the magic and the checksum before
-//! anything else. Chunk bytes are not kept in memory: [`read`] and the writer
-//! hand back each chunk as a place in the file ([`ChunkData::Disk`]) with its
-//! own CRC-32, taken from the checked bytes, so later reads detect damage per
-//! chunk. This module decides nothing about when blocks are written, merged
+//! is always complete; reading refuses a file whose magic or checksum is
+//! wrong, whatever its structure seemed to be. Neither writing nor reading holds a block in memory, and
+//! chunk bytes are not kept: [`read`] (one pass over the file, in pieces)
+//! and the writer hand back each chunk as a place in the file
+//! ([`ChunkData::Disk`]) with its own CRC-32, taken from the checked bytes,
+//! so later reads detect damage per chunk. This module decides nothing about when blocks are written, merged
 //! or removed.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tsdb::Labels;
 
 use crate::chunk::{BlockHandle, Chunk, ChunkData};
-use crate::codec::{Reader, put_labels, put_signed, put_varint};
+use crate::codec::{Decode, put_labels, put_signed, put_varint};
 
 const MAGIC_V1: &[u8; 8] = b"ABLOGB01";
 const MAGIC: &[u8; 8] = b"ABLOGB02";
@@ -274,90 +276,190 @@ pub(crate) fn write(
     Ok((meta, on_disk))
 }
 
-/// Reads and checks a block; chunk ids are drawn from `next_chunk_id`.
-pub(crate) fn read(path: &Path, next_chunk_id: &mut u64) -> Result<(BlockMeta, Vec<BlockStream>), BlockError> {
-    let bytes = fs::read(path).map_err(|source| BlockError::Io { path: path.to_owned(), source })?;
-    let file = File::open(path).map_err(|source| BlockError::Io { path: path.to_owned(), source })?;
-    let handle = Arc::new(BlockHandle { path: path.to_owned(), file });
-    let damaged = |reason: &str| BlockError::Damaged { path: path.to_owned(), reason: reason.to_owned() };
-    if bytes.len() < MAGIC.len() + 20 || (&bytes[..MAGIC.len()] != MAGIC && &bytes[..MAGIC.len()] != MAGIC_V1) {
-        return Err(damaged("not a log block (bad magic or too short)"));
-    }
-    let first_format = &bytes[..MAGIC.len()] == MAGIC_V1;
-    let (body, trailer) = bytes.split_at(bytes.len() - 4);
-    let stored = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-    if crc32fast::hash(body) != stored {
-        return Err(damaged("checksum mismatch"));
-    }
-    let mut reader = Reader::new(&body[MAGIC.len()..]);
-    let parsed = (|| {
-        let sequence = reader.u64_le()?;
-        let wal_cut = reader.u64_le()?;
-        let (first_sequence, sources) = if first_format {
-            (sequence, Vec::new())
-        } else {
-            let first_sequence = reader.varint()?;
-            let count = reader.count()?;
-            let sources = (0..count).map(|_| reader.varint()).collect::<Option<Vec<u64>>>()?;
-            (first_sequence, sources)
-        };
-        let min_ts = reader.signed()?;
-        let max_ts = reader.signed()?;
-        let stream_count = reader.count()?;
-        let mut streams = Vec::with_capacity(stream_count);
-        let mut entries = 0u64;
-        let mut chunk_total = 0usize;
-        for _ in 0..stream_count {
-            let labels = reader.labels()?;
-            let chunk_count = reader.count()?;
-            let mut chunks = Vec::with_capacity(chunk_count);
-            for _ in 0..chunk_count {
-                let min_ts = reader.signed()?;
-                let max_ts = reader.signed()?;
-                let count = u32::try_from(reader.varint()?).ok()?;
-                let raw_bytes = reader.varint()?;
-                let data = reader.bytes()?;
-                // The data lies inside `bytes`: its offset in the file is the distance between them.
-                let offset = (data.as_ptr() as usize).checked_sub(bytes.as_ptr() as usize)? as u64;
-                let data = ChunkData::Disk {
-                    block: Arc::clone(&handle),
-                    offset,
-                    length: u32::try_from(data.len()).ok()?,
-                    checksum: crc32fast::hash(data),
-                };
-                entries += u64::from(count);
-                chunks.push(Chunk {
-                    id: *next_chunk_id,
-                    min_ts,
-                    max_ts,
-                    entries: count,
-                    raw_bytes,
-                    data,
-                    block: Some(sequence),
-                });
-                *next_chunk_id += 1;
-            }
-            chunk_total += chunks.len();
-            streams.push(BlockStream { labels, chunks });
-        }
-        if !reader.is_empty() {
+/// A block file decoded as it is read: bytes up to the trailer are hashed
+/// as they pass, and a chunk's data is only hashed (for the whole file's
+/// checksum and its own), never held, so opening a block takes memory for
+/// its metadata, not its size.
+struct FileDecoder {
+    file: BufReader<File>,
+    /// Bytes read so far, and where the checksummed body ends.
+    position: u64,
+    end: u64,
+    hasher: crc32fast::Hasher,
+    error: Option<io::Error>,
+}
+
+impl FileDecoder {
+    fn read_into(&mut self, buffer: &mut [u8]) -> Option<()> {
+        if (buffer.len() as u64) > self.end - self.position {
             return None;
         }
-        let meta = BlockMeta {
-            sequence,
-            wal_cut,
-            first_sequence,
-            sources,
-            min_ts,
-            max_ts,
-            streams: streams.len(),
-            chunks: chunk_total,
-            entries,
-            bytes: bytes.len() as u64,
-        };
-        Some((meta, streams))
-    })();
+        if let Err(error) = self.file.read_exact(buffer) {
+            self.error.get_or_insert(error);
+            return None;
+        }
+        self.hasher.update(buffer);
+        self.position += buffer.len() as u64;
+        Some(())
+    }
+
+    /// Passes over `length` bytes of chunk data; returns their offset and CRC-32.
+    fn chunk_data(&mut self, length: usize) -> Option<(u64, u32)> {
+        let offset = self.position;
+        let mut chunk = crc32fast::Hasher::new();
+        let mut buffer = [0u8; 1 << 14];
+        let mut left = length;
+        while left > 0 {
+            let piece = &mut buffer[..left.min(1 << 14)];
+            self.read_into(piece)?;
+            chunk.update(piece);
+            left -= piece.len();
+        }
+        Some((offset, chunk.finalize()))
+    }
+
+    /// Hashes what is left of the body and compares the trailer.
+    fn checksum_matches(&mut self) -> Option<bool> {
+        let mut buffer = [0u8; 1 << 14];
+        while self.position < self.end {
+            let piece = (self.end - self.position).min(buffer.len() as u64) as usize;
+            self.read_into(&mut buffer[..piece])?;
+        }
+        let mut trailer = [0u8; 4];
+        if let Err(error) = self.file.read_exact(&mut trailer) {
+            self.error.get_or_insert(error);
+            return None;
+        }
+        Some(self.hasher.clone().finalize() == u32::from_le_bytes(trailer))
+    }
+}
+
+impl Decode for FileDecoder {
+    fn byte(&mut self) -> Option<u8> {
+        let mut byte = [0u8];
+        self.read_into(&mut byte)?;
+        Some(byte[0])
+    }
+
+    fn take(&mut self, length: usize) -> Option<Cow<'_, [u8]>> {
+        if (length as u64) > self.remaining() {
+            return None;
+        }
+        let mut bytes = vec![0u8; length];
+        self.read_into(&mut bytes)?;
+        Some(Cow::Owned(bytes))
+    }
+
+    fn remaining(&self) -> u64 {
+        self.end - self.position
+    }
+}
+
+/// Reads and checks a block; chunk ids are drawn from `next_chunk_id`. The
+/// file is read once, in pieces: a block whose checksum does not match is
+/// refused whatever its structure seemed to be.
+pub(crate) fn read(path: &Path, next_chunk_id: &mut u64) -> Result<(BlockMeta, Vec<BlockStream>), BlockError> {
+    let io_error = |source| BlockError::Io { path: path.to_owned(), source };
+    let damaged = |reason: &str| BlockError::Damaged { path: path.to_owned(), reason: reason.to_owned() };
+    let file = File::open(path).map_err(io_error)?;
+    let length = file.metadata().map_err(io_error)?.len();
+    let handle = Arc::new(BlockHandle { path: path.to_owned(), file: file.try_clone().map_err(io_error)? });
+    if length < MAGIC.len() as u64 + 20 {
+        return Err(damaged("not a log block (bad magic or too short)"));
+    }
+    let mut decoder = FileDecoder {
+        file: BufReader::with_capacity(1 << 16, file),
+        position: 0,
+        end: length - 4,
+        hasher: crc32fast::Hasher::new(),
+        error: None,
+    };
+    let magic = decoder.take(MAGIC.len()).map(Cow::into_owned);
+    let first_format = match magic.as_deref() {
+        Some(magic) if magic == MAGIC => false,
+        Some(magic) if magic == MAGIC_V1 => true,
+        _ => return Err(decoder.error.map_or_else(|| damaged("not a log block (bad magic or too short)"), io_error)),
+    };
+    let parsed = decode_body(&mut decoder, first_format, &handle, next_chunk_id, length);
+    let checksum_matches = decoder.checksum_matches();
+    if let Some(error) = decoder.error {
+        return Err(io_error(error));
+    }
+    if checksum_matches != Some(true) {
+        return Err(damaged("checksum mismatch"));
+    }
     parsed.ok_or_else(|| damaged("structure does not decode"))
+}
+
+/// Decodes a block after its magic. Counts come from bytes not yet checked,
+/// so nothing is allocated for them in advance.
+fn decode_body(
+    decoder: &mut FileDecoder,
+    first_format: bool,
+    handle: &Arc<BlockHandle>,
+    next_chunk_id: &mut u64,
+    bytes: u64,
+) -> Option<(BlockMeta, Vec<BlockStream>)> {
+    let sequence = decoder.u64_le()?;
+    let wal_cut = decoder.u64_le()?;
+    let (first_sequence, sources) = if first_format {
+        (sequence, Vec::new())
+    } else {
+        let first_sequence = decoder.varint()?;
+        let count = decoder.count()?;
+        let sources = (0..count).map(|_| decoder.varint()).collect::<Option<Vec<u64>>>()?;
+        (first_sequence, sources)
+    };
+    let min_ts = decoder.signed()?;
+    let max_ts = decoder.signed()?;
+    let stream_count = decoder.count()?;
+    let mut streams = Vec::new();
+    let mut entries = 0u64;
+    let mut chunk_total = 0usize;
+    for _ in 0..stream_count {
+        let labels = decoder.labels()?;
+        let chunk_count = decoder.count()?;
+        let mut chunks = Vec::new();
+        for _ in 0..chunk_count {
+            let min_ts = decoder.signed()?;
+            let max_ts = decoder.signed()?;
+            let count = u32::try_from(decoder.varint()?).ok()?;
+            let raw_bytes = decoder.varint()?;
+            let length = decoder.count()?;
+            let (offset, checksum) = decoder.chunk_data(length)?;
+            let data =
+                ChunkData::Disk { block: Arc::clone(handle), offset, length: u32::try_from(length).ok()?, checksum };
+            entries += u64::from(count);
+            chunks.push(Chunk {
+                id: *next_chunk_id,
+                min_ts,
+                max_ts,
+                entries: count,
+                raw_bytes,
+                data,
+                block: Some(sequence),
+            });
+            *next_chunk_id += 1;
+        }
+        chunk_total += chunks.len();
+        streams.push(BlockStream { labels, chunks });
+    }
+    if decoder.remaining() != 0 {
+        return None;
+    }
+    let meta = BlockMeta {
+        sequence,
+        wal_cut,
+        first_sequence,
+        sources,
+        min_ts,
+        max_ts,
+        streams: streams.len(),
+        chunks: chunk_total,
+        entries,
+        bytes,
+    };
+    Some((meta, streams))
 }
 
 #[cfg(test)]
@@ -403,6 +505,33 @@ mod tests {
             .map(|entry| entry.line)
             .collect();
         assert_eq!(lines, ["a 0", "a 1", "a 2", "a 3", "a 4", "b 0", "b 1"]);
+    }
+
+    proptest::proptest! {
+        /// Any changed byte, any truncation and any bytes behind a valid magic
+        /// are refused with an error, never a panic or a huge allocation.
+        #[test]
+        fn damaged_blocks_are_refused(
+            position in proptest::num::usize::ANY,
+            flip in 1u8..=255,
+            keep in proptest::num::usize::ANY,
+            noise in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        ) {
+            let directory = tempfile::tempdir().unwrap();
+            write(directory.path(), 1, 1, &[stream("a", 30), stream("b", 3)]).unwrap();
+            let path = block_path(directory.path(), 1);
+            let valid = fs::read(&path).unwrap();
+            let mut changed = valid.clone();
+            changed[position % valid.len()] ^= flip;
+            fs::write(&path, &changed).unwrap();
+            proptest::prop_assert!(read(&path, &mut 0).is_err());
+            fs::write(&path, &valid[..keep % valid.len()]).unwrap();
+            proptest::prop_assert!(read(&path, &mut 0).is_err());
+            let mut random = MAGIC.to_vec();
+            random.extend_from_slice(&noise);
+            fs::write(&path, &random).unwrap();
+            proptest::prop_assert!(read(&path, &mut 0).is_err());
+        }
     }
 
     #[test]

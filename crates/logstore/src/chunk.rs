@@ -19,7 +19,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::codec::{Reader, put_bytes, put_metadata, put_signed};
+use crate::codec::{Decode, Reader, put_bytes, put_metadata, put_signed};
 use crate::push::PushEntry;
 
 /// A sealed, compressed run of one stream's entries.

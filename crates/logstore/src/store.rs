@@ -48,7 +48,7 @@ use wal::{FsyncPolicy, Wal, WalOptions};
 
 use crate::block::{self, BlockError, BlockMeta, BlockStream};
 use crate::chunk::Chunk;
-use crate::codec::{Reader, put_bytes, put_labels, put_metadata, put_signed, put_varint};
+use crate::codec::{Decode, Reader, put_bytes, put_labels, put_metadata, put_signed, put_varint};
 use crate::push::{PushEntry, PushStream};
 
 const ENTRIES_RECORD: u8 = 1;
