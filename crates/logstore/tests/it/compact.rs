@@ -102,8 +102,11 @@ fn closed_windows_compact_and_a_restart_reads_the_merged_blocks() {
     assert_eq!(select_all(&store, &[]).len(), 190);
 }
 
-#[test]
-fn a_crash_before_the_rename_leaves_the_sources_and_a_temporary_file() {
+type Answers = Vec<(tsdb::Labels, i64, String)>;
+
+/// Four hourly blocks compacted (hours 0-2 into block 5): the data directory
+/// after, a copy of it taken just before, and the answers before.
+fn compacted_with_a_copy_from_before() -> (tempfile::TempDir, tempfile::TempDir, Answers) {
     let directory = tempfile::tempdir().unwrap();
     let saved = tempfile::tempdir().unwrap();
     let (store, _) = open(directory.path(), options());
@@ -115,6 +118,12 @@ fn a_crash_before_the_rename_leaves_the_sources_and_a_temporary_file() {
     copy_tree(directory.path(), saved.path());
     let report = store.compact(&ranges()).unwrap();
     assert_eq!(report.merged.len(), 1);
+    (directory, saved, before)
+}
+
+#[test]
+fn a_crash_before_the_rename_leaves_the_sources_and_a_temporary_file() {
+    let (directory, saved, before) = compacted_with_a_copy_from_before();
     // The state of a crash before the rename: sources intact, the merged block half written.
     let merged = fs::read(directory.path().join("blocks/00000005.block")).unwrap();
     fs::write(saved.path().join("blocks/00000005.block.tmp"), &merged[..merged.len() / 2]).unwrap();
@@ -130,16 +139,7 @@ fn a_crash_before_the_rename_leaves_the_sources_and_a_temporary_file() {
 
 #[test]
 fn a_crash_after_the_rename_deletes_the_sources_at_start() {
-    let directory = tempfile::tempdir().unwrap();
-    let saved = tempfile::tempdir().unwrap();
-    let (store, _) = open(directory.path(), options());
-    for hour in 0..4 {
-        hourly_block(&store, hour, &["a", "b"], 20);
-    }
-    let before = select_all(&store, &[]);
-    store.sync().unwrap();
-    copy_tree(directory.path(), saved.path());
-    store.compact(&ranges()).unwrap();
+    let (directory, saved, before) = compacted_with_a_copy_from_before();
     // The state of a crash after the rename: the merged block beside its sources.
     fs::copy(directory.path().join("blocks/00000005.block"), saved.path().join("blocks/00000005.block")).unwrap();
 
