@@ -273,7 +273,8 @@ proptest::proptest! {
 
     /// Random streams and entries over several hourly blocks (late entries,
     /// equal timestamps, metadata included): compaction and a restart
-    /// after it give the same answers, stream by stream and over time ranges.
+    /// after it give the same answers: the store's reads, stream by stream and
+    /// over time ranges, and LogQL log and metric queries.
     #[test]
     fn compaction_keeps_every_entry_in_order(
         batches in proptest::collection::vec(
@@ -324,18 +325,34 @@ proptest::proptest! {
                 })
                 .collect::<Vec<_>>()
         };
+        // LogQL over the store: log queries with a limit in both directions, a filter, and a metric query.
+        let logql = |store: &LogStore| {
+            let engine = logql::Engine::new(logql::Limits::default());
+            let (start, end) = (base() - 3 * HOUR, base() + 13 * HOUR);
+            [
+                (r#"{job=~".+"}"#, 25, logql::Direction::Backward),
+                (r#"{job="web"} |= "a""#, 1000, logql::Direction::Forward),
+                (r#"sum by (job) (count_over_time({job=~".+"} [90m]))"#, 1000, logql::Direction::Backward),
+            ]
+            .map(|(query, limit, direction)| {
+                engine.range_query(store, query, start, end, HOUR / 2, limit, direction).expect("query")
+            })
+        };
         let before = everything(&store);
         let before_windows = windows(&store);
+        let before_logql = logql(&store);
         proptest::prop_assert_eq!(before.len() as u64, expected_entries);
         let blocks_before = store.blocks().len();
         let report = store.compact(&ranges()).unwrap();
         proptest::prop_assert_eq!(store.blocks().len(), blocks_before - report.merged.iter().map(|(_, sources)| sources.len() - 1).sum::<usize>());
         proptest::prop_assert_eq!(&everything(&store), &before);
         proptest::prop_assert_eq!(&windows(&store), &before_windows);
+        proptest::prop_assert_eq!(&logql(&store), &before_logql);
         drop(store);
         let (store, _) = open(directory.path(), options());
         proptest::prop_assert_eq!(&everything(&store), &before);
         proptest::prop_assert_eq!(&windows(&store), &before_windows);
+        proptest::prop_assert_eq!(&logql(&store), &before_logql);
         proptest::prop_assert_eq!(store.stats().entries, expected_entries);
     }
 }
