@@ -20,8 +20,11 @@
 //!
 //! Checkpoints ([`LogStore::checkpoint`]) write every chunk no block holds yet
 //! into a new block file (see [`crate::block`]) and remove the log segments it
-//! covers; at start, blocks load (a damaged one is set aside as
-//! `*.block.corrupt`), then the log replays from the newest block's cut. A
+//! covers; compaction ([`LogStore::compact`], planned by [`crate::compact`])
+//! merges closed blocks into one, served before its sources are deleted; at
+//! start, blocks load (a damaged one is set aside as `*.block.corrupt`, the
+//! sources a compacted block names are deleted, blocks are ordered by their
+//! first checkpoint), then the log replays from the newest block's cut. A
 //! crash between any two steps loses nothing acknowledged and duplicates
 //! nothing (see the method's documentation). Retention by time and by size
 //! runs from [`LogStore::maintain`], which the caller schedules with the
@@ -998,13 +1001,19 @@ impl LogStore {
                 stream.recompute_range();
             }
         }
-        for &source in sources {
-            remove_block(blocks, source)?;
-        }
-        fs::File::open(&blocks.directory).and_then(|handle| handle.sync_all()).map_err(io_error(&blocks.directory))?;
+        blocks.metas.retain(|served| !sources.contains(&served.sequence));
         blocks.metas.push(meta.clone());
         sort_oldest_first(&mut blocks.metas);
-        Ok(meta)
+        // A source that cannot be deleted now is deleted by the next start
+        // (the merged block names it); nothing serves it any more.
+        let mut first_error = None;
+        for &source in sources {
+            if let Err(error) = remove_block(blocks, source) {
+                first_error.get_or_insert(error);
+            }
+        }
+        fs::File::open(&blocks.directory).and_then(|handle| handle.sync_all()).map_err(io_error(&blocks.directory))?;
+        first_error.map_or(Ok(meta), Err)
     }
 
     /// The blocks on disk, oldest first.
