@@ -1,15 +1,18 @@
 //! The log store of `alertbook run`: its flags, opening `<data>/logs`, the
 //! redaction policy of pushed streams (the catalog's PII rules and exclusions
-//! on the configured streams), the maintenance task that checkpoints and
-//! applies retention, and the log datasource of `datasource: logs` rule groups.
-//! The decisions live in the logstore and pii crates; this module logs them
-//! and reads the wall clock.
+//! on the configured streams), the maintenance task that checkpoints, applies
+//! retention and compacts blocks (on the metric store's schedule, with the same
+//! log lines and `alertbook_log_compaction*` metrics), and the log datasource
+//! of `datasource: logs` rule groups. The decisions live in the logstore and
+//! pii crates; this module logs them and reads the wall clock.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+
+use crate::storage::CompactionMetrics;
 
 /// Retention of logs when neither the flag nor a catalog contract sets one.
 const DEFAULT_RETENTION: Duration = Duration::from_secs(336 * 3600);
@@ -64,12 +67,15 @@ pub(crate) fn redaction(
 }
 
 /// Opens `<data>/logs`, logs what was found, and builds the log service.
+/// Log blocks are checkpointed every `block_interval` (`--storage.block-interval`,
+/// as metric blocks are), so both stores compact into the same ranges.
 pub(crate) fn open(
     data: &Path,
     catalog: &catalog::Catalog,
     redact_streams: &[String],
     fsync: wal::FsyncPolicy,
     flags: &LogFlags,
+    block_interval: Duration,
     query_timeout: Duration,
 ) -> anyhow::Result<Arc<server::LogService>> {
     let directory = data.join("logs");
@@ -79,11 +85,18 @@ pub(crate) fn open(
         retention_time: if retention_time.is_zero() { Duration::from_secs(u32::MAX.into()) } else { retention_time },
         retention_size_bytes: (flags.log_retention_size > 0).then_some(flags.log_retention_size),
         max_streams: flags.log_max_streams,
+        checkpoint_interval: block_interval.max(Duration::from_millis(1)),
         ..logstore::LogStoreOptions::default()
     };
     let started = Instant::now();
     let (store, report) = logstore::LogStore::open(&directory, options)
         .with_context(|| format!("cannot open the log store in {}", directory.display()))?;
+    for path in &report.temporary_removed {
+        tracing::warn!(path = %path, "removed an interrupted log block write");
+    }
+    for path in &report.blocks_superseded {
+        tracing::warn!(path = %path, "removed a log block a compacted block replaces (an interrupted compaction)");
+    }
     for problem in &report.blocks_set_aside {
         tracing::error!(problem = %problem, "log block set aside; its entries are served only as far as the write-ahead log still holds them");
     }
@@ -121,11 +134,41 @@ pub(crate) fn datasource(service: &server::LogService) -> Arc<dyn rules::Datasou
     Arc::new(rules::LogsDatasource::new(service.store.clone(), service.engine.clone()))
 }
 
-/// Runs the store's upkeep (checkpoint when due, retention) every `every`,
-/// off the async runtime's threads, until `stop` turns true.
+/// Merges closed log blocks into longer ones as far as the compaction plan
+/// says, and logs and counts it.
+fn compact(store: &logstore::LogStore, metrics: &CompactionMetrics) {
+    let started = Instant::now();
+    let merged = match store.compact(&store.options().compaction_ranges()) {
+        Ok(report) => {
+            for (block, sources) in &report.merged {
+                tracing::info!(
+                    reason = %format!("log blocks {sources:?} form a closed time window"),
+                    block = block.sequence,
+                    streams = block.streams,
+                    entries = block.entries,
+                    bytes = block.bytes,
+                    min_time_ns = block.min_ts,
+                    max_time_ns = block.max_ts,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "log blocks compacted; the merged blocks were deleted"
+                );
+            }
+            Some(report.merged.len())
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "log compaction failed; the blocks it would have merged are kept");
+            None
+        }
+    };
+    metrics.observe(merged, started, store.blocks().len());
+}
+
+/// Runs the store's upkeep (checkpoint when due, retention, compaction) every
+/// `every`, off the async runtime's threads, until `stop` turns true.
 pub(crate) fn spawn_maintenance(
     store: Arc<logstore::LogStore>,
     every: Duration,
+    metrics: CompactionMetrics,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let every = every.max(Duration::from_millis(100));
@@ -136,28 +179,37 @@ pub(crate) fn spawn_maintenance(
                 _ = stop.changed() => return,
             }
             let store = store.clone();
-            let work = tokio::task::spawn_blocking(move || match store.maintain(now_ns()) {
-                Ok(report) => {
-                    if let Some(block) = &report.checkpoint {
-                        tracing::info!(block = ?block, "log checkpoint written; covered write-ahead log segments removed");
-                    }
-                    if report.entries_removed > 0 || report.streams_removed > 0 {
-                        tracing::info!(
-                            entries = report.entries_removed,
-                            streams = report.streams_removed,
-                            blocks_by_time = report.blocks_removed_by_time.len(),
-                            blocks_by_size = report.blocks_removed_by_size.len(),
-                            "log retention removed old entries"
-                        );
-                    }
-                }
-                Err(error) => tracing::error!(error = %error, "log store maintenance failed"),
+            let metrics = metrics.clone();
+            let work = tokio::task::spawn_blocking(move || {
+                maintain(&store);
+                compact(&store, &metrics);
             });
             if let Err(error) = work.await {
                 tracing::error!(error = %error, "log store maintenance panicked");
             }
         }
     })
+}
+
+/// Checkpoints when due and applies retention, and logs it.
+fn maintain(store: &logstore::LogStore) {
+    match store.maintain(now_ns()) {
+        Ok(report) => {
+            if let Some(block) = &report.checkpoint {
+                tracing::info!(block = ?block, "log checkpoint written; covered write-ahead log segments removed");
+            }
+            if report.entries_removed > 0 || report.streams_removed > 0 {
+                tracing::info!(
+                    entries = report.entries_removed,
+                    streams = report.streams_removed,
+                    blocks_by_time = report.blocks_removed_by_time.len(),
+                    blocks_by_size = report.blocks_removed_by_size.len(),
+                    "log retention removed old entries"
+                );
+            }
+        }
+        Err(error) => tracing::error!(error = %error, "log store maintenance failed"),
+    }
 }
 
 /// Checkpoints the log store at shutdown.

@@ -464,7 +464,15 @@ fn serve(arguments: RunArgs, mut demo: Option<demo_command::Setup>) -> anyhow::R
     let store = std::sync::Arc::new(tsdb::MemStore::new());
     let wal_options = wal::WalOptions { fsync: wal_fsync, ..wal::WalOptions::default() };
     let durable = storage::open(&config.data, store.clone(), wal_options, &storage_flags)?;
-    let log_service = logs::open(&config.data, &catalog, &config.redact_streams, wal_fsync, &log_flags, query.timeout)?;
+    let log_service = logs::open(
+        &config.data,
+        &catalog,
+        &config.redact_streams,
+        wal_fsync,
+        &log_flags,
+        storage_flags.block_interval,
+        query.timeout,
+    )?;
     for path in &backfill {
         load_backfill(path, &store)?;
     }
@@ -572,12 +580,16 @@ fn serve(arguments: RunArgs, mut demo: Option<demo_command::Setup>) -> anyhow::R
     let log_store = log_service.store.clone();
     runtime.block_on(async move {
         let (stop_maintenance, maintenance_stopped) = tokio::sync::watch::channel(false);
+        let compactions =
+            [storage::CompactionMetrics::new("alertbook_tsdb"), storage::CompactionMetrics::new("alertbook_log")];
         let log_maintenance = logs::spawn_maintenance(
             log_service.store.clone(),
             storage_flags.maintenance_interval,
+            compactions[1].clone(),
             maintenance_stopped.clone(),
         );
-        let maintenance = storage::spawn_maintenance(maintained, storage_flags, maintenance_stopped);
+        let maintenance =
+            storage::spawn_maintenance(maintained, storage_flags, compactions[0].clone(), maintenance_stopped);
         let (stop_delivery, delivery_stopped) = tokio::sync::oneshot::channel::<()>();
         let delivery = tokio::spawn(dispatcher.run(async move {
             let _ = delivery_stopped.await;
@@ -588,6 +600,7 @@ fn serve(arguments: RunArgs, mut demo: Option<demo_command::Setup>) -> anyhow::R
         }));
         let state = server::AppState::new(catalog, serving, engine);
         state.metrics.register(|registry| datasource_health.register_in(registry));
+        state.metrics.register(|registry| compactions.iter().for_each(|metrics| metrics.register_in(registry)));
         state.max_series.store(max_series, std::sync::atomic::Ordering::Relaxed);
         state.set_rules(rule_manager.clone());
         state.set_logs(log_service);

@@ -1,8 +1,10 @@
 //! On-disk storage for `alertbook run`: the storage flags, opening the blocks
 //! and the write-ahead log under the data directory, the maintenance task that
 //! checkpoints the head into blocks, compacts blocks and applies retention, and
-//! the checkpoint at shutdown. Everything is logged here; the decisions live in
-//! `ingest::durable`. This module reads the wall clock and passes it in.
+//! the checkpoint at shutdown. Everything is logged here, and compactions are
+//! counted in [`CompactionMetrics`] (the log store's maintenance uses them too);
+//! the decisions live in `ingest::durable`. This module reads the wall clock
+//! and passes it in.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,6 +12,77 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use ingest::durable::{CheckpointPolicy, DurableStore, Retention};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// One store's compaction metrics (`<prefix>_compactions_total`,
+/// `<prefix>_compactions_failed_total`, `<prefix>_compaction_duration_seconds`,
+/// `<prefix>_blocks`), after Prometheus's `prometheus_tsdb_compactions_total`
+/// family. Made before `/metrics`'s registry exists and registered into it
+/// with [`CompactionMetrics::register_in`]; clones share the same series.
+#[derive(Debug, Clone)]
+pub(crate) struct CompactionMetrics {
+    prefix: &'static str,
+    compactions: Counter,
+    failed: Counter,
+    duration: Histogram,
+    blocks: Gauge,
+}
+
+impl CompactionMetrics {
+    /// Metrics of the store named by `prefix` (`alertbook_tsdb`, `alertbook_log`).
+    pub(crate) fn new(prefix: &'static str) -> Self {
+        Self {
+            prefix,
+            compactions: Counter::default(),
+            failed: Counter::default(),
+            duration: Histogram::new(exponential_buckets(0.001, 4.0, 10)),
+            blocks: Gauge::default(),
+        }
+    }
+
+    pub(crate) fn register_in(&self, registry: &mut Registry) {
+        let prefix = self.prefix;
+        registry.register(
+            format!("{prefix}_compactions"),
+            "Blocks written by compaction, each replacing two or more blocks",
+            self.compactions.clone(),
+        );
+        registry.register(
+            format!("{prefix}_compactions_failed"),
+            "Compaction runs that failed; the blocks they would have merged were kept",
+            self.failed.clone(),
+        );
+        registry.register(
+            format!("{prefix}_compaction_duration_seconds"),
+            "Time compaction runs that merged blocks or failed took",
+            self.duration.clone(),
+        );
+        registry.register(
+            format!("{prefix}_blocks"),
+            "Block files on disk after the last maintenance",
+            self.blocks.clone(),
+        );
+    }
+
+    /// Records a compaction run: `merged` blocks written, or a failure.
+    pub(crate) fn observe(&self, merged: Option<usize>, started: Instant, blocks: usize) {
+        match merged {
+            Some(0) => {}
+            Some(merged) => {
+                self.compactions.inc_by(merged as u64);
+                self.duration.observe(started.elapsed().as_secs_f64());
+            }
+            None => {
+                self.failed.inc();
+                self.duration.observe(started.elapsed().as_secs_f64());
+            }
+        }
+        self.blocks.set(i64::try_from(blocks).unwrap_or(i64::MAX));
+    }
+}
 
 /// Flags of `alertbook run` for blocks, checkpoints and retention.
 #[derive(Debug, Clone, clap::Args)]
@@ -22,7 +95,7 @@ pub(crate) struct StorageFlags {
     #[arg(long = "storage.retention.size", value_name = "BYTES", default_value = "0", value_parser = parse_bytes)]
     pub(crate) retention_size: u64,
     /// The in-memory head is checkpointed into a block once the samples since the last
-    /// checkpoint span this long.
+    /// checkpoint span this long; the log store checkpoints into a log block this often.
     #[arg(long = "storage.block-interval", value_name = "DURATION", default_value = "2h", value_parser = crate::parse_duration_flag)]
     pub(crate) block_interval: Duration,
     /// The head is also checkpointed once the write-ahead log holds this many bytes.
@@ -154,18 +227,23 @@ fn log_block_written(block: &tsdb::block::BlockMeta, started: Instant, reason: &
 }
 
 /// Merges blocks into longer ones as far as the compaction plan says, and logs it.
-fn compact(durable: &DurableStore, flags: &StorageFlags) {
+fn compact(durable: &DurableStore, flags: &StorageFlags, metrics: &CompactionMetrics) {
     let started = Instant::now();
     let ranges = tsdb::block::compact::ranges(flags.policy().block_interval_ms);
-    match durable.compact(&ranges) {
+    let merged = match durable.compact(&ranges) {
         Ok(report) => {
             for (block, sources) in &report.merged {
                 let reason = format!("blocks {sources:?} form a closed time window");
                 log_block_written(block, started, &reason, "blocks compacted; the merged blocks were deleted");
             }
+            Some(report.merged.len())
         }
-        Err(error) => tracing::error!(error = %error, "compaction failed; the blocks it would have merged are kept"),
-    }
+        Err(error) => {
+            tracing::error!(error = %error, "compaction failed; the blocks it would have merged are kept");
+            None
+        }
+    };
+    metrics.observe(merged, started, durable.blocks().len());
 }
 
 /// Applies the retention flags at the current time, and logs what went.
@@ -207,6 +285,7 @@ fn apply_retention(durable: &DurableStore, flags: &StorageFlags) {
 pub(crate) fn spawn_maintenance(
     durable: Arc<DurableStore>,
     flags: StorageFlags,
+    metrics: CompactionMetrics,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let every = flags.maintenance_interval.max(Duration::from_millis(100));
@@ -218,11 +297,12 @@ pub(crate) fn spawn_maintenance(
             }
             let durable = durable.clone();
             let flags = flags.clone();
+            let metrics = metrics.clone();
             let work = tokio::task::spawn_blocking(move || {
                 if let Some(reason) = durable.checkpoint_due(&flags.policy()) {
                     checkpoint(&durable, &reason);
                 }
-                compact(&durable, &flags);
+                compact(&durable, &flags, &metrics);
                 apply_retention(&durable, &flags);
             });
             if let Err(error) = work.await {

@@ -19,7 +19,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::codec::{Reader, put_bytes, put_metadata, put_signed};
+use crate::codec::{Decode, Reader, put_bytes, put_metadata, put_signed};
 use crate::push::PushEntry;
 
 /// A sealed, compressed run of one stream's entries.
@@ -57,6 +57,22 @@ pub(crate) enum ChunkData {
 }
 
 impl Chunk {
+    /// Seals entries already in timestamp order into a chunk held in memory;
+    /// `None` when there are none.
+    pub(crate) fn seal(id: u64, entries: &[PushEntry]) -> Option<Chunk> {
+        let (first, last) = (entries.first()?, entries.last()?);
+        let (raw_bytes, data) = encode(entries);
+        Some(Chunk {
+            id,
+            min_ts: first.timestamp_ns,
+            max_ts: last.timestamp_ns,
+            entries: u32::try_from(entries.len()).ok()?,
+            raw_bytes,
+            data: ChunkData::Memory(data.into()),
+            block: None,
+        })
+    }
+
     /// The compressed bytes, read from the block file when they are there.
     pub(crate) fn bytes(&self) -> Result<Cow<'_, [u8]>, ChunkError> {
         match &self.data {

@@ -2,9 +2,11 @@
 //! LEB128 varints, zigzag signed integers, length-prefixed strings, label sets
 //! and entries.
 //!
-//! Decoding never panics on damaged input: every reader returns `None` when
+//! Decoding ([`Decode`]) never panics on damaged input: every reader returns `None` when
 //! the bytes end early or do not form what was expected; callers turn that
 //! into a typed error. Nothing here knows what a record or a chunk means.
+
+use std::borrow::Cow;
 
 use tsdb::{Labels, LabelsBuilder};
 
@@ -41,6 +43,72 @@ pub(crate) fn put_metadata(out: &mut Vec<u8>, metadata: &[(String, String)]) {
     }
 }
 
+/// Decoding over a source of bytes: a slice ([`Reader`]) or a block file
+/// read as it is decoded (`block::read`). Every method returns `None` when
+/// the bytes end early or do not form what was expected.
+pub(crate) trait Decode {
+    fn byte(&mut self) -> Option<u8>;
+
+    /// The next `length` bytes, or `None` when fewer remain.
+    fn take(&mut self, length: usize) -> Option<Cow<'_, [u8]>>;
+
+    /// How many bytes are left.
+    fn remaining(&self) -> u64;
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.byte()?;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    /// A varint used as a count or length: refused when it exceeds the bytes left,
+    /// so a damaged count cannot ask for a huge allocation.
+    fn count(&mut self) -> Option<usize> {
+        let value = self.varint()?;
+        (value <= self.remaining()).then_some(usize::try_from(value).ok()?)
+    }
+
+    fn signed(&mut self) -> Option<i64> {
+        let raw = self.varint()?;
+        Some(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+    }
+
+    fn u64_le(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.as_ref().try_into().ok()?))
+    }
+
+    fn string(&mut self) -> Option<String> {
+        let length = self.count()?;
+        std::str::from_utf8(&self.take(length)?).ok().map(str::to_owned)
+    }
+
+    fn labels(&mut self) -> Option<Labels> {
+        let count = self.count()?;
+        let mut builder = LabelsBuilder::default();
+        for _ in 0..count {
+            let name = self.string()?;
+            let value = self.string()?;
+            builder.set(name, value);
+        }
+        Some(builder.build())
+    }
+
+    fn metadata(&mut self) -> Option<Vec<(String, String)>> {
+        let count = self.count()?;
+        let mut metadata = Vec::with_capacity(count);
+        for _ in 0..count {
+            metadata.push((self.string()?, self.string()?));
+        }
+        Some(metadata)
+    }
+}
+
 /// A cursor over bytes being decoded.
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
@@ -55,73 +123,23 @@ impl<'a> Reader<'a> {
     pub(crate) fn is_empty(&self) -> bool {
         self.position >= self.bytes.len()
     }
+}
 
-    pub(crate) fn byte(&mut self) -> Option<u8> {
+impl Decode for Reader<'_> {
+    fn byte(&mut self) -> Option<u8> {
         let byte = *self.bytes.get(self.position)?;
         self.position += 1;
         Some(byte)
     }
 
-    pub(crate) fn varint(&mut self) -> Option<u64> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.byte()?;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Some(value);
-            }
-        }
-        None
-    }
-
-    /// A varint used as a count or length: refused when it exceeds the bytes left,
-    /// so a damaged count cannot ask for a huge allocation.
-    pub(crate) fn count(&mut self) -> Option<usize> {
-        let value = self.varint()?;
-        let left = (self.bytes.len() - self.position) as u64;
-        (value <= left).then_some(value as usize)
-    }
-
-    pub(crate) fn signed(&mut self) -> Option<i64> {
-        let raw = self.varint()?;
-        Some(((raw >> 1) as i64) ^ -((raw & 1) as i64))
-    }
-
-    pub(crate) fn u64_le(&mut self) -> Option<u64> {
-        let bytes = self.bytes.get(self.position..self.position + 8)?;
-        self.position += 8;
-        Some(u64::from_le_bytes(bytes.try_into().ok()?))
-    }
-
-    pub(crate) fn bytes(&mut self) -> Option<&'a [u8]> {
-        let length = self.count()?;
-        let bytes = self.bytes.get(self.position..self.position + length)?;
+    fn take(&mut self, length: usize) -> Option<Cow<'_, [u8]>> {
+        let bytes = self.bytes.get(self.position..self.position.checked_add(length)?)?;
         self.position += length;
-        Some(bytes)
+        Some(Cow::Borrowed(bytes))
     }
 
-    pub(crate) fn string(&mut self) -> Option<String> {
-        std::str::from_utf8(self.bytes()?).ok().map(str::to_owned)
-    }
-
-    pub(crate) fn labels(&mut self) -> Option<Labels> {
-        let count = self.count()?;
-        let mut builder = LabelsBuilder::default();
-        for _ in 0..count {
-            let name = self.string()?;
-            let value = self.string()?;
-            builder.set(name, value);
-        }
-        Some(builder.build())
-    }
-
-    pub(crate) fn metadata(&mut self) -> Option<Vec<(String, String)>> {
-        let count = self.count()?;
-        let mut metadata = Vec::with_capacity(count);
-        for _ in 0..count {
-            metadata.push((self.string()?, self.string()?));
-        }
-        Some(metadata)
+    fn remaining(&self) -> u64 {
+        self.bytes.len().saturating_sub(self.position) as u64
     }
 }
 

@@ -5,8 +5,9 @@
 //!   codes.
 //! - [`LogStore`] holds streams of entries: write-ahead log before every
 //!   acknowledgement, per-stream heads sealed into compressed chunks, a label
-//!   index, checkpoints into immutable block files, retention by time and
-//!   size, replay at start. It implements [`logql::LogSource`] for the LogQL
+//!   index, checkpoints into immutable block files, [`compact`]ion of
+//!   closed blocks into longer ones, retention by time and size, replay at
+//!   start. It implements [`logql::LogSource`] for the LogQL
 //!   evaluator and answers Loki's labels and series endpoints.
 //!
 //! No HTTP, no clock in the storage path except [`LogStore::append`]'s
@@ -19,13 +20,14 @@
 pub mod block;
 mod chunk;
 mod codec;
+pub mod compact;
 pub mod push;
 mod store;
 
 pub use block::{BlockError, BlockMeta};
 pub use push::{DecodeOptions, PushEntry, PushError, PushStream};
 pub use store::{
-    AppendStats, Error, IndexStats, LogStore, LogStoreOptions, LogStoreStats, MaintainReport, RejectReason, Rejection,
-    ReplayStats,
+    AppendStats, CompactionReport, Error, IndexStats, LogStore, LogStoreOptions, LogStoreStats, MaintainReport,
+    RejectReason, Rejection, ReplayStats,
 };
 pub use wal::FsyncPolicy;

@@ -20,8 +20,11 @@
 //!
 //! Checkpoints ([`LogStore::checkpoint`]) write every chunk no block holds yet
 //! into a new block file (see [`crate::block`]) and remove the log segments it
-//! covers; at start, blocks load (a damaged one is set aside as
-//! `*.block.corrupt`), then the log replays from the newest block's cut. A
+//! covers; compaction ([`LogStore::compact`], planned by [`crate::compact`])
+//! merges closed blocks into one, served before its sources are deleted; at
+//! start, blocks load (a damaged one is set aside as `*.block.corrupt`, the
+//! sources a compacted block names are deleted, blocks are ordered by their
+//! first checkpoint), then the log replays from the newest block's cut. A
 //! crash between any two steps loses nothing acknowledged and duplicates
 //! nothing (see the method's documentation). Retention by time and by size
 //! runs from [`LogStore::maintain`], which the caller schedules with the
@@ -47,8 +50,8 @@ use tsdb::Labels;
 use wal::{FsyncPolicy, Wal, WalOptions};
 
 use crate::block::{self, BlockError, BlockMeta, BlockStream};
-use crate::chunk::{self, Chunk, ChunkData};
-use crate::codec::{Reader, put_bytes, put_labels, put_metadata, put_signed, put_varint};
+use crate::chunk::Chunk;
+use crate::codec::{Decode, Reader, put_bytes, put_labels, put_metadata, put_signed, put_varint};
 use crate::push::{PushEntry, PushStream};
 
 const ENTRIES_RECORD: u8 = 1;
@@ -99,6 +102,14 @@ impl Default for LogStoreOptions {
     }
 }
 
+impl LogStoreOptions {
+    /// The ranges [`LogStore::compact`] merges blocks into: three, nine and
+    /// twenty-seven times the checkpoint interval, in nanoseconds.
+    pub fn compaction_ranges(&self) -> Vec<i64> {
+        crate::compact::ranges(duration_ns(self.checkpoint_interval))
+    }
+}
+
 /// Errors of the store (the request's own problems are [`Rejection`]s).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -108,6 +119,9 @@ pub enum Error {
     Block(#[from] BlockError),
     #[error("log store {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    /// A source block did not read; the compaction wrote and removed nothing.
+    #[error("compaction of log blocks {sources:?} failed, nothing was changed: {reason}")]
+    Compaction { sources: Vec<u64>, reason: String },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
@@ -214,6 +228,9 @@ pub struct ReplayStats {
     pub blocks_set_aside: Vec<String>,
     /// Leftovers of interrupted block writes, deleted.
     pub temporary_removed: Vec<String>,
+    /// Blocks deleted because a compacted block that replaces them exists
+    /// (a compaction was interrupted before it deleted them).
+    pub blocks_superseded: Vec<String>,
     pub first_wal_segment: u64,
     pub wal_records: u64,
     pub wal_entries: u64,
@@ -236,6 +253,12 @@ pub struct MaintainReport {
     pub chunks_removed: usize,
     pub entries_removed: u64,
     pub streams_removed: usize,
+}
+
+/// What [`LogStore::compact`] merged: each new block with the sequences it replaced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    pub merged: Vec<(BlockMeta, Vec<u64>)>,
 }
 
 /// The numbers of [`LogStore::index_stats`].
@@ -347,17 +370,8 @@ impl Stream {
         }
         let head = std::mem::take(&mut self.head);
         self.head_bytes = 0;
-        let (raw_bytes, data) = chunk::encode(&head);
-        let (Some(first), Some(last)) = (head.first(), head.last()) else { return };
-        self.chunks.push(Chunk {
-            id: *next_chunk_id,
-            min_ts: first.timestamp_ns,
-            max_ts: last.timestamp_ns,
-            entries: head.len() as u32,
-            raw_bytes,
-            data: ChunkData::Memory(data.into()),
-            block: None,
-        });
+        let Some(chunk) = Chunk::seal(*next_chunk_id, &head) else { return };
+        self.chunks.push(chunk);
         *next_chunk_id += 1;
     }
 }
@@ -368,7 +382,7 @@ fn hash_line(line: &str) -> u64 {
     hasher.finish()
 }
 
-fn entry_bytes(entry: &PushEntry) -> usize {
+pub(crate) fn entry_bytes(entry: &PushEntry) -> usize {
     entry.line.len()
         + entry.metadata.iter().map(|(name, value)| name.len() + value.len()).sum::<usize>()
         + ENTRY_OVERHEAD_BYTES
@@ -485,6 +499,7 @@ impl State {
 
 struct Blocks {
     directory: PathBuf,
+    /// Oldest first: by `(min_ts, sequence)`.
     metas: Vec<BlockMeta>,
     next_sequence: u64,
     /// Time of the last checkpoint (or of the first `maintain`).
@@ -583,31 +598,54 @@ impl LogStore {
             }
         }
         files.sort_unstable();
-        let mut metas = Vec::new();
         let mut next_sequence = 1;
+        let mut read = Vec::new();
+        let mut failed = Vec::new();
         for (sequence, path) in files {
             next_sequence = next_sequence.max(sequence + 1);
             match block::read(&path, &mut state.next_chunk_id) {
-                Ok((meta, streams)) => {
-                    for stream in streams {
-                        let id = state.stream_id(&stream.labels);
-                        if let Some(target) = state.streams.get_mut(&id) {
-                            target.chunks.extend(stream.chunks);
-                            target.recompute_range();
-                        }
-                    }
-                    stats.blocks_loaded += 1;
-                    stats.block_entries += meta.entries;
-                    metas.push(meta);
-                }
-                Err(error) => {
-                    let aside = path.with_extension("block.corrupt");
-                    fs::rename(&path, &aside).map_err(io_error(&path))?;
-                    tracing::warn!(block = %path.display(), error = %error, "damaged log block set aside");
-                    stats.blocks_set_aside.push(error.to_string());
-                }
+                Ok(block) => read.push((path, block)),
+                Err(error) => failed.push((sequence, path, error)),
             }
         }
+        // A compacted block replaces its sources: any still here outlived an
+        // interrupted compaction (the crash came after the rename).
+        let superseded: HashSet<u64> = read.iter().flat_map(|(_, (meta, _))| meta.sources.iter().copied()).collect();
+        let superseded_files = read
+            .extract_if(.., |(_, (meta, _))| superseded.contains(&meta.sequence))
+            .map(|(path, _)| path)
+            .chain(failed.extract_if(.., |(sequence, _, _)| superseded.contains(sequence)).map(|(_, path, _)| path));
+        for path in superseded_files.collect::<Vec<_>>() {
+            fs::remove_file(&path).map_err(io_error(&path))?;
+            stats.blocks_superseded.push(path.display().to_string());
+        }
+        if !stats.blocks_superseded.is_empty() {
+            fs::File::open(&blocks_directory)
+                .and_then(|handle| handle.sync_all())
+                .map_err(io_error(&blocks_directory))?;
+        }
+        for (_, path, error) in failed {
+            let aside = path.with_extension("block.corrupt");
+            fs::rename(&path, &aside).map_err(io_error(&path))?;
+            tracing::warn!(block = %path.display(), error = %error, "damaged log block set aside");
+            stats.blocks_set_aside.push(error.to_string());
+        }
+        // Block order is push order for entries with equal timestamps.
+        read.sort_by_key(|(_, (meta, _))| (meta.first_sequence, meta.sequence));
+        let mut metas = Vec::new();
+        for (_, (meta, streams)) in read {
+            for stream in streams {
+                let id = state.stream_id(&stream.labels);
+                if let Some(target) = state.streams.get_mut(&id) {
+                    target.chunks.extend(stream.chunks);
+                    target.recompute_range();
+                }
+            }
+            stats.blocks_loaded += 1;
+            stats.block_entries += meta.entries;
+            metas.push(meta);
+        }
+        sort_oldest_first(&mut metas);
         let first_segment = metas.iter().map(|meta| meta.wal_cut).max().unwrap_or(0);
         stats.first_wal_segment = first_segment;
 
@@ -782,6 +820,7 @@ impl LogStore {
             let (meta, on_disk) = block::write(&blocks.directory, sequence, cut, &pending)?;
             blocks.next_sequence = sequence + 1;
             blocks.metas.push(meta.clone());
+            sort_oldest_first(&mut blocks.metas);
             // The block holds these chunks now: memory keeps their metadata and reads their bytes from it.
             let mut state = self.state.write();
             for stream in state.streams.values_mut() {
@@ -871,6 +910,110 @@ impl LogStore {
             state.remove_stream(id);
         }
         Ok(report)
+    }
+
+    /// Merges blocks into longer ones while [`crate::compact::plan`] finds
+    /// some to merge over `ranges` (nanoseconds, see [`crate::compact::ranges`]).
+    ///
+    /// Steps, each safe to be interrupted by a crash:
+    /// 1. Re-chunk each stream's chunks of the sources (read from the source
+    ///    files, each checked against its CRC-32) and write the merged block
+    ///    under a new sequence, naming its sources (temporary file, fsync,
+    ///    rename, directory fsync). A crash before the rename leaves a
+    ///    temporary file that the next start deletes; the sources are intact.
+    /// 2. Serve it instead of its sources, in one swap under the state lock:
+    ///    each stream's merged chunks take the place of its source chunks.
+    /// 3. Delete the sources and fsync the directory. A crash before this
+    ///    leaves the sources beside the merged block; the next start deletes
+    ///    them unread.
+    ///
+    /// A source that does not read fails the compaction with
+    /// [`Error::Compaction`] naming the block and why, and changes nothing.
+    /// Appends and queries go on meanwhile; checkpoints and retention wait.
+    pub fn compact(&self, ranges: &[i64]) -> Result<CompactionReport, Error> {
+        let mut report = CompactionReport::default();
+        let mut blocks = self.blocks.lock();
+        while let Some(sources) = crate::compact::plan(&blocks.metas, ranges) {
+            let merged = self.merge_blocks(&mut blocks, &sources)?;
+            report.merged.push((merged, sources));
+        }
+        Ok(report)
+    }
+
+    /// One compaction step of [`LogStore::compact`]: `sources` in block order.
+    fn merge_blocks(&self, blocks: &mut Blocks, sources: &[u64]) -> Result<BlockMeta, Error> {
+        let in_sources = |chunk: &Chunk| chunk.block.is_some_and(|sequence| sources.contains(&sequence));
+        let mut taken: Vec<(u64, Labels, Vec<Chunk>)> = {
+            let state = self.state.read();
+            state
+                .streams
+                .iter()
+                .map(|(&id, stream)| {
+                    (
+                        id,
+                        stream.labels.clone(),
+                        stream.chunks.iter().filter(|chunk| in_sources(chunk)).cloned().collect(),
+                    )
+                })
+                .filter(|(_, _, chunks): &(u64, Labels, Vec<Chunk>)| !chunks.is_empty())
+                .collect()
+        };
+        taken.sort_by(|a, b| a.1.cmp(&b.1));
+        let source_metas: Vec<&BlockMeta> =
+            blocks.metas.iter().filter(|meta| sources.contains(&meta.sequence)).collect();
+        let chunks = || taken.iter().flat_map(|(_, _, chunks)| chunks);
+        let header = block::BlockHeader {
+            sequence: blocks.next_sequence,
+            wal_cut: source_metas.iter().map(|meta| meta.wal_cut).max().unwrap_or(0),
+            first_sequence: source_metas.iter().map(|meta| meta.first_sequence).min().unwrap_or(blocks.next_sequence),
+            sources: sources.to_vec(),
+            min_ts: chunks().map(|chunk| chunk.min_ts).min().unwrap_or(0),
+            max_ts: chunks().map(|chunk| chunk.max_ts).max().unwrap_or(0),
+            streams: taken.len(),
+        };
+        let mut writer = block::BlockWriter::create(&blocks.directory, header)?;
+        let mut merged_streams = Vec::with_capacity(taken.len());
+        for (id, labels, chunks) in &taken {
+            let merged = crate::compact::merge_chunks(chunks, self.options.chunk_target_bytes).map_err(|error| {
+                Error::Compaction { sources: sources.to_vec(), reason: format!("stream {labels}: {error}") }
+            })?;
+            let places = writer.add_stream(labels, &merged)?;
+            merged_streams.push((*id, merged, places));
+        }
+        let (meta, handle) = writer.finish()?;
+        blocks.next_sequence = meta.sequence + 1;
+        {
+            let mut state = self.state.write();
+            let State { streams, next_chunk_id, .. } = &mut *state;
+            for (id, merged, places) in merged_streams {
+                let Some(stream) = streams.get_mut(&id) else { continue };
+                let at = stream.chunks.iter().position(in_sources).unwrap_or(stream.chunks.len());
+                stream.chunks.retain(|chunk| !in_sources(chunk));
+                let replacements = merged.into_iter().zip(places).map(|(mut chunk, place)| {
+                    chunk.id = *next_chunk_id;
+                    *next_chunk_id += 1;
+                    chunk.data = place.on_disk(&handle);
+                    chunk.block = Some(meta.sequence);
+                    chunk
+                });
+                stream.chunks.splice(at..at, replacements);
+                stream.dedup_cache = None;
+                stream.recompute_range();
+            }
+        }
+        blocks.metas.retain(|served| !sources.contains(&served.sequence));
+        blocks.metas.push(meta.clone());
+        sort_oldest_first(&mut blocks.metas);
+        // A source that cannot be deleted now is deleted by the next start
+        // (the merged block names it); nothing serves it any more.
+        let mut first_error = None;
+        for &source in sources {
+            if let Err(error) = remove_block(blocks, source) {
+                first_error.get_or_insert(error);
+            }
+        }
+        fs::File::open(&blocks.directory).and_then(|handle| handle.sync_all()).map_err(io_error(&blocks.directory))?;
+        first_error.map_or(Ok(meta), Err)
     }
 
     /// The blocks on disk, oldest first.
@@ -978,6 +1121,10 @@ impl LogStore {
         series.sort();
         series
     }
+}
+
+fn sort_oldest_first(metas: &mut [BlockMeta]) {
+    metas.sort_by_key(|meta| (meta.min_ts, meta.sequence));
 }
 
 fn remove_block(blocks: &mut Blocks, sequence: u64) -> Result<(), Error> {

@@ -117,3 +117,79 @@ fn pushed_personal_data_is_redacted_before_the_disk_and_survives_sigkill() {
     // expected in plain text; raw personal data must not be there either.
     assert_no_raw_personal_data(data.path(), acknowledged, false);
 }
+
+/// The value of the unlabelled series `name` on `/metrics`, if present.
+fn metric(client: &reqwest::blocking::Client, url: &str, name: &str) -> Option<f64> {
+    let text = client.get(format!("{url}/metrics")).send().expect("metrics").text().expect("text");
+    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Polls `/metrics` until `name` reaches `at_least`; a minute at most (the machine may be loaded).
+fn wait_for_metric(client: &reqwest::blocking::Client, url: &str, name: &str, at_least: f64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while metric(client, url, name).is_none_or(|value| value < at_least) {
+        assert!(std::time::Instant::now() < deadline, "{name} never reached {at_least}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The lines of `{job="compaction"}` over the last ten minutes, oldest first.
+fn compaction_lines(client: &reqwest::blocking::Client, url: &str) -> Vec<String> {
+    let body: serde_json::Value = client
+        .get(format!("{url}/loki/api/v1/query_range"))
+        .query(&[("query", r#"{job="compaction"}"#), ("since", "10m"), ("limit", "1000"), ("direction", "forward")])
+        .send()
+        .expect("query")
+        .json()
+        .expect("JSON");
+    let values = body["data"]["result"][0]["values"].as_array().cloned().unwrap_or_default();
+    values.iter().map(|value| value[1].as_str().expect("line").to_owned()).collect()
+}
+
+#[test]
+fn log_blocks_compact_under_run_and_a_restart_reads_the_merged_block() {
+    let data = tempfile::tempdir().expect("temporary directory");
+    let port = free_port();
+    // One-second blocks: compaction windows of 3, 9 and 27 seconds.
+    let flags = ["--storage.block-interval", "1s", "--storage.maintenance-interval", "100ms"];
+    let server = start_with(data.path(), port, &flags);
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as i64;
+    let second = 1_000_000_000i64;
+    // The start of a closed three-second window a minute ago.
+    let window = (now_ns - 60 * second).div_euclid(3 * second) * 3 * second;
+    let push = |offset_ns: i64, batch: usize| {
+        let values: Vec<serde_json::Value> = (0..20)
+            .map(|index| {
+                serde_json::json!([(window + offset_ns + index).to_string(), format!("batch {batch} line {index}")])
+            })
+            .collect();
+        let body = serde_json::json!({"streams": [{"stream": {"job": "compaction"}, "values": values}]});
+        let response = client.post(format!("{}/loki/api/v1/push", server.url)).json(&body).send().expect("push");
+        assert_eq!(response.status().as_u16(), 204);
+    };
+    // Two blocks inside the window, then one after it that closes it.
+    for (batch, offset) in [(0, second / 10), (1, second + second / 10)] {
+        push(offset, batch);
+        wait_for_metric(&client, &server.url, "alertbook_log_blocks", batch as f64 + 1.0);
+    }
+    push(10 * second, 2);
+    // The maintenance run that writes the third block merges the first two.
+    wait_for_metric(&client, &server.url, "alertbook_log_compactions_total", 1.0);
+    assert_eq!(metric(&client, &server.url, "alertbook_log_compactions_failed_total"), Some(0.0));
+    assert_eq!(metric(&client, &server.url, "alertbook_log_blocks"), Some(2.0));
+    let lines = compaction_lines(&client, &server.url);
+    let pushed: Vec<String> =
+        (0..3).flat_map(|batch| (0..20).map(move |index| format!("batch {batch} line {index}"))).collect();
+    assert_eq!(lines, pushed, "every entry once, in order");
+    stop_gracefully(server);
+
+    let blocks: Vec<String> = std::fs::read_dir(data.path().join("logs/blocks"))
+        .expect("blocks directory")
+        .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(blocks.len(), 2, "the merged block and the last one: {blocks:?}");
+    let restarted = start_with(data.path(), port, &flags);
+    assert_eq!(compaction_lines(&client, &restarted.url), lines);
+    stop_gracefully(restarted);
+}

@@ -1,7 +1,8 @@
 //! The log store's integration tests: push bodies as Loki and real shippers
 //! send them, durability across restarts, checkpoints, crashes and retention,
-//! concurrency and query order.
+//! concurrency, query order and compaction.
 
+mod compact;
 mod kill;
 mod push;
 mod store;
