@@ -143,9 +143,14 @@ impl Labels {
             .map(|index| self.pairs[index].value.as_str())
     }
 
-    /// The metric name, if the set has one.
+    /// The metric name, if the set has one. `__name__` sorts before every
+    /// name that starts with a lowercase letter or a later `_…`, so it is
+    /// nearly always first: that is checked before searching.
     pub fn metric_name(&self) -> Option<&str> {
-        self.get(METRIC_NAME)
+        match self.pairs.first() {
+            Some(first) if first.name == METRIC_NAME => Some(first.value.as_str()),
+            _ => self.get(METRIC_NAME),
+        }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Label> {
@@ -240,5 +245,22 @@ impl LabelsBuilder {
 
     pub fn build(&self) -> Labels {
         Labels::from_sorted(self.labels.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metric_name_is_found_first_or_after_names_that_sort_before_it() {
+        let first = Labels::from_pairs([("job", "api"), ("__name__", "up")]);
+        assert_eq!(first.metric_name(), Some("up"));
+        // Uppercase letters and `_A…` sort before `__name__`.
+        let later = Labels::from_pairs([("Zone", "eu"), ("_Shard", "1"), ("__name__", "up"), ("job", "api")]);
+        assert_eq!(later.iter().next().map(|label| label.name.as_str()), Some("Zone"));
+        assert_eq!(later.metric_name(), Some("up"));
+        assert_eq!(Labels::from_pairs([("Zone", "eu"), ("job", "api")]).metric_name(), None);
+        assert_eq!(Labels::empty().metric_name(), None);
     }
 }
