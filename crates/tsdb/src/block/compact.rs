@@ -32,10 +32,14 @@ pub fn ranges(block_interval_ms: i64) -> Vec<i64> {
 }
 
 /// The sequences of the blocks to merge next, or `None`. For each range,
-/// shortest first, blocks are grouped by the aligned window
-/// `[k * range, (k + 1) * range)` that holds them whole; the first window with
-/// two or more blocks that is closed (the newest block ends after it) is
-/// chosen. Blocks overlapping a window's edge are left as they are.
+/// shortest first, blocks shorter than the range are grouped by the aligned
+/// window `[k * range, (k + 1) * range)` that holds their newest sample; the
+/// first window with two or more blocks that is closed (the newest block ends
+/// after it) is chosen. A checkpoint cuts a block when its samples span the
+/// block interval, not at aligned times, so blocks straddle window edges; a
+/// rule that wanted each block wholly inside a window would leave every
+/// straddling block out of compaction for good. The merged block may then
+/// start before its window, by less than one block.
 pub fn plan(blocks: &[BlockMeta], ranges: &[i64]) -> Option<Vec<u64>> {
     let newest = blocks.iter().map(|meta| meta.max_time).max()?;
     for &range in ranges {
@@ -44,9 +48,8 @@ pub fn plan(blocks: &[BlockMeta], ranges: &[i64]) -> Option<Vec<u64>> {
         }
         let mut windows: BTreeMap<i64, Vec<&BlockMeta>> = BTreeMap::new();
         for meta in blocks {
-            let window = meta.min_time.div_euclid(range);
-            if meta.max_time.div_euclid(range) == window && meta.max_time - meta.min_time < range {
-                windows.entry(window).or_default().push(meta);
+            if meta.max_time.saturating_sub(meta.min_time) < range {
+                windows.entry(meta.max_time.div_euclid(range)).or_default().push(meta);
             }
         }
         for (window, members) in windows {

@@ -222,9 +222,38 @@ fn the_plan_merges_closed_windows_shortest_range_first() {
         meta(8, 18 * hour, 19 * hour),
     ];
     assert_eq!(compact::plan(&blocks, &ranges), Some(vec![5, 6, 7]));
-    // A block across a window's edge is not merged in that range; the longer window is still open.
+    // A block across a window's edge belongs to the window of its newest sample.
     let blocks = [meta(9, 5 * hour, 7 * hour), meta(10, 7 * hour, 8 * hour), meta(11, 16 * hour, 17 * hour)];
-    assert_eq!(compact::plan(&blocks, &ranges), None);
+    assert_eq!(compact::plan(&blocks, &ranges), Some(vec![9, 10]));
+    // Checkpoints cut every 2 h 10 min from an unaligned start: every block
+    // ends up in a merged one once its windows close, none stays behind.
+    let cut = 2 * hour + 10 * 60_000;
+    let mut blocks: Vec<BlockMeta> = (0..40)
+        .map(|index| meta(index + 1, 1_000 + index as i64 * cut, 1_000 + (index as i64 + 1) * cut - 1))
+        .collect();
+    let mut next = 100;
+    while let Some(sequences) = compact::plan(&blocks, &ranges) {
+        let members: Vec<BlockMeta> =
+            blocks.iter().filter(|meta| sequences.contains(&meta.sequence)).cloned().collect();
+        blocks.retain(|meta| !sequences.contains(&meta.sequence));
+        let (min_time, max_time) = (
+            members.iter().map(|meta| meta.min_time).min().expect("members"),
+            members.iter().map(|meta| meta.max_time).max().expect("members"),
+        );
+        blocks.push(meta(next, min_time, max_time));
+        next += 1;
+    }
+    blocks.sort_by_key(|meta| meta.min_time);
+    let newest = blocks.last().expect("blocks").max_time;
+    let unmerged_closed = blocks
+        .iter()
+        .filter(|meta| meta.sequence < 100 && (meta.max_time.div_euclid(6 * hour) + 1) * 6 * hour <= newest)
+        .count();
+    assert!(unmerged_closed <= 1, "{unmerged_closed} first-level blocks left in closed windows: {blocks:?}");
+    assert!(blocks.len() <= 6, "{} blocks after compacting 40: {blocks:?}", blocks.len());
+    for pair in blocks.windows(2) {
+        assert!(pair[0].max_time < pair[1].min_time, "merged blocks overlap: {pair:?}");
+    }
 }
 
 #[test]
