@@ -429,14 +429,7 @@ impl<'a> ChunkIter<'a> {
             _ => {
                 let header = ((window << (used + 2)) >> (64 - 11)) as u32;
                 used += 13;
-                let leading = header >> 6;
-                let mut significant = header & 0x3f;
-                if significant == 0 {
-                    significant = 64;
-                }
-                // A corrupt stream could claim more than 64 bits; refuse rather than overflow.
-                let trailing = 64u32.checked_sub(leading + significant)?;
-                self.window = XorWindow { leading: leading as u8, trailing: trailing as u8 };
+                self.set_window(header)?;
                 true
             }
         };
@@ -483,20 +476,27 @@ impl<'a> ChunkIter<'a> {
         }
     }
 
+    /// Takes the leading/trailing-zero window from an 11-bit value header
+    /// (5 bits of leading zeros, 6 of length, 0 meaning 64).
+    fn set_window(&mut self, header: u32) -> Option<()> {
+        let leading = header >> 6;
+        let mut significant = header & 0x3f;
+        if significant == 0 {
+            significant = 64;
+        }
+        // A corrupt stream could claim more than 64 bits; refuse rather than overflow.
+        let trailing = 64u32.checked_sub(leading + significant)?;
+        self.window = XorWindow { leading: leading as u8, trailing: trailing as u8 };
+        Some(())
+    }
+
     fn read_value(&mut self) -> Option<()> {
         if !self.reader.read_bit()? {
             return Some(());
         }
         if self.reader.read_bit()? {
             let header = self.reader.read_bits(11)? as u32;
-            let leading = header >> 6;
-            let mut significant = header & 0x3f;
-            if significant == 0 {
-                significant = 64;
-            }
-            // A corrupt stream could claim more than 64 bits; refuse rather than overflow.
-            let trailing = 64u32.checked_sub(leading + significant)?;
-            self.window = XorWindow { leading: leading as u8, trailing: trailing as u8 };
+            self.set_window(header)?;
         } else if self.window.leading == NO_WINDOW {
             return None;
         }
