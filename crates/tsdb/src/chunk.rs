@@ -395,6 +395,62 @@ impl<'a> ChunkIter<'a> {
             self.value_bits = self.reader.read_bits(64)?;
             return Some((self.timestamp, self.value_bits));
         }
+        // One look at the next 57 bits covers the timestamp (but for the rare
+        // 64-bit bucket) and the value's control bits and header; only the
+        // value's meaningful bits need a second read.
+        let window = self.reader.peek_window();
+        let ones = window.leading_ones().min(4);
+        if ones == 4 {
+            return self.decode_next_bitwise();
+        }
+        let (mut used, delta_of_delta) = match ones {
+            0 => (1, 0),
+            _ => {
+                let (_, prefix_length, payload_bits) = TIMESTAMP_BUCKETS[ones as usize - 1];
+                let raw = (window << prefix_length) >> (64 - payload_bits);
+                (prefix_length + payload_bits, sign_extend(raw, payload_bits))
+            }
+        };
+        // At most 24 bits are used so far, so the control bits and the 11-bit
+        // header lie within the window.
+        let control = (window << used) >> 62;
+        let changed = match control {
+            0b00 | 0b01 => {
+                used += 1;
+                false
+            }
+            0b10 => {
+                used += 2;
+                if self.window.leading == NO_WINDOW {
+                    return None;
+                }
+                true
+            }
+            _ => {
+                let header = ((window << (used + 2)) >> (64 - 11)) as u32;
+                used += 13;
+                self.set_window(header)?;
+                true
+            }
+        };
+        if used as usize > self.reader.remaining_bits() {
+            return None;
+        }
+        self.reader.skip(used);
+        if changed {
+            let significant = 64 - u32::from(self.window.leading) - u32::from(self.window.trailing);
+            let meaningful = self.reader.read_bits(significant)?;
+            // `trailing` is at most 63: the significant length is at least 1.
+            self.value_bits ^= meaningful << self.window.trailing;
+        }
+        self.delta = self.delta.wrapping_add(delta_of_delta);
+        self.timestamp = self.timestamp.wrapping_add(self.delta);
+        Some((self.timestamp, self.value_bits))
+    }
+
+    /// Decodes a sample after the first field by field (the path of the
+    /// 64-bit timestamp bucket).
+    fn decode_next_bitwise(&mut self) -> Option<(i64, u64)> {
         let delta_of_delta = self.read_delta_of_delta()?;
         self.delta = self.delta.wrapping_add(delta_of_delta);
         self.timestamp = self.timestamp.wrapping_add(self.delta);
@@ -420,20 +476,27 @@ impl<'a> ChunkIter<'a> {
         }
     }
 
+    /// Takes the leading/trailing-zero window from an 11-bit value header
+    /// (5 bits of leading zeros, 6 of length, 0 meaning 64).
+    fn set_window(&mut self, header: u32) -> Option<()> {
+        let leading = header >> 6;
+        let mut significant = header & 0x3f;
+        if significant == 0 {
+            significant = 64;
+        }
+        // A corrupt stream could claim more than 64 bits; refuse rather than overflow.
+        let trailing = 64u32.checked_sub(leading + significant)?;
+        self.window = XorWindow { leading: leading as u8, trailing: trailing as u8 };
+        Some(())
+    }
+
     fn read_value(&mut self) -> Option<()> {
         if !self.reader.read_bit()? {
             return Some(());
         }
         if self.reader.read_bit()? {
             let header = self.reader.read_bits(11)? as u32;
-            let leading = header >> 6;
-            let mut significant = header & 0x3f;
-            if significant == 0 {
-                significant = 64;
-            }
-            // A corrupt stream could claim more than 64 bits; refuse rather than overflow.
-            let trailing = 64u32.checked_sub(leading + significant)?;
-            self.window = XorWindow { leading: leading as u8, trailing: trailing as u8 };
+            self.set_window(header)?;
         } else if self.window.leading == NO_WINDOW {
             return None;
         }
@@ -628,6 +691,26 @@ mod tests {
             let last = samples.last().map(|&(timestamp, bits)| (timestamp, bits));
             prop_assert_eq!(encoder.last().map(|(timestamp, value)| (timestamp, value.to_bits())), last);
             prop_assert_eq!(decode_bits(encoder.seal().iter()), samples);
+        }
+
+        #[test]
+        fn decoding_matches_the_field_by_field_decoder_on_any_bytes(
+            bytes in prop::collection::vec(any::<u8>(), 0..200),
+            count in 0u16..200,
+        ) {
+            // Damaged or truncated streams included: both stop at the same sample.
+            let mut fast = ChunkIter::new(&bytes, count);
+            let mut bitwise = ChunkIter::new(&bytes, count);
+            for _ in 0..count {
+                let expected = if bitwise.read == 0 { bitwise.decode_next() } else { bitwise.decode_next_bitwise() };
+                let decoded = fast.decode_next();
+                prop_assert_eq!(decoded, expected);
+                if decoded.is_none() {
+                    break;
+                }
+                fast.read += 1;
+                bitwise.read += 1;
+            }
         }
 
         #[test]

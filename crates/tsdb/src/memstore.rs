@@ -269,7 +269,11 @@ impl SeriesSamples {
     }
 
     fn samples_in_range(&self, start: i64, end: i64) -> Vec<Sample> {
-        let mut samples = Vec::new();
+        // Sized for every sample of the overlapping chunks, so the vector never grows.
+        let first = self.sealed.partition_point(|chunk| chunk.max_time() < start);
+        let sealed: usize =
+            self.sealed[first..].iter().take_while(|chunk| chunk.min_time() <= end).map(|chunk| chunk.len()).sum();
+        let mut samples = Vec::with_capacity(sealed + self.head.len());
         self.for_each_in_range(start, end, |timestamp, value| {
             samples.push(Sample { timestamp, value });
             true
