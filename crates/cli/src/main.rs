@@ -21,6 +21,7 @@ mod journal_run;
 mod links;
 mod log_input;
 mod logs;
+mod memory;
 mod probe_command;
 mod probing;
 mod reload;
@@ -583,6 +584,7 @@ fn serve(arguments: RunArgs, mut demo: Option<demo_command::Setup>) -> anyhow::R
             storage_flags.maintenance_interval,
             maintenance_stopped.clone(),
         );
+        let memory_releaser = memory::spawn_releaser(maintenance_stopped.clone());
         let maintenance = storage::spawn_maintenance(maintained, storage_flags, maintenance_stopped);
         let (stop_delivery, delivery_stopped) = tokio::sync::oneshot::channel::<()>();
         let delivery = tokio::spawn(dispatcher.run(async move {
@@ -694,6 +696,7 @@ fn serve(arguments: RunArgs, mut demo: Option<demo_command::Setup>) -> anyhow::R
         let _ = stop_maintenance.send(true);
         let _ = maintenance.await;
         let _ = log_maintenance.await;
+        let _ = memory_releaser.await;
         journal_service.journal.store().close().await;
         served
     })?;
