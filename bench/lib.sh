@@ -111,3 +111,56 @@ bench_victoriametrics_start() {
     printf '[%s] victoriametrics import took %s s\n' "$name" "$(awk -v a="$(date +%s.%N)" -v b="$started" 'BEGIN { printf "%.1f", a - b }')" >&2
     touch "${dir}/.imported"
 }
+
+# A free loopback TCP port.
+bench_free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Waits until URL/-/ready answers 200; fails after TIMEOUT seconds or when PID exits.
+#
+#   bench_wait_ready NAME SERVER URL PID TIMEOUT
+bench_wait_ready() {
+    local name="$1" server="$2" url="$3" pid="$4" timeout="$5" waited=0
+    until curl -fsS -o /dev/null --max-time 5 "${url}/-/ready" 2>/dev/null; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            printf '[%s] %s exited before becoming ready; see its log\n' "$name" "$server" >&2
+            return 1
+        fi
+        if (( waited >= timeout )); then
+            printf '[%s] %s not ready after %s s\n' "$name" "$server" "$timeout" >&2
+            return 1
+        fi
+        sleep 1
+        waited=$((waited + 1))
+    done
+    printf '[%s] %s ready after %s s\n' "$name" "$server" "$waited" >&2
+}
+
+# Imports the OpenMetrics file DATA into the Prometheus data directory DIR
+# with promtool (`tsdb create-blocks-from openmetrics`, or the older
+# `create-blocks-from-openmetrics`), unless a complete import is there
+# already (DIR/.imported). promtool's output goes to LOG.
+#
+#   bench_prometheus_import NAME DATA DIR LOG
+bench_prometheus_import() {
+    local name="$1" data="$2" dir="$3" log_file="$4" started
+    local -a import
+    if [[ -f "${dir}/.imported" ]]; then
+        printf '[%s] reusing the Prometheus import in %s\n' "$name" "$dir" >&2
+        return 0
+    fi
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    if promtool tsdb create-blocks-from --help >/dev/null 2>&1; then
+        import=(promtool tsdb create-blocks-from openmetrics)
+    else
+        import=(promtool tsdb create-blocks-from-openmetrics)
+    fi
+    printf '[%s] importing into prometheus with: %s\n' "$name" "${import[*]}" >&2
+    started=$(date +%s.%N)
+    "${import[@]}" "$data" "$dir" >"$log_file" 2>&1 \
+        || { printf '[%s] promtool failed:\n' "$name" >&2; tail -20 "$log_file" >&2; return 1; }
+    printf '[%s] promtool import took %s s\n' "$name" "$(awk -v a="$(date +%s.%N)" -v b="$started" 'BEGIN { printf "%.1f", a - b }')" >&2
+    touch "${dir}/.imported"
+}

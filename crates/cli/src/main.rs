@@ -4,7 +4,8 @@
 //! (validate catalogs, rule files, contracts and configuration), `runbook`
 //! (list or print entries), `test promql` and `test rules` (promtool's rule
 //! unit tests), `replay` (recorded metrics through the rules), `user` and
-//! `token` (local accounts), `journal` (the on-call journal), `catalog export`
+//! `token` (local accounts), `journal` (the on-call journal), `tsdb
+//! create-blocks-from openmetrics` (blocks from a timestamped file), `catalog export`
 //! (the built-in catalog written out), `completions` (shell completion
 //! scripts) and `demo` (`run` over a simulated Busflow day). Each maps
 //! its arguments onto library crates and their results onto output and exit
@@ -20,6 +21,7 @@ mod journal_run;
 mod links;
 mod log_input;
 mod logs;
+mod memory;
 mod probe_command;
 mod probing;
 mod reload;
@@ -32,6 +34,7 @@ mod storage;
 mod test_rules;
 mod test_triage;
 mod triage_run;
+mod tsdb_command;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -117,6 +120,9 @@ enum Command {
     /// Run test scripts: PromQL conformance scripts and rule unit tests.
     #[command(subcommand)]
     Test(TestCommand),
+    /// Work with a data directory's blocks: `alertbook tsdb create-blocks-from openmetrics FILE DATA_DIR`.
+    #[command(subcommand)]
+    Tsdb(tsdb_command::TsdbCommand),
     /// Replay recorded metrics through the rules and print every alert state change.
     ///
     /// Loads an OpenMetrics or Prometheus text file with timestamps into a fresh in-memory
@@ -364,6 +370,7 @@ fn main() -> ExitCode {
             test_rules(&files, &run, ignore_unknown_fields, junit)
         }
         Command::Routes(command) => routes_command::run(&command),
+        Command::Tsdb(command) => tsdb_command::run(&command),
         Command::Replay(arguments) => replay::run(&arguments),
         Command::Probe(arguments) => probe_command::run(&arguments),
         Command::Triage(arguments) => triage_run::manual(&arguments),
@@ -588,6 +595,7 @@ fn serve(arguments: RunArgs, mut demo: Option<demo_command::Setup>) -> anyhow::R
             compactions[1].clone(),
             maintenance_stopped.clone(),
         );
+        let memory_releaser = memory::spawn_releaser(maintenance_stopped.clone());
         let maintenance =
             storage::spawn_maintenance(maintained, storage_flags, compactions[0].clone(), maintenance_stopped);
         let (stop_delivery, delivery_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -701,6 +709,7 @@ fn serve(arguments: RunArgs, mut demo: Option<demo_command::Setup>) -> anyhow::R
         let _ = stop_maintenance.send(true);
         let _ = maintenance.await;
         let _ = log_maintenance.await;
+        let _ = memory_releaser.await;
         journal_service.journal.store().close().await;
         served
     })?;

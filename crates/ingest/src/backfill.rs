@@ -128,35 +128,56 @@ pub fn load_file(path: &Path, store: &MemStore, options: &BackfillOptions) -> Re
 
 /// Loads everything `reader` yields into `store`. The reader is read in large
 /// blocks; wrapping it in a `BufReader` gains nothing.
-pub fn load_reader(
-    mut reader: impl Read,
-    store: &MemStore,
-    options: &BackfillOptions,
-) -> Result<BackfillReport, Error> {
+pub fn load_reader(reader: impl Read, store: &MemStore, options: &BackfillOptions) -> Result<BackfillReport, Error> {
     let mut loader = Loader::new(store, options);
-    let mut buffer = vec![0u8; options.read_buffer_bytes.max(64 << 10)];
+    let bytes = for_each_line(reader, options.read_buffer_bytes, |line| {
+        loader.load_line(line);
+        Ok::<(), Error>(())
+    })
+    .map_err(|error| match error {
+        LinesError::Read(source) => Error::Read { line: loader.parser.line_number(), source },
+        LinesError::Visit(error) => error,
+    })?;
+    loader.report.bytes = bytes;
+    Ok(loader.finish())
+}
+
+/// Why [`for_each_line`] stopped.
+pub(crate) enum LinesError<E> {
+    Read(io::Error),
+    Visit(E),
+}
+
+/// Calls `visit` with each line `reader` yields (without its `\n`), reading in
+/// blocks of `buffer_bytes` (at least 64 KiB; a longer line grows the buffer),
+/// until the input ends or `visit` fails. Returns the bytes read.
+pub(crate) fn for_each_line<E>(
+    mut reader: impl Read,
+    buffer_bytes: usize,
+    mut visit: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<u64, LinesError<E>> {
+    let mut buffer = vec![0u8; buffer_bytes.max(64 << 10)];
     let mut filled = 0;
+    let mut total = 0u64;
     loop {
         let read = match reader.read(&mut buffer[filled..]) {
             Ok(read) => read,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => {
-                return Err(Error::Read { line: loader.parser.line_number(), source });
-            }
+            Err(source) => return Err(LinesError::Read(source)),
         };
-        loader.report.bytes += read as u64;
+        total += read as u64;
         let end_of_input = read == 0;
         filled += read;
         let mut start = 0;
         while let Some(length) = memchr::memchr(b'\n', &buffer[start..filled]) {
-            loader.load_line(&buffer[start..start + length]);
+            visit(&buffer[start..start + length]).map_err(LinesError::Visit)?;
             start += length + 1;
         }
         if end_of_input {
             if start < filled {
-                loader.load_line(&buffer[start..filled]);
+                visit(&buffer[start..filled]).map_err(LinesError::Visit)?;
             }
-            break;
+            return Ok(total);
         }
         buffer.copy_within(start..filled, 0);
         filled -= start;
@@ -164,7 +185,6 @@ pub fn load_reader(
             buffer.resize(buffer.len() * 2, 0);
         }
     }
-    Ok(loader.finish())
 }
 
 /// The state of one load.

@@ -6,7 +6,10 @@
 //! (`# HELP`, `# TYPE`, `# UNIT`) or nothing, with typed errors that carry a
 //! 1-based line and column. [`backfill`] streams a timestamped file through that
 //! parser into a [`tsdb::MemStore`], the way `promtool tsdb
-//! create-blocks-from-openmetrics` fills a Prometheus data directory.
+//! create-blocks-from-openmetrics` fills a Prometheus data directory, and
+//! [`import`] writes the same input as blocks into a data directory that
+//! `alertbook run --data` serves from disk (`promtool tsdb create-blocks-from
+//! openmetrics`).
 //!
 //! [`remote_write`] decodes Prometheus remote-write 1.0 requests and appends
 //! them.
@@ -22,6 +25,7 @@ pub mod backfill;
 pub mod durable;
 pub mod exemplars;
 pub mod exposition;
+pub mod import;
 pub mod metadata;
 pub mod remote_write;
 

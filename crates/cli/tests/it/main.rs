@@ -2,6 +2,7 @@
 
 mod alerting;
 mod alertmanager_corpus;
+mod blocks_import;
 mod browser;
 mod demo;
 mod docker;

@@ -3,4 +3,5 @@
 
 mod backfill;
 mod exposition;
+mod import;
 mod roundtrip;
